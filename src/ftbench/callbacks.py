@@ -1,0 +1,139 @@
+"""Cross-cutting behaviour of a fine-tuning run, as Lightning callbacks.
+
+- ``UnfreezeSchedule`` applies the strategy plan at the start of every epoch.
+- ``EpochHistory`` records what each epoch did (loss, accuracy, per-group LRs).
+- ``CostMeter`` measures what the run cost.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+
+import torch
+from lightning import Callback, LightningModule, Trainer
+
+from ftbench.backbone import count_params
+
+
+class UnfreezeSchedule(Callback):
+    """Sets the trainable groups for the epoch about to run, from the plan alone.
+
+    Lightning's ``BaseFinetuning`` adds param groups when it unfreezes and re-freezes
+    everything in ``setup``, so a resumed run loses its unfrozen groups. Here the trainable
+    set is a pure function of ``trainer.current_epoch`` and the optimizer always holds
+    every group, so a resumed run is in exactly the state of an uninterrupted one.
+    """
+
+    def _apply(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        pl_module.set_trainable(pl_module.plan.trainable_mask(trainer.current_epoch))
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        self._apply(trainer, pl_module)
+
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._apply(trainer, pl_module)
+
+
+class EpochHistory(Callback):
+    """One record per training epoch, saved in checkpoints so that a resume keeps it."""
+
+    def __init__(self) -> None:
+        self.history: list[dict] = []
+        self._lrs: list[float] = []
+        self._loss_sum = 0.0
+        self._count = 0
+
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._lrs = pl_module.group_lrs()  # the LRs the epoch starts with
+        self._loss_sum, self._count = 0.0, 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        n = len(batch[1])
+        self._loss_sum += float(outputs["loss"]) * n
+        self._count += n
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        metrics = trainer.callback_metrics
+        self.history.append({
+            "epoch": trainer.current_epoch,
+            "train_loss": self._loss_sum / max(1, self._count),
+            "val_acc": float(metrics["val_acc"]) if "val_acc" in metrics else None,
+            "val_loss": float(metrics["val_loss"]) if "val_loss" in metrics else None,
+            "lrs": self._lrs,
+            "trainable_groups": [g.name for g, t in zip(pl_module.groups, pl_module.trainable,
+                                                         strict=True) if t],
+            "trainable_params": count_params(pl_module.model, trainable_only=True),
+        })
+
+    def state_dict(self) -> dict:
+        return {"history": self.history}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.history = list(state_dict["history"])
+
+
+class CostMeter(Callback):
+    """Training wall-clock (validation excluded), throughput, and peak memory."""
+
+    def __init__(self) -> None:
+        self.train_seconds = 0.0
+        self.images = 0
+        self.epoch_seconds: list[float] = []
+        self._epoch_start = 0.0
+        self._val_seconds = 0.0
+        self._val_start = 0.0
+
+    def _sync(self, pl_module: LightningModule) -> None:
+        if pl_module.device.type == "cuda":
+            torch.cuda.synchronize(pl_module.device)
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._sync(pl_module)
+        self._val_seconds = 0.0
+        self._epoch_start = time.perf_counter()
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        self._val_start = time.perf_counter()
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.training:
+            self._val_seconds += time.perf_counter() - self._val_start
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.images += len(batch[1])
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self._sync(pl_module)
+        seconds = time.perf_counter() - self._epoch_start - self._val_seconds
+        self.epoch_seconds.append(seconds)
+        self.train_seconds += seconds
+        pl_module.log("epoch_train_seconds", seconds)
+
+    def summary(self, pl_module: LightningModule) -> dict:
+        return {
+            "train_seconds": self.train_seconds,
+            "epoch_train_seconds": self.epoch_seconds,
+            "images_per_second": self.images / self.train_seconds if self.train_seconds else None,
+            "peak_memory_mb": peak_memory_mb(pl_module.device),
+            "trainable_params": count_params(pl_module.model, trainable_only=True),
+            "total_params": count_params(pl_module.model),
+        }
+
+    def state_dict(self) -> dict:
+        return {"train_seconds": self.train_seconds, "images": self.images,
+                "epoch_seconds": self.epoch_seconds}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.train_seconds = state_dict["train_seconds"]
+        self.images = state_dict["images"]
+        self.epoch_seconds = list(state_dict["epoch_seconds"])
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """CUDA peak allocated on GPU; the process's peak resident set size on CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10  # bytes vs KiB

@@ -1,0 +1,133 @@
+"""The LightningDataModule: transforms, the dataset-size knob, in-memory tensors, loaders.
+
+Transforms come from timm's ``create_transform`` with the backbone's own input size and
+normalisation (``resolve_data_config``), unless the dataset config overrides them. When a
+split's transform is deterministic and the split is small, it is decoded and transformed
+once and kept as a tensor: later epochs cost no decoding at all.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from lightning import LightningDataModule
+from timm.data import create_transform, resolve_data_config
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
+
+from ftbench.datasets import Splits, labels_of, load_splits
+from ftbench.errors import UserError
+
+
+class Transformed(Dataset):
+    def __init__(self, base: Dataset, transform):
+        self.base, self.transform = base, transform
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int):
+        image, label = self.base[index]
+        return self.transform(image), label
+
+
+def subsample_per_class(dataset: Dataset, fraction: float, seed: int) -> Dataset:
+    """Keep ``fraction`` of each class (at least one image each): the dataset-size knob."""
+    if fraction == 1.0:
+        return dataset
+    labels = labels_of(dataset)
+    rng = np.random.default_rng(seed)
+    keep = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        keep.extend(rng.choice(idx, size=max(1, round(fraction * len(idx))), replace=False))
+    return Subset(dataset, sorted(int(i) for i in keep))
+
+
+def materialize(dataset: Dataset) -> TensorDataset:
+    """Run a deterministic transform once over a split and keep the result as tensors."""
+    images, labels = zip(*(dataset[i] for i in range(len(dataset))), strict=True)
+    return TensorDataset(torch.stack(images), torch.as_tensor(labels, dtype=torch.long))
+
+
+class FineTuneDataModule(LightningDataModule):
+    """Train/val/test loaders for one dataset config, sized to one backbone's input."""
+
+    def __init__(self, cfg, batch_size: int, num_workers: int = 0, pin_memory: bool = False):
+        super().__init__()
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise UserError(f"data.batch_size={batch_size!r} is not valid; allowed: an integer >= 1")
+        fraction = cfg.train_fraction
+        if not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
+            raise UserError(f"dataset.train_fraction={fraction!r} is not valid; "
+                            "allowed: a number in (0, 1]")
+        self.cfg = cfg
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.splits: Splits | None = None
+        self.data_config: dict | None = None
+        self.datasets: dict[str, Dataset] = {}
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.load().classes)
+
+    def load(self) -> Splits:
+        if self.splits is None:
+            splits = load_splits(self.cfg)
+            splits.train = subsample_per_class(splits.train, float(self.cfg.train_fraction),
+                                               self.cfg.split_seed)
+            self.splits = splits
+        return self.splits
+
+    def resolve_for(self, model: nn.Module) -> dict:
+        """Input size and normalisation: the backbone's own, unless the dataset overrides."""
+        overrides = {}
+        if self.cfg.image_size:
+            overrides["input_size"] = (3, self.cfg.image_size, self.cfg.image_size)
+        for key in ("mean", "std", "crop_pct", "interpolation"):
+            if self.cfg.get(key) is not None:
+                overrides[key] = tuple(self.cfg[key]) if key in ("mean", "std") else self.cfg[key]
+        self.data_config = resolve_data_config(overrides, model=model)
+        return self.data_config
+
+    def transform(self, training: bool):
+        augment = training and self.cfg.augment
+        extra = ({"hflip": self.cfg.hflip, "auto_augment": self.cfg.auto_augment,
+                  "scale": tuple(self.cfg.scale)} if augment else {})
+        return create_transform(**self.data_config, is_training=augment, **extra)
+
+    @property
+    def augmented(self) -> bool:
+        return bool(self.cfg.augment)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        if self.data_config is None:
+            raise RuntimeError("call resolve_for(model) before setup()")
+        splits = self.load()
+        for name, split in (("train", splits.train), ("val", splits.val), ("test", splits.test)):
+            training = name == "train"
+            dataset = Transformed(split, self.transform(training))
+            deterministic = not (training and self.augmented)
+            if deterministic and len(split) <= self.cfg.in_memory_max:
+                dataset = materialize(dataset)
+            self.datasets[name] = dataset
+
+    def _loader(self, name: str, shuffle: bool) -> DataLoader:
+        dataset = self.datasets[name]
+        workers = 0 if isinstance(dataset, TensorDataset) else self.num_workers
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle,
+                          num_workers=workers, pin_memory=self.pin_memory,
+                          persistent_workers=workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)

@@ -1,0 +1,114 @@
+"""``python -m ftbench.train``: compose the config, fine-tune, test, write the result.
+
+Read top to bottom, this file is the whole story of a run:
+config -> data + backbone + strategy plan -> module -> Trainer.fit/test -> result.json.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from lightning import Trainer, seed_everything
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+from ftbench.backbone import count_params, create_backbone, layer_groups
+from ftbench.callbacks import CostMeter, EpochHistory, UnfreezeSchedule
+from ftbench.data import FineTuneDataModule
+from ftbench.errors import UserError
+from ftbench.module import FineTuneModule
+from ftbench.results import RESULT_FILE, WEIGHTS_FILE, save_weights, versions, write_json
+from ftbench.strategies import build_plan
+
+CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+log = logging.getLogger("ftbench")
+
+
+def fit(cfg: DictConfig, run_dir: Path) -> dict:
+    """Fine-tune once as ``cfg`` says; write weights and result into ``run_dir``."""
+    seed_everything(cfg.seed, workers=True)
+    datamodule = FineTuneDataModule(cfg.dataset, batch_size=cfg.data.batch_size,
+                                    num_workers=cfg.data.num_workers,
+                                    pin_memory=cfg.data.pin_memory)
+    model = create_backbone(cfg.model.name, datamodule.num_classes, weights=cfg.model.weights,
+                            drop_rate=cfg.model.drop_rate)
+    datamodule.resolve_for(model)
+    groups = layer_groups(model)
+    plan = build_plan(cfg.strategy, len(groups), cfg.trainer.max_epochs)
+    module = FineTuneModule(model, groups, plan, cfg.optimizer, datamodule.num_classes,
+                            label_smoothing=cfg.model.label_smoothing,
+                            channels_last=cfg.model.channels_last)
+
+    history, cost = EpochHistory(), CostMeter()
+    checkpoint = ModelCheckpoint(dirpath=run_dir, save_last=True, save_top_k=0)
+    trainer: Trainer = hydra.utils.instantiate(
+        cfg.trainer, callbacks=[UnfreezeSchedule(), history, cost, checkpoint],
+        logger=hydra.utils.instantiate(cfg.logger) if cfg.logger else False,
+        default_root_dir=str(run_dir),
+    )
+    trainer.fit(module, datamodule=datamodule)
+    tested = trainer.test(module, datamodule=datamodule, verbose=False)[0]
+
+    result = {
+        "status": "completed",
+        "strategy": plan.name,
+        "model": cfg.model.name,
+        "dataset": cfg.dataset.name,
+        "seed": cfg.seed,
+        "groups": [{"name": g.name, "params": count_params_of(model, g)} for g in groups],
+        "metrics": {
+            "val_acc": history.history[-1]["val_acc"] if history.history else None,
+            "test_acc": tested["test_acc"],
+            "test_loss": tested["test_loss"],
+            "epochs": trainer.current_epoch,
+        },
+        "cost": cost.summary(module),
+        "history": history.history,
+        "data": {"train_size": len(datamodule.datasets["train"]),
+                 "val_size": len(datamodule.datasets["val"]),
+                 "test_size": len(datamodule.datasets["test"]),
+                 "augmented": datamodule.augmented,
+                 "input_size": list(datamodule.data_config["input_size"])},
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "versions": versions(),
+    }
+    if trainer.is_global_zero:
+        save_weights(run_dir / WEIGHTS_FILE, model)
+        write_json(run_dir / RESULT_FILE, result)
+    return result
+
+
+def count_params_of(model, group) -> int:
+    params = dict(model.named_parameters())
+    return sum(params[n].numel() for n in group.param_names)
+
+
+def _quiet_third_party() -> None:
+    # Lightning's tips (workers, logging interval, tensor cores) are noise for a benchmark run.
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*number of training batches.*")
+    os.environ.setdefault("TQDM_MININTERVAL", "1")
+
+
+@hydra.main(config_path=CONFIG_DIR, config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> float | None:
+    _quiet_third_party()
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        result = fit(cfg, run_dir)
+    except UserError as err:
+        print(f"ftbench: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    log.info("%s: test_acc=%.4f train_seconds=%.1f -> %s", result["strategy"],
+             result["metrics"]["test_acc"], result["cost"]["train_seconds"], run_dir)
+    return result["metrics"]["val_acc"]  # the value a Hydra sweeper optimises
+
+
+if __name__ == "__main__":
+    main()
