@@ -18,7 +18,7 @@ from lightning import Trainer, seed_everything
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from ftbench.backbone import count_params, create_backbone, layer_groups
+from ftbench.backbone import create_backbone, layer_groups
 from ftbench.callbacks import CostMeter, EpochHistory, UnfreezeSchedule
 from ftbench.data import FineTuneDataModule
 from ftbench.errors import UserError
@@ -49,7 +49,7 @@ def fit(cfg: DictConfig, run_dir: Path) -> dict:
     checkpoint = ModelCheckpoint(dirpath=run_dir, save_last=True, save_top_k=0)
     trainer: Trainer = hydra.utils.instantiate(
         cfg.trainer, callbacks=[UnfreezeSchedule(), history, cost, checkpoint],
-        logger=hydra.utils.instantiate(cfg.logger) if cfg.logger else False,
+        logger=hydra.utils.instantiate(cfg.logger) if cfg.get("logger") else False,
         default_root_dir=str(run_dir),
     )
     trainer.fit(module, datamodule=datamodule)
@@ -93,6 +93,8 @@ def _quiet_third_party() -> None:
     # Lightning's tips (workers, logging interval, tensor cores) are noise for a benchmark run.
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*number of training batches.*")
+    warnings.filterwarnings("ignore", ".*module\\(s\\) in eval mode.*")  # frozen groups, on purpose
+    warnings.filterwarnings("ignore", ".*LeafSpec.*")
     os.environ.setdefault("TQDM_MININTERVAL", "1")
 
 

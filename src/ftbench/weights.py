@@ -51,12 +51,12 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             f"allowed: {', '.join(WEIGHT_FILE_SUFFIXES)}"
         )
     if path.suffix == ".safetensors":
-        from safetensors import SafetensorsError
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         try:
             return load_file(str(path))
-        except (SafetensorsError, OSError, ValueError) as err:
+        except (SafetensorError, OSError) as err:
             raise UserError(f"model.weights={str(path)!r}: not a readable safetensors file") from err
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)

@@ -1,0 +1,105 @@
+import numpy as np
+import pytest
+import timm
+import torch
+from PIL import Image
+
+from ftbench.backbone import create_backbone, layer_groups
+from ftbench.errors import UserError
+from ftbench.weights import packaged_state_dict, read_state_dict
+
+TINY = ["test_resnet", "test_efficientnet", "test_convnext", "test_vit"]
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_layer_groups_partition_the_model_with_the_classifier_on_top(name):
+    model = create_backbone(name, num_classes=7, weights="none")
+    groups = layer_groups(model)
+    names = [n for g in groups for n in g.param_names]
+    assert sorted(names) == sorted(n for n, _ in model.named_parameters())
+    assert groups[0].name == "stem" and groups[-1].name == "head"
+    head = {id(p) for p in model.get_classifier().parameters()}
+    params = dict(model.named_parameters())
+    assert {id(params[n]) for n in groups[-1].param_names} == head
+    assert len(groups) >= 4  # stem, stages, head
+
+
+def test_convnext_head_norm_joins_the_last_stage_not_the_new_head():
+    groups = layer_groups(create_backbone("test_convnext", num_classes=3, weights="none"))
+    assert groups[-1].param_names == ("head.fc.weight", "head.fc.bias")
+    assert "head.norm.weight" in groups[-2].param_names
+
+
+def test_packaged_lite0_weights_map_onto_timm_by_shape():
+    model = timm.create_model("tf_efficientnet_lite0")
+    state = packaged_state_dict("tf_efficientnet_lite0", model)
+    target = model.state_dict()
+    assert list(state) == list(target)
+    assert all(state[k].shape == target[k].shape for k in state)
+
+
+def test_packaged_lite0_recognises_the_daisy():
+    from sklearn.datasets import load_sample_images
+
+    model = create_backbone("tf_efficientnet_lite0", num_classes=1000, weights="package").eval()
+    # the packaged ImageNet head was replaced by a new one; load the full file to check it
+    full = timm.create_model("tf_efficientnet_lite0").eval()
+    full.load_state_dict(packaged_state_dict("tf_efficientnet_lite0", full))
+    for k, v in model.state_dict().items():
+        if not k.startswith("classifier"):
+            assert torch.equal(v, full.state_dict()[k])
+    cfg = timm.data.resolve_data_config({}, model=full)
+    assert cfg["mean"] == (0.5, 0.5, 0.5) and cfg["std"] == (0.5, 0.5, 0.5)
+    flower = load_sample_images().images[1]
+    x = timm.data.create_transform(**cfg)(Image.fromarray(np.asarray(flower))).unsqueeze(0)
+    with torch.no_grad():
+        assert full(x).argmax().item() == 985  # daisy
+
+
+def test_weights_from_a_safetensors_file_round_trip(tmp_path):
+    from safetensors.torch import save_file
+
+    source = create_backbone("test_resnet", num_classes=5, weights="none")
+    save_file({k: v.contiguous() for k, v in source.state_dict().items()}, tmp_path / "w.safetensors")
+    loaded = create_backbone("test_resnet", num_classes=5, weights=str(tmp_path / "w.safetensors"))
+    for k, v in source.state_dict().items():
+        assert torch.equal(v, loaded.state_dict()[k])
+
+
+def test_a_file_with_another_head_size_keeps_the_backbone_and_a_new_head(tmp_path):
+    source = create_backbone("test_resnet", num_classes=1000, weights="none")
+    torch.save(source.state_dict(), tmp_path / "w.pth")
+    loaded = create_backbone("test_resnet", num_classes=4, weights=str(tmp_path / "w.pth"))
+    assert loaded.get_classifier().out_features == 4
+    assert torch.equal(loaded.conv1[0].weight, source.conv1[0].weight)
+
+
+def test_weights_for_another_architecture_are_refused(tmp_path):
+    torch.save(create_backbone("test_vit", 3, "none").state_dict(), tmp_path / "vit.pth")
+    with pytest.raises(UserError, match="does not fit the model"):
+        create_backbone("test_resnet", num_classes=3, weights=str(tmp_path / "vit.pth"))
+
+
+class _Payload:
+    def __reduce__(self):
+        import os
+        return (os.system, ("touch PWNED",))
+
+
+def test_a_pickle_that_runs_code_is_refused_and_never_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    torch.save({"conv1.0.weight": torch.zeros(1), "evil": _Payload()}, tmp_path / "evil.pth")
+    with pytest.raises(UserError, match="refused"):
+        read_state_dict(tmp_path / "evil.pth")
+    assert not (tmp_path / "PWNED").exists()
+
+
+@pytest.mark.parametrize("name, weights, message", [
+    ("resnet_fifty", "none", "model.name='resnet_fifty' is not a timm model"),
+    ("test_resnet", "imagenet", "model.weights='imagenet' is not valid"),
+    ("test_resnet", "package", "model.weights=package is not available"),
+    ("test_resnet", "/no/such/file.safetensors", "no such file"),
+])
+def test_bad_model_settings_are_user_errors(name, weights, message):
+    with pytest.raises(UserError, match=message):
+        create_backbone(name, num_classes=3, weights=weights)

@@ -1,0 +1,87 @@
+"""Frozen means frozen: weights, BatchNorm statistics, and no backward through the prefix."""
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from ftbench.backbone import create_backbone, layer_groups
+from ftbench.weights import read_state_dict
+
+
+@pytest.fixture
+def pretrained(tmp_path_factory):
+    """A 'pretrained' test_efficientnet saved to a file, so the run starts from known weights."""
+    torch.manual_seed(123)
+    model = create_backbone("test_efficientnet", num_classes=10, weights="none")
+    path = tmp_path_factory.mktemp("weights") / "pretrained.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, path)
+    return path, layer_groups(model)
+
+
+def _tensors_of(groups, state):
+    """State-dict keys (params and buffers) owned by each group, by module prefix."""
+    prefixes = [{n.rsplit(".", 1)[0] for n in g.param_names} for g in groups]
+    return [[k for k in state if k.rsplit(".", 1)[0] in p] for p in prefixes]
+
+
+def test_linear_probe_keeps_every_backbone_tensor_bit_identical(run_fit, pretrained):
+    path, groups = pretrained
+    result, run_dir = run_fit("strategy=linear_probe", f"model.weights={path}")
+    before, after = read_state_dict(path), read_state_dict(run_dir / "model.safetensors")
+    backbone = [k for k in before if not k.startswith("classifier")]
+    assert any("running_mean" in k for k in backbone)
+    for k in backbone:
+        assert torch.equal(before[k], after[k]), k
+    assert not torch.equal(before["classifier.weight"], after["classifier.weight"])
+    assert result["history"][-1]["trainable_groups"] == ["head"]
+
+
+def test_partial_moves_exactly_the_top_groups(run_fit, pretrained):
+    path, groups = pretrained
+    result, run_dir = run_fit("strategy=partial", "strategy.trainable_groups=2",
+                              f"model.weights={path}")
+    before, after = read_state_dict(path), read_state_dict(run_dir / "model.safetensors")
+    per_group = _tensors_of(groups, before)
+    for group, keys in zip(groups[:-3], per_group[:-3]):
+        for k in keys:
+            assert torch.equal(before[k], after[k]), f"{group.name}: {k} moved"
+    for group, keys in zip(groups[-3:-1], per_group[-3:-1]):
+        assert any(not torch.equal(before[k], after[k]) for k in keys), f"{group.name} did not move"
+
+
+def test_frozen_prefix_runs_without_autograd_and_its_batchnorm_in_eval(run_fit, pretrained):
+    from omegaconf import OmegaConf
+
+    from ftbench.module import FineTuneModule
+    from ftbench.strategies import build_plan
+
+    path, _ = pretrained
+    model = create_backbone("test_efficientnet", num_classes=10, weights=str(path))
+    groups = layer_groups(model)
+    cfg = OmegaConf.create({"name": "partial", "lr": 1e-3, "lr_decay": 2.0, "unfreeze_every": 1,
+                            "trainable_groups": 1, "probe_epochs": 1})
+    module = FineTuneModule(model, groups, build_plan(cfg, len(groups), 3), None, 10)
+    module.set_trainable(module.plan.trainable_mask(0))
+    module.train()
+    frozen = module.frozen_modules()
+    assert frozen and all(not m.training for m in frozen)
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert any(m.training for m in bns) and any(not m.training for m in bns)
+
+    grads_flowed = []
+    model.conv_stem.register_forward_hook(lambda m, i, o: grads_flowed.append(o.requires_grad))
+    module(torch.randn(2, 3, 32, 32)).sum().backward()
+    assert grads_flowed == [False]  # no graph is recorded through the frozen stem
+    assert model.conv_stem.weight.grad is None
+
+
+def test_gradual_unfreezes_without_changing_the_optimizer_layout(run_fit):
+    result, run_dir = run_fit("strategy=gradual", "strategy.unfreeze_every=1",
+                              "trainer.max_epochs=3")
+    counts = [len(h["trainable_groups"]) for h in result["history"]]
+    assert counts == [1, 2, 3]
+    assert [h["trainable_params"] for h in result["history"]] == sorted(
+        h["trainable_params"] for h in result["history"])
+    ckpt = torch.load(run_dir / "last.ckpt", map_location="cpu", weights_only=False)
+    layer_groups_in_opt = {pg["layer_group"] for pg in ckpt["optimizer_states"][0]["param_groups"]}
+    assert layer_groups_in_opt == set(range(len(result["groups"])))

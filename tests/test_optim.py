@@ -1,0 +1,57 @@
+import pytest
+import timm
+from omegaconf import OmegaConf
+
+from ftbench.backbone import layer_groups
+from ftbench.optim import build_optimizer, build_scheduler, lr_factor
+
+OPT = OmegaConf.create({"name": "adamw", "weight_decay": 0.05, "schedule": "cosine",
+                        "warmup_epochs": 1, "min_lr_factor": 0.01})
+
+
+def test_warmup_then_cosine_to_the_floor():
+    f = [lr_factor(s, 100, "cosine", 10, 0.01) for s in range(101)]
+    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(f[10:], f[11:]))
+    assert f[100] == pytest.approx(0.01)
+    assert lr_factor(50, 100, "constant", 10, 0.01) == 1.0
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "onecycle", "constant"])
+def test_schedule_keeps_the_ratio_between_groups_at_every_step(schedule):
+    model = timm.create_model("test_resnet", num_classes=3)
+    groups = layer_groups(model)
+    scales = [2.6 ** -(len(groups) - 1 - i) for i in range(len(groups))]
+    cfg = OmegaConf.merge(OPT, {"schedule": schedule})
+    opt = build_optimizer(cfg, model, groups, scales, base_lr=1e-2)
+    sched = build_scheduler(cfg, opt, total_steps=20, steps_per_epoch=5)
+    for _ in range(20):
+        by_group = {pg["layer_group"]: pg["lr"] for pg in opt.param_groups}
+        lrs = [by_group[i] for i in range(len(groups))]
+        assert lrs[-1] > 0
+        for lower, upper in zip(lrs, lrs[1:]):
+            assert upper / lower == pytest.approx(2.6, rel=1e-9)
+        opt.step()
+        sched.step()
+
+
+def test_no_weight_decay_on_biases_and_norms():
+    model = timm.create_model("test_resnet", num_classes=3)
+    groups = layer_groups(model)
+    opt = build_optimizer(OPT, model, groups, [1.0] * len(groups), base_lr=1e-3)
+    for pg in opt.param_groups:
+        assert all((p.ndim > 1) == (pg["weight_decay"] > 0) for p in pg["params"])
+    in_optimizer = sum(len(pg["params"]) for pg in opt.param_groups)
+    assert in_optimizer == len(list(model.parameters()))  # frozen or not, every param is there
+
+
+def test_unknown_optimizer_and_schedule_are_user_errors():
+    from ftbench.errors import UserError
+
+    model = timm.create_model("test_resnet", num_classes=3)
+    groups = layer_groups(model)
+    with pytest.raises(UserError, match="optimizer.name='adam'.*adamw, sgd"):
+        build_optimizer(OmegaConf.merge(OPT, {"name": "adam"}), model, groups, [1.0] * 6, 1e-3)
+    opt = build_optimizer(OPT, model, groups, [1.0] * 6, 1e-3)
+    with pytest.raises(UserError, match="optimizer.schedule='step'"):
+        build_scheduler(OmegaConf.merge(OPT, {"schedule": "step"}), opt, 10, 5)
