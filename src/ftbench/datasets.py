@@ -55,7 +55,10 @@ def stratified_split(dataset: Dataset, fraction: float, seed: int) -> tuple[Subs
     labels = labels_of(dataset)
     keep, held = train_test_split(np.arange(len(labels)), test_size=fraction,
                                   stratify=labels, random_state=seed)
-    return Subset(dataset, sorted(keep)), Subset(dataset, sorted(held))
+    if isinstance(dataset, Subset):  # index the base dataset directly: one level, clear indices
+        base = np.asarray(dataset.indices)
+        dataset, keep, held = dataset.dataset, base[keep], base[held]
+    return Subset(dataset, sorted(int(i) for i in keep)), Subset(dataset, sorted(int(i) for i in held))
 
 
 def _three_way(dataset: Dataset, cfg) -> tuple[Subset, Subset, Subset]:
@@ -162,7 +165,7 @@ def torchvision_source(name: str) -> Callable:
             val = parts.get("val")
             if val is None:
                 train, val = stratified_split(train, cfg.val_fraction, cfg.split_seed)
-        base = parts.get("all", parts["train"])
+        base = parts["all"] if "all" in parts else parts["train"]
         classes = list(getattr(base, "classes", []) or
                        [str(c) for c in sorted(set(labels_of(base).tolist()))])
         return Splits(train, val, test, classes)

@@ -1,0 +1,164 @@
+"""Dataset sources and the data module, on small image folders the tests create."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import timm
+import torch
+from omegaconf import OmegaConf
+from PIL import Image
+
+from ftbench.data import FineTuneDataModule
+from ftbench.datasets import labels_of, load_splits
+from ftbench.errors import UserError
+
+from .conftest import make_cfg
+
+
+def _image(path: Path, seed: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(path)
+
+
+def _folder(root: Path, classes=("cat", "dog", "emu"), per_class: int = 10) -> Path:
+    for c, name in enumerate(classes):
+        for i in range(per_class):
+            _image(root / name / f"{i}.png", seed=100 * c + i)
+    return root
+
+
+def dataset_cfg(name: str, **kw):
+    return make_cfg(f"dataset={name}").dataset if not kw else OmegaConf.merge(
+        make_cfg(f"dataset={name}").dataset, kw)
+
+
+def test_digits_split_is_fixed_stratified_and_disjoint():
+    splits = load_splits(dataset_cfg("digits"))
+    sizes = [len(splits.train), len(splits.val), len(splits.test)]
+    assert sum(sizes) == 1797 and sizes[2] == pytest.approx(0.15 * 1797, abs=2)
+    assert splits.classes == [str(i) for i in range(10)]
+    for split in (splits.train, splits.val, splits.test):
+        counts = np.bincount(labels_of(split), minlength=10)
+        assert counts.min() >= 0.8 * counts.mean()  # every class in every split
+    again = load_splits(dataset_cfg("digits"))
+    assert splits.test.indices == again.test.indices
+    assert not set(splits.train.indices) & set(splits.test.indices)
+    image, _ = splits.train[0]
+    assert image.size == (32, 32) and image.mode == "RGB"
+
+
+def test_train_fraction_subsamples_each_class():
+    dm = FineTuneDataModule(dataset_cfg("digits", train_fraction=0.2), batch_size=8)
+    full = load_splits(dataset_cfg("digits"))
+    small = dm.load().train
+    assert len(small) == pytest.approx(0.2 * len(full.train), abs=10)
+    counts = np.bincount(labels_of(small), minlength=10)
+    assert counts.min() >= 0.15 * len(full.train) / 10
+
+
+def test_data_module_follows_the_backbone_normalisation_and_keeps_tensors_in_memory():
+    dm = FineTuneDataModule(dataset_cfg("digits"), batch_size=16)
+    model = timm.create_model("test_efficientnet", num_classes=dm.num_classes)
+    config = dm.resolve_for(model)
+    assert config["input_size"] == (3, 32, 32)
+    assert config["mean"] == model.pretrained_cfg["mean"]
+    dm.setup("fit")
+    assert isinstance(dm.datasets["train"], torch.utils.data.TensorDataset)
+    x, y = next(iter(dm.train_dataloader()))
+    assert x.shape == (16, 3, 32, 32) and y.dtype == torch.long
+
+
+def test_imagefolder_splits_a_flat_folder(tmp_path):
+    root = _folder(tmp_path / "imgs")
+    splits = load_splits(dataset_cfg("imagefolder", root=str(root)))
+    assert splits.classes == ["cat", "dog", "emu"]
+    assert len(splits.train) + len(splits.val) + len(splits.test) == 30
+    assert len(splits.test) == 6  # 20% of each class
+
+
+def test_imagefolder_uses_given_train_val_test_folders(tmp_path):
+    for split, n in (("train", 6), ("val", 2), ("test", 3)):
+        _folder(tmp_path / split, per_class=n)
+    splits = load_splits(dataset_cfg("imagefolder", root=str(tmp_path)))
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (18, 6, 9)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda root: None, "no such folder"),
+    (lambda root: _folder(root, classes=("only",)), "1 class folder"),
+    (lambda root: (_folder(root), (root / "empty").mkdir()), "empty"),
+])
+def test_imagefolder_mistakes_are_user_errors(tmp_path, make, message):
+    root = tmp_path / "data"
+    make(root)
+    with pytest.raises(UserError, match=message):
+        load_splits(dataset_cfg("imagefolder", root=str(root)))
+
+
+def test_fit_on_an_image_folder_with_augmentation(run_fit, tmp_path):
+    root = _folder(tmp_path / "imgs", per_class=8)
+    result, run_dir = run_fit("dataset=imagefolder", f"dataset.root={root}", "dataset.image_size=32",
+                              "strategy=full", "data.batch_size=4")
+    assert result["data"]["augmented"] is True
+    assert result["data"]["train_size"] + result["data"]["val_size"] + result["data"]["test_size"] == 24
+    assert 0.0 <= result["metrics"]["test_acc"] <= 1.0
+    assert (run_dir / "model.safetensors").is_file()
+
+
+def test_eurosat_reads_its_folder_layout(tmp_path):
+    _folder(tmp_path / "eurosat" / "2750", classes=("Forest", "River"), per_class=10)
+    splits = load_splits(dataset_cfg("eurosat", root=str(tmp_path), download=False))
+    assert splits.classes == ["Forest", "River"]
+    assert len(splits.train) + len(splits.val) + len(splits.test) == 20
+
+
+def test_dtd_uses_its_official_splits(tmp_path):
+    base = tmp_path / "dtd" / "dtd"
+    for split, n in (("train", 4), ("val", 2), ("test", 3)):
+        lines = []
+        for cls in ("banded", "woven"):
+            for i in range(n):
+                name = f"{split}_{i}.jpg"
+                _image(base / "images" / cls / name, seed=i)
+                lines.append(f"{cls}/{name}")
+        (base / "labels").mkdir(parents=True, exist_ok=True)
+        (base / "labels" / f"{split}1.txt").write_text("\n".join(lines) + "\n")
+    splits = load_splits(dataset_cfg("dtd", root=str(tmp_path), download=False))
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (8, 4, 6)
+    assert splits.classes == ["banded", "woven"]
+
+
+def test_pets_splits_val_off_trainval(tmp_path):
+    base = tmp_path / "oxford-iiit-pet"
+    (base / "annotations").mkdir(parents=True)
+    for split, n in (("trainval", 10), ("test", 3)):
+        lines = []
+        for label, breed in enumerate(("Abyssinian", "beagle"), start=1):
+            for i in range(n):
+                image_id = f"{breed}_{split}{i}"
+                _image(base / "images" / f"{image_id}.jpg", seed=i)
+                lines.append(f"{image_id} {label} {label} 1")
+        (base / "annotations" / f"{split}.txt").write_text("\n".join(lines) + "\n")
+    splits = load_splits(dataset_cfg("pets", root=str(tmp_path), download=False))
+    assert len(splits.test) == 6 and len(splits.train) + len(splits.val) == 20
+    assert len(splits.val) == 2
+
+
+def test_a_missing_torchvision_dataset_names_the_folder_to_fill(tmp_path):
+    with pytest.raises(UserError, match=f"not found in '{tmp_path}'.*CIFAR10"):
+        load_splits(dataset_cfg("cifar10", root=str(tmp_path), download=False))
+
+
+@pytest.mark.parametrize("fraction", [0, -0.5, 1.5])
+def test_train_fraction_outside_the_unit_interval_is_refused(fraction):
+    with pytest.raises(UserError, match=f"dataset.train_fraction={fraction}"):
+        FineTuneDataModule(dataset_cfg("digits", train_fraction=fraction), batch_size=8)
+
+
+def test_batch_size_below_one_is_refused():
+    with pytest.raises(UserError, match="data.batch_size=0"):
+        FineTuneDataModule(dataset_cfg("digits"), batch_size=0)
