@@ -68,6 +68,9 @@ class FineTuneDataModule(LightningDataModule):
         self.splits: Splits | None = None
         self.data_config: dict | None = None
         self.datasets: dict[str, Dataset] = {}
+        # Pre-logit features per split, filled by FeatureCache while the backbone is frozen;
+        # a split found here is served as features instead of images.
+        self.features: dict[str, TensorDataset] = {}
 
     @property
     def num_classes(self) -> int:
@@ -117,7 +120,7 @@ class FineTuneDataModule(LightningDataModule):
             self.datasets[name] = dataset
 
     def _loader(self, name: str, shuffle: bool) -> DataLoader:
-        dataset = self.datasets[name]
+        dataset = self.features.get(name, self.datasets[name])
         workers = 0 if isinstance(dataset, TensorDataset) else self.num_workers
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle,
                           num_workers=workers, pin_memory=self.pin_memory,

@@ -63,6 +63,9 @@ class FineTuneModule(LightningModule):
 
     # -- steps ----------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim == 2:  # cached pre-logit features (see features.py): only the head runs
+            x = nn.functional.dropout(x, p=getattr(self.model, "drop_rate", 0.0), training=self.training)
+            return self.model.get_classifier()(x)
         return self.model(x.contiguous(memory_format=self.memory_format))
 
     def _shared_step(self, batch, stage: str, accuracy: MulticlassAccuracy) -> torch.Tensor:

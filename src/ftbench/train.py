@@ -22,6 +22,7 @@ from ftbench.backbone import create_backbone, layer_groups
 from ftbench.callbacks import CostMeter, EpochHistory, UnfreezeSchedule
 from ftbench.data import FineTuneDataModule
 from ftbench.errors import UserError
+from ftbench.features import FeatureCache
 from ftbench.module import FineTuneModule
 from ftbench.results import RESULT_FILE, WEIGHTS_FILE, save_weights, versions, write_json
 from ftbench.strategies import build_plan
@@ -47,8 +48,16 @@ def fit(cfg: DictConfig, run_dir: Path) -> dict:
 
     history, cost = EpochHistory(), CostMeter()
     checkpoint = ModelCheckpoint(dirpath=run_dir, save_last=True, save_top_k=0)
+    callbacks = [UnfreezeSchedule(), history, cost, checkpoint]
+    trainer_kwargs = {}
+    cache = None
+    if cfg.data.cache_features and not datamodule.augmented and plan.num_trainable(0) == 1:
+        cache = FeatureCache()
+        callbacks.append(cache)
+        if plan.changes_at(cfg.trainer.max_epochs):  # switch from features back to images
+            trainer_kwargs["reload_dataloaders_every_n_epochs"] = 1
     trainer: Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=[UnfreezeSchedule(), history, cost, checkpoint],
+        cfg.trainer, callbacks=callbacks, **trainer_kwargs,
         logger=hydra.utils.instantiate(cfg.logger) if cfg.get("logger") else False,
         default_root_dir=str(run_dir),
     )
@@ -68,7 +77,8 @@ def fit(cfg: DictConfig, run_dir: Path) -> dict:
             "test_loss": tested["test_loss"],
             "epochs": trainer.current_epoch,
         },
-        "cost": cost.summary(module),
+        "cost": {**cost.summary(module),
+                 "feature_cache": cache.summary() if cache else {"used": False}},
         "history": history.history,
         "data": {"train_size": len(datamodule.datasets["train"]),
                  "val_size": len(datamodule.datasets["val"]),
