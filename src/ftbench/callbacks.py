@@ -51,14 +51,15 @@ class EpochHistory(Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         n = len(batch[1])
-        self._loss_sum += float(outputs["loss"]) * n
+        # Stays a device tensor: float() here would sync the GPU on every step.
+        self._loss_sum = self._loss_sum + outputs["loss"].detach() * n
         self._count += n
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         metrics = trainer.callback_metrics
         self.history.append({
             "epoch": trainer.current_epoch,
-            "train_loss": self._loss_sum / max(1, self._count),
+            "train_loss": float(self._loss_sum) / max(1, self._count),
             "val_acc": float(metrics["val_acc"]) if "val_acc" in metrics else None,
             "val_loss": float(metrics["val_loss"]) if "val_loss" in metrics else None,
             "lrs": self._lrs,

@@ -1,0 +1,60 @@
+"""Shared helpers for the benchmarks: compose the real config, time things, print a verdict."""
+
+from __future__ import annotations
+
+import logging
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+
+from ftbench.train import CONFIG_DIR
+
+
+def make_cfg(*overrides: str, run_dir: Path) -> DictConfig:
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["trainer.enable_progress_bar=false",
+                                                      *overrides])
+    with open_dict(cfg):
+        cfg.logger.save_dir = str(run_dir)
+    return cfg
+
+
+def quiet() -> None:
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "ftbench"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def machine() -> str:
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name()} (CUDA), torch {torch.__version__}"
+    return (f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} CPU threads, "
+            f"torch {torch.__version__}")
+
+
+def timed(fn: Callable[[], object]) -> tuple[float, object]:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    out = fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return time.perf_counter() - start, out
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def verdict(name: str, value: float, target: float, higher_is_better: bool = True) -> str:
+    ok = value >= target if higher_is_better else value <= target
+    sign = ">=" if higher_is_better else "<="
+    return f"{name}: {value:.3f} (target {sign} {target}) -> {'MET' if ok else 'NOT MET'}"

@@ -1,0 +1,48 @@
+"""Wall-clock of the whole default comparison, exactly as ``make run`` runs it.
+
+Every strategy x 2 seeds on the embedded default through Hydra multirun, in a fresh process,
+then the best strategy's mean test accuracy. Targets: under 6 minutes on 2 CPU cores, and the
+best strategy still at >= 96% test accuracy.
+
+    python -m benchmarks.make_run
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+from benchmarks.common import machine, timed, verdict
+
+BUDGET_SECONDS = 360.0
+
+
+def main() -> None:
+    print(f"make_run benchmark on {machine()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "ftbench.train", "-m", "experiment=compare", "seed=0,1",
+               f"hydra.sweep.dir={tmp}"]
+        seconds, proc = timed(lambda: subprocess.run(cmd, capture_output=True, text=True))
+        if proc.returncode != 0:
+            sys.exit(f"the comparison failed:\n{proc.stderr[-2000:]}")
+        accs = defaultdict(list)
+        for path in Path(tmp).rglob("result.json"):
+            result = json.loads(path.read_text())
+            accs[result["strategy"]].append(result["metrics"]["test_acc"])
+    for name, values in sorted(accs.items()):
+        print(f"  {name:15s} runs {len(values)}  mean test_acc {statistics.mean(values):.4f}")
+    best = max(accs, key=lambda k: statistics.mean(accs[k]))
+    print(f"wall-clock {seconds:.1f} s for {sum(map(len, accs.values()))} runs")
+    print(verdict("wall-clock / 6-minute budget", seconds / BUDGET_SECONDS, 1.0,
+                  higher_is_better=False))
+    print(verdict(f"best strategy ({best}) mean test accuracy",
+                  statistics.mean(accs[best]), 0.96))
+
+
+if __name__ == "__main__":
+    main()

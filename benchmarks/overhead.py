@@ -1,0 +1,98 @@
+"""ftbench's own cost: the same fine-tune through ftbench and through a minimal PyTorch loop.
+
+Same model and initial weights, same in-memory data, batch size, optimizer, LR schedule and
+number of steps; both on the same device. Prints images/s of each and their ratio
+(target: ftbench >= 0.95x the plain loop). Runs alternate to spread machine noise evenly.
+
+    python -m benchmarks.overhead [--steps 60] [--repeats 3] [--model tf_efficientnet_lite0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import torch
+from lightning import seed_everything
+
+from benchmarks.common import machine, make_cfg, median, quiet, timed, verdict
+from ftbench.backbone import create_backbone, layer_groups
+from ftbench.data import FineTuneDataModule
+from ftbench.optim import build_optimizer, build_scheduler
+from ftbench.strategies import build_plan
+from ftbench.train import fit
+
+
+def ftbench_images_per_second(overrides: list[str], steps: int) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = make_cfg(*overrides, "strategy=full", "trainer.max_epochs=1",
+                       f"+trainer.limit_train_batches={steps}", "+trainer.limit_val_batches=0",
+                       "+trainer.limit_test_batches=1", run_dir=Path(tmp))
+        result = fit(cfg, Path(tmp))
+    return result["cost"]["images_per_second"]
+
+
+def plain_images_per_second(overrides: list[str], steps: int) -> float:
+    """The loop a researcher would write by hand, with the same ingredients."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = make_cfg(*overrides, "strategy=full", "trainer.max_epochs=1", run_dir=Path(tmp))
+    seed_everything(cfg.seed)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dm = FineTuneDataModule(cfg.dataset, batch_size=cfg.data.batch_size)
+    model = create_backbone(cfg.model.name, dm.num_classes, weights=cfg.model.weights)
+    dm.resolve_for(model)
+    dm.setup()
+    groups = layer_groups(model)
+    plan = build_plan(cfg.strategy, len(groups), 1)
+    fmt = torch.channels_last if cfg.model.channels_last else torch.contiguous_format
+    model = model.to(device, memory_format=fmt).train()
+    optimizer = build_optimizer(cfg.optimizer, model, groups, plan.lr_scales(), plan.lr)
+    scheduler = build_scheduler(cfg.optimizer, optimizer, steps, steps)
+    loader = torch.utils.data.DataLoader(dm.datasets["train"], batch_size=cfg.data.batch_size,
+                                         shuffle=True)
+    use_bf16 = device.type == "cuda"
+
+    def run() -> int:
+        images, done = 0, 0
+        while done < steps:
+            for x, y in loader:
+                x = x.to(device, non_blocking=True).contiguous(memory_format=fmt)
+                y = y.to(device, non_blocking=True)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                    loss = torch.nn.functional.cross_entropy(model(x), y)
+                loss.backward()
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                scheduler.step()
+                images += len(y)
+                done += 1
+                if done == steps:
+                    break
+        return images
+
+    seconds, images = timed(run)
+    return images / seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. model=resnet50 trainer=gpu")
+    args = parser.parse_args()
+    quiet()
+    print(f"overhead benchmark on {machine()}; overrides: {args.overrides or 'embedded default'}")
+    ours, plain = [], []
+    ftbench_images_per_second(args.overrides, 5)  # warm-up: imports, allocator, kernels
+    for i in range(args.repeats):
+        plain.append(plain_images_per_second(args.overrides, args.steps))
+        ours.append(ftbench_images_per_second(args.overrides, args.steps))
+        print(f"  run {i + 1}: plain {plain[-1]:8.1f} img/s   ftbench {ours[-1]:8.1f} img/s")
+    ratio = median(ours) / median(plain)
+    print(f"median: plain {median(plain):.1f} img/s, ftbench {median(ours):.1f} img/s")
+    print(verdict("ftbench / plain images per second", ratio, 0.95))
+
+
+if __name__ == "__main__":
+    main()
