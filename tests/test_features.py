@@ -46,3 +46,31 @@ def test_augmented_training_data_is_never_cached(run_fit):
     result, _ = run_fit("strategy=linear_probe", "dataset.augment=true", "trainer.max_epochs=1")
     assert not result["cost"]["feature_cache"]["used"]
     assert result["data"]["augmented"]
+
+
+def test_a_feature_store_lets_later_runs_skip_the_backbone(run_fit, tmp_path):
+    store = tmp_path / "store"
+    first, _ = run_fit("strategy=linear_probe", "trainer.max_epochs=2", f"data.feature_store={store}")
+    second, _ = run_fit("strategy=linear_probe", "trainer.max_epochs=2", f"data.feature_store={store}")
+    assert first["cost"]["feature_cache"]["images_computed"] > 0
+    assert first["cost"]["feature_cache"]["images_loaded"] == 0
+    assert second["cost"]["feature_cache"]["images_computed"] == 0
+    assert second["cost"]["feature_cache"]["images_loaded"] == first["cost"]["feature_cache"][
+        "images_computed"]
+    assert second["metrics"] == first["metrics"]
+    assert len(list(store.glob("*.safetensors"))) == 3  # train, val, test
+
+
+def test_feature_keys_change_with_the_weights_and_the_inputs():
+    from ftbench.features import features_key
+
+    model = create_backbone("test_resnet", num_classes=3, weights="none")
+    x = torch.randn(4, 3, 16, 16)
+    key = features_key(model, x)
+    assert key == features_key(model, x.clone())
+    model.get_classifier().weight.data += 1  # the head does not change the features
+    assert key == features_key(model, x)
+    with torch.no_grad():
+        model.conv1[0].weight[0, 0, 0, 0] += 1e-3
+    assert key != features_key(model, x)
+    assert features_key(model, x) != features_key(model, x[:3])

@@ -9,7 +9,9 @@ the cached features while they are valid; the module recognises them by their sh
 
 from __future__ import annotations
 
+import hashlib
 import time
+from pathlib import Path
 
 import torch
 from lightning import Callback, LightningModule, Trainer
@@ -39,6 +41,56 @@ def extract_features(model: nn.Module, dataset: Dataset, batch_size: int,
     return TensorDataset(torch.cat(features).cpu(), torch.cat(labels).long())
 
 
+def _update_hash(h, tensor: torch.Tensor) -> None:
+    h.update(str((tensor.dtype, tuple(tensor.shape))).encode())
+    h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+
+
+def features_key(model: nn.Module, inputs: torch.Tensor) -> str:
+    """What determines the features: the architecture, every backbone tensor, every input.
+
+    Hashing contents rather than config values means no setting can be forgotten: another
+    weight file, transform or split gives another key.
+    """
+    h = hashlib.sha256(type(model).__name__.encode())
+    head = {id(p) for p in model.get_classifier().parameters()}
+    for name, tensor in model.state_dict(keep_vars=True).items():
+        if id(tensor) not in head:
+            h.update(name.encode())
+            _update_hash(h, tensor)
+    _update_hash(h, inputs)
+    return h.hexdigest()[:40]
+
+
+class DiskFeatureStore:
+    """Features on disk, keyed by content, so later runs on the same frozen backbone and data
+    (other seeds, other head-only strategies) skip the backbone entirely."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def path(self, key: str) -> Path:
+        return self.root / f"{key}.safetensors"
+
+    def load(self, key: str) -> TensorDataset | None:
+        from safetensors.torch import load_file
+
+        path = self.path(key)
+        if not path.is_file():
+            return None
+        tensors = load_file(str(path))
+        return TensorDataset(tensors["features"], tensors["labels"])
+
+    def save(self, key: str, features: TensorDataset) -> None:
+        from safetensors.torch import save_file
+
+        from ftbench.results import atomic_write
+
+        tensors = {"features": features.tensors[0].contiguous(),
+                   "labels": features.tensors[1].contiguous()}
+        atomic_write(self.path(key), lambda tmp: save_file(tensors, tmp))
+
+
 class FeatureCache(Callback):
     """Computes features when head-only epochs start and hands them to the data module.
 
@@ -46,10 +98,12 @@ class FeatureCache(Callback):
     starts to train (the data module then serves images again, from the next epoch on).
     """
 
-    def __init__(self, batch_size: int = 256) -> None:
+    def __init__(self, batch_size: int = 256, store_dir: str | None = None) -> None:
         self.batch_size = batch_size
+        self.store = DiskFeatureStore(store_dir) if store_dir else None
         self.seconds = 0.0
-        self.images = 0
+        self.images = 0  # images that went through the backbone in this run
+        self.loaded = 0  # images whose features came from the disk store
         self.used = False
 
     def _head_only(self, pl_module: LightningModule, epoch: int) -> bool:
@@ -67,11 +121,25 @@ class FeatureCache(Callback):
         start = time.perf_counter()
         for split in splits:
             if split not in dm.features:
-                dm.features[split] = extract_features(pl_module.model, dm.datasets[split],
-                                                      self.batch_size, pl_module.memory_format)
-                self.images += len(dm.datasets[split])
+                dm.features[split] = self._features(pl_module, dm.datasets[split])
         self.seconds += time.perf_counter() - start
         self.used = True
+
+    def _features(self, pl_module: LightningModule, dataset: Dataset) -> TensorDataset:
+        # Only in-memory splits are stored: their inputs can be hashed without a decode pass.
+        key = None
+        if self.store is not None and isinstance(dataset, TensorDataset):
+            key = features_key(pl_module.model, dataset.tensors[0])
+            stored = self.store.load(key)
+            if stored is not None:
+                self.loaded += len(stored)
+                return stored
+        features = extract_features(pl_module.model, dataset, self.batch_size,
+                                    pl_module.memory_format)
+        self.images += len(dataset)
+        if key is not None:
+            self.store.save(key, features)
+        return features
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._update(trainer, pl_module, trainer.current_epoch)
@@ -80,4 +148,5 @@ class FeatureCache(Callback):
         self._update(trainer, pl_module, trainer.current_epoch + 1)  # loaders reload next epoch
 
     def summary(self) -> dict:
-        return {"used": self.used, "seconds": self.seconds, "images": self.images}
+        return {"used": self.used, "seconds": self.seconds, "images_computed": self.images,
+                "images_loaded": self.loaded}

@@ -52,7 +52,7 @@ def fit(cfg: DictConfig, run_dir: Path) -> dict:
     trainer_kwargs = {}
     cache = None
     if cfg.data.cache_features and not datamodule.augmented and plan.num_trainable(0) == 1:
-        cache = FeatureCache()
+        cache = FeatureCache(store_dir=cfg.data.feature_store)
         callbacks.append(cache)
         if plan.changes_at(cfg.trainer.max_epochs):  # switch from features back to images
             trainer_kwargs["reload_dataloaders_every_n_epochs"] = 1
