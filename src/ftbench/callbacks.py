@@ -15,6 +15,7 @@ import torch
 from lightning import Callback, LightningModule, Trainer
 
 from ftbench.backbone import count_params
+from ftbench.distributed import reduce_over_ranks
 
 
 class UnfreezeSchedule(Callback):
@@ -57,9 +58,10 @@ class EpochHistory(Callback):
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         metrics = trainer.callback_metrics
+        loss_sum, count = reduce_over_ranks(trainer, [float(self._loss_sum), self._count])  # all shards
         self.history.append({
             "epoch": trainer.current_epoch,
-            "train_loss": float(self._loss_sum) / max(1, self._count),
+            "train_loss": loss_sum / max(1, count),
             "val_acc": float(metrics["val_acc"]) if "val_acc" in metrics else None,
             "val_loss": float(metrics["val_loss"]) if "val_loss" in metrics else None,
             "lrs": self._lrs,
@@ -115,6 +117,7 @@ class CostMeter(Callback):
     def summary(self, pl_module: LightningModule) -> dict:
         return {
             "train_seconds": self.train_seconds,
+            "train_images": self.images,
             "epoch_train_seconds": self.epoch_seconds,
             "images_per_second": self.images / self.train_seconds if self.train_seconds else None,
             "peak_memory_mb": peak_memory_mb(pl_module.device),

@@ -74,8 +74,9 @@ class FineTuneModule(LightningModule):
         loss = self.criterion(logits, y)
         accuracy(logits, y)
         on_step = stage == "train"
+        # sync_dist: under DDP the epoch loss is the mean over every rank's shard.
         self.log(f"{stage}_loss", loss, on_step=on_step, on_epoch=True, prog_bar=True,
-                 batch_size=len(y))
+                 batch_size=len(y), sync_dist=True)
         self.log(f"{stage}_acc", accuracy, on_step=False, on_epoch=True, prog_bar=stage != "train")
         return loss
 

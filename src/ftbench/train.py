@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from ftbench.backbone import create_backbone, layer_groups
 from ftbench.callbacks import CostMeter, EpochHistory, UnfreezeSchedule
 from ftbench.data import FineTuneDataModule
+from ftbench.distributed import cost_over_ranks
 from ftbench.errors import UserError
 from ftbench.features import FeatureCache
 from ftbench.module import FineTuneModule
@@ -39,6 +40,8 @@ def fit(cfg: DictConfig, run_dir: Path) -> dict:
                                     pin_memory=cfg.data.pin_memory)
     model = create_backbone(cfg.model.name, datamodule.num_classes, weights=cfg.model.weights,
                             drop_rate=cfg.model.drop_rate)
+    if cfg.model.compile:
+        model.compile()  # in place: parameter names, layer groups and saved keys stay as they are
     datamodule.resolve_for(model)
     groups = layer_groups(model)
     plan = build_plan(cfg.strategy, len(groups), cfg.trainer.max_epochs)
@@ -77,7 +80,7 @@ def fit(cfg: DictConfig, run_dir: Path) -> dict:
             "test_loss": tested["test_loss"],
             "epochs": trainer.current_epoch,
         },
-        "cost": {**cost.summary(module),
+        "cost": {**cost_over_ranks(trainer, cost.summary(module)),
                  "feature_cache": cache.summary() if cache else {"used": False}},
         "history": history.history,
         "data": {"train_size": len(datamodule.datasets["train"]),
