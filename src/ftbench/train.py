@@ -24,6 +24,7 @@ from ftbench.data import FineTuneDataModule
 from ftbench.distributed import cost_over_ranks
 from ftbench.errors import UserError
 from ftbench.features import FeatureCache
+from ftbench.loggers import GroupLearningRates, build_logger, publish_result
 from ftbench.module import FineTuneModule
 from ftbench.results import RESULT_FILE, WEIGHTS_FILE, save_weights, versions, write_json
 from ftbench.strategies import build_plan
@@ -51,7 +52,7 @@ def fit(cfg: DictConfig, run_dir: Path) -> dict:
 
     history, cost = EpochHistory(), CostMeter()
     checkpoint = ModelCheckpoint(dirpath=run_dir, save_last=True, save_top_k=0)
-    callbacks = [UnfreezeSchedule(), history, cost, checkpoint]
+    callbacks = [UnfreezeSchedule(), history, cost, checkpoint, GroupLearningRates()]
     trainer_kwargs = {}
     cache = None
     if cfg.data.cache_features and not datamodule.augmented and plan.num_trainable(0) == 1:
@@ -61,7 +62,7 @@ def fit(cfg: DictConfig, run_dir: Path) -> dict:
             trainer_kwargs["reload_dataloaders_every_n_epochs"] = 1
     trainer: Trainer = hydra.utils.instantiate(
         cfg.trainer, callbacks=callbacks, **trainer_kwargs,
-        logger=hydra.utils.instantiate(cfg.logger) if cfg.get("logger") else False,
+        logger=build_logger(cfg),
         default_root_dir=str(run_dir),
     )
     trainer.fit(module, datamodule=datamodule)
@@ -94,6 +95,7 @@ def fit(cfg: DictConfig, run_dir: Path) -> dict:
     if trainer.is_global_zero:
         save_weights(run_dir / WEIGHTS_FILE, model)
         write_json(run_dir / RESULT_FILE, result)
+    publish_result(trainer, result)
     return result
 
 

@@ -1,0 +1,130 @@
+"""Experiment tracking: the configured Lightning logger, per-group LRs, and the final summary.
+
+W&B runs online when credentials exist and offline otherwise, so a laptop without an
+account, a cluster node without network, and a CI job all finish the same way and leave a
+run folder that ``wandb sync`` can upload later. An online start that cannot reach its
+server gives up after ``init_timeout`` seconds and falls back to offline instead of hanging.
+"""
+
+from __future__ import annotations
+
+import logging
+import netrc
+import os
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from lightning import Callback, LightningModule, Trainer
+from lightning.pytorch.loggers import Logger, WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, OmegaConf
+
+from ftbench.errors import choice_error
+from ftbench.redaction import redact
+
+log = logging.getLogger("ftbench")
+
+WANDB_MODES = ("auto", "online", "offline", "disabled")
+DEFAULT_WANDB_HOST = "https://api.wandb.ai"
+
+
+def build_logger(cfg: DictConfig) -> Logger | bool:
+    """The logger ``cfg.logger`` names, holding the resolved config (secrets redacted)."""
+    if not cfg.get("logger"):
+        return False
+    logger: Logger = hydra.utils.instantiate(cfg.logger)
+    logger.log_hyperparams(redact(OmegaConf.to_container(cfg, resolve=True)))
+    return logger
+
+
+def has_wandb_credentials() -> bool:
+    """An API key in the environment, an identity token file, or a netrc entry for the host."""
+    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
+        return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL", DEFAULT_WANDB_HOST)).hostname
+    path = Path(os.environ.get("NETRC", "~/.netrc")).expanduser()
+    try:
+        return path.is_file() and netrc.netrc(path).authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
+def resolve_mode(mode: str) -> str:
+    """``auto`` means online with credentials, offline without."""
+    if mode not in WANDB_MODES:
+        raise choice_error("logger.mode", mode, WANDB_MODES)
+    if mode == "auto":
+        return "online" if has_wandb_credentials() else "offline"
+    return mode
+
+
+def default_group() -> str | None:
+    """Runs of one W&B sweep or one Hydra multirun share a group, so they compare at a glance."""
+    if os.environ.get("WANDB_SWEEP_ID"):
+        return f"sweep-{os.environ['WANDB_SWEEP_ID']}"
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        return str(HydraConfig.get().sweep.dir)
+    return None
+
+
+def start_wandb_run(mode: str, init_timeout: float, **init):
+    """``wandb.init`` in ``mode``; an online start that fails or times out continues offline."""
+    import wandb
+
+    settings = wandb.Settings(init_timeout=init_timeout, reinit="finish_previous")
+    if mode == "online":
+        try:
+            return wandb.init(mode="online", settings=settings, **init)
+        except (wandb.errors.Error, TimeoutError) as err:
+            first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
+            print(f"ftbench: W&B server unreachable ({first_line}); logging offline",
+                  file=sys.stderr)
+            mode = "offline"
+    run = wandb.init(mode=mode, settings=settings, **init)
+    if mode == "offline":
+        print(f"ftbench: W&B is offline; upload this run later with: wandb sync {Path(run.dir).parent}",
+              file=sys.stderr)
+    return run
+
+
+def wandb_logger(project: str, save_dir: str, entity: str | None = None, group: str | None = None,
+                 tags: list[str] | None = None, name: str | None = None, job_type: str | None = None,
+                 mode: str = "auto", init_timeout: float = 30.0) -> WandbLogger:
+    """A ``WandbLogger`` whose run lives in ``save_dir/wandb`` (the Hydra run dir)."""
+    mode = resolve_mode(mode)
+    init = {"project": project, "entity": entity, "group": group or default_group(),
+            "tags": list(tags or []), "name": name, "job_type": job_type, "dir": save_dir}
+    Path(save_dir).mkdir(parents=True, exist_ok=True)
+    # Only rank zero talks to W&B; other ranks get Lightning's no-op experiment.
+    run = start_wandb_run(mode, init_timeout, **init) if rank_zero_only.rank == 0 else None
+    return WandbLogger(experiment=run, save_dir=save_dir, project=project)
+
+
+class GroupLearningRates(Callback):
+    """Logs every layer group's LR (0 while frozen) at the start of each epoch as ``lr/<group>``.
+
+    Lightning's ``LearningRateMonitor`` names optimizer param groups, two per layer group here,
+    and shows a frozen group's nominal LR; this shows what each layer group really trains at.
+    """
+
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not trainer.loggers:
+            return
+        lrs = {f"lr/{g.name}": lr for g, lr in zip(pl_module.groups, pl_module.group_lrs(), strict=True)}
+        for logger in trainer.loggers:
+            logger.log_metrics(lrs, step=trainer.global_step)
+
+
+def publish_result(trainer: Trainer, result: dict) -> None:
+    """Put the cost figures and the whole result in each W&B run's summary, then close it."""
+    for logger in trainer.loggers:
+        if not isinstance(logger, WandbLogger) or not trainer.is_global_zero:
+            continue
+        run = logger.experiment
+        run.summary.update({"cost": result["cost"], "metrics": result["metrics"],
+                            "result": redact(result)})
+        run.finish()

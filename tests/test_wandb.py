@@ -1,0 +1,120 @@
+"""W&B logging: offline without credentials, never hanging without a server, no secrets kept."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import FAST, make_cfg
+from wandb.proto import wandb_internal_pb2
+
+from ftbench.errors import UserError
+from ftbench.loggers import has_wandb_credentials, resolve_mode
+from ftbench.train import fit
+
+SECRET = "ftbench-test-secret-0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture
+def no_credentials(monkeypatch, tmp_path):
+    """No API key, no netrc, W&B's own files inside the test folder."""
+    for var in ("WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_MODE", "WANDB_SWEEP_ID",
+                "WANDB_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("NETRC", str(tmp_path / "home" / ".netrc"))
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "home" / ".config" / "wandb"))
+    monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "home" / ".cache" / "wandb"))
+
+
+def wandb_records(path: Path):
+    """The records of a ``.wandb`` transaction log (a LevelDB-style log of protobufs)."""
+    data, block = path.read_bytes(), 32768
+    assert data[:4] == b":W&B"
+    pos, pending = 7, b""
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:  # a block's tail too short for a header is padding
+            pos += block - pos % block
+            continue
+        length, kind = struct.unpack("<HB", data[pos + 4:pos + 7])
+        pending += data[pos + 7:pos + 7 + length]
+        pos += 7 + length
+        if kind in (1, 4):  # FULL or LAST chunk: a whole record
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            pending = b""
+            yield record
+
+
+def logged_run(run_dir: Path) -> dict:
+    """History keys, summary and config of the single offline W&B run under ``run_dir``."""
+    (log_file,) = run_dir.glob("wandb/offline-run-*/run-*.wandb")
+    history, summary, config = set(), {}, {}
+    for record in wandb_records(log_file):
+        kind = record.WhichOneof("record_type")
+        if kind == "history":
+            history |= {item.key or "/".join(item.nested_key) for item in record.history.item}
+        elif kind == "summary":
+            summary |= {item.key or "/".join(item.nested_key): json.loads(item.value_json)
+                        for item in record.summary.update}
+        elif kind in ("config", "run"):
+            items = record.config.update if kind == "config" else record.run.config.update
+            config |= {item.key: json.loads(item.value_json) for item in items}
+    return {"history": history, "summary": summary, "config": config}
+
+
+def test_auto_mode_is_offline_without_credentials_and_online_with_them(no_credentials, monkeypatch,
+                                                                       tmp_path):
+    assert not has_wandb_credentials() and resolve_mode("auto") == "offline"
+    netrc = tmp_path / "home" / ".netrc"
+    netrc.parent.mkdir(parents=True)
+    netrc.write_text("machine api.wandb.ai\n  login user\n  password abc\n")
+    assert has_wandb_credentials() and resolve_mode("auto") == "online"
+    assert resolve_mode("disabled") == "disabled"
+    with pytest.raises(UserError, match="logger.mode='sometimes'"):
+        resolve_mode("sometimes")
+
+
+def test_offline_run_logs_config_metrics_lrs_and_result(no_credentials, tmp_path, capsys):
+    cfg = make_cfg(*FAST, "logger=wandb", "strategy=discriminative", "+optimizer.api_key=" + SECRET,
+                   run_dir=tmp_path)
+    result = fit(cfg, tmp_path)
+
+    assert "wandb sync" in capsys.readouterr().err
+    run = logged_run(tmp_path)
+    group_names = [g["name"] for g in result["groups"]]
+    assert {"val_acc", "train_loss_epoch", "val_loss"} <= run["history"]
+    assert {f"lr/{name}" for name in group_names} <= run["history"]
+    assert run["config"]["strategy"]["lr_decay"] == 1.6
+    assert run["config"]["optimizer"]["api_key"] == "***"
+    assert run["summary"]["result"]["metrics"]["test_acc"] == pytest.approx(result["metrics"]["test_acc"])
+    assert run["summary"]["cost"]["train_images"] == result["cost"]["train_images"]
+    logged = [p for p in (tmp_path / "wandb").rglob("*") if p.is_file()]
+    assert logged and not any(SECRET in p.read_text(errors="ignore") for p in logged)
+
+
+def test_disabled_mode_leaves_no_run_folder(no_credentials, tmp_path):
+    cfg = make_cfg(*FAST, "logger=wandb", "logger.mode=disabled", run_dir=tmp_path)
+    result = fit(cfg, tmp_path)
+    assert result["metrics"]["test_acc"] is not None
+    assert not (tmp_path / "wandb").exists()
+
+
+def test_unreachable_server_falls_back_to_offline_and_keeps_the_key_secret(no_credentials, tmp_path):
+    env = {**os.environ, "WANDB_API_KEY": SECRET, "WANDB_BASE_URL": "http://127.0.0.1:9"}
+    cmd = [sys.executable, "-m", "ftbench.train", f"hydra.run.dir={tmp_path}", "logger=wandb",
+           "logger.init_timeout=5", *FAST]
+    # The timeout only guards against a hang; the run gives up on the server after 5 s.
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "unreachable" in proc.stderr and "wandb sync" in proc.stderr
+    assert json.loads((tmp_path / "result.json").read_text())["status"] == "completed"
+    assert "val_acc" in logged_run(tmp_path)["history"]
+    assert SECRET not in proc.stdout + proc.stderr
+    assert not any(SECRET in p.read_text(errors="ignore") for p in tmp_path.rglob("*") if p.is_file())
