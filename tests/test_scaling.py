@@ -1,0 +1,60 @@
+"""Scaling out: a multirun through submitit, a two-process DDP fit, the GPU trainer configs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import FAST, make_cfg
+
+from ftbench.weights import read_state_dict
+
+# FAST with one epoch of two batches: each job below is dominated by process start-up.
+SHORT = [o for o in FAST if not o.startswith(("trainer.max_epochs", "+trainer.limit_train"))]
+SHORT += ["trainer.max_epochs=1", "+trainer.limit_train_batches=2"]
+
+
+def train(*overrides: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "ftbench.train", *overrides],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def test_two_job_multirun_through_submitit_local(tmp_path):
+    train("-m", "hydra/launcher=submitit_local", f"hydra.sweep.dir={tmp_path}",
+          "hydra.sweep.subdir=job${hydra.job.num}", "seed=3,4", *SHORT)
+
+    results = {d: json.loads((tmp_path / d / "result.json").read_text()) for d in ("job0", "job1")}
+    assert [r["seed"] for r in results.values()] == [3, 4]
+    assert all(r["status"] == "completed" and len(r["history"]) == 1 for r in results.values())
+    assert (tmp_path / ".submitit").is_dir()  # the jobs really went through submitit
+
+
+def test_two_process_cpu_ddp_writes_one_result_with_costs_over_both_ranks(tmp_path):
+    proc = train(f"hydra.run.dir={tmp_path}", "trainer=ddp", "trainer.accelerator=cpu",
+                 "trainer.devices=2", "trainer.precision=32-true", "data.pin_memory=false", *FAST)
+
+    assert "Starting with 2 processes" in proc.stdout + proc.stderr
+    assert [p.relative_to(tmp_path) for p in tmp_path.rglob("result.json")] == [Path("result.json")]
+    result = json.loads((tmp_path / "result.json").read_text())
+    epochs, batches, batch_size = 2, 3, 64
+    assert result["cost"]["devices"] == 2
+    assert result["cost"]["train_images"] == 2 * epochs * batches * batch_size
+    assert result["cost"]["images_per_second"] > 0
+    assert len(result["history"]) == epochs and 0 <= result["metrics"]["test_acc"] <= 1
+    weights = read_state_dict(tmp_path / "model.safetensors")
+    assert set(weights) >= {"conv_stem.weight", "classifier.weight"}
+
+
+def test_gpu_and_ddp_trainers_compose_with_the_speed_settings():
+    gpu = make_cfg("trainer=gpu", "model.compile=true")
+    assert gpu.trainer.accelerator == "gpu" and gpu.trainer.precision == "bf16-mixed"
+    assert gpu.data.pin_memory and gpu.data.num_workers > 0
+    assert gpu.model.channels_last and gpu.model.compile
+    assert gpu.model.name == "tf_efficientnet_lite0"  # the model group is untouched
+    ddp = make_cfg("trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2")
+    assert ddp.trainer.strategy == "ddp" and ddp.trainer.precision == "bf16-mixed"
+    assert (ddp.trainer.devices, ddp.trainer.num_nodes) == (4, 2)
