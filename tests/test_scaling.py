@@ -7,9 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import FAST, make_cfg
-
 from ftbench.weights import read_state_dict
+
+from .conftest import FAST, make_cfg
+from .test_wandb import logged_run
 
 # FAST with one epoch of two batches: each job below is dominated by process start-up.
 SHORT = [o for o in FAST if not o.startswith(("trainer.max_epochs", "+trainer.limit_train"))]
@@ -23,14 +24,16 @@ def train(*overrides: str) -> subprocess.CompletedProcess:
     return proc
 
 
-def test_two_job_multirun_through_submitit_local(tmp_path):
+def test_two_job_multirun_through_submitit_local_shares_one_wandb_group(tmp_path):
     train("-m", "hydra/launcher=submitit_local", f"hydra.sweep.dir={tmp_path}",
-          "hydra.sweep.subdir=job${hydra.job.num}", "seed=3,4", *SHORT)
+          "hydra.sweep.subdir=job${hydra.job.num}", "seed=3,4", "logger=wandb", "logger.mode=offline",
+          *SHORT)
 
     results = {d: json.loads((tmp_path / d / "result.json").read_text()) for d in ("job0", "job1")}
     assert [r["seed"] for r in results.values()] == [3, 4]
     assert all(r["status"] == "completed" and len(r["history"]) == 1 for r in results.values())
     assert (tmp_path / ".submitit").is_dir()  # the jobs really went through submitit
+    assert {logged_run(tmp_path / d)["group"] for d in ("job0", "job1")} == {str(tmp_path)}
 
 
 def test_two_process_cpu_ddp_writes_one_result_with_costs_over_both_ranks(tmp_path):

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import make_cfg
 from omegaconf import OmegaConf
 from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
 
 from ftbench.strategies import build_plan
 from ftbench.train import CONFIG_DIR
+
+from .conftest import make_cfg
 
 SWEEPS = sorted((Path(__file__).parents[1] / "sweeps").glob("*.yaml"))
 

@@ -10,12 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import FAST, make_cfg
 from wandb.proto import wandb_internal_pb2
 
 from ftbench.errors import UserError
-from ftbench.loggers import has_wandb_credentials, resolve_mode
+from ftbench.loggers import default_group, has_wandb_credentials, resolve_mode
 from ftbench.train import fit
+
+from .conftest import FAST, make_cfg
 
 SECRET = "ftbench-test-secret-0123456789abcdef0123456789abcdef"
 
@@ -54,7 +55,7 @@ def wandb_records(path: Path):
 def logged_run(run_dir: Path) -> dict:
     """History keys, summary and config of the single offline W&B run under ``run_dir``."""
     (log_file,) = run_dir.glob("wandb/offline-run-*/run-*.wandb")
-    history, summary, config = set(), {}, {}
+    history, summary, config, group = set(), {}, {}, None
     for record in wandb_records(log_file):
         kind = record.WhichOneof("record_type")
         if kind == "history":
@@ -62,10 +63,12 @@ def logged_run(run_dir: Path) -> dict:
         elif kind == "summary":
             summary |= {item.key or "/".join(item.nested_key): json.loads(item.value_json)
                         for item in record.summary.update}
-        elif kind in ("config", "run"):
+        if kind == "run":
+            group = record.run.run_group
+        if kind in ("config", "run"):
             items = record.config.update if kind == "config" else record.run.config.update
             config |= {item.key: json.loads(item.value_json) for item in items}
-    return {"history": history, "summary": summary, "config": config}
+    return {"history": history, "summary": summary, "config": config, "group": group}
 
 
 def test_auto_mode_is_offline_without_credentials_and_online_with_them(no_credentials, monkeypatch,
@@ -76,6 +79,8 @@ def test_auto_mode_is_offline_without_credentials_and_online_with_them(no_creden
     netrc.write_text("machine api.wandb.ai\n  login user\n  password abc\n")
     assert has_wandb_credentials() and resolve_mode("auto") == "online"
     assert resolve_mode("disabled") == "disabled"
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    assert resolve_mode("auto") == "offline"
     with pytest.raises(UserError, match="logger.mode='sometimes'"):
         resolve_mode("sometimes")
 
@@ -118,3 +123,8 @@ def test_unreachable_server_falls_back_to_offline_and_keeps_the_key_secret(no_cr
     assert "val_acc" in logged_run(tmp_path)["history"]
     assert SECRET not in proc.stdout + proc.stderr
     assert not any(SECRET in p.read_text(errors="ignore") for p in tmp_path.rglob("*") if p.is_file())
+
+
+def test_runs_of_one_wandb_sweep_share_a_group(monkeypatch):
+    monkeypatch.setenv("WANDB_SWEEP_ID", "abc123")
+    assert default_group() == "sweep-abc123"

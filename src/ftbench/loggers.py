@@ -54,12 +54,16 @@ def has_wandb_credentials() -> bool:
 
 
 def resolve_mode(mode: str) -> str:
-    """``auto`` means online with credentials, offline without."""
+    """``auto`` follows ``WANDB_MODE`` if set, else online with credentials and offline without."""
     if mode not in WANDB_MODES:
         raise choice_error("logger.mode", mode, WANDB_MODES)
-    if mode == "auto":
-        return "online" if has_wandb_credentials() else "offline"
-    return mode
+    if mode != "auto":
+        return mode
+    env_mode = {"dryrun": "offline", "run": "online"}.get(os.environ.get("WANDB_MODE", ""),
+                                                           os.environ.get("WANDB_MODE"))
+    if env_mode in WANDB_MODES[1:]:
+        return env_mode
+    return "online" if has_wandb_credentials() else "offline"
 
 
 def default_group() -> str | None:
@@ -67,7 +71,7 @@ def default_group() -> str | None:
     if os.environ.get("WANDB_SWEEP_ID"):
         return f"sweep-{os.environ['WANDB_SWEEP_ID']}"
     if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-        return str(HydraConfig.get().sweep.dir)
+        return str(HydraConfig.get().sweep.dir)[-128:]  # W&B's limit on a group name
     return None
 
 
