@@ -7,6 +7,7 @@ import os
 import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,8 @@ def wandb_records(path: Path):
             pos += block - pos % block
             continue
         length, kind = struct.unpack("<HB", data[pos + 4:pos + 7])
+        if pos + 7 + length > len(data):  # a chunk still being written
+            return
         pending += data[pos + 7:pos + 7 + length]
         pos += 7 + length
         if kind in (1, 4):  # FULL or LAST chunk: a whole record
@@ -52,11 +55,22 @@ def wandb_records(path: Path):
             yield record
 
 
+def complete_records(path: Path, wait_seconds: float = 60.0) -> list:
+    """The log's records once its ``exit`` record is in: W&B's service may finish writing the
+    file a moment after ``run.finish()`` has returned."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        records = list(wandb_records(path))
+        if any(r.WhichOneof("record_type") == "exit" for r in records) or time.monotonic() > deadline:
+            return records
+        time.sleep(0.2)
+
+
 def logged_run(run_dir: Path) -> dict:
     """History keys, summary and config of the single offline W&B run under ``run_dir``."""
     (log_file,) = run_dir.glob("wandb/offline-run-*/run-*.wandb")
     history, summary, config, group = set(), {}, {}, None
-    for record in wandb_records(log_file):
+    for record in complete_records(log_file):
         kind = record.WhichOneof("record_type")
         if kind == "history":
             history |= {item.key or "/".join(item.nested_key) for item in record.history.item}
