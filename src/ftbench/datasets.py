@@ -6,8 +6,10 @@ data module. A registry maps ``dataset.name`` to its source, so adding one is on
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,11 @@ from sklearn.model_selection import train_test_split
 from torch.utils.data import Dataset, Subset
 
 from ftbench.errors import UserError, choice_error
+
+log = logging.getLogger(__name__)
+
+# What to do with a file that has an image extension but cannot be read as an image.
+BAD_IMAGE_POLICIES = ("error", "skip")
 
 
 class LabeledImages(Dataset):
@@ -91,10 +98,11 @@ def imagefolder(cfg) -> Splits:
     root = Path(cfg.root)
     if not root.is_dir():
         raise UserError(f"dataset.root={str(root)!r}: no such folder")
+    policy = cfg.get("bad_images", "error")
     if (root / "train").is_dir():
-        train = _image_folder(root / "train")
-        val = _image_folder(root / "val") if (root / "val").is_dir() else None
-        test = _image_folder(root / "test") if (root / "test").is_dir() else None
+        train = _image_folder(root / "train", policy)
+        val = _image_folder(root / "val", policy) if (root / "val").is_dir() else None
+        test = _image_folder(root / "test", policy) if (root / "test").is_dir() else None
         for name, split in (("val", val), ("test", test)):
             if split is not None and split.classes != train.classes:
                 raise UserError(f"dataset.root={str(root)!r}: {name}/ has classes "
@@ -104,7 +112,7 @@ def imagefolder(cfg) -> Splits:
         if val is None:
             train, val = stratified_split(train, cfg.val_fraction, cfg.split_seed)
         return Splits(train, val, test, _classes_of(train))
-    full = _image_folder(root)
+    full = _image_folder(root, policy)
     train, val, test = _three_way(full, cfg)
     return Splits(train, val, test, full.classes)
 
@@ -113,7 +121,7 @@ def _classes_of(dataset: Dataset) -> list[str]:
     return _classes_of(dataset.dataset) if isinstance(dataset, Subset) else list(dataset.classes)
 
 
-def _image_folder(root: Path):
+def _image_folder(root: Path, bad_images: str = "error"):
     from torchvision.datasets import ImageFolder
 
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir())
@@ -121,9 +129,46 @@ def _image_folder(root: Path):
         raise UserError(f"dataset.root={str(root)!r} has {len(class_dirs)} class folder(s); "
                         "allowed: at least 2 subfolders, one per class")
     try:
-        return ImageFolder(str(root), allow_empty=False)
+        return ImageFolder(str(root), loader=load_rgb, allow_empty=False,
+                           is_valid_file=partial(is_readable_image, bad_images=bad_images))
     except FileNotFoundError as err:  # raised for a class folder without images
-        raise UserError(f"dataset.root={str(root)!r}: {err}") from err
+        raise UserError(f"dataset.root={str(root)!r}: {str(err).splitlines()[0]}") from err
+
+
+# PIL reports a file that is not a (whole) image in several ways.
+_UNREADABLE = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
+def is_readable_image(path: str, bad_images: str = "error") -> bool:
+    """Whether ``path`` is an image file to use; a corrupt one is an error or skipped.
+
+    The check reads the file's structure without decoding its pixels (``Image.verify``), so a
+    folder of broken files is caught before training starts, at a fraction of a full decode.
+    """
+    from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
+
+    if not has_file_allowed_extension(path, IMG_EXTENSIONS):
+        return False
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except _UNREADABLE as err:
+        if bad_images == "skip":
+            log.warning("skipping %s: not a readable image (%s)", path, type(err).__name__)
+            return False
+        raise UserError(f"dataset.root: {path!r} is not a readable image ({type(err).__name__}); "
+                        "remove or replace it, or set dataset.bad_images=skip") from err
+    return True
+
+
+def load_rgb(path: str) -> Image.Image:
+    """torchvision's PIL loader, with a one-line error naming a file that fails to decode."""
+    try:
+        with open(path, "rb") as f:
+            return Image.open(f).convert("RGB")
+    except _UNREADABLE as err:
+        raise UserError(f"dataset.root: {path!r} could not be decoded ({type(err).__name__}); "
+                        "remove or replace it") from err
 
 
 # torchvision datasets: name -> (class name, kwargs per split or None where we split off).

@@ -7,7 +7,9 @@ and keeps its traceback.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
+from numbers import Integral, Real
 
 
 class UserError(ValueError):
@@ -18,3 +20,23 @@ def choice_error(setting: str, value: object, allowed: Iterable[object]) -> User
     """Build the standard error for a value outside a fixed set of choices."""
     allowed_str = ", ".join(str(a) for a in allowed)
     return UserError(f"{setting}={value!r} is not valid; allowed: {allowed_str}")
+
+
+def integer(setting: str, value: object, lowest: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < lowest:
+        raise UserError(f"{setting}={value!r} is not valid; allowed: an integer >= {lowest}")
+    return int(value)
+
+
+def number(setting: str, value: object, *, above: float | None = None, at_least: float | None = None,
+           below: float | None = None, at_most: float | None = None) -> float:
+    """A finite real number within the given bounds, else a ``UserError`` that states them."""
+    ok = (not isinstance(value, bool) and isinstance(value, Real) and math.isfinite(value)
+          and (above is None or value > above) and (at_least is None or value >= at_least)
+          and (below is None or value < below) and (at_most is None or value <= at_most))
+    if not ok:
+        low = f"> {above}" if above is not None else f">= {at_least}" if at_least is not None else ""
+        high = f"< {below}" if below is not None else f"<= {at_most}" if at_most is not None else ""
+        bounds = " and ".join(b for b in (low, high) if b)
+        raise UserError(f"{setting}={value!r} is not valid; allowed: a number {bounds}")
+    return float(value)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ftbench.errors import UserError, choice_error
+from ftbench.errors import UserError, choice_error, integer, number
 
 
 @dataclass(frozen=True)
@@ -45,25 +45,13 @@ class StrategyPlan:
                 if self.num_trainable(e) != self.num_trainable(e - 1)]
 
 
-def _positive(setting: str, value: float) -> float:
-    if value is None or value <= 0:
-        raise UserError(f"{setting}={value!r} is not valid; allowed: a number > 0")
-    return float(value)
-
-
-def _at_least(setting: str, value: float, lowest: float, what: str) -> float:
-    if value is None or value < lowest:
-        raise UserError(f"{setting}={value!r} is not valid; allowed: {what}")
-    return value
-
-
 def build_plan(cfg, num_groups: int, max_epochs: int) -> StrategyPlan:
     """Turn the ``strategy`` config node into a plan for a model with ``num_groups`` groups."""
     name = cfg.name
     if name not in STRATEGIES:
         raise choice_error("strategy", name, STRATEGIES)
-    lr = _positive("strategy.lr", cfg.lr)
-    lr_decay = float(_at_least("strategy.lr_decay", cfg.get("lr_decay", 1.0), 1.0, "a number >= 1"))
+    lr = number("strategy.lr", cfg.lr, above=0)
+    lr_decay = number("strategy.lr_decay", cfg.get("lr_decay", 1.0), at_least=1)
     schedule = STRATEGIES[name](cfg, num_groups - 1, max_epochs)
     return StrategyPlan(name=name, num_groups=num_groups, lr=lr, lr_decay=lr_decay, schedule=schedule)
 
@@ -77,13 +65,13 @@ def _all_groups(cfg, num_backbone: int, max_epochs: int) -> Callable[[int], int]
 
 
 def _gradual(cfg, num_backbone: int, max_epochs: int) -> Callable[[int], int]:
-    every = int(_at_least("strategy.unfreeze_every", cfg.unfreeze_every, 1, "an integer >= 1"))
+    every = integer("strategy.unfreeze_every", cfg.unfreeze_every, lowest=1)
     return lambda epoch: 1 + epoch // every
 
 
 def _partial(cfg, num_backbone: int, max_epochs: int) -> Callable[[int], int]:
     k = cfg.trainable_groups
-    if not isinstance(k, int) or not 0 <= k <= num_backbone:
+    if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= num_backbone:
         raise UserError(f"strategy.trainable_groups={k!r} is not valid; allowed: an integer "
                         f"0..{num_backbone} (this model has {num_backbone} backbone groups)")
     return lambda epoch: k + 1
@@ -91,7 +79,7 @@ def _partial(cfg, num_backbone: int, max_epochs: int) -> Callable[[int], int]:
 
 def _lp_ft(cfg, num_backbone: int, max_epochs: int) -> Callable[[int], int]:
     probe = cfg.probe_epochs
-    if not isinstance(probe, int) or not 0 < probe < max_epochs:
+    if isinstance(probe, bool) or not isinstance(probe, int) or not 0 < probe < max_epochs:
         raise UserError(f"strategy.probe_epochs={probe!r} is not valid; allowed: an integer "
                         f"1..{max_epochs - 1} (below trainer.max_epochs={max_epochs})")
     return lambda epoch: 1 if epoch < probe else num_backbone + 1
