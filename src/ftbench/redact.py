@@ -1,0 +1,87 @@
+"""Keep secrets out of everything a run writes: result.json, saved configs and logs.
+
+A secret is the value of a config key named like ``*key``, ``*token``, ``*secret`` or
+``*password`` (``wandb.api_key``, ``hf_token``), or the value of an environment variable
+named that way (``WANDB_API_KEY``) wherever it shows up, e.g. through ``${oc.env:...}``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+
+import yaml
+
+from ftbench.results import atomic_write
+
+SECRET_NAME = re.compile(r"(key|token|secret|password|passwd|credentials?)$", re.IGNORECASE)
+MASK = "***"
+_MIN_SECRET_LENGTH = 6  # shorter values would mask ordinary words and numbers
+
+
+def is_secret_name(name: object) -> bool:
+    return isinstance(name, str) and bool(SECRET_NAME.search(name))
+
+
+def secret_values() -> list[str]:
+    """Values of secret-named environment variables, longest first."""
+    values = {v for k, v in os.environ.items() if is_secret_name(k) and len(v) >= _MIN_SECRET_LENGTH}
+    return sorted(values, key=len, reverse=True)
+
+
+def redact_text(text: str, secrets: list[str] | None = None) -> str:
+    for value in secret_values() if secrets is None else secrets:
+        text = text.replace(value, MASK)
+    return _redact_assignments(text)
+
+
+# ``api_key=abc`` / ``+wandb.api_key=abc`` as Hydra overrides appear in argv and saved files.
+_ASSIGNMENT = re.compile(r"([\w.+~-]*(?:key|token|secret|password|passwd|credentials?))=([^\s'\",\]]+)",
+                         re.IGNORECASE)
+
+
+def _redact_assignments(text: str) -> str:
+    return _ASSIGNMENT.sub(lambda m: f"{m.group(1)}={MASK}", text)
+
+
+def redact(data, secrets: list[str] | None = None):
+    """A copy of a nested dict/list with every secret replaced by ``***``."""
+    secrets = secret_values() if secrets is None else secrets
+    if isinstance(data, dict):
+        return {k: MASK if is_secret_name(k) and v not in (None, "") else redact(v, secrets)
+                for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [redact(v, secrets) for v in data]
+    if isinstance(data, str):
+        return redact_text(data, secrets)
+    return data
+
+
+def redact_saved_configs(hydra_dir: Path) -> None:
+    """Rewrite the YAML files Hydra saved for this run (config, overrides) without secrets."""
+    for path in sorted(hydra_dir.glob("*.yaml")):
+        data = yaml.safe_load(path.read_text())
+        clean = redact(data)
+        if clean != data:
+            text = yaml.safe_dump(clean, sort_keys=False)
+            atomic_write(path, lambda tmp, text=text: Path(tmp).write_text(text))
+
+
+class RedactingFilter(logging.Filter):
+    """Masks secrets in every record a handler writes (Hydra's log file, the console)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact_text(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+def redact_logs() -> None:
+    """Attach the filter to the root logger's handlers, which every library logger reaches."""
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
