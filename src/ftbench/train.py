@@ -8,39 +8,52 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from lightning import Trainer, seed_everything
+from hydra.types import RunMode
+from lightning import Callback, Trainer, seed_everything
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from ftbench.backbone import create_backbone, layer_groups
 from ftbench.callbacks import CostMeter, EpochHistory, UnfreezeSchedule
+from ftbench.checkpointing import LAST_CHECKPOINT, InterruptCheckpoint, RandomState, SafeCheckpointIO
 from ftbench.data import FineTuneDataModule
 from ftbench.distributed import cost_over_ranks
 from ftbench.errors import UserError
+from ftbench.failures import DivergenceGuard, exit_for, one_line_errors, run_guarded
 from ftbench.features import FeatureCache
 from ftbench.loggers import GroupLearningRates, build_logger, publish_result
 from ftbench.module import FineTuneModule
+from ftbench.redact import redact, redact_logs, redact_saved_configs
 from ftbench.results import RESULT_FILE, WEIGHTS_FILE, save_weights, versions, write_json
+from ftbench.resume import check_checkpoint_fits, resume_target
 from ftbench.strategies import build_plan
+from ftbench.validate import validate_config
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 log = logging.getLogger("ftbench")
 
 
-def fit(cfg: DictConfig, run_dir: Path) -> dict:
-    """Fine-tune once as ``cfg`` says; write weights and result into ``run_dir``."""
+def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
+        extra_callbacks: Sequence[Callback] = ()) -> dict:
+    """Fine-tune once as ``cfg`` says (continuing ``ckpt_path`` if given); write into ``run_dir``.
+
+    ``extra_callbacks`` join the run's own (a logger's, a test's).
+    """
+    validate_config(cfg)
     seed_everything(cfg.seed, workers=True)
     datamodule = FineTuneDataModule(cfg.dataset, batch_size=cfg.data.batch_size,
                                     num_workers=cfg.data.num_workers,
                                     pin_memory=cfg.data.pin_memory)
     model = create_backbone(cfg.model.name, datamodule.num_classes, weights=cfg.model.weights,
                             drop_rate=cfg.model.drop_rate)
+    if ckpt_path is not None:
+        check_checkpoint_fits(ckpt_path, model)
     if cfg.model.compile:
         model.compile()  # in place: parameter names, layer groups and saved keys stay as they are
     datamodule.resolve_for(model)
@@ -51,8 +64,12 @@ def fit(cfg: DictConfig, run_dir: Path) -> dict:
                             channels_last=cfg.model.channels_last)
 
     history, cost = EpochHistory(), CostMeter()
-    checkpoint = ModelCheckpoint(dirpath=run_dir, save_last=True, save_top_k=0)
-    callbacks = [UnfreezeSchedule(), history, cost, checkpoint, GroupLearningRates()]
+    # last.ckpt after every epoch, written after every other callback's epoch end so that
+    # it holds the whole epoch (save_last alone only saves alongside a top-k checkpoint)
+    checkpoint = ModelCheckpoint(dirpath=run_dir, filename=Path(LAST_CHECKPOINT).stem, save_top_k=1,
+                                 save_on_train_epoch_end=True, enable_version_counter=False)
+    callbacks = [UnfreezeSchedule(), history, cost, checkpoint, GroupLearningRates(), RandomState(),
+                 InterruptCheckpoint(run_dir), DivergenceGuard(), *extra_callbacks]
     trainer_kwargs = {}
     cache = None
     if cfg.data.cache_features and not datamodule.augmented and plan.num_trainable(0) == 1:
@@ -63,9 +80,9 @@ def fit(cfg: DictConfig, run_dir: Path) -> dict:
     trainer: Trainer = hydra.utils.instantiate(
         cfg.trainer, callbacks=callbacks, **trainer_kwargs,
         logger=build_logger(cfg),
-        default_root_dir=str(run_dir),
+        default_root_dir=str(run_dir), plugins=[SafeCheckpointIO()],
     )
-    trainer.fit(module, datamodule=datamodule)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     tested = trainer.test(module, datamodule=datamodule, verbose=False)[0]
 
     result = {
@@ -89,7 +106,7 @@ def fit(cfg: DictConfig, run_dir: Path) -> dict:
                  "test_size": len(datamodule.datasets["test"]),
                  "augmented": datamodule.augmented,
                  "input_size": list(datamodule.data_config["input_size"])},
-        "config": OmegaConf.to_container(cfg, resolve=True),
+        "config": redact(OmegaConf.to_container(cfg, resolve=True)),
         "versions": versions(),
     }
     if trainer.is_global_zero:
@@ -114,17 +131,27 @@ def _quiet_third_party() -> None:
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="config", version_base="1.3")
-def main(cfg: DictConfig) -> float | None:
+def run(cfg: DictConfig) -> float | None:
     _quiet_third_party()
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    redact_logs()
+    if hydra_cfg.output_subdir is not None:
+        redact_saved_configs(run_dir / hydra_cfg.output_subdir)
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
     try:
-        result = fit(cfg, run_dir)
+        cfg, ckpt_path = resume_target(cfg, hydra_cfg.overrides.task, multirun)
     except UserError as err:
-        print(f"ftbench: error: {err}", file=sys.stderr)
-        sys.exit(2)
+        exit_for(err)
+    result = run_guarded(lambda: fit(cfg, run_dir, ckpt_path), cfg, run_dir, multirun)
+    if result is None:
+        return None
     log.info("%s: test_acc=%.4f train_seconds=%.1f -> %s", result["strategy"],
              result["metrics"]["test_acc"], result["cost"]["train_seconds"], run_dir)
     return result["metrics"]["val_acc"]  # the value a Hydra sweeper optimises
+
+
+main = one_line_errors(run)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,84 @@
+"""``python -m ftbench.train resume=RUN_DIR``: continue a run with its own config.
+
+The run's folder holds everything needed: the config Hydra saved (``.hydra/config.yaml``)
+and ``last.ckpt``. The resumed process writes into the same folder (``hydra.run.dir``
+follows ``resume``) and leaves the run's saved config untouched (``hydra.output_subdir``
+is null while resuming), so a run can be resumed as often as it is interrupted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from ftbench.checkpointing import LAST_CHECKPOINT, load_checkpoint
+from ftbench.errors import UserError
+from ftbench.results import RESULT_FILE, read_result
+
+SAVED_CONFIG = Path(".hydra") / "config.yaml"
+
+
+def _first_set(value, default):
+    return default if value in (None, "") else value
+
+
+def _unless_set(value, default):
+    return default if value in (None, "") else None
+
+
+# Used by conf/config.yaml: ``hydra.run.dir`` is the resumed run's folder, and Hydra saves no
+# new config over the run's own while resuming.
+OmegaConf.register_new_resolver("ftbench.first_set", _first_set, replace=True)
+OmegaConf.register_new_resolver("ftbench.unless_set", _unless_set, replace=True)
+
+
+def resume_target(cfg: DictConfig, task_overrides: list[str],
+                  multirun: bool) -> tuple[DictConfig, Path | None]:
+    """The config and checkpoint to run: ``cfg`` itself, or the saved run ``cfg.resume`` names."""
+    if not cfg.get("resume"):
+        return cfg, None
+    if multirun:
+        raise UserError(f"resume={cfg.resume!r} continues one run; allowed: without -m")
+    others = [o for o in task_overrides if not o.startswith("resume=")]
+    return load_run(cfg.resume, others)
+
+
+def load_run(run_dir: str | Path, extra_overrides: list[str]) -> tuple[DictConfig, Path]:
+    """The saved config of the run in ``run_dir`` and its checkpoint to continue from."""
+    run_dir = Path(run_dir)
+    if extra_overrides:
+        raise UserError(f"resume={str(run_dir)!r} continues the run with its own config; "
+                        f"allowed: no other overrides (got {' '.join(extra_overrides)})")
+    config = run_dir / SAVED_CONFIG
+    if not config.is_file():
+        raise UserError(f"resume={str(run_dir)!r} is not a run folder; allowed: a folder "
+                        f"with {SAVED_CONFIG} and {LAST_CHECKPOINT}")
+    checkpoint = run_dir / LAST_CHECKPOINT
+    if not checkpoint.is_file():
+        raise UserError(f"resume={str(run_dir)!r} has no {LAST_CHECKPOINT}: the run stopped "
+                        "before its first epoch ended; start it again instead")
+    if (run_dir / RESULT_FILE).is_file() and read_result(run_dir).get("status") == "completed":
+        raise UserError(f"resume={str(run_dir)!r} has already completed ({RESULT_FILE})")
+    cfg = OmegaConf.load(config)
+    cfg.resume = None  # the saved config is the run's own; it does not resume anything itself
+    return cfg, checkpoint
+
+
+def check_checkpoint_fits(checkpoint: str | Path, model: nn.Module) -> None:
+    """Refuse a checkpoint whose tensors do not fit ``model`` (e.g. another number of classes)."""
+    state = load_checkpoint(checkpoint).get("state_dict", {})
+    expected = {f"model.{k}": v for k, v in model.state_dict().items()}
+    head = model.get_classifier()
+    head_key = next((f"model.{n}" for n, p in model.named_parameters() if p is head.weight), None)
+    if head_key in state and state[head_key].shape != expected[head_key].shape:
+        raise UserError(f"resume checkpoint {str(checkpoint)!r} was trained for "
+                        f"{state[head_key].shape[0]} classes, the dataset has "
+                        f"{expected[head_key].shape[0]}; allowed: a checkpoint of this run")
+    mismatched = sorted(k for k in expected if k not in state or
+                        not isinstance(state[k], torch.Tensor) or state[k].shape != expected[k].shape)
+    if mismatched:
+        raise UserError(f"resume checkpoint {str(checkpoint)!r} does not fit model "
+                        f"{type(model).__name__} (first mismatch: {mismatched[0]})")
