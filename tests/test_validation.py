@@ -1,0 +1,120 @@
+"""Bad input gets one clear line naming the value and what is allowed, before any heavy work."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import FAST, make_cfg
+from ftbench.backbone import create_backbone
+from ftbench.errors import UserError
+from ftbench.train import fit
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["strategy.name=warmup"], "strategy='warmup' is not valid; allowed: linear_probe"),
+    (["model.name=resnet_fifty"], "model.name='resnet_fifty' is not a timm model"),
+    (["dataset.name=mnist"], "dataset='mnist' is not valid; allowed: digits"),
+    (["model.weights=imagenet"], "model.weights='imagenet' is not valid; allowed: package"),
+    (["strategy.lr=0"], "strategy.lr=0 is not valid; allowed: a number > 0"),
+    (["strategy.lr=-0.1"], "strategy.lr=-0.1 is not valid"),
+    (["strategy.lr=abc"], "strategy.lr='abc' is not valid"),
+    (["strategy.lr=nan"], "strategy.lr=nan is not valid"),
+    (["strategy.lr_decay=0.5"], "strategy.lr_decay=0.5 is not valid; allowed: a number >= 1"),
+    (["strategy=partial", "strategy.trainable_groups=7"],
+     "strategy.trainable_groups=7 is not valid; allowed: an integer 0..6"),
+    (["strategy=partial", "strategy.trainable_groups=-1"], "strategy.trainable_groups=-1"),
+    (["strategy=gradual", "strategy.unfreeze_every=0"],
+     "strategy.unfreeze_every=0 is not valid; allowed: an integer >= 1"),
+    (["strategy=lp_ft", "strategy.probe_epochs=2"],
+     "strategy.probe_epochs=2 is not valid; allowed: an integer 1..1"),
+    (["dataset.train_fraction=0"], "dataset.train_fraction=0 is not valid; allowed: a number > 0 and <= 1"),
+    (["dataset.train_fraction=1.5"], "dataset.train_fraction=1.5 is not valid"),
+    (["data.batch_size=0"], "data.batch_size=0 is not valid; allowed: an integer >= 1"),
+    (["data.num_workers=-1"], "data.num_workers=-1 is not valid"),
+    (["trainer.max_epochs=0"], "trainer.max_epochs=0 is not valid; allowed: an integer >= 1"),
+    (["dataset.val_fraction=0.5", "dataset.test_fraction=0.5"], "leave no training data"),
+    (["optimizer.name=adam"], "optimizer.name='adam' is not valid; allowed: adamw, sgd"),
+    (["optimizer.schedule=step"], "optimizer.schedule='step' is not valid"),
+    (["optimizer.min_lr_factor=2"], "optimizer.min_lr_factor=2 is not valid"),
+    (["model.label_smoothing=1.0"], "model.label_smoothing=1.0 is not valid"),
+    (["seed=-3"], "seed=-3 is not valid"),
+    (["dataset=imagefolder"], "dataset.root has no value"),
+    (["strategy.lr=${oc.env:FTBENCH_NO_SUCH_VARIABLE}"], "strategy.lr: cannot be resolved"),
+    (["model.weights=/no/such/weights.safetensors"], "no such file"),
+])
+def test_bad_settings_are_one_line_user_errors(tmp_path, overrides, message):
+    cfg = make_cfg(*FAST, *overrides, run_dir=tmp_path)
+    with pytest.raises(UserError) as err:
+        fit(cfg, tmp_path)
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "result.json").exists()
+    assert not (tmp_path / "last.ckpt").exists()  # refused before any training
+
+
+def _image(path, seed: int = 0) -> None:
+    pixels = np.random.default_rng(seed).integers(0, 255, (16, 16, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path)
+
+
+def _folder(root, classes: dict[str, int]):
+    for name, count in classes.items():
+        (root / name).mkdir(parents=True)
+        for i in range(count):
+            _image(root / name / f"{i}.png", seed=i)
+    return root
+
+
+@pytest.mark.parametrize("layout, message", [
+    (None, "no such folder"),
+    ({}, "has 0 class folder(s); allowed: at least 2"),
+    ({"cat": 10}, "has 1 class folder(s)"),
+    ({"cat": 10, "dog": 0}, "Found no valid file for the classes dog"),
+])
+def test_bad_image_folders_are_user_errors(tmp_path, layout, message):
+    root = tmp_path / "images"
+    if layout is not None:
+        root.mkdir()
+        _folder(root, layout)
+    cfg = make_cfg(*FAST, "dataset=imagefolder", f"dataset.root={root}", run_dir=tmp_path)
+    with pytest.raises(UserError, match="dataset.root") as err:
+        fit(cfg, tmp_path)
+    assert message in str(err.value)
+
+
+def test_a_corrupt_image_is_named_or_skipped_as_configured(tmp_path, caplog):
+    root = _folder(tmp_path / "images", {"cat": 10, "dog": 10})
+    (root / "dog" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really an image")
+    args = [*FAST, "dataset=imagefolder", f"dataset.root={root}", "trainer.max_epochs=1"]
+    with pytest.raises(UserError, match=r"broken\.png' is not a readable image.*bad_images=skip"):
+        fit(make_cfg(*args, run_dir=tmp_path), tmp_path)
+
+    result = fit(make_cfg(*args, "dataset.bad_images=skip", run_dir=tmp_path), tmp_path)
+    data = result["data"]
+    assert data["train_size"] + data["val_size"] + data["test_size"] == 20  # 21 files, 1 skipped
+    assert "broken.png" in caplog.text
+    with pytest.raises(UserError, match="dataset.bad_images='maybe' is not valid; allowed: error, skip"):
+        fit(make_cfg(*args, "dataset.bad_images=maybe", run_dir=tmp_path), tmp_path)
+
+
+def test_weights_that_do_not_fit_the_model_are_refused(tmp_path):
+    path = tmp_path / "vit.pth"
+    torch.save(create_backbone("test_vit", 10, "none").state_dict(), path)
+    cfg = make_cfg(*FAST, f"model.weights={path}", run_dir=tmp_path)
+    with pytest.raises(UserError, match="does not fit the model"):
+        fit(cfg, tmp_path)
+    assert not (tmp_path / "result.json").exists()
+
+
+def test_a_checkpoint_for_another_number_of_classes_is_refused(tmp_path):
+    digits_run = tmp_path / "digits"
+    fit(make_cfg(*FAST, "trainer.max_epochs=1", run_dir=digits_run), digits_run)
+    root = _folder(tmp_path / "images", {"cat": 10, "dog": 10})
+    other = tmp_path / "other"
+    cfg = make_cfg(*FAST, "dataset=imagefolder", f"dataset.root={root}", run_dir=other)
+    with pytest.raises(UserError, match="trained for 10 classes, the dataset has 2"):
+        fit(cfg, other, ckpt_path=digits_run / "last.ckpt")
+    assert not (other / "result.json").exists()
