@@ -7,11 +7,11 @@ import signal
 
 import pytest
 import torch
+from conftest import FAST, make_cfg
 from lightning import Callback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from safetensors.torch import save_file
 
-from conftest import FAST, make_cfg
 from ftbench.backbone import create_backbone, layer_groups
 from ftbench.train import fit
 from ftbench.weights import read_state_dict

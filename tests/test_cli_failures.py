@@ -1,0 +1,132 @@
+"""Failures as a user meets them on the command line: one line, an exit code, nothing half-written."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import FAST, make_cfg
+
+from ftbench import report
+from ftbench.train import fit, main
+from ftbench.weights import read_state_dict
+
+
+def train(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ftbench.train", *args], capture_output=True,
+                          text=True, timeout=600, env={**os.environ, **(env or {})})
+
+
+@pytest.fixture
+def cli(monkeypatch, capsys):
+    """``python -m ftbench.train ARGS`` in this process: returns (exit code, stderr)."""
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "0")  # restored after the test
+
+    def _run(*args: str) -> tuple[int, str]:
+        monkeypatch.setattr(sys, "argv", ["ftbench.train", *args])
+        try:
+            main()
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code
+        return code, capsys.readouterr().err
+
+    return _run
+
+
+@pytest.mark.parametrize("args, message", [
+    ([*FAST, "strategy=foo"], "strategy='foo' is not valid; allowed: discriminative, full, gradual"),
+    ([*FAST, "model=foo"], "model='foo' is not valid; allowed: convnext_tiny"),
+    ([*FAST, "strategy.lr_dekay=2"], "strategy.lr_dekay is not a setting"),
+    ([*FAST, "+strategy=full"], "Multiple values for strategy"),
+    ([*FAST, "strategy.lr=[1"], "cannot parse the override 'strategy.lr=[1'"),
+    ([*FAST, "strategy=gradual", "strategy.unfreeze_every=0"], "strategy.unfreeze_every=0 is not valid"),
+    ([*FAST, "data.batch_size=-8"], "data.batch_size=-8 is not valid"),
+    (["resume=no/such/run"], "resume='no/such/run' is not a run folder"),
+    (["resume=no/such/run", "seed=3"], "continues the run with its own config; allowed: no other"),
+])
+def test_a_bad_invocation_is_one_line_a_nonzero_exit_and_no_result(tmp_path, cli, args, message):
+    code, stderr = cli(f"hydra.run.dir={tmp_path}", *args)
+    assert code == 2
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ftbench: error: "), stderr
+    assert message in lines[0]
+    assert not (tmp_path / "result.json").exists()
+
+
+def test_a_sweep_survives_a_bad_and_a_diverging_job_and_the_report_shows_them(tmp_path, cli, capsys):
+    code, stderr = cli("-m", f"hydra.sweep.dir={tmp_path}", "hydra.sweep.subdir=${hydra.job.num}",
+                       *FAST, "trainer.max_epochs=1", "strategy=full", "strategy.lr=0.001,-1,1e30")
+    assert code == 0, stderr[-2000:]
+    results = [json.loads((tmp_path / str(i) / "result.json").read_text()) for i in range(3)]
+    assert [r["status"] for r in results] == ["completed", "failed", "diverged"]
+    assert results[1]["error"] == "strategy.lr=-1 is not valid; allowed: a number > 0"
+    assert "training loss is nan" in results[2]["error"] or "training loss is inf" in results[2]["error"]
+    for failed in results[1:]:
+        assert "metrics" not in failed
+        assert failed["strategy"] == "full" and failed["seed"] == 0 and failed["config"]
+    assert report.main([str(tmp_path)]) == 0
+    table = capsys.readouterr().out
+    assert "| full | 1 |" in table
+    assert "| failed | full | 0 | strategy.lr=-1 is not valid" in table
+    assert "| diverged | full | 0 | training loss is" in table
+
+
+def test_a_diverging_single_run_says_so_and_records_it(tmp_path, cli):
+    code, stderr = cli(f"hydra.run.dir={tmp_path}", *FAST, "strategy=full", "strategy.lr=1e30")
+    assert code == 3
+    assert stderr.strip().splitlines()[-1].startswith("ftbench: error: diverged: training loss is")
+    assert "Traceback" not in stderr
+    assert json.loads((tmp_path / "result.json").read_text())["status"] == "diverged"
+    assert not (tmp_path / "model.safetensors").exists()
+
+
+def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_result(tmp_path):
+    args = [*(a for a in FAST if not a.startswith("+trainer.limit_train_batches")),
+            "+trainer.limit_train_batches=6", "strategy=gradual", "trainer.max_epochs=3",
+            "model.drop_rate=0.2"]
+    cut = tmp_path / "cut"
+    proc = subprocess.Popen([sys.executable, "-m", "ftbench.train", f"hydra.run.dir={cut}", *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while not (cut / "last.ckpt").exists() and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    assert not (cut / "result.json").exists() and not (cut / "model.safetensors").exists()
+    assert torch.load(cut / "last.ckpt", weights_only=True)["epoch"] in (0, 1)  # whole, readable
+
+    resumed = train(f"resume={cut}")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    whole = tmp_path / "whole"
+    fit(make_cfg(*args, run_dir=whole), whole)  # the same run, never interrupted
+    a, b = (json.loads((d / "result.json").read_text()) for d in (whole, cut))
+    assert b["status"] == "completed" and b["metrics"] == a["metrics"]
+    assert [h["trainable_groups"] for h in b["history"]] == [h["trainable_groups"] for h in a["history"]]
+    wa, wb = read_state_dict(whole / "model.safetensors"), read_state_dict(cut / "model.safetensors")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert train(f"resume={cut}").stderr.strip().endswith("has already completed (result.json)")
+
+
+def test_no_secret_reaches_results_saved_configs_or_logs(tmp_path, cli, monkeypatch):
+    secret = "s3cr3t-wandb-key-0123456789"
+    monkeypatch.setenv("WANDB_API_KEY", secret)
+    code, stderr = cli(f"hydra.run.dir={tmp_path}", *FAST, "trainer.max_epochs=1",
+                       "+wandb.api_key=plain-text-key-9876", "+notes.remote=${oc.env:WANDB_API_KEY}")
+    assert code == 0, stderr[-2000:]
+    written = [p for p in Path(tmp_path).rglob("*") if p.is_file() and p.suffix in
+               (".json", ".yaml", ".log", ".csv")]
+    assert {"result.json", "config.yaml", "overrides.yaml", "train.log"} <= {p.name for p in written}
+    for path in written:
+        text = path.read_text()
+        assert secret not in text and "plain-text-key-9876" not in text, path
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["config"]["wandb"]["api_key"] == "***"
+    assert result["config"]["notes"]["remote"] == "***"
