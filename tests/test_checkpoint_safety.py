@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import FAST, make_cfg
 
 from ftbench.backbone import create_backbone
 from ftbench.errors import UserError
 from ftbench.train import fit
+
+from .conftest import FAST, make_cfg
 
 
 class _Payload:

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import FAST, make_cfg
 
 from ftbench import report
 from ftbench.train import fit, main
 from ftbench.weights import read_state_dict
+
+from .conftest import FAST, make_cfg
 
 
 def train(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -7,7 +7,6 @@ import signal
 
 import pytest
 import torch
-from conftest import FAST, make_cfg
 from lightning import Callback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from safetensors.torch import save_file
@@ -15,6 +14,8 @@ from safetensors.torch import save_file
 from ftbench.backbone import create_backbone, layer_groups
 from ftbench.train import fit
 from ftbench.weights import read_state_dict
+
+from .conftest import FAST, make_cfg
 
 # Dropout makes the run draw random numbers every step: a resume that lost the random state
 # would train on other masks and end elsewhere.
@@ -71,7 +72,7 @@ def test_a_run_crashed_mid_schedule_resumes_to_the_uninterrupted_result(tmp_path
     weights = f"model.weights={pretrained[0]}"
     whole = _fit(tmp_path / "whole", *strategy, weights)
     with pytest.raises(Crash):
-        _fit(tmp_path / "cut", *strategy, weights, callbacks=[CrashAtEpoch(1)])
+        _fit(tmp_path / "cut", *strategy, weights, extra_callbacks=[CrashAtEpoch(1)])
     assert not (tmp_path / "cut" / "result.json").exists()
     saved = torch.load(tmp_path / "cut" / "last.ckpt", weights_only=True)
     assert saved["epoch"] == 0  # the last completed epoch
@@ -83,7 +84,7 @@ def test_a_resumed_gradual_run_trains_exactly_the_groups_of_its_schedule(tmp_pat
     path, groups = pretrained
     run_dir = tmp_path / "run"
     with pytest.raises(Crash):
-        _fit(run_dir, "strategy=gradual", f"model.weights={path}", callbacks=[CrashAtEpoch(2)])
+        _fit(run_dir, "strategy=gradual", f"model.weights={path}", extra_callbacks=[CrashAtEpoch(2)])
     result = _fit(run_dir, "strategy=gradual", f"model.weights={path}", ckpt_path=run_dir / "last.ckpt")
     names = [g.name for g in groups]
     assert [h["trainable_groups"] for h in result["history"]] == [names[-1:], names[-2:], names[-3:]]
@@ -99,7 +100,7 @@ def test_a_resumed_gradual_run_trains_exactly_the_groups_of_its_schedule(tmp_pat
 def test_sigterm_saves_a_checkpoint_that_resumes_exactly(tmp_path):
     whole = _fit(tmp_path / "whole", "strategy=gradual")
     with pytest.raises(SIGTERMException):
-        _fit(tmp_path / "cut", "strategy=gradual", callbacks=[SigtermAtEpochEnd()])
+        _fit(tmp_path / "cut", "strategy=gradual", extra_callbacks=[SigtermAtEpochEnd()])
     assert torch.load(tmp_path / "cut" / "last.ckpt", weights_only=True)["global_step"] == 3  # one epoch
     resumed = _fit(tmp_path / "cut", "strategy=gradual", ckpt_path=tmp_path / "cut" / "last.ckpt")
     _assert_same_run(whole, tmp_path / "whole", resumed, tmp_path / "cut")

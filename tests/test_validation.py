@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import FAST, make_cfg
 from PIL import Image
 
 from ftbench.backbone import create_backbone
 from ftbench.errors import UserError
 from ftbench.train import fit
+
+from .conftest import FAST, make_cfg
 
 
 @pytest.mark.parametrize("overrides, message", [

@@ -105,11 +105,13 @@ class FeatureCache(Callback):
         self.images = 0  # images that went through the backbone in this run
         self.loaded = 0  # images whose features came from the disk store
         self.used = False
+        self.epoch: int | None = None  # the epoch the data module's loaders are set up for
 
     def _head_only(self, pl_module: LightningModule, epoch: int) -> bool:
         return pl_module.plan.num_trainable(epoch) == 1
 
     def _update(self, trainer: Trainer, pl_module: LightningModule, epoch: int) -> None:
+        self.epoch = epoch
         dm = trainer.datamodule
         if not self._head_only(pl_module, epoch):
             dm.features.clear()
@@ -142,10 +144,22 @@ class FeatureCache(Callback):
         return features
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._update(trainer, pl_module, trainer.current_epoch)
+        # On resume, Lightning restores its epoch counter only after this hook: the epoch
+        # to prepare for comes from this callback's own checkpointed state.
+        epoch = self.epoch if self.epoch is not None else trainer.current_epoch
+        self._update(trainer, pl_module, epoch)
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._update(trainer, pl_module, trainer.current_epoch + 1)  # loaders reload next epoch
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "seconds": self.seconds, "images": self.images,
+                "loaded": self.loaded, "used": self.used}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.epoch = state_dict["epoch"]
+        self.seconds, self.images = state_dict["seconds"], state_dict["images"]
+        self.loaded, self.used = state_dict["loaded"], state_dict["used"]
 
     def summary(self) -> dict:
         return {"used": self.used, "seconds": self.seconds, "images_computed": self.images,
