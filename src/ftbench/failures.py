@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ftbench.errors import UserError
-from ftbench.redact import redact
+from ftbench.redaction import redact
 from ftbench.results import RESULT_FILE, versions, write_json
 
 log = logging.getLogger("ftbench")

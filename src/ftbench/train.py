@@ -29,7 +29,7 @@ from ftbench.failures import DivergenceGuard, exit_for, one_line_errors, run_gua
 from ftbench.features import FeatureCache
 from ftbench.loggers import GroupLearningRates, build_logger, publish_result
 from ftbench.module import FineTuneModule
-from ftbench.redact import redact, redact_logs, redact_saved_configs
+from ftbench.redaction import redact, redact_logs, redact_saved_configs
 from ftbench.results import RESULT_FILE, WEIGHTS_FILE, save_weights, versions, write_json
 from ftbench.resume import check_checkpoint_fits, resume_target
 from ftbench.strategies import build_plan
