@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from ftbench.backbone import create_backbone, layer_groups
 from ftbench.callbacks import CostMeter, EpochHistory, UnfreezeSchedule
 from ftbench.checkpointing import LAST_CHECKPOINT, InterruptCheckpoint, RandomState, SafeCheckpointIO
+from ftbench.cost import FlopMeter, WeightDrift, add_epoch_costs, cost_summary, log_cost
 from ftbench.data import FineTuneDataModule
 from ftbench.distributed import cost_over_ranks
 from ftbench.errors import UserError
@@ -63,13 +64,13 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
                             label_smoothing=cfg.model.label_smoothing,
                             channels_last=cfg.model.channels_last)
 
-    history, cost = EpochHistory(), CostMeter()
+    history, cost, flops, drift = EpochHistory(), CostMeter(), FlopMeter(), WeightDrift()
     # last.ckpt after every epoch, written after every other callback's epoch end so that
     # it holds the whole epoch (save_last alone only saves alongside a top-k checkpoint)
     checkpoint = ModelCheckpoint(dirpath=run_dir, filename=Path(LAST_CHECKPOINT).stem, save_top_k=1,
                                  save_on_train_epoch_end=True, enable_version_counter=False)
-    callbacks = [UnfreezeSchedule(), history, cost, checkpoint, GroupLearningRates(), RandomState(),
-                 InterruptCheckpoint(run_dir), DivergenceGuard(), *extra_callbacks]
+    callbacks = [UnfreezeSchedule(), history, cost, flops, drift, checkpoint, GroupLearningRates(),
+                 RandomState(), InterruptCheckpoint(run_dir), DivergenceGuard(), *extra_callbacks]
     trainer_kwargs = {}
     cache = None
     if cfg.data.cache_features and not datamodule.augmented and plan.num_trainable(0) == 1:
@@ -84,6 +85,8 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
     )
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     tested = trainer.test(module, datamodule=datamodule, verbose=False)[0]
+    run_cost = cost_over_ranks(trainer, cost_summary(cost, flops, drift, module, cache))
+    log_cost(trainer, run_cost)
 
     result = {
         "status": "completed",
@@ -98,10 +101,10 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
             "test_loss": tested["test_loss"],
             "epochs": trainer.current_epoch,
         },
-        "cost": {**cost_over_ranks(trainer, cost.summary(module)),
-                 "feature_cache": cache.summary() if cache else {"used": False}},
-        "history": history.history,
-        "data": {"train_size": len(datamodule.datasets["train"]),
+        "cost": run_cost,
+        "history": add_epoch_costs(history.history, run_cost),
+        "data": {"num_classes": datamodule.num_classes,
+                 "train_size": len(datamodule.datasets["train"]),
                  "val_size": len(datamodule.datasets["val"]),
                  "test_size": len(datamodule.datasets["test"]),
                  "augmented": datamodule.augmented,

@@ -1,0 +1,128 @@
+"""FLOP counts checked against counts derived by hand, layer by layer and for whole steps."""
+
+from __future__ import annotations
+
+from math import prod
+
+import pytest
+import torch
+import torch.nn.functional as F
+from omegaconf import OmegaConf
+from torch import nn
+
+from ftbench.backbone import create_backbone, layer_groups
+from ftbench.flops import flop_counter
+from ftbench.module import FineTuneModule
+from ftbench.strategies import build_plan
+
+
+def counted(fn) -> int:
+    with flop_counter() as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+# -- single layers: hand formulas ---------------------------------------------------------------
+@pytest.mark.parametrize("groups", [1, 2, 8], ids=["dense", "grouped", "depthwise"])
+@pytest.mark.parametrize("input_grad", [True, False])
+@pytest.mark.parametrize("weight_grad", [True, False])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_conv2d_forward_and_backward(groups, input_grad, weight_grad, channels_last):
+    n, c, h, out_c, k = 2, 8, 9, 8, 3
+    conv = nn.Conv2d(c, out_c, k, stride=2, padding=1, groups=groups)
+    conv.requires_grad_(weight_grad)
+    x = torch.randn(n, c, h, h, requires_grad=input_grad)
+    if channels_last:
+        conv, x = conv.to(memory_format=torch.channels_last), x.to(memory_format=torch.channels_last)
+    out_hw = (h + 2 - k) // 2 + 1
+    forward = 2 * n * out_c * out_hw**2 * (c // groups) * k * k  # 2 x multiply-adds
+    assert counted(lambda: conv(x)) == forward
+    if input_grad or weight_grad:
+        y = conv(x)
+        # every gradient (input, weight) costs one forward; torch counts grouped weight grads x groups
+        assert counted(lambda: y.sum().backward()) == forward * (input_grad + weight_grad)
+
+
+@pytest.mark.parametrize("input_grad", [True, False])
+@pytest.mark.parametrize("weight_grad", [True, False])
+def test_linear_forward_and_backward(input_grad, weight_grad):
+    lin = nn.Linear(6, 7).requires_grad_(weight_grad)
+    x = torch.randn(3, 4, 6, requires_grad=input_grad)  # token-shaped input, as in ViT
+    forward = 2 * 3 * 4 * 6 * 7
+    assert counted(lambda: lin(x)) == forward
+    if input_grad or weight_grad:
+        y = lin(x)
+        assert counted(lambda: y.sum().backward()) == forward * (input_grad + weight_grad)
+
+
+def test_attention_forward_and_backward_on_cpu():
+    b, heads, tokens, dim = 2, 3, 5, 4
+    q, k, v = (torch.randn(b, heads, tokens, dim, requires_grad=True) for _ in range(3))
+    forward = 2 * (2 * b * heads * tokens * tokens * dim)  # Q K^T and P V
+    assert counted(lambda: F.scaled_dot_product_attention(q, k, v)) == forward
+    out = F.scaled_dot_product_attention(q, k, v)
+    assert counted(lambda: out.sum().backward()) == 2 * forward  # dV, dP, dQ, dK
+
+
+# -- whole steps: an independent count from module hooks ----------------------------------------
+class HandCount:
+    """2 x multiply-adds per Conv2d, Linear and attention, from shapes seen by module hooks.
+
+    Backward: a grad-input wherever the layer's input needs a gradient, a grad-weight wherever
+    its weight trains, each as costly as the forward; attention backward is twice its forward.
+    """
+
+    def __init__(self, model: nn.Module):
+        self.total = 0
+        self.handles = [m.register_forward_hook(self.hook) for m in model.modules()
+                        if isinstance(m, (nn.Conv2d, nn.Linear)) or hasattr(m, "fused_attn")]
+
+    def hook(self, module, inputs, output) -> None:
+        x = inputs[0]
+        if isinstance(module, nn.Conv2d):
+            forward = 2 * output.numel() * module.in_channels // module.groups * prod(module.kernel_size)
+        elif isinstance(module, nn.Linear):
+            forward = 2 * output.numel() * module.in_features
+        else:  # timm Attention over (B, N, C) tokens: Q K^T and P V
+            b, n, c = x.shape
+            forward = 2 * 2 * b * n * n * c
+            needs_grad = x.requires_grad or module.qkv.weight.requires_grad
+            self.total += forward * (1 + 2 * needs_grad)
+            return
+        self.total += forward * (1 + x.requires_grad + module.weight.requires_grad)
+
+    def remove(self) -> None:
+        for h in self.handles:
+            h.remove()
+
+
+def step_flops(name: str, strategy: str, image_size: int = 32, batch: int = 4) -> tuple[int, int]:
+    """(counted, by hand) FLOPs of one training step of ``strategy``'s first epoch."""
+    torch.manual_seed(0)
+    model = create_backbone(name, num_classes=10, weights="none")
+    groups = layer_groups(model)
+    cfg = OmegaConf.create({"name": strategy, "lr": 1e-3, "lr_decay": 2.0, "unfreeze_every": 1,
+                            "trainable_groups": 1, "probe_epochs": 1})
+    module = FineTuneModule(model, groups, build_plan(cfg, len(groups), 3), None, 10,
+                            channels_last=True)
+    module.set_trainable(module.plan.trainable_mask(0))
+    module.train()
+    x, y = torch.randn(batch, 3, image_size, image_size), torch.randint(0, 10, (batch,))
+    hand = HandCount(model)
+    with flop_counter() as counter:
+        F.cross_entropy(module(x), y).backward()
+    hand.remove()
+    return counter.get_total_flops(), hand.total
+
+
+MODELS = ["test_efficientnet", "test_resnet", "test_vit", "test_convnext", "tf_efficientnet_lite0"]
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_step_flops_agree_with_an_independent_count(name):
+    size = 160 if name == "test_vit" else 32  # test_vit's patch grid is fixed at 160 px
+    steps = {s: step_flops(name, s, image_size=size) for s in ("full", "partial", "linear_probe")}
+    for strategy, (flops, by_hand) in steps.items():
+        assert flops == pytest.approx(by_hand, rel=0.02), strategy
+    assert 0 < steps["linear_probe"][0] <= 0.4 * steps["full"][0]
+    assert steps["linear_probe"][0] < steps["partial"][0] < steps["full"][0]
