@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from math import prod
-
 import pytest
 import torch
 import torch.nn.functional as F
-from omegaconf import OmegaConf
+from hand_flops import step_flops
 from torch import nn
 
-from ftbench.backbone import create_backbone, layer_groups
 from ftbench.flops import flop_counter
-from ftbench.module import FineTuneModule
-from ftbench.strategies import build_plan
 
 
 def counted(fn) -> int:
@@ -62,57 +57,6 @@ def test_attention_forward_and_backward_on_cpu():
     assert counted(lambda: F.scaled_dot_product_attention(q, k, v)) == forward
     out = F.scaled_dot_product_attention(q, k, v)
     assert counted(lambda: out.sum().backward()) == 2 * forward  # dV, dP, dQ, dK
-
-
-# -- whole steps: an independent count from module hooks ----------------------------------------
-class HandCount:
-    """2 x multiply-adds per Conv2d, Linear and attention, from shapes seen by module hooks.
-
-    Backward: a grad-input wherever the layer's input needs a gradient, a grad-weight wherever
-    its weight trains, each as costly as the forward; attention backward is twice its forward.
-    """
-
-    def __init__(self, model: nn.Module):
-        self.total = 0
-        self.handles = [m.register_forward_hook(self.hook) for m in model.modules()
-                        if isinstance(m, (nn.Conv2d, nn.Linear)) or hasattr(m, "fused_attn")]
-
-    def hook(self, module, inputs, output) -> None:
-        x = inputs[0]
-        if isinstance(module, nn.Conv2d):
-            forward = 2 * output.numel() * module.in_channels // module.groups * prod(module.kernel_size)
-        elif isinstance(module, nn.Linear):
-            forward = 2 * output.numel() * module.in_features
-        else:  # timm Attention over (B, N, C) tokens: Q K^T and P V
-            b, n, c = x.shape
-            forward = 2 * 2 * b * n * n * c
-            needs_grad = x.requires_grad or module.qkv.weight.requires_grad
-            self.total += forward * (1 + 2 * needs_grad)
-            return
-        self.total += forward * (1 + x.requires_grad + module.weight.requires_grad)
-
-    def remove(self) -> None:
-        for h in self.handles:
-            h.remove()
-
-
-def step_flops(name: str, strategy: str, image_size: int = 32, batch: int = 4) -> tuple[int, int]:
-    """(counted, by hand) FLOPs of one training step of ``strategy``'s first epoch."""
-    torch.manual_seed(0)
-    model = create_backbone(name, num_classes=10, weights="none")
-    groups = layer_groups(model)
-    cfg = OmegaConf.create({"name": strategy, "lr": 1e-3, "lr_decay": 2.0, "unfreeze_every": 1,
-                            "trainable_groups": 1, "probe_epochs": 1})
-    module = FineTuneModule(model, groups, build_plan(cfg, len(groups), 3), None, 10,
-                            channels_last=True)
-    module.set_trainable(module.plan.trainable_mask(0))
-    module.train()
-    x, y = torch.randn(batch, 3, image_size, image_size), torch.randint(0, 10, (batch,))
-    hand = HandCount(model)
-    with flop_counter() as counter:
-        F.cross_entropy(module(x), y).backward()
-    hand.remove()
-    return counter.get_total_flops(), hand.total
 
 
 MODELS = ["test_efficientnet", "test_resnet", "test_vit", "test_convnext", "tf_efficientnet_lite0"]

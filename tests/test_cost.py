@@ -1,0 +1,48 @@
+"""The cost block of result.json: FLOPs per phase, evaluation FLOPs, drift, per-epoch figures."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+from hand_flops import step_flops
+
+
+def test_linear_probe_cost_is_its_counted_step_times_the_images(run_fit):
+    result, run_dir = run_fit("strategy=linear_probe")  # FAST: 2 epochs x 3 batches of 64
+    cost = result["cost"]
+    assert len(cost["flop_phases"]) == 1 and cost["flop_phases"][0]["trainable_groups"] == ["head"]
+    counted, by_hand = step_flops("test_efficientnet", "linear_probe", batch=4)
+    per_image = cost["flop_phases"][0]["flops_per_image"]
+    assert per_image == pytest.approx(by_hand / 4, rel=1e-9)
+    images_per_epoch = 3 * 64
+    assert cost["epoch_train_flops"] == [per_image * images_per_epoch] * 2
+    assert cost["train_flops"] == pytest.approx(2 * per_image * images_per_epoch)
+    # validation (2 batches per epoch) and test (2 batches) are counted apart, forward only
+    assert 0 < cost["eval_flops_per_image"] < per_image
+    assert cost["eval_flops"] == pytest.approx(cost["eval_flops_per_image"] * (2 * 128 + 128))
+    assert [h["train_flops"] for h in result["history"]] == cost["epoch_train_flops"]
+    assert all(h["train_seconds"] > 0 for h in result["history"])
+    assert cost["peak_memory_mb"] > 0 and cost["images_per_second"] > 0
+    # the frozen backbone did not move at all; the head did
+    drift = cost["drift"]
+    assert list(drift) == [g["name"] for g in result["groups"]]
+    assert all(drift[g] == 0.0 for g in list(drift)[:-1]) and drift["head"] > 0
+    with open(run_dir / "logs" / "metrics.csv") as f:
+        logged = [row for row in csv.DictReader(f) if row.get("cost/train_flops")]
+    assert float(logged[-1]["cost/train_flops"]) == pytest.approx(cost["train_flops"])
+    assert float(logged[-1]["drift/head"]) == pytest.approx(drift["head"])
+
+
+def test_gradual_counts_a_new_phase_each_time_a_group_unfreezes(run_fit):
+    result, _ = run_fit("strategy=gradual", "strategy.unfreeze_every=1", "trainer.max_epochs=3")
+    phases = result["cost"]["flop_phases"]
+    assert [p["first_epoch"] for p in phases] == [0, 1, 2]
+    assert [len(p["trainable_groups"]) for p in phases] == [1, 2, 3]
+    per_image = [p["flops_per_image"] for p in phases]
+    assert per_image == sorted(per_image) and len(set(per_image)) == 3  # each unfrozen group costs
+    assert result["cost"]["epoch_train_flops"] == pytest.approx([x * 3 * 64 for x in per_image])
+    drift = result["cost"]["drift"]
+    names = [g["name"] for g in result["groups"]]
+    assert drift[names[0]] == 0.0  # the stem never trained
+    assert drift[names[-3]] > 0 and drift[names[-2]] > 0  # the two groups unfrozen later did
