@@ -10,12 +10,15 @@ from __future__ import annotations
 import resource
 import sys
 import time
+from pathlib import Path
 
 import torch
 from lightning import Callback, LightningModule, Trainer
 
 from ftbench.backbone import count_params
 from ftbench.distributed import reduce_over_ranks
+
+_PROC_STATUS = Path("/proc/self/status")
 
 
 class UnfreezeSchedule(Callback):
@@ -92,6 +95,9 @@ class CostMeter(Callback):
         if pl_module.device.type == "cuda":
             torch.cuda.synchronize(pl_module.device)
 
+    def on_fit_start(self, trainer, pl_module) -> None:
+        reset_peak_memory(pl_module.device)
+
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._sync(pl_module)
         self._val_seconds = 0.0
@@ -135,9 +141,24 @@ class CostMeter(Callback):
         self.epoch_seconds = list(state_dict["epoch_seconds"])
 
 
+def reset_peak_memory(device: torch.device) -> None:
+    """Start the peak afresh, so that runs sharing a process (a multirun) each get their own."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    elif _PROC_STATUS.exists():
+        try:
+            Path("/proc/self/clear_refs").write_text("5")  # Linux: resets VmHWM, the peak RSS
+        except OSError:
+            pass
+
+
 def peak_memory_mb(device: torch.device) -> float:
     """CUDA peak allocated on GPU; the process's peak resident set size on CPU."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
+    if _PROC_STATUS.exists():
+        for line in _PROC_STATUS.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**10  # kB
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / 2**20 if sys.platform == "darwin" else rss / 2**10  # bytes vs KiB
