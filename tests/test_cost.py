@@ -5,11 +5,13 @@ from __future__ import annotations
 import csv
 
 import pytest
-from hand_flops import step_flops
+
+from tests.hand_flops import step_flops
 
 
 def test_linear_probe_cost_is_its_counted_step_times_the_images(run_fit):
-    result, run_dir = run_fit("strategy=linear_probe")  # FAST: 2 epochs x 3 batches of 64
+    # FAST: 2 epochs x 3 batches of 64; on images, so that every step runs the backbone
+    result, run_dir = run_fit("strategy=linear_probe", "data.cache_features=false")
     cost = result["cost"]
     assert len(cost["flop_phases"]) == 1 and cost["flop_phases"][0]["trainable_groups"] == ["head"]
     counted, by_hand = step_flops("test_efficientnet", "linear_probe", batch=4)
@@ -19,8 +21,9 @@ def test_linear_probe_cost_is_its_counted_step_times_the_images(run_fit):
     assert cost["epoch_train_flops"] == [per_image * images_per_epoch] * 2
     assert cost["train_flops"] == pytest.approx(2 * per_image * images_per_epoch)
     # validation (2 batches per epoch) and test (2 batches) are counted apart, forward only
-    assert 0 < cost["eval_flops_per_image"] < per_image
-    assert cost["eval_flops"] == pytest.approx(cost["eval_flops_per_image"] * (2 * 128 + 128))
+    eval_per_image = cost["eval_flops_per_image"]["3x32x32"]
+    assert 0 < eval_per_image < per_image
+    assert cost["eval_flops"] == pytest.approx(eval_per_image * (2 * 128 + 128))
     assert [h["train_flops"] for h in result["history"]] == cost["epoch_train_flops"]
     assert all(h["train_seconds"] > 0 for h in result["history"])
     assert cost["peak_memory_mb"] > 0 and cost["images_per_second"] > 0
@@ -46,3 +49,31 @@ def test_gradual_counts_a_new_phase_each_time_a_group_unfreezes(run_fit):
     names = [g["name"] for g in result["groups"]]
     assert drift[names[0]] == 0.0  # the stem never trained
     assert drift[names[-3]] > 0 and drift[names[-2]] > 0  # the two groups unfrozen later did
+
+
+def test_cached_features_count_the_one_off_backbone_pass_and_head_only_steps(tmp_path):
+    from ftbench.train import fit
+    from tests.conftest import FAST, make_cfg
+
+    runs = {}
+    for cache in ("true", "false"):
+        cfg = make_cfg(*FAST, "strategy=linear_probe", f"data.cache_features={cache}",
+                       run_dir=tmp_path / cache)
+        runs[cache] = fit(cfg, tmp_path / cache)["cost"]
+    cached, plain = runs["true"], runs["false"]
+    assert cached["feature_cache"]["used"]
+    classes = 10
+    # evaluation on cached features runs the head only: one (features x classes) product
+    (features_key,) = [k for k in cached["eval_flops_per_image"] if "x" not in k]
+    features = int(features_key)
+    assert cached["eval_flops_per_image"][features_key] == 2 * features * classes
+    for phase in cached["flop_phases"]:  # a step on features: head forward + weight gradient
+        if len(phase["input"]) == 1:
+            assert phase["flops_per_image"] == 2 * 2 * features * classes
+    # the backbone ran once over each split: its forward is the image forward minus the head
+    train_size = 1257
+    backbone_forward = plain["eval_flops_per_image"]["3x32x32"] - 2 * features * classes
+    extraction = cached["feature_cache"]["flops"]
+    assert extraction["train"] == pytest.approx(backbone_forward * train_size)
+    assert cached["train_flops"] == pytest.approx(sum(cached["epoch_train_flops"]) + extraction["train"])
+    assert cached["eval_flops"] > extraction["val"] + extraction["test"]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from hand_flops import step_flops
 from torch import nn
 
 from ftbench.flops import flop_counter
+from tests.hand_flops import step_flops
 
 
 def counted(fn) -> int:

@@ -24,7 +24,9 @@ class FlopMeter(Callback):
     The counter runs from ``on_train_batch_start`` to ``on_after_backward`` around a step that
     training takes anyway: no extra step, no RNG draw, no BatchNorm update. FLOPs are linear in
     the batch size, so a phase costs its FLOPs per image times the images it trained on (a
-    short last batch included). Evaluation is counted once per run on its first batch.
+    short last batch included). Evaluation is counted on its first batch of each input kind:
+    images, or the pre-logit features that ``FeatureCache`` serves while the backbone is frozen.
+    The cache's one-off feature extraction is counted by the cache and added in ``cost_summary``.
     """
 
     def __init__(self) -> None:
@@ -32,8 +34,9 @@ class FlopMeter(Callback):
         self.eval_flops = 0.0
         self.epoch_flops: list[float] = []
         self.phases: list[dict] = []  # {"trainable": mask, "flops_per_image": x, "epoch": e}
-        self.eval_flops_per_image: float | None = None
+        self.eval_flops_per_image: dict[str, float] = {}  # input shape -> FLOPs per image
         self._epoch_flops = 0.0
+        self._input: list[int] = []
         self._counter: FlopCounterMode | None = None
         self._counting_images = 0
 
@@ -50,27 +53,29 @@ class FlopMeter(Callback):
         flops, self._counter = self._counter.get_total_flops(), None
         return flops / self._counting_images
 
-    def _phase(self, pl_module: LightningModule) -> dict | None:
-        mask = list(pl_module.trainable)
-        return next((p for p in self.phases if p["trainable"] == mask), None)
+    def _phase(self, pl_module: LightningModule, batch) -> dict | None:
+        # the input's shape tells images from cached features (a phase may switch between them)
+        mask, shape = list(pl_module.trainable), list(batch[0].shape[1:])
+        return next((p for p in self.phases if p["trainable"] == mask and p["input"] == shape), None)
 
     # -- training ----------------------------------------------------------------------------
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._epoch_flops = 0.0
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if self._phase(pl_module) is None:
+        if self._phase(pl_module, batch) is None:
             self._start(len(batch[1]))
+            self._input = list(batch[0].shape[1:])
 
     def on_after_backward(self, trainer: Trainer, pl_module: LightningModule) -> None:
         per_image = self._stop()
         if per_image is not None:
-            self.phases.append({"trainable": list(pl_module.trainable),
+            self.phases.append({"trainable": list(pl_module.trainable), "input": self._input,
                                 "flops_per_image": per_image, "epoch": trainer.current_epoch})
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self.on_after_backward(trainer, pl_module)  # a step without backward still ends the count
-        self._epoch_flops += self._phase(pl_module)["flops_per_image"] * len(batch[1])
+        self._epoch_flops += self._phase(pl_module, batch)["flops_per_image"] * len(batch[1])
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.epoch_flops.append(self._epoch_flops)
@@ -79,7 +84,7 @@ class FlopMeter(Callback):
 
     # -- evaluation --------------------------------------------------------------------------
     def _eval_batch_start(self, trainer: Trainer, batch) -> None:
-        if self.eval_flops_per_image is None and not trainer.sanity_checking:
+        if not trainer.sanity_checking and _shape_key(batch) not in self.eval_flops_per_image:
             self._start(len(batch[1]))
 
     def _eval_batch_end(self, trainer: Trainer, batch) -> None:
@@ -87,8 +92,8 @@ class FlopMeter(Callback):
             return
         per_image = self._stop()
         if per_image is not None:
-            self.eval_flops_per_image = per_image
-        self.eval_flops += self.eval_flops_per_image * len(batch[1])
+            self.eval_flops_per_image[_shape_key(batch)] = per_image
+        self.eval_flops += self.eval_flops_per_image[_shape_key(batch)] * len(batch[1])
 
     def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
         self._eval_batch_start(trainer, batch)
@@ -118,7 +123,12 @@ class FlopMeter(Callback):
         self.eval_flops = state_dict["eval_flops"]
         self.epoch_flops = list(state_dict["epoch_flops"])
         self.phases = list(state_dict["phases"])
-        self.eval_flops_per_image = state_dict["eval_flops_per_image"]
+        self.eval_flops_per_image = dict(state_dict["eval_flops_per_image"])
+
+
+def _shape_key(batch) -> str:
+    """An input's per-sample shape, e.g. "3x32x32" for images, "1280" for cached features."""
+    return "x".join(str(d) for d in batch[0].shape[1:])
 
 
 class WeightDrift(Callback):
@@ -156,18 +166,24 @@ def group_params(pl_module: LightningModule) -> list[list[torch.nn.Parameter]]:
 
 def cost_summary(time_meter, flop_meter: FlopMeter, drift: WeightDrift,
                  pl_module: LightningModule, cache=None) -> dict:
-    """The ``cost`` block of ``result.json``."""
+    """The ``cost`` block of ``result.json``.
+
+    With cached features, a training step runs the head only; the backbone's forward over the
+    training split ran once, in the cache, and is training compute too (val/test: evaluation).
+    """
+    extraction = cache.flops if cache else {}
     return {
-        "feature_cache": cache.summary() if cache else {"used": False},
         **time_meter.summary(pl_module),
-        "train_flops": flop_meter.train_flops,
-        "eval_flops": flop_meter.eval_flops,
+        "train_flops": flop_meter.train_flops + extraction.get("train", 0),
+        "eval_flops": flop_meter.eval_flops + extraction.get("val", 0) + extraction.get("test", 0),
         "epoch_train_flops": flop_meter.epoch_flops,
         "flop_phases": [{"trainable_groups": [g.name for g, t in zip(pl_module.groups, p["trainable"],
                                                                       strict=True) if t],
-                         "first_epoch": p["epoch"], "flops_per_image": p["flops_per_image"]}
+                         "input": p["input"], "first_epoch": p["epoch"],
+                         "flops_per_image": p["flops_per_image"]}
                         for p in flop_meter.phases],
-        "eval_flops_per_image": flop_meter.eval_flops_per_image,
+        "eval_flops_per_image": dict(flop_meter.eval_flops_per_image),
+        "feature_cache": cache.summary() if cache else {"used": False},
         "drift": dict(drift.drift),
     }
 

@@ -18,6 +18,8 @@ from lightning import Callback, LightningModule, Trainer
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from ftbench.flops import flop_counter
+
 
 @torch.no_grad()  # not inference_mode: the features later feed autograd (the head)
 def extract_features(model: nn.Module, dataset: Dataset, batch_size: int,
@@ -106,6 +108,7 @@ class FeatureCache(Callback):
         self.loaded = 0  # images whose features came from the disk store
         self.used = False
         self.epoch: int | None = None  # the epoch the data module's loaders are set up for
+        self.flops: dict[str, float] = {}  # split -> FLOPs of its one-off extraction
 
     def _head_only(self, pl_module: LightningModule, epoch: int) -> bool:
         return pl_module.plan.num_trainable(epoch) == 1
@@ -123,7 +126,9 @@ class FeatureCache(Callback):
         start = time.perf_counter()
         for split in splits:
             if split not in dm.features:
-                dm.features[split] = self._features(pl_module, dm.datasets[split])
+                with flop_counter() as counter:  # zero when the store had them
+                    dm.features[split] = self._features(pl_module, dm.datasets[split])
+                self.flops[split] = self.flops.get(split, 0) + counter.get_total_flops()
         self.seconds += time.perf_counter() - start
         self.used = True
 
@@ -154,13 +159,14 @@ class FeatureCache(Callback):
 
     def state_dict(self) -> dict:
         return {"epoch": self.epoch, "seconds": self.seconds, "images": self.images,
-                "loaded": self.loaded, "used": self.used}
+                "loaded": self.loaded, "used": self.used, "flops": self.flops}
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.epoch = state_dict["epoch"]
         self.seconds, self.images = state_dict["seconds"], state_dict["images"]
         self.loaded, self.used = state_dict["loaded"], state_dict["used"]
+        self.flops = dict(state_dict.get("flops", {}))
 
     def summary(self) -> dict:
         return {"used": self.used, "seconds": self.seconds, "images_computed": self.images,
-                "images_loaded": self.loaded}
+                "images_loaded": self.loaded, "flops": dict(self.flops)}
