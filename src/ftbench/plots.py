@@ -61,6 +61,12 @@ def _legend(ax, many: bool) -> None:
         ax.legend(fontsize=8, loc="best")
 
 
+def _accuracy_axis(ax) -> None:
+    """Accuracy lies in [0, 1]: a wide interval over few seeds must not stretch the axis past it."""
+    low, high = ax.get_ylim()
+    ax.set_ylim(max(low, 0.0), min(high, 1.0))
+
+
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     """Indices of the points no other point beats on both cost (lower) and accuracy (higher)."""
     order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
@@ -94,6 +100,7 @@ def accuracy_against_cost(rows: list[Row], cost_path: str, unit: str, xlabel: st
                facecolors="none", edgecolors="black", linewidths=1, zorder=0)
     ax.set_xlabel(f"{xlabel} ({unit_label})")
     ax.set_ylabel("test accuracy (fraction; mean ± 95% CI)")
+    _accuracy_axis(ax)
     ax.set_title(f"Test accuracy against {xlabel}")
     ax.grid(alpha=0.3)
     _legend(ax, many=len(rows) > 8)
@@ -207,6 +214,7 @@ def accuracy_against_setting(rows: list[Row], setting: str, x_path: str, xlabel:
         ax.set_xscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("test accuracy (fraction; mean ± 95% CI)")
+    _accuracy_axis(ax)
     ax.set_title(f"Test accuracy against {xlabel.split(' (')[0]}")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
