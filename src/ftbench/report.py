@@ -141,8 +141,10 @@ def group_rows(runs: list[dict]) -> list[Row]:
     rows: list[Row] = []
     for strategy in sorted(by_strategy, key=strategy_order):
         members = by_strategy[strategy]
+        # what the completed runs vary: a failed job alone does not split a row
+        done = [r for r in members if completed(r)] or members
         varying = [k for k in STUDY_KNOBS
-                   if len({json.dumps(_lookup(r.get("config") or {}, k)) for r in members}) > 1]
+                   if len({json.dumps(_lookup(r.get("config") or {}, k)) for r in done}) > 1]
         keyed: dict[tuple, Row] = {}
         for run in members:
             setting = {STUDY_KNOBS[k]: _lookup(run.get("config") or {}, k) for k in varying}
