@@ -146,7 +146,7 @@ def group_learning_rates(rows: list[Row], path: Path,
     shown = [r for r in rows if r.strategy in strategies and r.runs and r.runs[0].get("history")][:4]
     if not shown:
         return None
-    fig, axes = plt.subplots(1, len(shown), figsize=(5.2 * len(shown), 4.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(shown), figsize=(6.4 * len(shown), 4.2), squeeze=False)
     for ax, row in zip(axes[0], shown, strict=True):
         run = row.runs[0]
         names = [g["name"] for g in run.get("groups", [])] or [
@@ -160,7 +160,8 @@ def group_learning_rates(rows: list[Row], path: Path,
         ax.set_ylabel("learning rate at epoch start (log scale)")
         ax.set_title(f"{row.label}: per-group LR")
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=7, title="group (frozen: no point)", title_fontsize=7)
+        ax.legend(fontsize=7, title="group (frozen: no point)", title_fontsize=7,
+                  loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     return _save(fig, path)
 
 
