@@ -9,6 +9,13 @@ from ftbench.features import extract_features
 
 from .conftest import make_cfg
 
+IMAGES, FEATURES = [3, 32, 32], [256]  # test_efficientnet's input and pre-logit width
+
+
+def _inputs(result: dict) -> list:
+    """Per training phase, the shape of one training input (recorded by the FLOP meter)."""
+    return [phase["input"] for phase in result["cost"]["flop_phases"]]
+
 
 def test_cached_features_are_the_backbone_pre_logits():
     dm = FineTuneDataModule(make_cfg().dataset, batch_size=32)
@@ -28,8 +35,10 @@ def test_cached_features_are_the_backbone_pre_logits():
 def test_linear_probe_on_cached_features_matches_the_uncached_run(run_fit, tmp_path):
     cached, _ = run_fit("strategy=linear_probe", "trainer.max_epochs=3")
     assert cached["cost"]["feature_cache"]["used"]
+    assert _inputs(cached) == [FEATURES]  # every training step ran on cached features
     uncached, _ = run_fit("strategy=linear_probe", "trainer.max_epochs=3", "data.cache_features=false")
     assert not uncached["cost"]["feature_cache"]["used"]
+    assert _inputs(uncached) == [IMAGES]
     for a, b in zip(cached["history"], uncached["history"]):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
     assert cached["metrics"]["test_acc"] == pytest.approx(uncached["metrics"]["test_acc"], abs=0.02)
@@ -38,6 +47,7 @@ def test_linear_probe_on_cached_features_matches_the_uncached_run(run_fit, tmp_p
 def test_lp_ft_switches_from_features_to_images_when_the_backbone_unfreezes(run_fit):
     result, _ = run_fit("strategy=lp_ft", "strategy.probe_epochs=1", "trainer.max_epochs=2")
     assert result["cost"]["feature_cache"]["used"]
+    assert _inputs(result) == [FEATURES, IMAGES]
     assert [len(h["trainable_groups"]) for h in result["history"]] == [1, len(result["groups"])]
     assert result["history"][1]["train_loss"] > 0
 

@@ -31,6 +31,25 @@ class Transformed(Dataset):
         return self.transform(image), label
 
 
+class FeatureSwitch(Dataset):
+    """An in-memory split that serves cached features instead of images while they are set.
+
+    The loader over it, its sampler and its shuffling stay the same objects when the source
+    switches: only what an index maps to changes. So no loader is rebuilt (Lightning builds
+    the train loader before any callback could fill a cache) and no RNG draw moves.
+    """
+
+    def __init__(self, images: TensorDataset):
+        self.images = images
+        self.features: TensorDataset | None = None
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int):
+        return (self.images if self.features is None else self.features)[index]
+
+
 def subsample_per_class(dataset: Dataset, fraction: float, seed: int) -> Dataset:
     """Keep ``fraction`` of each class (at least one image each): the dataset-size knob."""
     if fraction == 1.0:
@@ -68,9 +87,7 @@ class FineTuneDataModule(LightningDataModule):
         self.splits: Splits | None = None
         self.data_config: dict | None = None
         self.datasets: dict[str, Dataset] = {}
-        # Pre-logit features per split, filled by FeatureCache while the backbone is frozen;
-        # a split found here is served as features instead of images.
-        self.features: dict[str, TensorDataset] = {}
+        self._served: dict[str, Dataset] = {}  # what the loaders read: a FeatureSwitch if in memory
 
     @property
     def num_classes(self) -> int:
@@ -118,10 +135,26 @@ class FineTuneDataModule(LightningDataModule):
             if deterministic and len(split) <= self.cfg.in_memory_max:
                 dataset = materialize(dataset)
             self.datasets[name] = dataset
+            self._served[name] = FeatureSwitch(dataset) if isinstance(dataset, TensorDataset) else dataset
+
+    # -- cached features (see features.FeatureCache) -----------------------------------------
+    def can_serve_features(self, split: str) -> bool:
+        return isinstance(self._served.get(split), FeatureSwitch)
+
+    def serving_features(self, split: str) -> bool:
+        return self.can_serve_features(split) and self._served[split].features is not None
+
+    def serve_features(self, split: str, features: TensorDataset) -> None:
+        self._served[split].features = features
+
+    def serve_images(self) -> None:
+        for served in self._served.values():
+            if isinstance(served, FeatureSwitch):
+                served.features = None
 
     def _loader(self, name: str, shuffle: bool) -> DataLoader:
-        dataset = self.features.get(name, self.datasets[name])
-        workers = 0 if isinstance(dataset, TensorDataset) else self.num_workers
+        dataset = self._served[name]
+        workers = 0 if isinstance(dataset, FeatureSwitch) else self.num_workers
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle,
                           num_workers=workers, pin_memory=self.pin_memory,
                           persistent_workers=workers > 0)

@@ -96,8 +96,8 @@ class DiskFeatureStore:
 class FeatureCache(Callback):
     """Computes features when head-only epochs start and hands them to the data module.
 
-    Features are extracted at most once per split and dropped as soon as a backbone group
-    starts to train (the data module then serves images again, from the next epoch on).
+    Features are extracted at most once per split (in-memory splits only) and dropped as
+    soon as a backbone group starts to train: the data module then serves images again.
     """
 
     def __init__(self, batch_size: int = 256, store_dir: str | None = None) -> None:
@@ -117,7 +117,7 @@ class FeatureCache(Callback):
         self.epoch = epoch
         dm = trainer.datamodule
         if not self._head_only(pl_module, epoch):
-            dm.features.clear()
+            dm.serve_images()
             return
         # Test features are worth computing only if the backbone is still frozen at the end.
         splits = ["train", "val"]
@@ -125,9 +125,9 @@ class FeatureCache(Callback):
             splits.append("test")
         start = time.perf_counter()
         for split in splits:
-            if split not in dm.features:
+            if dm.can_serve_features(split) and not dm.serving_features(split):
                 with flop_counter() as counter:  # zero when the store had them
-                    dm.features[split] = self._features(pl_module, dm.datasets[split])
+                    dm.serve_features(split, self._features(pl_module, dm.datasets[split]))
                 self.flops[split] = self.flops.get(split, 0) + counter.get_total_flops()
         self.seconds += time.perf_counter() - start
         self.used = True
@@ -155,7 +155,7 @@ class FeatureCache(Callback):
         self._update(trainer, pl_module, epoch)
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._update(trainer, pl_module, trainer.current_epoch + 1)  # loaders reload next epoch
+        self._update(trainer, pl_module, trainer.current_epoch + 1)  # prepare the next epoch
 
     def state_dict(self) -> dict:
         return {"epoch": self.epoch, "seconds": self.seconds, "images": self.images,

@@ -71,15 +71,12 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
                                  save_on_train_epoch_end=True, enable_version_counter=False)
     callbacks = [UnfreezeSchedule(), history, cost, flops, drift, checkpoint, GroupLearningRates(),
                  RandomState(), InterruptCheckpoint(run_dir), DivergenceGuard(), *extra_callbacks]
-    trainer_kwargs = {}
     cache = None
     if cfg.data.cache_features and not datamodule.augmented and plan.num_trainable(0) == 1:
         cache = FeatureCache(store_dir=cfg.data.feature_store)
         callbacks.append(cache)
-        if plan.changes_at(cfg.trainer.max_epochs):  # switch from features back to images
-            trainer_kwargs["reload_dataloaders_every_n_epochs"] = 1
     trainer: Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=callbacks, **trainer_kwargs,
+        cfg.trainer, callbacks=callbacks,
         logger=build_logger(cfg),
         default_root_dir=str(run_dir), plugins=[SafeCheckpointIO()],
     )
