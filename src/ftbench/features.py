@@ -43,6 +43,24 @@ def extract_features(model: nn.Module, dataset: Dataset, batch_size: int,
     return TensorDataset(torch.cat(features).cpu(), torch.cat(labels).long())
 
 
+@torch.no_grad()
+def extraction_flops_per_image(model: nn.Module, dataset: TensorDataset) -> float:
+    """FLOPs of one image's feature extraction, counted on a real item.
+
+    Counted on one item rather than during the whole pass: the counter's dispatch overhead
+    would slow the extraction down several times, and the count per image is constant.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        with flop_counter() as counter:
+            x = dataset.tensors[0][:1].to(next(model.parameters()).device)
+            model.forward_head(model.forward_features(x), pre_logits=True)
+    finally:
+        model.train(was_training)
+    return float(counter.get_total_flops())
+
+
 def _update_hash(h, tensor: torch.Tensor) -> None:
     h.update(str((tensor.dtype, tuple(tensor.shape))).encode())
     h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
@@ -126,9 +144,12 @@ class FeatureCache(Callback):
         start = time.perf_counter()
         for split in splits:
             if dm.can_serve_features(split) and not dm.serving_features(split):
-                with flop_counter() as counter:  # zero when the store had them
-                    dm.serve_features(split, self._features(pl_module, dm.datasets[split]))
-                self.flops[split] = self.flops.get(split, 0) + counter.get_total_flops()
+                computed_before = self.images
+                dm.serve_features(split, self._features(pl_module, dm.datasets[split]))
+                computed = self.images - computed_before  # zero when the store had them
+                if computed:
+                    per_image = extraction_flops_per_image(pl_module.model, dm.datasets[split])
+                    self.flops[split] = self.flops.get(split, 0) + per_image * computed
         self.seconds += time.perf_counter() - start
         self.used = True
 
