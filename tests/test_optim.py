@@ -3,7 +3,7 @@ import timm
 from omegaconf import OmegaConf
 
 from ftbench.backbone import layer_groups
-from ftbench.optim import build_optimizer, build_scheduler, lr_factor
+from ftbench.optim import build_optimizer, build_scheduler, lr_factor, param_groups
 
 OPT = OmegaConf.create({"name": "adamw", "weight_decay": 0.05, "schedule": "cosine",
                         "warmup_epochs": 1, "min_lr_factor": 0.01})
@@ -55,3 +55,36 @@ def test_unknown_optimizer_and_schedule_are_user_errors():
     opt = build_optimizer(OPT, model, groups, [1.0] * 6, 1e-3)
     with pytest.raises(UserError, match="optimizer.schedule='step'"):
         build_scheduler(OmegaConf.merge(OPT, {"schedule": "step"}), opt, 10, 5)
+
+
+@pytest.mark.parametrize("name", ["adamw", "sgd"])
+def test_a_step_with_frozen_groups_matches_torch_and_keeps_every_group(name):
+    import torch
+
+    def make():
+        torch.manual_seed(0)
+        model = timm.create_model("test_resnet", num_classes=3)
+        for p in model.parameters():
+            p.requires_grad_(False)
+        for p in model.get_classifier().parameters():
+            p.requires_grad_(True)
+        return model
+
+    cfg = OmegaConf.merge(OPT, {"name": name})
+    ours_model, ref_model = make(), make()
+    groups = layer_groups(ours_model)
+    ours = build_optimizer(cfg, ours_model, groups, [1.0] * len(groups), 1e-2)
+    reference_cls = torch.optim.AdamW if name == "adamw" else torch.optim.SGD
+    kwargs = {"momentum": 0.9, "nesterov": True} if name == "sgd" else {}
+    reference = reference_cls(param_groups(ref_model, groups, [1.0] * len(groups), 1e-2, 0.05),
+                              **kwargs)
+    x = torch.randn(4, 3, 32, 32)
+    for _ in range(3):
+        for model, opt in ((ours_model, ours), (ref_model, reference)):
+            opt.zero_grad(set_to_none=True)
+            model(x).sum().backward()
+            opt.step()
+    for a, b in zip(ours_model.parameters(), ref_model.parameters()):
+        assert torch.equal(a, b)
+    assert len(ours.param_groups) == len(reference.param_groups)
+    assert len(ours.state_dict()["param_groups"]) == len(reference.state_dict()["param_groups"])

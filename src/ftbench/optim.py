@@ -21,7 +21,37 @@ from torch import nn
 from ftbench.backbone import LayerGroup
 from ftbench.errors import choice_error
 
-OPTIMIZERS = {"adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+class SkipFrozenGroups:
+    """Optimizer mixin: a step visits only the param groups that received a gradient.
+
+    Frozen groups stay in ``param_groups`` (state dicts and schedulers see every group), but
+    torch's optimizers walk each group in Python even when no parameter has a gradient:
+    with a frozen backbone that bookkeeping costs more than the head's update itself.
+    """
+
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:  # Lightning passes forward+backward as the closure
+            with torch.enable_grad():
+                loss = closure()
+        every_group = self.param_groups
+        self.param_groups = [g for g in every_group if any(p.grad is not None for p in g["params"])]
+        try:
+            super().step()
+        finally:
+            self.param_groups = every_group
+        return loss
+
+
+class AdamW(SkipFrozenGroups, torch.optim.AdamW):
+    pass
+
+
+class SGD(SkipFrozenGroups, torch.optim.SGD):
+    pass
+
+
+OPTIMIZERS = {"adamw": AdamW, "sgd": SGD}
 SCHEDULES = ("cosine", "onecycle", "constant")
 
 
@@ -46,9 +76,9 @@ def build_optimizer(cfg, model: nn.Module, groups: list[LayerGroup], lr_scales: 
         raise choice_error("optimizer.name", name, OPTIMIZERS)
     pgs = param_groups(model, groups, lr_scales, base_lr, cfg.weight_decay)
     if name == "sgd":
-        return torch.optim.SGD(pgs, lr=base_lr, momentum=cfg.get("momentum", 0.9),
+        return SGD(pgs, lr=base_lr, momentum=cfg.get("momentum", 0.9),
                                nesterov=cfg.get("nesterov", True))
-    return torch.optim.AdamW(pgs, lr=base_lr, betas=tuple(cfg.get("betas", (0.9, 0.999))))
+    return AdamW(pgs, lr=base_lr, betas=tuple(cfg.get("betas", (0.9, 0.999))))
 
 
 def lr_factor(step: int, total_steps: int, schedule: str, warmup_steps: int,
