@@ -21,6 +21,7 @@ from torch import nn
 from ftbench.backbone import LayerGroup
 from ftbench.errors import choice_error
 
+
 class SkipFrozenGroups:
     """Optimizer mixin: a step visits only the param groups that received a gradient.
 
