@@ -1,10 +1,11 @@
 """ftbench's own cost: the same fine-tune through ftbench and through a minimal PyTorch loop.
 
 Same model and initial weights, same in-memory data, batch size, optimizer, LR schedule and
-number of steps; both on the same device. Prints images/s of each and their ratio
-(target: ftbench >= 0.95x the plain loop). Runs alternate to spread machine noise evenly.
+number of epochs (so the same steps, short last batches included); both on the same device.
+Prints images/s of each and their ratio (target: ftbench >= 0.95x the plain loop). Runs
+alternate to spread machine noise evenly.
 
-    python -m benchmarks.overhead [--steps 60] [--repeats 3] [--model tf_efficientnet_lite0]
+    python -m benchmarks.overhead [--epochs 3] [--repeats 5] [HYDRA_OVERRIDES ...]
 """
 
 from __future__ import annotations
@@ -24,16 +25,16 @@ from ftbench.strategies import build_plan
 from ftbench.train import fit
 
 
-def ftbench_images_per_second(overrides: list[str], steps: int) -> float:
+def ftbench_images_per_second(overrides: list[str], epochs: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = make_cfg(*overrides, "strategy=full", "trainer.max_epochs=1",
-                       f"+trainer.limit_train_batches={steps}", "+trainer.limit_val_batches=0",
-                       "+trainer.limit_test_batches=1", run_dir=Path(tmp))
+        cfg = make_cfg(*overrides, "strategy=full", f"trainer.max_epochs={epochs}",
+                       "+trainer.limit_val_batches=0", "+trainer.limit_test_batches=1",
+                       run_dir=Path(tmp))
         result = fit(cfg, Path(tmp))
     return result["cost"]["images_per_second"]
 
 
-def plain_images_per_second(overrides: list[str], steps: int) -> float:
+def plain_images_per_second(overrides: list[str], epochs: int) -> float:
     """The loop a researcher would write by hand, with the same ingredients."""
     with tempfile.TemporaryDirectory() as tmp:
         cfg = make_cfg(*overrides, "strategy=full", "trainer.max_epochs=1", run_dir=Path(tmp))
@@ -44,18 +45,18 @@ def plain_images_per_second(overrides: list[str], steps: int) -> float:
     dm.resolve_for(model)
     dm.setup()
     groups = layer_groups(model)
-    plan = build_plan(cfg.strategy, len(groups), 1)
+    plan = build_plan(cfg.strategy, len(groups), epochs)
     fmt = torch.channels_last if cfg.model.channels_last else torch.contiguous_format
     model = model.to(device, memory_format=fmt).train()
     optimizer = build_optimizer(cfg.optimizer, model, groups, plan.lr_scales(), plan.lr)
-    scheduler = build_scheduler(cfg.optimizer, optimizer, steps, steps)
     loader = torch.utils.data.DataLoader(dm.datasets["train"], batch_size=cfg.data.batch_size,
                                          shuffle=True)
+    scheduler = build_scheduler(cfg.optimizer, optimizer, epochs * len(loader), len(loader))
     use_bf16 = device.type == "cuda"
 
     def run() -> int:
-        images, done = 0, 0
-        while done < steps:
+        images = 0
+        for _ in range(epochs):
             for x, y in loader:
                 x = x.to(device, non_blocking=True).contiguous(memory_format=fmt)
                 y = y.to(device, non_blocking=True)
@@ -66,9 +67,6 @@ def plain_images_per_second(overrides: list[str], steps: int) -> float:
                 optimizer.zero_grad(set_to_none=True)
                 scheduler.step()
                 images += len(y)
-                done += 1
-                if done == steps:
-                    break
         return images
 
     seconds, images = timed(run)
@@ -77,17 +75,18 @@ def plain_images_per_second(overrides: list[str], steps: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--steps", type=int, default=60)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. model=resnet50 trainer=gpu")
     args = parser.parse_args()
     quiet()
     print(f"overhead benchmark on {machine()}; overrides: {args.overrides or 'embedded default'}")
     ours, plain = [], []
-    ftbench_images_per_second(args.overrides, 5)  # warm-up: imports, allocator, kernels
+    ftbench_images_per_second(args.overrides, 1)  # warm-up: imports, allocator, kernels
+    plain_images_per_second(args.overrides, 1)
     for i in range(args.repeats):
-        plain.append(plain_images_per_second(args.overrides, args.steps))
-        ours.append(ftbench_images_per_second(args.overrides, args.steps))
+        plain.append(plain_images_per_second(args.overrides, args.epochs))
+        ours.append(ftbench_images_per_second(args.overrides, args.epochs))
         print(f"  run {i + 1}: plain {plain[-1]:8.1f} img/s   ftbench {ours[-1]:8.1f} img/s")
     ratio = median(ours) / median(plain)
     print(f"median: plain {median(plain):.1f} img/s, ftbench {median(ours):.1f} img/s")
