@@ -47,7 +47,7 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
     ``extra_callbacks`` join the run's own (a logger's, a test's).
     """
     validate_config(cfg)
-    seed_everything(cfg.seed, workers=True)
+    seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = FineTuneDataModule(cfg.dataset, batch_size=cfg.data.batch_size,
                                     num_workers=cfg.data.num_workers,
                                     pin_memory=cfg.data.pin_memory)
