@@ -84,3 +84,12 @@ def test_feature_keys_change_with_the_weights_and_the_inputs():
         model.conv1[0].weight[0, 0, 0, 0] += 1e-3
     assert key != features_key(model, x)
     assert features_key(model, x) != features_key(model, x[:3])
+
+
+def test_the_train_split_feature_pass_counts_as_training_time(run_fit):
+    result, _ = run_fit("strategy=linear_probe", "trainer.max_epochs=2")
+    cost = result["cost"]
+    assert cost["feature_cache"]["train_seconds"] > 0
+    assert cost["train_seconds"] == pytest.approx(
+        sum(cost["epoch_train_seconds"]) + cost["feature_cache"]["train_seconds"])
+    assert cost["images_per_second"] == pytest.approx(cost["train_images"] / cost["train_seconds"])

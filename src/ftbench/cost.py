@@ -169,11 +169,16 @@ def cost_summary(time_meter, flop_meter: FlopMeter, drift: WeightDrift,
     """The ``cost`` block of ``result.json``.
 
     With cached features, a training step runs the head only; the backbone's forward over the
-    training split ran once, in the cache, and is training compute too (val/test: evaluation).
+    training split ran once, in the cache, and is training compute and time too (val/test:
+    evaluation).
     """
     extraction = cache.flops if cache else {}
+    times = time_meter.summary(pl_module)
+    if cache and cache.train_seconds:  # the one feature pass is part of what training took
+        times["train_seconds"] += cache.train_seconds
+        times["images_per_second"] = times["train_images"] / times["train_seconds"]
     return {
-        **time_meter.summary(pl_module),
+        **times,
         "train_flops": flop_meter.train_flops + extraction.get("train", 0),
         "eval_flops": flop_meter.eval_flops + extraction.get("val", 0) + extraction.get("test", 0),
         "epoch_train_flops": flop_meter.epoch_flops,

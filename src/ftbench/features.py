@@ -122,6 +122,7 @@ class FeatureCache(Callback):
         self.batch_size = batch_size
         self.store = DiskFeatureStore(store_dir) if store_dir else None
         self.seconds = 0.0
+        self.train_seconds = 0.0  # of which: the train split's features
         self.images = 0  # images that went through the backbone in this run
         self.loaded = 0  # images whose features came from the disk store
         self.used = False
@@ -144,8 +145,10 @@ class FeatureCache(Callback):
         start = time.perf_counter()
         for split in splits:
             if dm.can_serve_features(split) and not dm.serving_features(split):
-                computed_before = self.images
+                computed_before, split_start = self.images, time.perf_counter()
                 dm.serve_features(split, self._features(pl_module, dm.datasets[split]))
+                if split == "train":  # the train split's pass is training time
+                    self.train_seconds += time.perf_counter() - split_start
                 computed = self.images - computed_before  # zero when the store had them
                 if computed:
                     per_image = extraction_flops_per_image(pl_module.model, dm.datasets[split])
@@ -179,15 +182,18 @@ class FeatureCache(Callback):
         self._update(trainer, pl_module, trainer.current_epoch + 1)  # prepare the next epoch
 
     def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "seconds": self.seconds, "images": self.images,
+        return {"epoch": self.epoch, "seconds": self.seconds, "train_seconds": self.train_seconds,
+                "images": self.images,
                 "loaded": self.loaded, "used": self.used, "flops": self.flops}
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.epoch = state_dict["epoch"]
         self.seconds, self.images = state_dict["seconds"], state_dict["images"]
+        self.train_seconds = state_dict.get("train_seconds", 0.0)
         self.loaded, self.used = state_dict["loaded"], state_dict["used"]
         self.flops = dict(state_dict.get("flops", {}))
 
     def summary(self) -> dict:
-        return {"used": self.used, "seconds": self.seconds, "images_computed": self.images,
+        return {"used": self.used, "seconds": self.seconds, "train_seconds": self.train_seconds,
+                "images_computed": self.images,
                 "images_loaded": self.loaded, "flops": dict(self.flops)}

@@ -127,6 +127,10 @@ def _quiet_third_party() -> None:
     warnings.filterwarnings("ignore", ".*number of training batches.*")
     warnings.filterwarnings("ignore", ".*module\\(s\\) in eval mode.*")  # frozen groups, on purpose
     warnings.filterwarnings("ignore", ".*LeafSpec.*")
+    # last.ckpt lives in the run folder, next to Hydra's files: not a stale checkpoint folder
+    warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")
+    # device summary, tips and "loading train_dataloader" lines, printed for every job
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
     os.environ.setdefault("TQDM_MININTERVAL", "1")
 
 
