@@ -14,6 +14,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.colors import to_rgb  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from ftbench.report import Row  # noqa: E402
 from ftbench.strategies import STRATEGIES  # noqa: E402
@@ -127,6 +128,7 @@ def learning_curves(rows: list[Row], path: Path) -> Path | None:
         epochs, acc = _mean_by_epoch(row.runs, "val_acc")
         ax.plot(epochs, acc, marker=markers[id(row)], color=colour(row.strategy), label=row.label)
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("validation accuracy (fraction; mean over seeds)")
     ax.set_title("Validation accuracy during training")
     ax.grid(alpha=0.3)
@@ -157,6 +159,7 @@ def group_learning_rates(rows: list[Row], path: Path,
             ax.plot(epochs, lrs, marker="o", markersize=4, color=shade, label=name)
         ax.set_yscale("log")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("learning rate at epoch start (log scale)")
         ax.set_title(f"{row.label}: per-group LR")
         ax.grid(alpha=0.3, which="both")
