@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
+import torch
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from lightning import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -41,13 +42,37 @@ class Diverged(RuntimeError):
 
 
 class DivergenceGuard(Callback):
-    """Stops the run at the first non-finite training loss, naming where it happened."""
+    """Stops the run at the first non-finite training loss, naming where it happened.
+
+    On CPU every step is checked. On an accelerator, reading the loss back each step would
+    stall the device: steps fold ``isfinite`` into a device flag, read every
+    ``every_n_steps`` steps and at epoch end, so no divergence slips through.
+    """
+
+    def __init__(self, every_n_steps: int = 20) -> None:
+        self.every_n_steps = every_n_steps
+        self._finite: torch.Tensor | None = None
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch,
                            batch_idx: int) -> None:
-        loss = float(outputs["loss"])
-        if not math.isfinite(loss):
-            raise Diverged(f"training loss is {loss} at epoch {trainer.current_epoch}, step "
+        loss = outputs["loss"].detach()
+        if loss.device.type == "cpu":
+            value = float(loss)
+            self._check(trainer, pl_module, math.isfinite(value), f"is {value}")
+            return
+        finite = torch.isfinite(loss)
+        self._finite = finite if self._finite is None else self._finite & finite
+        if (batch_idx + 1) % self.every_n_steps == 0:
+            self._check(trainer, pl_module, bool(self._finite))
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._finite is not None:
+            self._check(trainer, pl_module, bool(self._finite))
+
+    def _check(self, trainer: Trainer, pl_module: LightningModule, finite: bool,
+               what: str = "is not finite (NaN or inf)") -> None:
+        if not finite:
+            raise Diverged(f"training loss {what} at epoch {trainer.current_epoch}, step "
                            f"{trainer.global_step}; lower strategy.lr "
                            f"(now {pl_module.plan.lr:g}) or check the data")
 
