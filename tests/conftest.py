@@ -44,3 +44,21 @@ def run_fit(tmp_path):
         return fit(cfg, tmp_path), tmp_path
 
     return _run
+
+
+@pytest.fixture
+def pretrained(tmp_path_factory):
+    """A 'pretrained' test_efficientnet saved to a file, so a run starts from known weights.
+
+    Returns the file and the model's layer groups.
+    """
+    import torch
+    from safetensors.torch import save_file
+
+    from ftbench.backbone import create_backbone, layer_groups
+
+    torch.manual_seed(123)
+    model = create_backbone("test_efficientnet", num_classes=10, weights="none")
+    path = tmp_path_factory.mktemp("weights") / "pretrained.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, path)
+    return path, layer_groups(model)

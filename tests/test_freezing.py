@@ -1,21 +1,9 @@
 """Frozen means frozen: weights, BatchNorm statistics, and no backward through the prefix."""
 
-import pytest
 import torch
-from safetensors.torch import save_file
 
 from ftbench.backbone import create_backbone, layer_groups
 from ftbench.weights import read_state_dict
-
-
-@pytest.fixture
-def pretrained(tmp_path_factory):
-    """A 'pretrained' test_efficientnet saved to a file, so the run starts from known weights."""
-    torch.manual_seed(123)
-    model = create_backbone("test_efficientnet", num_classes=10, weights="none")
-    path = tmp_path_factory.mktemp("weights") / "pretrained.safetensors"
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, path)
-    return path, layer_groups(model)
 
 
 def _tensors_of(groups, state):

@@ -9,9 +9,7 @@ import pytest
 import torch
 from lightning import Callback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from safetensors.torch import save_file
 
-from ftbench.backbone import create_backbone, layer_groups
 from ftbench.train import fit
 from ftbench.weights import read_state_dict
 
@@ -55,15 +53,6 @@ def _assert_same_run(a, a_dir, b, b_dir):
     wa, wb = read_state_dict(a_dir / "model.safetensors"), read_state_dict(b_dir / "model.safetensors")
     assert wa.keys() == wb.keys()
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
-
-
-@pytest.fixture
-def pretrained(tmp_path_factory):
-    torch.manual_seed(7)
-    model = create_backbone("test_efficientnet", num_classes=10, weights="none")
-    path = tmp_path_factory.mktemp("weights") / "pretrained.safetensors"
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, path)
-    return path, layer_groups(model)
 
 
 @pytest.mark.parametrize("strategy", [["strategy=gradual"],

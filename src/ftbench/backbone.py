@@ -11,7 +11,6 @@ import difflib
 from dataclasses import dataclass
 
 import timm
-import torch
 from timm.models import group_parameters
 from torch import nn
 
@@ -132,12 +131,10 @@ def group_modules(model: nn.Module, groups: list[LayerGroup]) -> list[list[nn.Mo
     return result
 
 
+def group_param_count(model: nn.Module, group: LayerGroup) -> int:
+    params = dict(model.named_parameters())
+    return sum(params[n].numel() for n in group.param_names)
+
+
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
-
-
-@torch.no_grad()
-def backbone_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """A detached copy of every tensor except the classifier (params and buffers)."""
-    head = classifier_param_names(model)
-    return {k: v.detach().clone() for k, v in model.state_dict().items() if k not in head}

@@ -28,8 +28,8 @@ class FineTuneModule(LightningModule):
         self.plan = plan
         self.optimizer_cfg = optimizer_cfg
         self._group_modules = group_modules(model, groups)
-        self._params_by_group = [[p for n, p in model.named_parameters() if n in set(g.param_names)]
-                                 for g in groups]
+        params = dict(model.named_parameters())
+        self._params_by_group = [[params[n] for n in g.param_names] for g in groups]
         self.trainable = [True] * len(groups)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")

@@ -19,7 +19,7 @@ from lightning import Callback, Trainer, seed_everything
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from ftbench.backbone import create_backbone, layer_groups
+from ftbench.backbone import create_backbone, group_param_count, layer_groups
 from ftbench.callbacks import CostMeter, EpochHistory, UnfreezeSchedule
 from ftbench.checkpointing import LAST_CHECKPOINT, InterruptCheckpoint, RandomState, SafeCheckpointIO
 from ftbench.cost import FlopMeter, WeightDrift, add_epoch_costs, cost_summary, log_cost
@@ -91,7 +91,7 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
         "model": cfg.model.name,
         "dataset": cfg.dataset.name,
         "seed": cfg.seed,
-        "groups": [{"name": g.name, "params": count_params_of(model, g)} for g in groups],
+        "groups": [{"name": g.name, "params": group_param_count(model, g)} for g in groups],
         "metrics": {
             "val_acc": history.history[-1]["val_acc"] if history.history else None,
             "test_acc": tested["test_acc"],
@@ -114,11 +114,6 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
         write_json(run_dir / RESULT_FILE, result)
     publish_result(trainer, result)
     return result
-
-
-def count_params_of(model, group) -> int:
-    params = dict(model.named_parameters())
-    return sum(params[n].numel() for n in group.param_names)
 
 
 def _quiet_third_party() -> None:
