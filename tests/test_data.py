@@ -162,3 +162,15 @@ def test_train_fraction_outside_the_unit_interval_is_refused(fraction):
 def test_batch_size_below_one_is_refused():
     with pytest.raises(UserError, match="data.batch_size=0"):
         FineTuneDataModule(dataset_cfg("digits"), batch_size=0)
+
+
+def test_in_memory_loaders_fetch_whole_batches_equal_to_item_by_item_collation():
+    dm = FineTuneDataModule(dataset_cfg("digits"), batch_size=16)
+    dm.resolve_for(timm.create_model("test_efficientnet", num_classes=dm.num_classes))
+    dm.setup("fit")
+    torch.manual_seed(0)
+    batched = [b for _, b in zip(range(4), dm.train_dataloader(), strict=False)]
+    torch.manual_seed(0)
+    reference = torch.utils.data.DataLoader(dm.datasets["train"], batch_size=16, shuffle=True)
+    for (x, y), (rx, ry) in zip(batched, reference, strict=False):
+        assert torch.equal(x, rx) and torch.equal(y, ry)

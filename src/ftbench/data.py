@@ -49,6 +49,20 @@ class FeatureSwitch(Dataset):
     def __getitem__(self, index: int):
         return (self.images if self.features is None else self.features)[index]
 
+    def __getitems__(self, indices: list[int]) -> list[torch.Tensor]:
+        """A whole batch by one indexing per tensor, instead of one item at a time + stack.
+
+        The loader calls this for a batch of sampler indices; what it returns is already the
+        batch (see ``_as_batch``), the same tensors the item-by-item path would collate.
+        """
+        source = self.images if self.features is None else self.features
+        index = torch.as_tensor(indices, dtype=torch.long)
+        return [tensor[index] for tensor in source.tensors]
+
+
+def _as_batch(batch: list[torch.Tensor]) -> list[torch.Tensor]:
+    return batch
+
 
 def subsample_per_class(dataset: Dataset, fraction: float, seed: int) -> Dataset:
     """Keep ``fraction`` of each class (at least one image each): the dataset-size knob."""
@@ -154,10 +168,11 @@ class FineTuneDataModule(LightningDataModule):
 
     def _loader(self, name: str, shuffle: bool) -> DataLoader:
         dataset = self._served[name]
-        workers = 0 if isinstance(dataset, FeatureSwitch) else self.num_workers
+        in_memory = isinstance(dataset, FeatureSwitch)
+        workers = 0 if in_memory else self.num_workers
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle,
                           num_workers=workers, pin_memory=self.pin_memory,
-                          persistent_workers=workers > 0)
+                          persistent_workers=workers > 0, collate_fn=_as_batch if in_memory else None)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
