@@ -9,11 +9,38 @@ from __future__ import annotations
 import torch
 from lightning import LightningModule
 from torch import nn
+from torchmetrics import Metric
 from torchmetrics.classification import MulticlassAccuracy
 
 from ftbench.backbone import LayerGroup, group_modules
 from ftbench.optim import build_optimizer, build_scheduler
 from ftbench.strategies import StrategyPlan
+
+STAGES = ("train", "val", "test")
+
+
+class BatchMean(Metric):
+    """Mean of a per-batch value weighted by batch size, summed over ranks at compute.
+
+    ``self.log(tensor, on_epoch=True)`` would do the same, but a ``log`` call costs about a
+    millisecond, which is most of a step when only the head trains on cached features.
+    (``MeanMetric`` checks for NaN every step, a device sync on GPU, and its
+    ``nan_strategy="disable"`` drops the weights.)
+    """
+
+    full_state_update = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("total", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("weight", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, value: torch.Tensor, weight: int) -> None:
+        self.total += value.detach().double() * weight
+        self.weight += weight
+
+    def compute(self) -> torch.Tensor:
+        return (self.total / self.weight).float()
 
 
 class FineTuneModule(LightningModule):
@@ -32,9 +59,13 @@ class FineTuneModule(LightningModule):
         self._params_by_group = [[params[n] for n in g.param_names] for g in groups]
         self.trainable = [True] * len(groups)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
-        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
-        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
-        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
+        # Updated every step, logged once per epoch. validate_args=False: the labels come from
+        # the data module, and the checks would sync an accelerator on every step.
+        self.epoch_metrics = nn.ModuleDict()
+        for stage in STAGES:
+            self.epoch_metrics[f"{stage}_loss"] = BatchMean()
+            self.epoch_metrics[f"{stage}_acc"] = MulticlassAccuracy(num_classes, average="micro",
+                                                                    validate_args=False)
 
     # -- freezing -------------------------------------------------------------------------
     def set_trainable(self, mask: list[bool]) -> None:
@@ -68,26 +99,46 @@ class FineTuneModule(LightningModule):
             return self.model.get_classifier()(x)
         return self.model(x.contiguous(memory_format=self.memory_format))
 
-    def _shared_step(self, batch, stage: str, accuracy: MulticlassAccuracy) -> torch.Tensor:
+    def _shared_step(self, batch, stage: str) -> torch.Tensor:
         x, y = batch
         logits = self(x)
         loss = self.criterion(logits, y)
-        accuracy(logits, y)
-        on_step = stage == "train"
-        # sync_dist: under DDP the epoch loss is the mean over every rank's shard.
-        self.log(f"{stage}_loss", loss, on_step=on_step, on_epoch=True, prog_bar=True,
-                 batch_size=len(y), sync_dist=True)
-        self.log(f"{stage}_acc", accuracy, on_step=False, on_epoch=True, prog_bar=stage != "train")
+        self.epoch_metrics[f"{stage}_loss"].update(loss, len(y))
+        self.epoch_metrics[f"{stage}_acc"].update(logits, y)
         return loss
 
+    def _log_epoch(self, stage: str) -> None:
+        """The stage's epoch loss and accuracy, over every rank (torchmetrics syncs at compute)."""
+        loss, accuracy = self.epoch_metrics[f"{stage}_loss"], self.epoch_metrics[f"{stage}_acc"]
+        if not loss.update_called:
+            return
+        suffix = "_epoch" if stage == "train" else ""  # the per-step loss is train_loss_step
+        self.log(f"{stage}_loss{suffix}", loss.compute(), prog_bar=True, sync_dist=True)
+        self.log(f"{stage}_acc", accuracy.compute(), prog_bar=stage != "train", sync_dist=True)
+        loss.reset()
+        accuracy.reset()
+
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        return self._shared_step(batch, "train", self.train_acc)
+        loss = self._shared_step(batch, "train")
+        # Only on the steps the loggers write (every log_every_n_steps), for the same reason.
+        if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
+            self.log("train_loss_step", loss, prog_bar=True)
+        return loss
 
     def validation_step(self, batch, batch_idx: int) -> None:
-        self._shared_step(batch, "val", self.val_acc)
+        self._shared_step(batch, "val")
 
     def test_step(self, batch, batch_idx: int) -> None:
-        self._shared_step(batch, "test", self.test_acc)
+        self._shared_step(batch, "test")
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
 
     # -- optimisation ---------------------------------------------------------------------
     def configure_optimizers(self):

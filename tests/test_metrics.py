@@ -1,0 +1,49 @@
+"""Epoch metrics: updated every step, logged once per epoch, equal to a hand computation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ftbench.backbone import create_backbone
+from ftbench.data import FineTuneDataModule
+from ftbench.module import BatchMean
+from ftbench.weights import read_state_dict
+
+from .conftest import FAST, make_cfg
+
+
+def test_batch_mean_weights_each_batch_by_its_size():
+    mean = BatchMean()
+    mean.update(torch.tensor(1.0), 3)
+    mean.update(torch.tensor(4.0), 1)
+    assert mean.compute().item() == pytest.approx((3 * 1.0 + 4.0) / 4)
+    mean.reset()
+    mean.update(torch.tensor(2.0), 5)
+    assert mean.compute().item() == pytest.approx(2.0)
+
+
+def test_logged_test_metrics_match_an_evaluation_of_the_saved_weights(run_fit):
+    result, run_dir = run_fit("strategy=full", "data.batch_size=16")
+    cfg = make_cfg(*FAST, "strategy=full", "data.batch_size=16")
+    dm = FineTuneDataModule(cfg.dataset, batch_size=16)
+    model = create_backbone(cfg.model.name, dm.num_classes, weights="none")
+    model.load_state_dict(read_state_dict(run_dir / "model.safetensors"))
+    model.eval()
+    dm.resolve_for(model)
+    dm.setup("test")
+    correct = total = 0
+    loss_sum = 0.0
+    with torch.no_grad():
+        for i, (x, y) in enumerate(dm.test_dataloader()):
+            if i == cfg.trainer.limit_test_batches:
+                break
+            logits = model(x)
+            loss_sum += torch.nn.functional.cross_entropy(logits, y).item() * len(y)
+            correct += (logits.argmax(1) == y).sum().item()
+            total += len(y)
+    assert total == 2 * 16
+    assert result["metrics"]["test_acc"] == pytest.approx(correct / total)
+    assert result["metrics"]["test_loss"] == pytest.approx(loss_sum / total, rel=1e-4)
+    # the epoch history keeps its own per-epoch loss and the logged validation figures
+    assert all(h["val_acc"] is not None and h["val_loss"] > 0 for h in result["history"])
