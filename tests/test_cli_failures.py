@@ -9,11 +9,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 from ftbench import report
+from ftbench.failures import Diverged, DivergenceGuard
 from ftbench.train import fit, main
 from ftbench.weights import read_state_dict
 
@@ -131,3 +133,27 @@ def test_no_secret_reaches_results_saved_configs_or_logs(tmp_path, cli, monkeypa
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["config"]["wandb"]["api_key"] == "***"
     assert result["config"]["notes"]["remote"] == "***"
+
+
+def test_the_deferred_divergence_check_reads_the_flag_every_n_steps_and_at_epoch_end():
+    """The accelerator path (no read-back per step), driven with CPU losses."""
+    trainer = SimpleNamespace(current_epoch=0, global_step=0)
+    module = SimpleNamespace(plan=SimpleNamespace(lr=0.1))
+    losses = [1.0, float("nan"), 1.0, 1.0]
+
+    guard = DivergenceGuard(every_n_steps=3, read_every_step=False)
+    guard.on_train_batch_end(trainer, module, {"loss": torch.tensor(losses[0])}, None, 0)
+    guard.on_train_batch_end(trainer, module, {"loss": torch.tensor(losses[1])}, None, 1)  # not read yet
+    with pytest.raises(Diverged, match="not finite"):
+        guard.on_train_batch_end(trainer, module, {"loss": torch.tensor(losses[2])}, None, 2)
+
+    guard = DivergenceGuard(every_n_steps=20, read_every_step=False)
+    for i, loss in enumerate(losses):
+        guard.on_train_batch_end(trainer, module, {"loss": torch.tensor(loss)}, None, i)
+    with pytest.raises(Diverged):  # the epoch's end reads what the interval has not
+        guard.on_train_epoch_end(trainer, module)
+
+    healthy = DivergenceGuard(every_n_steps=2, read_every_step=False)
+    for i in range(4):
+        healthy.on_train_batch_end(trainer, module, {"loss": torch.tensor(1.0)}, None, i)
+    healthy.on_train_epoch_end(trainer, module)

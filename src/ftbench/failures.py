@@ -49,14 +49,16 @@ class DivergenceGuard(Callback):
     ``every_n_steps`` steps and at epoch end, so no divergence slips through.
     """
 
-    def __init__(self, every_n_steps: int = 20) -> None:
+    def __init__(self, every_n_steps: int = 20, read_every_step: bool | None = None) -> None:
         self.every_n_steps = every_n_steps
+        self.read_every_step = read_every_step  # None: on CPU only
         self._finite: torch.Tensor | None = None
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch,
                            batch_idx: int) -> None:
         loss = outputs["loss"].detach()
-        if loss.device.type == "cpu":
+        every_step = loss.device.type == "cpu" if self.read_every_step is None else self.read_every_step
+        if every_step:
             value = float(loss)
             self._check(trainer, pl_module, math.isfinite(value), f"is {value}")
             return
