@@ -63,7 +63,8 @@ def extraction_flops_per_image(model: nn.Module, dataset: TensorDataset) -> floa
 
 def _update_hash(h, tensor: torch.Tensor) -> None:
     h.update(str((tensor.dtype, tuple(tensor.shape))).encode())
-    h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    # a view of the tensor's own bytes: no copy of what can be a gigabyte of inputs
+    h.update(memoryview(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()))
 
 
 def features_key(model: nn.Module, inputs: torch.Tensor) -> str:
