@@ -5,7 +5,7 @@ import torch
 
 from ftbench.backbone import create_backbone
 from ftbench.data import FineTuneDataModule
-from ftbench.features import extract_features
+from ftbench.features import extract_features, extraction_batch_size
 
 from .conftest import make_cfg
 
@@ -93,3 +93,9 @@ def test_the_train_split_feature_pass_counts_as_training_time(run_fit):
     assert cost["train_seconds"] == pytest.approx(
         sum(cost["epoch_train_seconds"]) + cost["feature_cache"]["train_seconds"])
     assert cost["images_per_second"] == pytest.approx(cost["train_images"] / cost["train_seconds"])
+
+
+@pytest.mark.parametrize(("size", "expected"), [(32, 256), (64, 64), (96, 16), (224, 8), (512, 8)])
+def test_cpu_feature_pass_batches_hold_about_the_same_number_of_pixels(size, expected):
+    assert extraction_batch_size(torch.device("cpu"), torch.Size([100, 3, size, size])) == expected
+    assert extraction_batch_size(torch.device("cuda"), torch.Size([100, 3, size, size])) == 256
