@@ -32,15 +32,16 @@ class BatchMean(Metric):
 
     def __init__(self) -> None:
         super().__init__()
-        self.add_state("total", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("weight", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        # float32, not float64: MPS has no float64, and an epoch's sum needs no more
+        self.add_state("total", torch.tensor(0.0), dist_reduce_fx="sum")
+        self.add_state("weight", torch.tensor(0.0), dist_reduce_fx="sum")
 
     def update(self, value: torch.Tensor, weight: int) -> None:
-        self.total += value.detach().double() * weight
+        self.total += value.detach().float() * weight
         self.weight += weight
 
     def compute(self) -> torch.Tensor:
-        return (self.total / self.weight).float()
+        return self.total / self.weight
 
 
 class FineTuneModule(LightningModule):
@@ -113,6 +114,8 @@ class FineTuneModule(LightningModule):
         if not loss.update_called:
             return
         suffix = "_epoch" if stage == "train" else ""  # the per-step loss is train_loss_step
+        # The values already agree across ranks: sync_dist's mean of them changes nothing and
+        # keeps Lightning from warning about unsynced epoch metrics.
         self.log(f"{stage}_loss{suffix}", loss.compute(), prog_bar=True, sync_dist=True)
         self.log(f"{stage}_acc", accuracy.compute(), prog_bar=stage != "train", sync_dist=True)
         loss.reset()
