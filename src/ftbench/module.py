@@ -124,7 +124,8 @@ class FineTuneModule(LightningModule):
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         loss = self._shared_step(batch, "train")
         # Only on the steps the loggers write (every log_every_n_steps), for the same reason.
-        if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
+        every = self.trainer.log_every_n_steps
+        if every and (self.global_step + 1) % every == 0:
             self.log("train_loss_step", loss, prog_bar=True)
         return loss
 
