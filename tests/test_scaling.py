@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -61,3 +62,20 @@ def test_gpu_and_ddp_trainers_compose_with_the_speed_settings():
     ddp = make_cfg("trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2")
     assert ddp.trainer.strategy == "ddp" and ddp.trainer.precision == "bf16-mixed"
     assert (ddp.trainer.devices, ddp.trainer.num_nodes) == (4, 2)
+
+
+def test_the_gpu_trainer_settings_run_end_to_end_in_bf16_on_the_cpu(run_fit):
+    """trainer=gpu with only the accelerator swapped: bf16 autocast, channels_last, the feature
+    cache of lp_ft's probe epoch and the unfreezing after it, as a GPU run would take them."""
+    result, _ = run_fit("trainer=gpu", "trainer.accelerator=cpu", "data.pin_memory=false",
+                        "strategy=lp_ft", "+trainer.limit_train_batches=3",
+                        "+trainer.limit_val_batches=2", "+trainer.limit_test_batches=2",
+                        "trainer.enable_progress_bar=false", "model.name=test_efficientnet",
+                        "model.weights=none", "dataset.image_size=32", "trainer.max_epochs=2",
+                        fast=False)
+    assert result["status"] == "completed"
+    assert result["config"]["trainer"]["precision"] == "bf16-mixed"
+    assert result["cost"]["feature_cache"]["used"]
+    assert [len(h["trainable_groups"]) for h in result["history"]] == [1, len(result["groups"])]
+    assert all(math.isfinite(h["train_loss"]) and math.isfinite(h["val_loss"]) for h in result["history"])
+    assert 0 <= result["metrics"]["test_acc"] <= 1 and result["cost"]["train_flops"] > 0
