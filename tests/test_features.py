@@ -84,6 +84,21 @@ def test_feature_keys_change_with_the_weights_and_the_inputs():
         model.conv1[0].weight[0, 0, 0, 0] += 1e-3
     assert key != features_key(model, x)
     assert features_key(model, x) != features_key(model, x[:3])
+    assert features_key(model, x, "bf16-mixed") != features_key(model, x, "32-true")
+
+
+def test_features_are_computed_in_the_runs_precision_and_stored_apart(run_fit, tmp_path):
+    from safetensors.torch import load_file
+
+    store = tmp_path / "store"
+    bf16 = ["trainer=gpu", "trainer.accelerator=cpu", "data.pin_memory=false"]
+    run_fit("strategy=linear_probe", f"data.feature_store={store}", *bf16)
+    bf16_files = set(store.glob("*.safetensors"))
+    run_fit("strategy=linear_probe", f"data.feature_store={store}")
+    assert len(bf16_files) == 3 and len(list(store.glob("*.safetensors"))) == 6
+    for path in bf16_files:  # pooled under bf16 autocast: every value is a bfloat16 value
+        features = load_file(str(path))["features"]
+        assert torch.equal(features, features.bfloat16().float())
 
 
 def test_the_train_split_feature_pass_counts_as_training_time(run_fit):

@@ -85,13 +85,16 @@ def _update_hash(h, tensor: torch.Tensor) -> None:
     h.update(memoryview(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()))
 
 
-def features_key(model: nn.Module, inputs: torch.Tensor) -> str:
-    """What determines the features: the architecture, every backbone tensor, every input.
+def features_key(model: nn.Module, inputs: torch.Tensor, precision: str = "32-true") -> str:
+    """What determines the features: the architecture, every backbone tensor, every input,
+    and the precision the backbone ran in (bf16 features are not float32 features).
 
     Hashing contents rather than config values means no setting can be forgotten: another
     weight file, transform or split gives another key.
     """
     h = hashlib.sha256(type(model).__name__.encode())
+    if precision != "32-true":  # float32 adds nothing: stores of float32 features keep their keys
+        h.update(f"precision={precision}".encode())
     head = {id(p) for p in model.get_classifier().parameters()}
     for name, tensor in model.state_dict(keep_vars=True).items():
         if id(tensor) not in head:
@@ -165,7 +168,7 @@ class FeatureCache(Callback):
         for split in splits:
             if dm.can_serve_features(split) and not dm.serving_features(split):
                 computed_before, split_start = self.images, time.perf_counter()
-                dm.serve_features(split, self._features(pl_module, dm.datasets[split]))
+                dm.serve_features(split, self._features(trainer, pl_module, dm.datasets[split]))
                 if split == "train":  # the train split's pass is training time
                     self.train_seconds += time.perf_counter() - split_start
                 computed = self.images - computed_before  # zero when the store had them
@@ -175,18 +178,21 @@ class FeatureCache(Callback):
         self.seconds += time.perf_counter() - start
         self.used = True
 
-    def _features(self, pl_module: LightningModule, dataset: Dataset) -> TensorDataset:
+    def _features(self, trainer: Trainer, pl_module: LightningModule, dataset: Dataset) -> TensorDataset:
         # Only in-memory splits are stored: their inputs can be hashed without a decode pass.
         key = None
         if self.store is not None and isinstance(dataset, TensorDataset):
-            key = features_key(pl_module.model, dataset.tensors[0])
+            key = features_key(pl_module.model, dataset.tensors[0], str(trainer.precision))
             stored = self.store.load(key)
             if stored is not None:
                 self.loaded += len(stored)
                 return stored
         batch_size = self.batch_size or extraction_batch_size(pl_module.device,
                                                               dataset.tensors[0].shape)
-        features = extract_features(pl_module.model, dataset, batch_size, pl_module.memory_format)
+        # The run's own precision (bf16 autocast under trainer=gpu), as the uncached path's
+        # forwards would have; the features are stored as float32 either way.
+        with trainer.precision_plugin.forward_context():
+            features = extract_features(pl_module.model, dataset, batch_size, pl_module.memory_format)
         self.images += len(dataset)
         if key is not None:
             self.store.save(key, features)
