@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import platform
 import statistics
@@ -23,6 +24,15 @@ def make_cfg(*overrides: str, run_dir: Path) -> DictConfig:
     with open_dict(cfg):
         cfg.logger.save_dir = str(run_dir)
     return cfg
+
+
+def parse_args(doc: str, epochs: int, repeats: int, example: str) -> argparse.Namespace:
+    """``--epochs``, ``--repeats`` and trailing Hydra overrides, shared by the benchmarks."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--repeats", type=int, default=repeats)
+    parser.add_argument("overrides", nargs="*", help=f"Hydra overrides, e.g. {example}")
+    return parser.parse_args()
 
 
 def quiet() -> None:

@@ -19,7 +19,6 @@ the stored path cannot undercut.
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import torch
 from lightning import LightningModule, Trainer
 from torch.utils.data import DataLoader, TensorDataset
 
-from benchmarks.common import machine, make_cfg, median, quiet, timed, verdict
+from benchmarks.common import machine, make_cfg, median, parse_args, quiet, timed, verdict
 from ftbench.backbone import create_backbone
 from ftbench.train import fit
 
@@ -76,11 +75,7 @@ def bare_lightning_seconds(result: dict, epochs: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. dataset.image_size=224")
-    args = parser.parse_args()
+    args = parse_args(__doc__, epochs=10, repeats=2, example="dataset.image_size=224")
     quiet()
     print(f"feature_cache benchmark on {machine()}: linear_probe, {args.epochs} epochs "
           f"{' '.join(args.overrides)}")

@@ -10,14 +10,13 @@ median over back-to-back pairs, run in alternating order so that machine drift c
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 from pathlib import Path
 
 import torch
 from lightning import seed_everything
 
-from benchmarks.common import machine, make_cfg, median, quiet, timed, verdict
+from benchmarks.common import machine, make_cfg, median, parse_args, quiet, timed, verdict
 from ftbench.backbone import create_backbone, layer_groups
 from ftbench.data import FineTuneDataModule
 from ftbench.optim import build_optimizer, build_scheduler
@@ -74,11 +73,7 @@ def plain_images_per_second(overrides: list[str], epochs: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. model=resnet50 trainer=gpu")
-    args = parser.parse_args()
+    args = parse_args(__doc__, epochs=3, repeats=5, example="model=resnet50 trainer=gpu")
     quiet()
     print(f"overhead benchmark on {machine()}; overrides: {args.overrides or 'embedded default'}")
     ours, plain = [], []
