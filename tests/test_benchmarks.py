@@ -1,0 +1,34 @@
+"""The benchmarks run and print their ratios (on a tiny model: their figures are not checked here)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["model.name=test_efficientnet", "model.weights=none"]
+
+
+def bench(name: str, *args: str) -> str:
+    proc = subprocess.run([sys.executable, "-m", f"benchmarks.{name}", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+@pytest.mark.parametrize("name", ["overhead", "feature_cache"])
+def test_a_benchmark_prints_its_ratio_and_verdict(name):
+    out = bench(name, "--epochs", "1", "--repeats", "1", *TINY)
+    verdicts = re.findall(r"^(.+): ([0-9.]+) \(target ([<>]=) ([0-9.]+)\) -> (MET|NOT MET)$", out, re.M)
+    assert verdicts, out
+    for _, value, sign, target, verdict in verdicts:
+        met = float(value) >= float(target) if sign == ">=" else float(value) <= float(target)
+        assert verdict == ("MET" if met else "NOT MET")
+    if name == "feature_cache":  # the same seed gives the same accuracy on every path
+        gaps = [float(v) for label, v, *_ in verdicts if "accuracy gap" in label]
+        assert gaps == [0.0, 0.0]
+        assert "bare Lightning fit" in out
