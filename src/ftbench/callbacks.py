@@ -16,7 +16,6 @@ import torch
 from lightning import Callback, LightningModule, Trainer
 
 from ftbench.backbone import count_params
-from ftbench.distributed import reduce_over_ranks
 
 _PROC_STATUS = Path("/proc/self/status")
 
@@ -46,25 +45,18 @@ class EpochHistory(Callback):
     def __init__(self) -> None:
         self.history: list[dict] = []
         self._lrs: list[float] = []
-        self._loss_sum = 0.0
-        self._count = 0
 
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._lrs = pl_module.group_lrs()  # the LRs the epoch starts with
-        self._loss_sum, self._count = 0.0, 0
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        n = len(batch[1])
-        # Stays a device tensor: float() here would sync the GPU on every step.
-        self._loss_sum = self._loss_sum + outputs["loss"].detach() * n
-        self._count += n
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         metrics = trainer.callback_metrics
-        loss_sum, count = reduce_over_ranks(trainer, [float(self._loss_sum), self._count])  # all shards
+        # Callbacks' epoch end runs before the module's, which logs and resets this metric;
+        # its compute() is over every rank's shard and cached, so the module reuses it.
+        train_loss = float(pl_module.epoch_metrics["train_loss"].compute())
         self.history.append({
             "epoch": trainer.current_epoch,
-            "train_loss": loss_sum / max(1, count),
+            "train_loss": train_loss,
             "val_acc": float(metrics["val_acc"]) if "val_acc" in metrics else None,
             "val_loss": float(metrics["val_loss"]) if "val_loss" in metrics else None,
             "lrs": self._lrs,

@@ -146,22 +146,16 @@ class WeightDrift(Callback):
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if stage == "fit":
             self._initial = [[p.detach().to("cpu", copy=True) for p in params]
-                             for params in group_params(pl_module)]
+                             for params in pl_module.group_params]
 
     @torch.no_grad()
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        for group, params, initial in zip(pl_module.groups, group_params(pl_module),
+        for group, params, initial in zip(pl_module.groups, pl_module.group_params,
                                           self._initial, strict=True):
             moved = sum(float((p.detach().cpu() - w0).pow(2).sum())
                         for p, w0 in zip(params, initial, strict=True))
             size = sum(float(w0.pow(2).sum()) for w0 in initial)
             self.drift[group.name] = (moved / size) ** 0.5 if size > 0 else 0.0
-
-
-def group_params(pl_module: LightningModule) -> list[list[torch.nn.Parameter]]:
-    """The parameters of each layer group, bottom to top."""
-    params = dict(pl_module.model.named_parameters())
-    return [[params[n] for n in group.param_names] for group in pl_module.groups]
 
 
 def cost_summary(time_meter, flop_meter: FlopMeter, drift: WeightDrift,

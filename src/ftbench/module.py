@@ -57,7 +57,7 @@ class FineTuneModule(LightningModule):
         self.optimizer_cfg = optimizer_cfg
         self._group_modules = group_modules(model, groups)
         params = dict(model.named_parameters())
-        self._params_by_group = [[params[n] for n in g.param_names] for g in groups]
+        self.group_params = [[params[n] for n in g.param_names] for g in groups]  # bottom to top
         self.trainable = [True] * len(groups)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         # Updated every step, logged once per epoch. validate_args=False: the labels come from
@@ -72,7 +72,7 @@ class FineTuneModule(LightningModule):
     def set_trainable(self, mask: list[bool]) -> None:
         """Freeze every group whose flag is False; never touches the optimizer's layout."""
         self.trainable = list(mask)
-        for params, trainable in zip(self._params_by_group, mask, strict=True):
+        for params, trainable in zip(self.group_params, mask, strict=True):
             for p in params:
                 p.requires_grad_(trainable)
         if self.training:
