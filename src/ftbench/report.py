@@ -24,10 +24,11 @@ from pathlib import Path
 
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from scipy import stats
 
-from ftbench.results import RESULT_FILE, write_json
+from ftbench.results import RESULT_FILE
 
 log = logging.getLogger("ftbench")
 
@@ -288,16 +289,11 @@ def record_failure(job_dir: Path, job_return: JobReturn) -> None:
     """A failed job's record, unless the job wrote its own: what failed, and with which config."""
     if (job_dir / RESULT_FILE).exists():
         return
+    from ftbench.failures import write_failure  # here: the report command itself needs no torch
+
     error = job_return._return_value
-    message = f"{type(error).__name__}: {error}".splitlines()[0] if error is not None else "failed"
-    record = {"status": "failed", "error": message}
-    config = job_return.cfg
-    if config is not None:
-        container = OmegaConf.to_container(config, resolve=False)
-        record.update(strategy=_lookup(container, "strategy.name"), model=_lookup(container, "model.name"),
-                      dataset=_lookup(container, "dataset.name"), seed=container.get("seed"),
-                      config=container)
-    write_json(job_dir / RESULT_FILE, record)
+    write_failure(job_dir, job_return.cfg, error if isinstance(error, BaseException)
+                  else RuntimeError("the job failed"))
 
 
 class WriteReport(Callback):
@@ -324,7 +320,7 @@ class WriteReport(Callback):
         if job_return.status == JobStatus.FAILED:
             self._seen_failure = True
             record_failure(Path(config.hydra.runtime.output_dir), job_return)
-        if self._seen_failure and str(config.hydra.mode) == "RunMode.MULTIRUN":
+        if self._seen_failure and config.hydra.mode == RunMode.MULTIRUN:
             self._write(config)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
