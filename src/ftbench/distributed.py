@@ -22,10 +22,7 @@ def reduce_over_ranks(trainer: Trainer, values: list[float], op: str = "sum") ->
     if trainer.world_size == 1:
         return list(values)
     tensor = torch.tensor(values, dtype=torch.float64, device=trainer.strategy.root_device)
-    if op == "max":
-        gathered = trainer.strategy.all_gather(tensor)
-        return gathered.max(dim=0).values.tolist()
-    return trainer.strategy.reduce(tensor, reduce_op="sum").tolist()
+    return trainer.strategy.reduce(tensor, reduce_op=op).tolist()
 
 
 def cost_over_ranks(trainer: Trainer, cost: dict) -> dict:
