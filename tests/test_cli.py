@@ -34,7 +34,8 @@ def pretrained_backbone():
 
 
 def test_linear_probe_on_the_default_keeps_the_pretrained_backbone(tmp_path, pretrained_backbone):
-    train(tmp_path, "strategy=linear_probe", *SHORT)
+    # uncached: on cached features the backbone would not run in training at all
+    train(tmp_path, "strategy=linear_probe", "data.cache_features=false", *SHORT)
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["strategy"] == "linear_probe" and result["model"] == "tf_efficientnet_lite0"
     assert (tmp_path / "last.ckpt").is_file()
@@ -77,6 +78,9 @@ def test_same_seed_same_metrics(tmp_path):
     ra, rb = (json.loads((tmp_path / d / "result.json").read_text()) for d in "ab")
     assert ra["metrics"] == rb["metrics"]
     assert [h["train_loss"] for h in ra["history"]] == [h["train_loss"] for h in rb["history"]]
+    c = train(tmp_path / "c", "strategy=lp_ft", "strategy.probe_epochs=1", "seed=8", *SHORT)
+    rc = json.loads((tmp_path / "c" / "result.json").read_text())
+    assert c.returncode == 0 and rc["history"][0]["train_loss"] != ra["history"][0]["train_loss"]
 
 
 def test_bad_strategy_value_is_one_line_and_no_result(tmp_path):

@@ -67,9 +67,8 @@ def test_cached_features_count_the_one_off_backbone_pass_and_head_only_steps(tmp
     (features_key,) = [k for k in cached["eval_flops_per_image"] if "x" not in k]
     features = int(features_key)
     assert cached["eval_flops_per_image"][features_key] == 2 * features * classes
-    for phase in cached["flop_phases"]:  # a step on features: head forward + weight gradient
-        if len(phase["input"]) == 1:
-            assert phase["flops_per_image"] == 2 * 2 * features * classes
+    (phase,) = cached["flop_phases"]  # a step on features: head forward + weight gradient
+    assert phase["input"] == [features] and phase["flops_per_image"] == 2 * 2 * features * classes
     # the backbone ran once over each split: its forward is the image forward minus the head
     train_size = 1257
     backbone_forward = plain["eval_flops_per_image"]["3x32x32"] - 2 * features * classes

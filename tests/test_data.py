@@ -46,7 +46,8 @@ def test_digits_split_is_fixed_stratified_and_disjoint():
         assert counts.min() >= 0.8 * counts.mean()  # every class in every split
     again = load_splits(dataset_cfg("digits"))
     assert splits.test.indices == again.test.indices
-    assert not set(splits.train.indices) & set(splits.test.indices)
+    indices = [set(split.indices) for split in (splits.train, splits.val, splits.test)]
+    assert len(set.union(*indices)) == sum(sizes) == 1797  # pairwise disjoint
     image, _ = splits.train[0]
     assert image.size == (32, 32) and image.mode == "RGB"
 
@@ -62,10 +63,11 @@ def test_train_fraction_subsamples_each_class():
 
 def test_data_module_follows_the_backbone_normalisation_and_keeps_tensors_in_memory():
     dm = FineTuneDataModule(dataset_cfg("digits"), batch_size=16)
-    model = timm.create_model("test_efficientnet", num_classes=dm.num_classes)
+    # Lite0's own normalisation (0.5), not timm's ImageNet default
+    model = timm.create_model("tf_efficientnet_lite0", num_classes=dm.num_classes)
     config = dm.resolve_for(model)
     assert config["input_size"] == (3, 32, 32)
-    assert config["mean"] == model.pretrained_cfg["mean"]
+    assert config["mean"] == config["std"] == (0.5, 0.5, 0.5)
     dm.setup("fit")
     assert isinstance(dm.datasets["train"], torch.utils.data.TensorDataset)
     x, y = next(iter(dm.train_dataloader()))

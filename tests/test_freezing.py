@@ -14,7 +14,9 @@ def _tensors_of(groups, state):
 
 def test_linear_probe_keeps_every_backbone_tensor_bit_identical(run_fit, pretrained):
     path, groups = pretrained
-    result, run_dir = run_fit("strategy=linear_probe", f"model.weights={path}")
+    # uncached: on cached features the backbone would not run in training at all
+    result, run_dir = run_fit("strategy=linear_probe", "data.cache_features=false",
+                              f"model.weights={path}")
     before, after = read_state_dict(path), read_state_dict(run_dir / "model.safetensors")
     backbone = [k for k in before if not k.startswith("classifier")]
     assert any("running_mean" in k for k in backbone)
@@ -68,8 +70,8 @@ def test_gradual_unfreezes_without_changing_the_optimizer_layout(run_fit):
                               "trainer.max_epochs=3")
     counts = [len(h["trainable_groups"]) for h in result["history"]]
     assert counts == [1, 2, 3]
-    assert [h["trainable_params"] for h in result["history"]] == sorted(
-        h["trainable_params"] for h in result["history"])
+    params = [h["trainable_params"] for h in result["history"]]  # counted from requires_grad
+    assert params[0] < params[1] < params[2]
     ckpt = torch.load(run_dir / "last.ckpt", map_location="cpu", weights_only=False)
     layer_groups_in_opt = {pg["layer_group"] for pg in ckpt["optimizer_states"][0]["param_groups"]}
     assert layer_groups_in_opt == set(range(len(result["groups"])))

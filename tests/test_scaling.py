@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from ftbench.weights import read_state_dict
 
 from .conftest import FAST, make_cfg
@@ -48,6 +50,8 @@ def test_two_process_cpu_ddp_writes_one_result_with_costs_over_both_ranks(tmp_pa
     assert result["cost"]["devices"] == 2
     assert result["cost"]["train_images"] == 2 * epochs * batches * batch_size
     assert result["cost"]["images_per_second"] > 0
+    # FLOPs add up over ranks; the per-epoch figures are rank 0's
+    assert result["cost"]["train_flops"] == pytest.approx(2 * sum(result["cost"]["epoch_train_flops"]))
     assert len(result["history"]) == epochs and 0 <= result["metrics"]["test_acc"] <= 1
     weights = read_state_dict(tmp_path / "model.safetensors")
     assert set(weights) >= {"conv_stem.weight", "classifier.weight"}
