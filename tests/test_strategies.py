@@ -26,7 +26,6 @@ def test_gradual_unfreezes_one_group_from_the_top_every_n_epochs():
     p = plan("gradual", unfreeze_every=2)
     assert [p.num_trainable(e) for e in range(10)] == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
     assert p.trainable_mask(2) == [False, False, False, True, True]
-    assert p.changes_at(10) == [2, 4, 6, 8]
 
 
 def test_partial_counts_backbone_groups_on_top_of_the_head():

@@ -55,13 +55,11 @@ def classifier_param_names(model: nn.Module) -> set[str]:
 
 
 def create_backbone(name: str, num_classes: int, weights: str = "package",
-                    drop_rate: float = 0.0, drop_path_rate: float | None = None) -> nn.Module:
+                    drop_rate: float = 0.0) -> nn.Module:
     """Create ``name`` with a new ``num_classes`` classifier on top of ``weights``."""
     check_model_name(name)
     check_weight_source(weights)
     kwargs = {"drop_rate": drop_rate}
-    if drop_path_rate is not None:
-        kwargs["drop_path_rate"] = drop_path_rate
     if weights == "timm":
         try:
             return timm.create_model(name, pretrained=True, num_classes=num_classes, **kwargs)

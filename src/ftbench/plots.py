@@ -142,10 +142,13 @@ def _shades(strategy: str, n: int) -> list[tuple[float, float, float]]:
     return [tuple(1 - (1 - c) * (0.25 + 0.75 * i / max(1, n - 1)) for c in base) for i in range(n)]
 
 
-def group_learning_rates(rows: list[Row], path: Path,
-                         strategies: tuple[str, ...] = ("discriminative", "gradual")) -> Path | None:
+GROUP_LR_STRATEGIES = ("discriminative", "gradual")  # the ones whose per-group LRs tell a story
+
+
+def group_learning_rates(rows: list[Row], path: Path) -> Path | None:
     """Each group's LR per epoch (first seed of each row); a frozen group draws no line."""
-    shown = [r for r in rows if r.strategy in strategies and r.runs and r.runs[0].get("history")][:4]
+    shown = [r for r in rows
+             if r.strategy in GROUP_LR_STRATEGIES and r.runs and r.runs[0].get("history")][:4]
     if not shown:
         return None
     fig, axes = plt.subplots(1, len(shown), figsize=(6.4 * len(shown), 4.2), squeeze=False)

@@ -39,10 +39,6 @@ class StrategyPlan:
         """Per group, bottom to top: the factor on ``lr``; the head is 1, each step down / decay."""
         return [self.lr_decay ** -(self.num_groups - 1 - i) for i in range(self.num_groups)]
 
-    def changes_at(self, max_epochs: int) -> list[int]:
-        """Epochs (after the first) at which the set of trainable groups changes."""
-        return [e for e in range(1, max_epochs)
-                if self.num_trainable(e) != self.num_trainable(e - 1)]
 
 
 def build_plan(cfg, num_groups: int, max_epochs: int) -> StrategyPlan:

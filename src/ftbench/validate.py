@@ -17,7 +17,7 @@ from ftbench.backbone import check_model_name, check_weight_source, layer_groups
 from ftbench.datasets import BAD_IMAGE_POLICIES, SOURCES
 from ftbench.errors import UserError, choice_error, integer, number
 from ftbench.optim import OPTIMIZERS, SCHEDULES
-from ftbench.strategies import STRATEGIES, build_plan
+from ftbench.strategies import build_plan
 
 
 def validate_config(cfg: DictConfig) -> None:
@@ -41,8 +41,7 @@ def check_resolvable(cfg: DictConfig) -> None:
 
 
 def check_names(cfg: DictConfig) -> None:
-    if cfg.strategy.name not in STRATEGIES:
-        raise choice_error("strategy", cfg.strategy.name, STRATEGIES)
+    # the strategy's name and numbers are checked by build_plan (validate_config's last step)
     if cfg.dataset.name not in SOURCES:
         raise choice_error("dataset", cfg.dataset.name, SOURCES)
     check_model_name(cfg.model.name)
@@ -70,7 +69,6 @@ def check_numbers(cfg: DictConfig) -> None:
                         "training data; allowed: a sum below 1")
     if cfg.dataset.get("image_size") is not None:
         integer("dataset.image_size", cfg.dataset.image_size, lowest=8)
-    number("strategy.lr", cfg.strategy.lr, above=0)
     number("optimizer.weight_decay", cfg.optimizer.weight_decay, at_least=0)
     number("optimizer.warmup_epochs", cfg.optimizer.warmup_epochs, at_least=0)
     number("optimizer.min_lr_factor", cfg.optimizer.min_lr_factor, at_least=0, at_most=1)
