@@ -32,18 +32,21 @@ log = logging.getLogger("ftbench")
 LAST_CHECKPOINT = "last.ckpt"
 
 
-def load_checkpoint(path: str | Path, setting: str = "resume") -> dict[str, Any]:
-    """Read a checkpoint with ``weights_only=True``: tensors and plain containers, no code."""
+def load_checkpoint(path: str | Path, setting: str = "resume", what: str = "checkpoint") -> Any:
+    """Read a PyTorch file with ``weights_only=True``: tensors and plain containers, no code.
+
+    ``setting`` and ``what`` name, in the error, the option that gave the path and its kind.
+    """
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{setting}={str(path)!r}: no such checkpoint file")
+        raise UserError(f"{setting}={str(path)!r}: no such {what} file")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        raise UserError(f"{setting}={str(path)!r}: refused, the checkpoint holds objects other than "
+        raise UserError(f"{setting}={str(path)!r}: refused, the {what} holds objects other than "
                         "tensors and plain values (a pickle that could run code)") from err
     except (RuntimeError, EOFError, OSError) as err:
-        raise UserError(f"{setting}={str(path)!r}: not a readable checkpoint (truncated or "
+        raise UserError(f"{setting}={str(path)!r}: not a readable {what} (truncated or "
                         "corrupt)") from err
 
 

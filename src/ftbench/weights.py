@@ -15,7 +15,6 @@ would run code is refused, never executed.
 from __future__ import annotations
 
 import importlib
-import pickle
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ftbench.checkpointing import load_checkpoint
 from ftbench.errors import UserError
 
 WEIGHT_SOURCES = ("package", "timm", "none")
@@ -58,16 +58,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             return load_file(str(path))
         except (SafetensorError, OSError) as err:
             raise UserError(f"model.weights={str(path)!r}: not a readable safetensors file") from err
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise UserError(
-            f"model.weights={str(path)!r}: refused, the file holds objects other than tensors "
-            "(a pickle that could run code); save plain tensors or safetensors instead"
-        ) from err
-    except (RuntimeError, EOFError, OSError) as err:
-        raise UserError(f"model.weights={str(path)!r}: not a readable PyTorch file") from err
-    return _unwrap_state_dict(obj, path)
+    return _unwrap_state_dict(load_checkpoint(path, "model.weights", what="file"), path)
 
 
 def _unwrap_state_dict(obj: object, path: Path) -> dict[str, torch.Tensor]:
