@@ -74,6 +74,20 @@ def test_a_file_with_another_head_size_keeps_the_backbone_and_a_new_head(tmp_pat
     assert torch.equal(loaded.conv1[0].weight, source.conv1[0].weight)
 
 
+@pytest.mark.parametrize("wrap", [
+    lambda sd: sd,
+    lambda sd: {f"module.{k}": v for k, v in sd.items()},  # saved from a DDP-wrapped model
+    lambda sd: {"state_dict": {f"model.{k}": v for k, v in sd.items()}},  # a Lightning checkpoint
+    lambda sd: {"model": sd, "epoch": 3},  # a timm training checkpoint
+], ids=["bare", "ddp", "lightning", "timm"])
+def test_weight_files_in_the_usual_wrappers_load_the_same_tensors(tmp_path, wrap):
+    source = create_backbone("test_resnet", num_classes=5, weights="none")
+    torch.save(wrap(source.state_dict()), tmp_path / "w.pth")
+    loaded = create_backbone("test_resnet", num_classes=5, weights=str(tmp_path / "w.pth"))
+    for k, v in source.state_dict().items():
+        assert torch.equal(v, loaded.state_dict()[k])
+
+
 def test_weights_for_another_architecture_are_refused(tmp_path):
     torch.save(create_backbone("test_vit", 3, "none").state_dict(), tmp_path / "vit.pth")
     with pytest.raises(UserError, match="does not fit the model"):

