@@ -256,11 +256,14 @@ allocated on GPU, process peak RSS on CPU. Acc gain / TFLOP: test accuracy above
 TFLOP of training. Drift: ||w - w0|| / ||w0|| per layer group at the end of training."""
 
 
-def write_report(root: Path) -> dict[str, Path]:
-    """Write ``report.md``, ``report.csv`` and the plots into ``root``; return their paths."""
+def write_report(root: Path, runs: list[dict] | None = None) -> dict[str, Path]:
+    """Write ``report.md``, ``report.csv`` and the plots into ``root``; return their paths.
+
+    ``runs`` are the jobs ``collect(root)`` read, if the caller has them already.
+    """
     from ftbench import plots  # matplotlib is imported only when a report is drawn
 
-    runs = collect(root)
+    runs = collect(root) if runs is None else runs
     rows = group_rows(runs)
     plot_dir = root / PLOTS_DIR
     plot_paths = plots.draw_all(rows, plot_dir)
@@ -274,9 +277,8 @@ def write_report(root: Path) -> dict[str, Path]:
     return paths
 
 
-def summary_text(root: Path, paths: dict[str, Path]) -> str:
+def summary_text(runs: list[dict], paths: dict[str, Path]) -> str:
     out = io.StringIO()
-    runs = collect(root)
     out.write(markdown_table(group_rows(runs)) + "\n\n")
     if any(not completed(r) for r in runs):
         out.write(f"Runs without a result:\n\n{failed_table(runs)}\n\n")
@@ -334,11 +336,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.dir.is_dir():
         print(f"ftbench.report: error: {str(args.dir)!r} is not a folder", file=sys.stderr)
         return 2
-    if not collect(args.dir):
+    runs = collect(args.dir)
+    if not runs:
         print(f"ftbench.report: error: no {RESULT_FILE} or job folder under {str(args.dir)!r}",
               file=sys.stderr)
         return 2
-    print(summary_text(args.dir, write_report(args.dir)), end="")
+    print(summary_text(runs, write_report(args.dir, runs)), end="")
     return 0
 
 
