@@ -22,9 +22,15 @@ def choice_error(setting: str, value: object, allowed: Iterable[object]) -> User
     return UserError(f"{setting}={value!r} is not valid; allowed: {allowed_str}")
 
 
-def integer(setting: str, value: object, lowest: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < lowest:
-        raise UserError(f"{setting}={value!r} is not valid; allowed: an integer >= {lowest}")
+def integer(setting: str, value: object, lowest: int, highest: int | None = None,
+            why: str = "") -> int:
+    """An integer in ``lowest..highest`` (no upper bound if ``highest`` is None), else a
+    ``UserError`` that states the range and, in brackets, ``why`` it is so."""
+    if (isinstance(value, bool) or not isinstance(value, Integral) or value < lowest
+            or (highest is not None and value > highest)):
+        allowed = f">= {lowest}" if highest is None else f"{lowest}..{highest}"
+        raise UserError(f"{setting}={value!r} is not valid; allowed: an integer {allowed}"
+                        + (f" ({why})" if why else ""))
     return int(value)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ftbench.errors import UserError, choice_error, integer, number
+from ftbench.errors import choice_error, integer, number
 
 
 @dataclass(frozen=True)
@@ -66,18 +66,14 @@ def _gradual(cfg, num_backbone: int, max_epochs: int) -> Callable[[int], int]:
 
 
 def _partial(cfg, num_backbone: int, max_epochs: int) -> Callable[[int], int]:
-    k = cfg.trainable_groups
-    if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= num_backbone:
-        raise UserError(f"strategy.trainable_groups={k!r} is not valid; allowed: an integer "
-                        f"0..{num_backbone} (this model has {num_backbone} backbone groups)")
+    k = integer("strategy.trainable_groups", cfg.trainable_groups, 0, num_backbone,
+                why=f"this model has {num_backbone} backbone groups")
     return lambda epoch: k + 1
 
 
 def _lp_ft(cfg, num_backbone: int, max_epochs: int) -> Callable[[int], int]:
-    probe = cfg.probe_epochs
-    if isinstance(probe, bool) or not isinstance(probe, int) or not 0 < probe < max_epochs:
-        raise UserError(f"strategy.probe_epochs={probe!r} is not valid; allowed: an integer "
-                        f"1..{max_epochs - 1} (below trainer.max_epochs={max_epochs})")
+    probe = integer("strategy.probe_epochs", cfg.probe_epochs, 1, max_epochs - 1,
+                    why=f"below trainer.max_epochs={max_epochs}")
     return lambda epoch: 1 if epoch < probe else num_backbone + 1
 
 
