@@ -138,22 +138,37 @@ def test_no_secret_reaches_results_saved_configs_or_logs(tmp_path, cli, monkeypa
 def test_the_deferred_divergence_check_reads_the_flag_every_n_steps_and_at_epoch_end():
     """The accelerator path (no read-back per step), driven with CPU losses."""
     trainer = SimpleNamespace(current_epoch=0, global_step=0)
-    module = SimpleNamespace(plan=SimpleNamespace(lr=0.1))
+    module = SimpleNamespace(plan=SimpleNamespace(lr=0.1), device=torch.device("cpu"))
     losses = [1.0, float("nan"), 1.0, 1.0]
 
-    guard = DivergenceGuard(every_n_steps=3, read_every_step=False)
+    def deferred_guard(every_n_steps: int) -> DivergenceGuard:
+        guard = DivergenceGuard(every_n_steps=every_n_steps, read_every_step=False)
+        guard.on_fit_start(trainer, module)
+        return guard
+
+    guard = deferred_guard(3)
     guard.on_train_batch_end(trainer, module, {"loss": torch.tensor(losses[0])}, None, 0)
     guard.on_train_batch_end(trainer, module, {"loss": torch.tensor(losses[1])}, None, 1)  # not read yet
     with pytest.raises(Diverged, match="not finite"):
         guard.on_train_batch_end(trainer, module, {"loss": torch.tensor(losses[2])}, None, 2)
 
-    guard = DivergenceGuard(every_n_steps=20, read_every_step=False)
+    guard = deferred_guard(20)
     for i, loss in enumerate(losses):
         guard.on_train_batch_end(trainer, module, {"loss": torch.tensor(loss)}, None, i)
     with pytest.raises(Diverged):  # the epoch's end reads what the interval has not
         guard.on_train_epoch_end(trainer, module)
 
-    healthy = DivergenceGuard(every_n_steps=2, read_every_step=False)
+    healthy = deferred_guard(2)
     for i in range(4):
         healthy.on_train_batch_end(trainer, module, {"loss": torch.tensor(1.0)}, None, i)
     healthy.on_train_epoch_end(trainer, module)
+
+
+def test_on_cpu_the_divergence_guard_reads_every_step_and_names_the_value():
+    trainer = SimpleNamespace(current_epoch=1, global_step=7)
+    module = SimpleNamespace(plan=SimpleNamespace(lr=0.1), device=torch.device("cpu"))
+    guard = DivergenceGuard(every_n_steps=20)
+    guard.on_fit_start(trainer, module)
+    guard.on_train_batch_end(trainer, module, {"loss": torch.tensor(1.0)}, None, 0)
+    with pytest.raises(Diverged, match="training loss is inf at epoch 1, step 7"):
+        guard.on_train_batch_end(trainer, module, {"loss": torch.tensor(float("inf"))}, None, 1)

@@ -52,13 +52,18 @@ class DivergenceGuard(Callback):
     def __init__(self, every_n_steps: int = 20, read_every_step: bool | None = None) -> None:
         self.every_n_steps = every_n_steps
         self.read_every_step = read_every_step  # None: on CPU only
+        self._every_step = True
         self._finite: torch.Tensor | None = None
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        on_cpu = pl_module.device.type == "cpu"
+        self._every_step = on_cpu if self.read_every_step is None else self.read_every_step
+        self._finite = None
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch,
                            batch_idx: int) -> None:
         loss = outputs["loss"].detach()
-        every_step = loss.device.type == "cpu" if self.read_every_step is None else self.read_every_step
-        if every_step:
+        if self._every_step:
             value = float(loss)
             self._check(trainer, pl_module, math.isfinite(value), f"is {value}")
             return
