@@ -17,6 +17,34 @@ def test_warmup_then_cosine_to_the_floor():
     assert lr_factor(50, 100, "constant", 10, 0.01) == 1.0
 
 
+def _factors(schedule: str, warmup_epochs: float, total_steps: int = 100) -> list[float]:
+    """The LR factor the built scheduler applies at each of ``total_steps`` steps."""
+    model = timm.create_model("test_resnet", num_classes=3)
+    groups = layer_groups(model)
+    cfg = OmegaConf.merge(OPT, {"schedule": schedule, "warmup_epochs": warmup_epochs})
+    opt = build_optimizer(cfg, model, groups, [1.0] * len(groups), base_lr=1.0)
+    sched = build_scheduler(cfg, opt, total_steps=total_steps, steps_per_epoch=10)
+    factors = []
+    for _ in range(total_steps):
+        factors.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return factors
+
+
+def test_onecycle_without_warmup_rises_over_its_first_30_percent_then_anneals():
+    f = _factors("onecycle", warmup_epochs=0)
+    assert f[0] == pytest.approx(1 / 30) and f[29] == pytest.approx(1.0)
+    assert all(a < b for a, b in zip(f[:29], f[1:30]))
+    assert all(a >= b for a, b in zip(f[29:], f[30:]))
+    assert f[-1] == pytest.approx(0.01, abs=1e-3)
+
+
+def test_without_warmup_cosine_starts_at_full_lr_and_onecycle_follows_an_explicit_warmup():
+    assert _factors("cosine", warmup_epochs=0)[0] == pytest.approx(1.0)
+    assert _factors("onecycle", warmup_epochs=2) == _factors("cosine", warmup_epochs=2)
+
+
 @pytest.mark.parametrize("schedule", ["cosine", "onecycle", "constant"])
 def test_schedule_keeps_the_ratio_between_groups_at_every_step(schedule):
     model = timm.create_model("test_resnet", num_classes=3)
