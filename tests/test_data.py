@@ -74,6 +74,20 @@ def test_data_module_follows_the_backbone_normalisation_and_keeps_tensors_in_mem
     assert x.shape == (16, 3, 32, 32) and y.dtype == torch.long
 
 
+def test_with_augmentation_the_train_split_is_random_and_read_lazily_the_others_fixed():
+    dm = FineTuneDataModule(dataset_cfg("digits", augment=True), batch_size=16)
+    dm.resolve_for(timm.create_model("test_efficientnet", num_classes=dm.num_classes))
+    dm.setup("fit")
+    train = dm.datasets["train"]
+    assert not isinstance(train, torch.utils.data.TensorDataset)  # transformed on every read
+    torch.manual_seed(0)
+    draws = [train[0][0] for _ in range(4)]
+    assert draws[0].shape == (3, 32, 32)
+    assert any(not torch.equal(draws[0], d) for d in draws[1:])
+    for split in ("val", "test"):
+        assert isinstance(dm.datasets[split], torch.utils.data.TensorDataset)
+
+
 def test_imagefolder_splits_a_flat_folder(tmp_path):
     root = _folder(tmp_path / "imgs")
     splits = load_splits(dataset_cfg("imagefolder", root=str(root)))
