@@ -50,8 +50,8 @@ def cli(monkeypatch, capsys):
     ([*FAST, "strategy.lr_dekay=2"], "strategy.lr_dekay is not a setting"),
     ([*FAST, "+strategy=full"], "Multiple values for strategy"),
     ([*FAST, "strategy.lr=[1"], "cannot parse the override 'strategy.lr=[1'"),
+    # a value fit() refuses (the full table of those is in test_validation.py)
     ([*FAST, "strategy=gradual", "strategy.unfreeze_every=0"], "strategy.unfreeze_every=0 is not valid"),
-    ([*FAST, "data.batch_size=-8"], "data.batch_size=-8 is not valid"),
     (["resume=no/such/run"], "resume='no/such/run' is not a run folder"),
     (["resume=no/such/run", "seed=3"], "continues the run with its own config; allowed: no other"),
 ])
