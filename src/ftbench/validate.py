@@ -8,6 +8,8 @@ classes) or the weights file run where those are read, and raise the same ``User
 
 from __future__ import annotations
 
+from functools import cache
+
 import timm
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -76,6 +78,7 @@ def check_numbers(cfg: DictConfig) -> None:
     number("model.label_smoothing", cfg.model.label_smoothing, at_least=0, below=1)
 
 
+@cache  # the jobs of a multirun share one process and mostly one model
 def count_groups(model_name: str) -> int:
     """Number of layer groups of ``model_name`` (head included), without allocating weights."""
     with torch.device("meta"):
