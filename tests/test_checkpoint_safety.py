@@ -48,3 +48,10 @@ def test_a_checkpoint_of_a_run_is_usable_as_weights(run_fit, tmp_path):
     saved = torch.load(run_dir / "last.ckpt", weights_only=True)  # no code needed to read it
     model = create_backbone("test_efficientnet", 10, weights=str(run_dir / "last.ckpt"))
     assert torch.equal(model.conv_stem.weight, saved["state_dict"]["model.conv_stem.weight"])
+
+
+def test_a_checkpoint_without_its_untrained_groups_is_refused_as_weights(run_fit, tmp_path):
+    run_fit("strategy=linear_probe", "trainer.max_epochs=1")
+    with pytest.raises(UserError, match="leaves out the groups that had not trained yet .*"
+                                        "allowed: the run's model.safetensors"):
+        create_backbone("test_efficientnet", 10, weights=str(tmp_path / "last.ckpt"))

@@ -9,7 +9,10 @@ import pytest
 import torch
 from lightning import Callback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+from safetensors.torch import save_file
 
+from ftbench.checkpointing import LEFT_OUT, left_out_keys
+from ftbench.errors import UserError
 from ftbench.train import fit
 from ftbench.weights import read_state_dict
 
@@ -93,3 +96,35 @@ def test_sigterm_saves_a_checkpoint_that_resumes_exactly(tmp_path):
     assert torch.load(tmp_path / "cut" / "last.ckpt", weights_only=True)["global_step"] == 3  # one epoch
     resumed = _fit(tmp_path / "cut", "strategy=gradual", ckpt_path=tmp_path / "cut" / "last.ckpt")
     _assert_same_run(whole, tmp_path / "whole", resumed, tmp_path / "cut")
+
+
+def test_checkpoints_leave_out_the_groups_that_have_not_trained_yet(tmp_path, pretrained):
+    path, groups = pretrained
+    run_dir = tmp_path / "run"
+    with pytest.raises(Crash):
+        _fit(run_dir, "strategy=gradual", f"model.weights={path}", extra_callbacks=[CrashAtEpoch(2)])
+    saved = torch.load(run_dir / "last.ckpt", weights_only=True)
+    assert saved["epoch"] == 1  # epochs 0 and 1 trained the top two groups
+    trained = {f"model.{n}" for g in groups[-2:] for n in g.param_names}
+    left_out = left_out_keys(saved)
+    assert list(saved[LEFT_OUT]) == [g.name for g in groups[:-2]]
+    assert trained <= saved["state_dict"].keys() and not trained & left_out
+    assert not left_out & saved["state_dict"].keys()
+    start = read_state_dict(path)
+    assert {f"model.{k}" for k in start} == left_out | saved["state_dict"].keys()  # nothing lost
+
+
+def test_a_resume_from_other_starting_weights_is_refused_and_changes_nothing(tmp_path, pretrained):
+    path, groups = pretrained
+    run_dir = tmp_path / "run"
+    with pytest.raises(Crash):
+        _fit(run_dir, "strategy=linear_probe", f"model.weights={path}", extra_callbacks=[CrashAtEpoch(1)])
+    changed = {k: v.clone() for k, v in read_state_dict(path).items()}
+    changed["conv_stem.weight"] += 0.01
+    other = tmp_path / "other.safetensors"
+    save_file(changed, other)
+    checkpoint = (run_dir / "last.ckpt").read_bytes()
+    with pytest.raises(UserError, match=f"starting weights of groups {groups[0].name} differ"):
+        _fit(run_dir, "strategy=linear_probe", f"model.weights={other}", ckpt_path=run_dir / "last.ckpt")
+    assert (run_dir / "last.ckpt").read_bytes() == checkpoint
+    assert not (run_dir / "result.json").exists()

@@ -20,6 +20,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from ftbench.flops import flop_counter
+from ftbench.hashing import update_hash
 
 
 @torch.no_grad()  # not inference_mode: the features later feed autograd (the head)
@@ -79,12 +80,6 @@ def extraction_flops_per_image(model: nn.Module, dataset: TensorDataset) -> floa
     return float(counter.get_total_flops())
 
 
-def _update_hash(h, tensor: torch.Tensor) -> None:
-    h.update(str((tensor.dtype, tuple(tensor.shape))).encode())
-    # a view of the tensor's own bytes: no copy of what can be a gigabyte of inputs
-    h.update(memoryview(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()))
-
-
 def features_key(model: nn.Module, inputs: torch.Tensor, precision: str = "32-true") -> str:
     """What determines the features: the architecture, every backbone tensor, every input,
     and the precision the backbone ran in (bf16 features are not float32 features).
@@ -99,8 +94,8 @@ def features_key(model: nn.Module, inputs: torch.Tensor, precision: str = "32-tr
     for name, tensor in model.state_dict(keep_vars=True).items():
         if id(tensor) not in head:
             h.update(name.encode())
-            _update_hash(h, tensor)
-    _update_hash(h, inputs)
+            update_hash(h, tensor)
+    update_hash(h, inputs)
     return h.hexdigest()[:40]
 
 

@@ -13,6 +13,7 @@ from torchmetrics import Metric
 from torchmetrics.classification import MulticlassAccuracy
 
 from ftbench.backbone import LayerGroup, group_modules
+from ftbench.checkpointing import StartingWeights
 from ftbench.optim import build_optimizer, build_scheduler
 from ftbench.strategies import StrategyPlan
 
@@ -59,6 +60,7 @@ class FineTuneModule(LightningModule):
         params = dict(model.named_parameters())
         self.group_params = [[params[n] for n in g.param_names] for g in groups]  # bottom to top
         self.trainable = [True] * len(groups)
+        self.starting_weights = StartingWeights(model, [g.name for g in groups], self._group_modules)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         # Updated every step, logged once per epoch. validate_args=False: the labels come from
         # the data module, and the checks would sync an accelerator on every step.
@@ -143,6 +145,15 @@ class FineTuneModule(LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # the epoch being saved counts as trained: a mid-epoch (interrupt) save includes it
+        untouched = self.plan.untouched_groups(self.trainer.current_epoch)
+        self.starting_weights.leave_out(checkpoint, untouched)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.starting_weights.put_back(checkpoint, self.state_dict())
 
     # -- optimisation ---------------------------------------------------------------------
     def configure_optimizers(self):

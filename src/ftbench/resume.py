@@ -14,7 +14,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from ftbench.checkpointing import LAST_CHECKPOINT, load_checkpoint
+from ftbench.checkpointing import LAST_CHECKPOINT, left_out_keys, load_checkpoint
 from ftbench.errors import UserError
 from ftbench.results import RESULT_FILE, read_result
 
@@ -69,8 +69,11 @@ def load_run(run_dir: str | Path, extra_overrides: list[str]) -> tuple[DictConfi
 
 def check_checkpoint_fits(checkpoint: str | Path, model: nn.Module) -> None:
     """Refuse a checkpoint whose tensors do not fit ``model`` (e.g. another number of classes)."""
-    state = load_checkpoint(checkpoint).get("state_dict", {})
+    saved = load_checkpoint(checkpoint)
+    state = saved.get("state_dict", {})
     expected = {f"model.{k}": v for k, v in model.state_dict().items()}
+    for key in left_out_keys(saved):  # still the starting weights; checked when put back
+        expected.pop(key, None)
     head = model.get_classifier()
     head_key = next((f"model.{n}" for n, p in model.named_parameters() if p is head.weight), None)
     if head_key in state and state[head_key].shape != expected[head_key].shape:

@@ -35,6 +35,10 @@ class StrategyPlan:
         k = self.num_trainable(epoch)
         return [i >= self.num_groups - k for i in range(self.num_groups)]
 
+    def untouched_groups(self, epoch: int) -> int:
+        """How many bottom groups trained in no epoch up to ``epoch``: they hold their start."""
+        return self.num_groups - max(self.num_trainable(e) for e in range(epoch + 1))
+
     def lr_scales(self) -> list[float]:
         """Per group, bottom to top: the factor on ``lr``; the head is 1, each step down / decay."""
         return [self.lr_decay ** -(self.num_groups - 1 - i) for i in range(self.num_groups)]

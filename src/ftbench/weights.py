@@ -23,7 +23,7 @@ import torch
 from timm.models import clean_state_dict, remap_state_dict
 from torch import nn
 
-from ftbench.checkpointing import load_checkpoint
+from ftbench.checkpointing import LEFT_OUT, load_checkpoint
 from ftbench.errors import UserError
 
 WEIGHT_SOURCES = ("package", "timm", "none")
@@ -64,6 +64,10 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 def _unwrap_state_dict(obj: object, path: Path) -> dict[str, torch.Tensor]:
     """Accept a bare state dict or the usual wrappers (Lightning and timm checkpoints)."""
+    if isinstance(obj, Mapping) and obj.get(LEFT_OUT):
+        raise UserError(f"model.weights={str(path)!r}: this checkpoint leaves out the groups that "
+                        f"had not trained yet ({', '.join(obj[LEFT_OUT])}); allowed: the run's "
+                        "model.safetensors, which holds every weight")
     if isinstance(obj, Mapping):
         for key in ("state_dict", "model", "state_dict_ema"):
             if key in obj and isinstance(obj[key], Mapping):
