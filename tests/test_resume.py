@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import pytest
 import torch
@@ -41,6 +42,12 @@ class CrashAtEpoch(Callback):
 class SigtermAtEpochEnd(Callback):
     def on_train_epoch_end(self, trainer, pl_module):
         if trainer.current_epoch == 0:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+class SigtermMidEpoch(Callback):
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.current_epoch == 1 and batch_idx == 0:
             os.kill(os.getpid(), signal.SIGTERM)
 
 
@@ -96,6 +103,24 @@ def test_sigterm_saves_a_checkpoint_that_resumes_exactly(tmp_path):
     assert torch.load(tmp_path / "cut" / "last.ckpt", weights_only=True)["global_step"] == 3  # one epoch
     resumed = _fit(tmp_path / "cut", "strategy=gradual", ckpt_path=tmp_path / "cut" / "last.ckpt")
     _assert_same_run(whole, tmp_path / "whole", resumed, tmp_path / "cut")
+
+
+def test_a_run_resumed_mid_epoch_keeps_its_schedule_and_counts_its_cost_once(tmp_path):
+    """Lightning starts no epoch on such a resume: the epoch's state must come back whole."""
+    start = time.perf_counter()
+    whole = _fit(tmp_path / "whole", "strategy=gradual")
+    with pytest.raises(SIGTERMException):
+        _fit(tmp_path / "cut", "strategy=gradual", extra_callbacks=[SigtermMidEpoch()])
+    saved = torch.load(tmp_path / "cut" / "last.ckpt", weights_only=True)
+    assert saved["global_step"] == 4  # epoch 0's 3 steps and one of epoch 1
+    resumed = _fit(tmp_path / "cut", "strategy=gradual", ckpt_path=tmp_path / "cut" / "last.ckpt")
+    elapsed = time.perf_counter() - start
+    for key in ("trainable_groups", "lrs", "trainable_params"):
+        assert [h[key] for h in resumed["history"]] == [h[key] for h in whole["history"]], key
+    for key in ("train_images", "train_flops", "epoch_train_flops"):
+        assert resumed["cost"][key] == whole["cost"][key], key
+    assert 0 < resumed["cost"]["train_seconds"] < elapsed
+    assert all(0 < h["train_seconds"] < elapsed for h in resumed["history"])
 
 
 def test_checkpoints_leave_out_the_groups_that_have_not_trained_yet(tmp_path, pretrained):

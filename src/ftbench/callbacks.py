@@ -35,6 +35,11 @@ class UnfreezeSchedule(Callback):
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         self._apply(trainer, pl_module)
 
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # After a checkpoint is restored. A run resumed mid-epoch (saved by a signal) gets
+        # no on_train_epoch_start for that epoch, and setup ran before the epoch was restored.
+        self._apply(trainer, pl_module)
+
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._apply(trainer, pl_module)
 
@@ -66,10 +71,12 @@ class EpochHistory(Callback):
         })
 
     def state_dict(self) -> dict:
-        return {"history": self.history}
+        # the running epoch's starting LRs too: a run resumed mid-epoch does not start it again
+        return {"history": self.history, "epoch_lrs": self._lrs}
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.history = list(state_dict["history"])
+        self._lrs = list(state_dict.get("epoch_lrs", []))
 
 
 class CostMeter(Callback):
@@ -82,6 +89,8 @@ class CostMeter(Callback):
         self._epoch_start = 0.0
         self._val_seconds = 0.0
         self._val_start = 0.0
+        self._in_epoch = False
+        self._resumed_seconds = 0.0  # of an epoch a signal interrupted, restored on resume
 
     def _sync(self, pl_module: LightningModule) -> None:
         if pl_module.device.type == "cuda":
@@ -90,10 +99,17 @@ class CostMeter(Callback):
     def on_fit_start(self, trainer, pl_module) -> None:
         reset_peak_memory(pl_module.device)
 
+    def on_train_start(self, trainer, pl_module) -> None:
+        # A run resumed mid-epoch gets no on_train_epoch_start: its clock goes on from here,
+        # with the seconds the epoch had run before the signal. Otherwise the epoch start resets it.
+        self._val_seconds = 0.0
+        self._epoch_start = time.perf_counter() - self._resumed_seconds
+
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._sync(pl_module)
         self._val_seconds = 0.0
         self._epoch_start = time.perf_counter()
+        self._in_epoch = True
 
     def on_validation_start(self, trainer, pl_module) -> None:
         self._val_start = time.perf_counter()
@@ -107,7 +123,8 @@ class CostMeter(Callback):
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         self._sync(pl_module)
-        seconds = time.perf_counter() - self._epoch_start - self._val_seconds
+        seconds = self._epoch_seconds_so_far()
+        self._in_epoch = False
         self.epoch_seconds.append(seconds)
         self.train_seconds += seconds
         pl_module.log("epoch_train_seconds", seconds)
@@ -123,14 +140,19 @@ class CostMeter(Callback):
             "total_params": count_params(pl_module.model),
         }
 
+    def _epoch_seconds_so_far(self) -> float:
+        return time.perf_counter() - self._epoch_start - self._val_seconds
+
     def state_dict(self) -> dict:
         return {"train_seconds": self.train_seconds, "images": self.images,
-                "epoch_seconds": self.epoch_seconds}
+                "epoch_seconds": self.epoch_seconds,
+                "running_epoch_seconds": self._epoch_seconds_so_far() if self._in_epoch else 0.0}
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.train_seconds = state_dict["train_seconds"]
         self.images = state_dict["images"]
         self.epoch_seconds = list(state_dict["epoch_seconds"])
+        self._resumed_seconds = state_dict.get("running_epoch_seconds", 0.0)
 
 
 def reset_peak_memory(device: torch.device) -> None:

@@ -116,7 +116,9 @@ class FlopMeter(Callback):
     def state_dict(self) -> dict:
         return {"train_flops": self.train_flops, "eval_flops": self.eval_flops,
                 "epoch_flops": self.epoch_flops, "phases": self.phases,
-                "eval_flops_per_image": self.eval_flops_per_image}
+                "eval_flops_per_image": self.eval_flops_per_image,
+                # a run resumed mid-epoch (saved by a signal) goes on adding to its epoch
+                "running_epoch_flops": self._epoch_flops}
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.train_flops = state_dict["train_flops"]
@@ -124,6 +126,7 @@ class FlopMeter(Callback):
         self.epoch_flops = list(state_dict["epoch_flops"])
         self.phases = list(state_dict["phases"])
         self.eval_flops_per_image = dict(state_dict["eval_flops_per_image"])
+        self._epoch_flops = state_dict.get("running_epoch_flops", 0.0)
 
 
 def _shape_key(batch) -> str:
