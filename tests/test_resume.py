@@ -149,7 +149,8 @@ def test_a_resume_from_other_starting_weights_is_refused_and_changes_nothing(tmp
     other = tmp_path / "other.safetensors"
     save_file(changed, other)
     checkpoint = (run_dir / "last.ckpt").read_bytes()
+    before = sorted(p.relative_to(run_dir) for p in run_dir.rglob("*"))
     with pytest.raises(UserError, match=f"starting weights of groups {groups[0].name} differ"):
         _fit(run_dir, "strategy=linear_probe", f"model.weights={other}", ckpt_path=run_dir / "last.ckpt")
     assert (run_dir / "last.ckpt").read_bytes() == checkpoint
-    assert not (run_dir / "result.json").exists()
+    assert sorted(p.relative_to(run_dir) for p in run_dir.rglob("*")) == before  # logs kept

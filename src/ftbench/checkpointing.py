@@ -131,8 +131,9 @@ class StartingWeights:
     the run's config anyway: writing them at every epoch is frozen work repeated (14 MB per
     epoch for an EfficientNet-Lite0 linear probe, 94 MB for a ResNet-50). Each left-out
     group's digest is kept in the checkpoint, so a resume whose starting weights differ (a
-    changed weight file) is refused instead of mixing two models. This is Lightning's
-    partial-checkpoint pattern, with strict loading kept: the groups are put back first.
+    changed weight file) is refused (``changed_left_out_groups``) instead of mixing two
+    models. This is Lightning's partial-checkpoint pattern, with strict loading kept: the
+    groups are put back before the state dict is loaded.
     """
 
     def __init__(self, model: nn.Module, group_names: list[str],
@@ -158,19 +159,18 @@ class StartingWeights:
         checkpoint[LEFT_OUT] = record
 
     def put_back(self, checkpoint: dict[str, Any], start: dict[str, torch.Tensor]) -> None:
-        """Fill the left-out groups in from ``start``, the freshly built model's state."""
-        record = checkpoint.get(LEFT_OUT, {})
-        differ = [name for name, entry in record.items()
-                  if tensors_digest((k, start[k]) for k in entry["keys"]) != entry["digest"]]
-        if differ:
-            raise UserError(f"resume: the starting weights of groups {', '.join(differ)} differ from "
-                            "those the checkpoint was trained from (was model.weights changed?); "
-                            "allowed: the weights the run started with")
-        for entry in record.values():
-            for key in entry["keys"]:
-                checkpoint["state_dict"][key] = start[key]
+        """Fill the left-out groups in from ``start``, the freshly built model's state (which
+        ``resume.check_checkpoint_fits`` has compared with their digests)."""
+        for key in left_out_keys(checkpoint):
+            checkpoint["state_dict"][key] = start[key]
 
 
 def left_out_keys(checkpoint: dict[str, Any]) -> set[str]:
     """The state-dict keys a checkpoint left out as starting weights (see ``StartingWeights``)."""
     return {k for entry in checkpoint.get(LEFT_OUT, {}).values() for k in entry["keys"]}
+
+
+def changed_left_out_groups(checkpoint: dict[str, Any], start: dict[str, torch.Tensor]) -> list[str]:
+    """The left-out groups whose tensors in ``start`` are not those the checkpoint recorded."""
+    return [name for name, entry in checkpoint.get(LEFT_OUT, {}).items()
+            if tensors_digest((k, start[k]) for k in entry["keys"]) != entry["digest"]]

@@ -14,7 +14,12 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from ftbench.checkpointing import LAST_CHECKPOINT, left_out_keys, load_checkpoint
+from ftbench.checkpointing import (
+    LAST_CHECKPOINT,
+    changed_left_out_groups,
+    left_out_keys,
+    load_checkpoint,
+)
 from ftbench.errors import UserError
 from ftbench.results import RESULT_FILE, read_result
 
@@ -68,11 +73,17 @@ def load_run(run_dir: str | Path, extra_overrides: list[str]) -> tuple[DictConfi
 
 
 def check_checkpoint_fits(checkpoint: str | Path, model: nn.Module) -> None:
-    """Refuse a checkpoint whose tensors do not fit ``model`` (e.g. another number of classes)."""
+    """Refuse a checkpoint that does not fit ``model``, freshly built from the run's config:
+    tensors of other shapes (e.g. another number of classes), or groups the checkpoint left
+    out as starting weights that are not ``model``'s (e.g. a changed weight file).
+
+    Called before the trainer exists, so a refused resume leaves the run folder untouched.
+    """
     saved = load_checkpoint(checkpoint)
     state = saved.get("state_dict", {})
-    expected = {f"model.{k}": v for k, v in model.state_dict().items()}
-    for key in left_out_keys(saved):  # still the starting weights; checked when put back
+    start = {f"model.{k}": v for k, v in model.state_dict().items()}
+    expected = dict(start)
+    for key in left_out_keys(saved):
         expected.pop(key, None)
     head = model.get_classifier()
     head_key = next((f"model.{n}" for n, p in model.named_parameters() if p is head.weight), None)
@@ -85,3 +96,8 @@ def check_checkpoint_fits(checkpoint: str | Path, model: nn.Module) -> None:
     if mismatched:
         raise UserError(f"resume checkpoint {str(checkpoint)!r} does not fit model "
                         f"{type(model).__name__} (first mismatch: {mismatched[0]})")
+    differ = changed_left_out_groups(saved, start)
+    if differ:
+        raise UserError(f"resume checkpoint {str(checkpoint)!r}: the starting weights of groups "
+                        f"{', '.join(differ)} differ from those it was trained from (was "
+                        "model.weights changed?); allowed: the weights the run started with")
