@@ -72,7 +72,7 @@ def test_a_feature_store_lets_later_runs_skip_the_backbone(run_fit, tmp_path):
 
 
 def test_feature_keys_change_with_the_weights_and_the_inputs():
-    from ftbench.features import features_key
+    from ftbench.features import backbone_hash, features_key
 
     model = create_backbone("test_resnet", num_classes=3, weights="none")
     x = torch.randn(4, 3, 16, 16)
@@ -85,6 +85,9 @@ def test_feature_keys_change_with_the_weights_and_the_inputs():
     assert key != features_key(model, x)
     assert features_key(model, x) != features_key(model, x[:3])
     assert features_key(model, x, "bf16-mixed") != features_key(model, x, "32-true")
+    kept = backbone_hash(model, "bf16-mixed")  # one backbone hash serves several inputs
+    for inputs in (x, x[:3]):
+        assert features_key(model, inputs, backbone=kept) == features_key(model, inputs, "bf16-mixed")
 
 
 def test_features_are_computed_in_the_runs_precision_and_stored_apart(run_fit, tmp_path):

@@ -80,13 +80,8 @@ def extraction_flops_per_image(model: nn.Module, dataset: TensorDataset) -> floa
     return float(counter.get_total_flops())
 
 
-def features_key(model: nn.Module, inputs: torch.Tensor, precision: str = "32-true") -> str:
-    """What determines the features: the architecture, every backbone tensor, every input,
-    and the precision the backbone ran in (bf16 features are not float32 features).
-
-    Hashing contents rather than config values means no setting can be forgotten: another
-    weight file, transform or split gives another key.
-    """
+def backbone_hash(model: nn.Module, precision: str = "32-true"):
+    """A hashlib object fed with the architecture, every backbone tensor and the precision."""
     h = hashlib.sha256(type(model).__name__.encode())
     if precision != "32-true":  # float32 adds nothing: stores of float32 features keep their keys
         h.update(f"precision={precision}".encode())
@@ -95,6 +90,19 @@ def features_key(model: nn.Module, inputs: torch.Tensor, precision: str = "32-tr
         if id(tensor) not in head:
             h.update(name.encode())
             update_hash(h, tensor)
+    return h
+
+
+def features_key(model: nn.Module, inputs: torch.Tensor, precision: str = "32-true",
+                 backbone=None) -> str:
+    """What determines the features: the architecture, every backbone tensor, every input,
+    and the precision the backbone ran in (bf16 features are not float32 features).
+
+    Hashing contents rather than config values means no setting can be forgotten: another
+    weight file, transform or split gives another key. ``backbone`` is
+    ``backbone_hash(model, precision)``, if the caller keeps it for several inputs.
+    """
+    h = (backbone or backbone_hash(model, precision)).copy()
     update_hash(h, inputs)
     return h.hexdigest()[:40]
 
@@ -145,6 +153,9 @@ class FeatureCache(Callback):
         self.used = False
         self.epoch: int | None = None  # the epoch the data module's loaders are set up for
         self.flops: dict[str, float] = {}  # split -> FLOPs of its one-off extraction
+        # Hashed once per fit for every split's key: features are only ever extracted while
+        # the whole backbone is frozen and has not trained, so it holds its starting weights.
+        self._backbone_hash = None
 
     def _head_only(self, pl_module: LightningModule, epoch: int) -> bool:
         return pl_module.plan.num_trainable(epoch) == 1
@@ -177,7 +188,9 @@ class FeatureCache(Callback):
         # Only in-memory splits are stored: their inputs can be hashed without a decode pass.
         key = None
         if self.store is not None and isinstance(dataset, TensorDataset):
-            key = features_key(pl_module.model, dataset.tensors[0], str(trainer.precision))
+            if self._backbone_hash is None:
+                self._backbone_hash = backbone_hash(pl_module.model, str(trainer.precision))
+            key = features_key(pl_module.model, dataset.tensors[0], backbone=self._backbone_hash)
             stored = self.store.load(key)
             if stored is not None:
                 self.loaded += len(stored)
@@ -194,6 +207,7 @@ class FeatureCache(Callback):
         return features
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._backbone_hash = None
         # On resume, Lightning restores its epoch counter only after this hook: the epoch
         # to prepare for comes from this callback's own checkpointed state.
         epoch = self.epoch if self.epoch is not None else trainer.current_epoch
