@@ -173,4 +173,5 @@ def left_out_keys(checkpoint: dict[str, Any]) -> set[str]:
 def changed_left_out_groups(checkpoint: dict[str, Any], start: dict[str, torch.Tensor]) -> list[str]:
     """The left-out groups whose tensors in ``start`` are not those the checkpoint recorded."""
     return [name for name, entry in checkpoint.get(LEFT_OUT, {}).items()
-            if tensors_digest((k, start[k]) for k in entry["keys"]) != entry["digest"]]
+            if not all(k in start for k in entry["keys"])
+            or tensors_digest((k, start[k]) for k in entry["keys"]) != entry["digest"]]
