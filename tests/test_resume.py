@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import signal
 import time
@@ -121,6 +122,23 @@ def test_a_run_resumed_mid_epoch_keeps_its_schedule_and_counts_its_cost_once(tmp
         assert resumed["cost"][key] == whole["cost"][key], key
     assert 0 < resumed["cost"]["train_seconds"] < elapsed
     assert all(0 < h["train_seconds"] < elapsed for h in resumed["history"])
+
+
+def _logged(run_dir) -> list[tuple]:
+    """metrics.csv as (step, epoch, the names logged), row by row."""
+    with open(run_dir / "logs" / "metrics.csv", newline="") as f:
+        return [(r["step"], r["epoch"], sorted(k for k, v in r.items() if v and k not in ("step", "epoch")))
+                for r in csv.DictReader(f)]
+
+
+@pytest.mark.parametrize("interrupt", [CrashAtEpoch(2), SigtermMidEpoch()], ids=["crash", "sigterm"])
+def test_a_resumed_run_continues_its_metrics_csv(tmp_path, interrupt):
+    log_steps = "trainer.log_every_n_steps=2"
+    _fit(tmp_path / "whole", "strategy=gradual", log_steps)
+    with pytest.raises((Crash, SIGTERMException)):
+        _fit(tmp_path / "cut", "strategy=gradual", log_steps, extra_callbacks=[interrupt])
+    _fit(tmp_path / "cut", "strategy=gradual", log_steps, ckpt_path=tmp_path / "cut" / "last.ckpt")
+    assert _logged(tmp_path / "cut") == _logged(tmp_path / "whole")
 
 
 def test_checkpoints_leave_out_the_groups_that_have_not_trained_yet(tmp_path, pretrained):

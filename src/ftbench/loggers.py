@@ -8,10 +8,12 @@ server gives up after ``init_timeout`` seconds and falls back to offline instead
 
 from __future__ import annotations
 
+import csv
 import logging
 import netrc
 import os
 import sys
+import warnings
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -19,7 +21,8 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from lightning import Callback, LightningModule, Trainer
-from lightning.pytorch.loggers import Logger, WandbLogger
+from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
@@ -32,13 +35,47 @@ WANDB_MODES = ("auto", "online", "offline", "disabled")
 DEFAULT_WANDB_HOST = "https://api.wandb.ai"
 
 
-def build_logger(cfg: DictConfig) -> Logger | bool:
-    """The logger ``cfg.logger`` names, holding the resolved config (secrets redacted)."""
+def build_logger(cfg: DictConfig, resume_step: int | None = None) -> Logger | bool:
+    """The logger ``cfg.logger`` names, holding the resolved config (secrets redacted).
+
+    ``resume_step``: the global step of the checkpoint a resumed run continues from.
+    """
     if not cfg.get("logger"):
         return False
     logger: Logger = hydra.utils.instantiate(cfg.logger)
+    if resume_step is not None and isinstance(logger, RunCSVLogger):
+        logger.continue_from(resume_step)
     logger.log_hyperparams(redact(OmegaConf.to_container(cfg, resolve=True)))
     return logger
+
+
+class RunCSVLogger(CSVLogger):
+    """Lightning's ``CSVLogger``, whose ``metrics.csv`` a resumed run continues.
+
+    Lightning's writer deletes an existing ``metrics.csv``. A resumed run keeps the rows of
+    the steps before its checkpoint and logs every later step itself, so the file reads as
+    one run (rows an interrupted run logged after its last checkpoint are dropped).
+    """
+
+    @rank_zero_only
+    def continue_from(self, step: int) -> None:
+        """Keep the logged rows of steps before ``step``; call before anything is logged."""
+        path = Path(self.log_dir) / ExperimentWriter.NAME_METRICS_FILE
+        fields, rows = [], []
+        if path.is_file():
+            with open(path, newline="") as f:
+                reader = csv.DictReader(f)
+                fields = list(reader.fieldnames or [])
+                rows = [row for row in reader if row.get("step") and int(row["step"]) < step]
+        with warnings.catch_warnings():  # its warning that it deletes the old file: we keep it
+            warnings.filterwarnings("ignore", ".*Previous log files in this directory.*")
+            writer = self.experiment
+        if rows:
+            with open(path, "w", newline="") as f:
+                out = csv.DictWriter(f, fieldnames=fields)
+                out.writeheader()
+                out.writerows(rows)
+            writer.metrics_keys = fields  # later rows append under this header, or extend it
 
 
 def has_wandb_credentials() -> bool:

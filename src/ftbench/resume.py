@@ -72,12 +72,13 @@ def load_run(run_dir: str | Path, extra_overrides: list[str]) -> tuple[DictConfi
     return cfg, checkpoint
 
 
-def check_checkpoint_fits(checkpoint: str | Path, model: nn.Module) -> None:
+def check_checkpoint_fits(checkpoint: str | Path, model: nn.Module) -> int:
     """Refuse a checkpoint that does not fit ``model``, freshly built from the run's config:
     tensors of other shapes (e.g. another number of classes), or groups the checkpoint left
     out as starting weights that are not ``model``'s (e.g. a changed weight file).
 
     Called before the trainer exists, so a refused resume leaves the run folder untouched.
+    Returns the checkpoint's global step, where the resumed run's logs go on.
     """
     saved = load_checkpoint(checkpoint)
     state = saved.get("state_dict", {})
@@ -101,3 +102,4 @@ def check_checkpoint_fits(checkpoint: str | Path, model: nn.Module) -> None:
         raise UserError(f"resume checkpoint {str(checkpoint)!r}: the starting weights of groups "
                         f"{', '.join(differ)} differ from those it was trained from (was "
                         "model.weights changed?); allowed: the weights the run started with")
+    return int(saved.get("global_step", 0))

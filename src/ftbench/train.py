@@ -53,8 +53,7 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
                                     pin_memory=cfg.data.pin_memory)
     model = create_backbone(cfg.model.name, datamodule.num_classes, weights=cfg.model.weights,
                             drop_rate=cfg.model.drop_rate)
-    if ckpt_path is not None:
-        check_checkpoint_fits(ckpt_path, model)
+    resume_step = None if ckpt_path is None else check_checkpoint_fits(ckpt_path, model)
     if cfg.model.compile:
         model.compile()  # in place: parameter names, layer groups and saved keys stay as they are
     datamodule.resolve_for(model)
@@ -77,7 +76,7 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
         callbacks.append(cache)
     trainer: Trainer = hydra.utils.instantiate(
         cfg.trainer, callbacks=callbacks,
-        logger=build_logger(cfg),
+        logger=build_logger(cfg, resume_step),
         default_root_dir=str(run_dir), plugins=[SafeCheckpointIO()],
     )
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
