@@ -13,9 +13,10 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from ftbench import report
-from ftbench.failures import Diverged, DivergenceGuard
+from ftbench.failures import Diverged, DivergenceGuard, run_guarded
 from ftbench.train import fit, main
 from ftbench.weights import read_state_dict
 
@@ -172,3 +173,15 @@ def test_on_cpu_the_divergence_guard_reads_every_step_and_names_the_value():
     guard.on_train_batch_end(trainer, module, {"loss": torch.tensor(1.0)}, None, 0)
     with pytest.raises(Diverged, match="training loss is inf at epoch 1, step 7"):
         guard.on_train_batch_end(trainer, module, {"loss": torch.tensor(float("inf"))}, None, 1)
+
+
+def test_a_run_stopped_by_sigterm_exits_143_naming_the_command_that_continues_it(tmp_path, capsys):
+    def stopped() -> dict:
+        raise SIGTERMException
+
+    with pytest.raises(SystemExit) as exit_:
+        run_guarded(stopped, make_cfg(*FAST), tmp_path, multirun=False)
+    assert exit_.value.code == 143
+    assert capsys.readouterr().err.strip() == (
+        f"ftbench: error: interrupted by SIGTERM; continue with: python -m ftbench.train resume={tmp_path}")
+    assert not (tmp_path / "result.json").exists()  # an interrupted run is continued, not recorded

@@ -128,11 +128,14 @@ def _first_line(error: BaseException | str) -> str:
     return lines[0] if lines else type(error).__name__
 
 
-def exit_for(error: BaseException) -> NoReturn:
-    """End the process with one line on stderr and an exit code that tells the kind of failure."""
+def exit_for(error: BaseException, run_dir: Path | None = None) -> NoReturn:
+    """End the process with one line on stderr and an exit code that tells the kind of failure.
+
+    ``run_dir``: the run's folder, named in the command that continues an interrupted run.
+    """
     if isinstance(error, SIGTERMException):
         message, code = ("interrupted by SIGTERM; continue with: python -m ftbench.train "
-                         "resume=<run folder>", EXIT_SIGTERM)
+                         f"resume={run_dir or '<run folder>'}", EXIT_SIGTERM)
     elif isinstance(error, Diverged):
         message, code = f"diverged: {one_line(error)}", EXIT_DIVERGED
     else:
@@ -174,6 +177,10 @@ def run_guarded(job: Callable[[], dict], cfg: DictConfig, run_dir: Path, multiru
     """
     try:
         return job()
+    except SIGTERMException as err:  # a SystemExit: it stops a multirun too
+        if not multirun:
+            exit_for(err, run_dir)
+        raise
     except Diverged as err:
         write_failure(run_dir, cfg, err, status="diverged")
         if not multirun:
