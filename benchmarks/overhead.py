@@ -79,15 +79,12 @@ def main() -> None:
     ours, plain = [], []
     ftbench_images_per_second(args.overrides, 1)  # warm-up: imports, allocator, kernels
     plain_images_per_second(args.overrides, 1)
+    sides = [(plain, plain_images_per_second), (ours, ftbench_images_per_second)]
     for i in range(args.repeats):
         # each pair runs back to back, in alternating order, so a drift in the machine's
         # speed falls on both sides alike
-        if i % 2 == 0:
-            plain.append(plain_images_per_second(args.overrides, args.epochs))
-            ours.append(ftbench_images_per_second(args.overrides, args.epochs))
-        else:
-            ours.append(ftbench_images_per_second(args.overrides, args.epochs))
-            plain.append(plain_images_per_second(args.overrides, args.epochs))
+        for results, measure in sides if i % 2 == 0 else sides[::-1]:
+            results.append(measure(args.overrides, args.epochs))
         print(f"  pair {i + 1}: plain {plain[-1]:8.1f} img/s   ftbench {ours[-1]:8.1f} img/s   "
               f"ratio {ours[-1] / plain[-1]:.3f}")
     print(f"median: plain {median(plain):.1f} img/s, ftbench {median(ours):.1f} img/s "
