@@ -6,6 +6,7 @@ import csv
 import os
 import signal
 import time
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ from lightning import Callback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from safetensors.torch import save_file
 
+from ftbench.callbacks import CostMeter
 from ftbench.checkpointing import LEFT_OUT, left_out_keys
 from ftbench.errors import UserError
 from ftbench.train import fit
@@ -172,3 +174,16 @@ def test_a_resume_from_other_starting_weights_is_refused_and_changes_nothing(tmp
         _fit(run_dir, "strategy=linear_probe", f"model.weights={other}", ckpt_path=run_dir / "last.ckpt")
     assert (run_dir / "last.ckpt").read_bytes() == checkpoint
     assert sorted(p.relative_to(run_dir) for p in run_dir.rglob("*")) == before  # logs kept
+
+
+def test_the_seconds_an_epoch_ran_before_a_signal_count_after_a_mid_epoch_resume():
+    module = SimpleNamespace(device=torch.device("cpu"), log=lambda *args, **kwargs: None)
+    before = CostMeter()
+    before.on_train_epoch_start(None, module)
+    time.sleep(0.2)
+    state = before.state_dict()  # saved by the signal, mid-epoch
+    after = CostMeter()
+    after.load_state_dict(state)
+    after.on_train_start(None, module)  # Lightning starts no epoch on a mid-epoch resume
+    after.on_train_epoch_end(None, module)
+    assert after.epoch_seconds[0] >= 0.2 and after.train_seconds == after.epoch_seconds[0]

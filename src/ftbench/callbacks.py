@@ -89,7 +89,6 @@ class CostMeter(Callback):
         self._epoch_start = 0.0
         self._val_seconds = 0.0
         self._val_start = 0.0
-        self._in_epoch = False
         self._resumed_seconds = 0.0  # of an epoch a signal interrupted, restored on resume
 
     def _sync(self, pl_module: LightningModule) -> None:
@@ -109,7 +108,6 @@ class CostMeter(Callback):
         self._sync(pl_module)
         self._val_seconds = 0.0
         self._epoch_start = time.perf_counter()
-        self._in_epoch = True
 
     def on_validation_start(self, trainer, pl_module) -> None:
         self._val_start = time.perf_counter()
@@ -124,7 +122,6 @@ class CostMeter(Callback):
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         self._sync(pl_module)
         seconds = self._epoch_seconds_so_far()
-        self._in_epoch = False
         self.epoch_seconds.append(seconds)
         self.train_seconds += seconds
         pl_module.log("epoch_train_seconds", seconds)
@@ -144,9 +141,11 @@ class CostMeter(Callback):
         return time.perf_counter() - self._epoch_start - self._val_seconds
 
     def state_dict(self) -> dict:
+        # The running epoch's seconds matter only to a run resumed mid-epoch: after an epoch
+        # boundary, on_train_epoch_start starts the clock afresh.
         return {"train_seconds": self.train_seconds, "images": self.images,
                 "epoch_seconds": self.epoch_seconds,
-                "running_epoch_seconds": self._epoch_seconds_so_far() if self._in_epoch else 0.0}
+                "running_epoch_seconds": self._epoch_seconds_so_far()}
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.train_seconds = state_dict["train_seconds"]
