@@ -1,11 +1,11 @@
 # make run   — set up, then compare every strategy on the embedded default (offline)
-# make test  — set up, then run the test suite
+# make test  — set up, then run the test suite (make test-fast: without the slow tests)
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run test test-fast lint bench clean
 
 setup: $(STAMP)
 
@@ -22,6 +22,9 @@ run: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+test-fast: setup                 # the quick loop: everything but the tests marked slow
+	$(PY) -m pytest -q -m "not slow"
 
 lint: setup
 	$(PY) -m ruff check src tests benchmarks

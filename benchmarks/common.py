@@ -5,25 +5,19 @@ from __future__ import annotations
 import argparse
 import logging
 import platform
-import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
-from ftbench.train import CONFIG_DIR
+from tests import helpers
 
 
 def make_cfg(*overrides: str, run_dir: Path) -> DictConfig:
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose(config_name="config", overrides=["trainer.enable_progress_bar=false",
-                                                      *overrides])
-    with open_dict(cfg):
-        cfg.logger.save_dir = str(run_dir)
-    return cfg
+    """The real config (see tests/helpers.py), progress bar off."""
+    return helpers.make_cfg("trainer.enable_progress_bar=false", *overrides, run_dir=run_dir)
 
 
 def parse_args(doc: str, epochs: int, repeats: int, example: str) -> argparse.Namespace:
@@ -58,10 +52,6 @@ def timed(fn: Callable[[], object]) -> tuple[float, object]:
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     return time.perf_counter() - start, out
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values)
 
 
 def verdict(name: str, value: float, target: float, higher_is_better: bool = True) -> str:

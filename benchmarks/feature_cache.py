@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from statistics import median
 
 import torch
 from lightning import LightningModule, Trainer
 from torch.utils.data import DataLoader, TensorDataset
 
-from benchmarks.common import machine, make_cfg, median, parse_args, quiet, timed, verdict
+from benchmarks.common import machine, make_cfg, parse_args, quiet, timed, verdict
 from ftbench.backbone import create_backbone
 from ftbench.train import fit
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from statistics import median
 
 import torch
 from lightning import seed_everything
 
-from benchmarks.common import machine, make_cfg, median, parse_args, quiet, timed, verdict
+from benchmarks.common import machine, make_cfg, parse_args, quiet, timed, verdict
 from ftbench.backbone import create_backbone, layer_groups
 from ftbench.data import FineTuneDataModule
 from ftbench.optim import build_optimizer, build_scheduler
@@ -44,7 +45,7 @@ def plain_images_per_second(overrides: list[str], epochs: int) -> float:
     dm.resolve_for(model)
     dm.setup()
     groups = layer_groups(model)
-    plan = build_plan(cfg.strategy, len(groups), epochs)
+    plan = build_plan(cfg.strategy, [g.name for g in groups], epochs)
     fmt = torch.channels_last if cfg.model.channels_last else torch.contiguous_format
     model = model.to(device, memory_format=fmt).train()
     optimizer = build_optimizer(cfg.optimizer, model, groups, plan.lr_scales(), plan.lr)

@@ -1,38 +1,11 @@
-"""Shared fixtures: compose the real Hydra config and fit tiny models in-process."""
+"""Fixtures: fit tiny models in-process, and a known 'pretrained' starting point."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig, open_dict
 
-from ftbench.train import CONFIG_DIR, fit
-
-os.environ.setdefault("WANDB_MODE", "offline")
-
-# A tiny timm model and a few batches: a whole fit takes seconds on a laptop CPU.
-FAST = [
-    "model.name=test_efficientnet",
-    "model.weights=none",
-    "dataset.image_size=32",
-    "trainer.max_epochs=2",
-    "+trainer.limit_train_batches=3",
-    "+trainer.limit_val_batches=2",
-    "+trainer.limit_test_batches=2",
-    "trainer.enable_progress_bar=false",
-]
-
-
-def make_cfg(*overrides: str, run_dir: Path | None = None) -> DictConfig:
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose(config_name="config", overrides=list(overrides))
-    if run_dir is not None:
-        with open_dict(cfg):
-            cfg.logger.save_dir = str(run_dir)
-    return cfg
+from ftbench.train import fit
+from tests.helpers import FAST, make_cfg
 
 
 @pytest.fixture

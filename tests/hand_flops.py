@@ -53,9 +53,8 @@ def step_flops(name: str, strategy: str, image_size: int = 32, batch: int = 4) -
     groups = layer_groups(model)
     cfg = OmegaConf.create({"name": strategy, "lr": 1e-3, "lr_decay": 2.0, "unfreeze_every": 1,
                             "trainable_groups": 1, "probe_epochs": 1})
-    module = FineTuneModule(model, groups, build_plan(cfg, len(groups), 3), None, 10,
-                            channels_last=True)
-    module.set_trainable(module.plan.trainable_mask(0))
+    plan = build_plan(cfg, [g.name for g in groups], 3)
+    module = FineTuneModule(model, groups, plan, None, 10, channels_last=True)  # epoch 0's groups
     module.train()
     x, y = torch.randn(batch, 3, image_size, image_size), torch.randint(0, 10, (batch,))
     hand = HandCount(model)

@@ -5,7 +5,7 @@ import torch
 from PIL import Image
 
 from ftbench.backbone import create_backbone, layer_groups
-from ftbench.errors import UserError
+from ftbench.failures import UserError
 from ftbench.weights import packaged_state_dict, read_state_dict
 
 TINY = ["test_resnet", "test_efficientnet", "test_convnext", "test_vit"]

@@ -20,6 +20,7 @@ def bench(name: str, *args: str) -> str:
     return proc.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["overhead", "feature_cache"])
 def test_a_benchmark_prints_its_ratio_and_verdict(name):
     out = bench(name, "--epochs", "1", "--repeats", "1", *TINY)

@@ -6,10 +6,9 @@ import pytest
 import torch
 
 from ftbench.backbone import create_backbone
-from ftbench.errors import UserError
+from ftbench.failures import UserError
 from ftbench.train import fit
-
-from .conftest import FAST, make_cfg
+from tests.helpers import FAST, make_cfg
 
 
 class _Payload:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,17 +14,13 @@ import pytest
 import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from ftbench import report
-from ftbench.failures import Diverged, DivergenceGuard, run_guarded
+from ftbench.divergence import DivergenceGuard
+from ftbench.failures import Diverged, run_guarded
+from ftbench.report import cli as report
 from ftbench.train import fit, main
 from ftbench.weights import read_state_dict
-
-from .conftest import FAST, make_cfg
-
-
-def train(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ftbench.train", *args], capture_output=True,
-                          text=True, timeout=600, env={**os.environ, **(env or {})})
+from tests.helpers import FAST, make_cfg
+from tests.helpers import train_cli as train
 
 
 @pytest.fixture
@@ -92,6 +87,7 @@ def test_a_diverging_single_run_says_so_and_records_it(tmp_path, cli):
     assert not (tmp_path / "model.safetensors").exists()
 
 
+@pytest.mark.slow
 def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_result(tmp_path):
     args = [*(a for a in FAST if not a.startswith("+trainer.limit_train_batches")),
             "+trainer.limit_train_batches=6", "strategy=gradual", "trainer.max_epochs=3",
@@ -180,7 +176,7 @@ def test_a_run_stopped_by_sigterm_exits_143_naming_the_command_that_continues_it
         raise SIGTERMException
 
     with pytest.raises(SystemExit) as exit_:
-        run_guarded(stopped, make_cfg(*FAST), tmp_path, multirun=False)
+        run_guarded(stopped, lambda error, status: None, tmp_path, multirun=False)
     assert exit_.value.code == 143
     assert capsys.readouterr().err.strip() == (
         f"ftbench: error: interrupted by SIGTERM; continue with: python -m ftbench.train resume={tmp_path}")

@@ -53,7 +53,7 @@ def test_gradual_counts_a_new_phase_each_time_a_group_unfreezes(run_fit):
 
 def test_cached_features_count_the_one_off_backbone_pass_and_head_only_steps(tmp_path):
     from ftbench.train import fit
-    from tests.conftest import FAST, make_cfg
+    from tests.helpers import FAST, make_cfg
 
     runs = {}
     for cache in ("true", "false"):

@@ -9,26 +9,15 @@ import pytest
 import timm
 import torch
 from omegaconf import OmegaConf
-from PIL import Image
 
 from ftbench.data import FineTuneDataModule
-from ftbench.datasets import labels_of, load_splits
-from ftbench.errors import UserError
-
-from .conftest import make_cfg
-
-
-def _image(path: Path, seed: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(path)
+from ftbench.data.sources import labels_of, load_splits
+from ftbench.failures import UserError
+from tests.helpers import image_folder, make_cfg, save_image
 
 
 def _folder(root: Path, classes=("cat", "dog", "emu"), per_class: int = 10) -> Path:
-    for c, name in enumerate(classes):
-        for i in range(per_class):
-            _image(root / name / f"{i}.png", seed=100 * c + i)
-    return root
+    return image_folder(root, classes, per_class, size=(20, 24))
 
 
 def dataset_cfg(name: str, **kw):
@@ -139,7 +128,7 @@ def test_dtd_uses_its_official_splits(tmp_path):
         for cls in ("banded", "woven"):
             for i in range(n):
                 name = f"{split}_{i}.jpg"
-                _image(base / "images" / cls / name, seed=i)
+                save_image(base / "images" / cls / name, seed=i)
                 lines.append(f"{cls}/{name}")
         (base / "labels").mkdir(parents=True, exist_ok=True)
         (base / "labels" / f"{split}1.txt").write_text("\n".join(lines) + "\n")
@@ -156,7 +145,7 @@ def test_pets_splits_val_off_trainval(tmp_path):
         for label, breed in enumerate(("Abyssinian", "beagle"), start=1):
             for i in range(n):
                 image_id = f"{breed}_{split}{i}"
-                _image(base / "images" / f"{image_id}.jpg", seed=i)
+                save_image(base / "images" / f"{image_id}.jpg", seed=i)
                 lines.append(f"{image_id} {label} {label} 1")
         (base / "annotations" / f"{split}.txt").write_text("\n".join(lines) + "\n")
     splits = load_splits(dataset_cfg("pets", root=str(tmp_path), download=False))
@@ -167,17 +156,6 @@ def test_pets_splits_val_off_trainval(tmp_path):
 def test_a_missing_torchvision_dataset_names_the_folder_to_fill(tmp_path):
     with pytest.raises(UserError, match=f"not found in '{tmp_path}'.*CIFAR10"):
         load_splits(dataset_cfg("cifar10", root=str(tmp_path), download=False))
-
-
-@pytest.mark.parametrize("fraction", [0, -0.5, 1.5])
-def test_train_fraction_outside_the_unit_interval_is_refused(fraction):
-    with pytest.raises(UserError, match=f"dataset.train_fraction={fraction}"):
-        FineTuneDataModule(dataset_cfg("digits", train_fraction=fraction), batch_size=8)
-
-
-def test_batch_size_below_one_is_refused():
-    with pytest.raises(UserError, match="data.batch_size=0"):
-        FineTuneDataModule(dataset_cfg("digits"), batch_size=0)
 
 
 def test_in_memory_loaders_fetch_whole_batches_equal_to_item_by_item_collation():

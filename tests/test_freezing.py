@@ -2,7 +2,7 @@
 
 import torch
 
-from ftbench.backbone import create_backbone, layer_groups
+from ftbench.backbone import create_backbone, group_modules, layer_groups
 from ftbench.weights import read_state_dict
 
 
@@ -50,10 +50,9 @@ def test_frozen_prefix_runs_without_autograd_and_its_batchnorm_in_eval(run_fit, 
     groups = layer_groups(model)
     cfg = OmegaConf.create({"name": "partial", "lr": 1e-3, "lr_decay": 2.0, "unfreeze_every": 1,
                             "trainable_groups": 1, "probe_epochs": 1})
-    module = FineTuneModule(model, groups, build_plan(cfg, len(groups), 3), None, 10)
-    module.set_trainable(module.plan.trainable_mask(0))
+    module = FineTuneModule(model, groups, build_plan(cfg, [g.name for g in groups], 3), None, 10)
     module.train()
-    frozen = module.frozen_modules()
+    frozen = [m for g, modules in zip(groups[:-2], group_modules(model, groups)) for m in modules]
     assert frozen and all(not m.training for m in frozen)
     bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert any(m.training for m in bns) and any(not m.training for m in bns)

@@ -9,8 +9,7 @@ from ftbench.backbone import create_backbone
 from ftbench.data import FineTuneDataModule
 from ftbench.module import BatchMean
 from ftbench.weights import read_state_dict
-
-from .conftest import FAST, make_cfg
+from tests.helpers import FAST, make_cfg
 
 
 def test_batch_mean_weights_each_batch_by_its_size():

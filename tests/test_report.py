@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from ftbench.report import main as report_main
+from ftbench.config import CONFIG_DIR
 from ftbench.report import write_report
-from ftbench.results import write_json
-from ftbench.train import CONFIG_DIR, fit
-from tests.conftest import FAST, make_cfg
+from ftbench.report.cli import main as report_main
+from ftbench.run_io import write_json
+from ftbench.train import fit
+from tests.helpers import FAST, make_cfg
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -124,11 +125,12 @@ def test_experiments_sweep_what_their_study_needs(experiment, swept):
     params = cfg.hydra.sweeper.params
     for key, value in swept.items():
         assert str(params[key]) == value
-    assert cfg.hydra.callbacks.report._target_ == "ftbench.report.WriteReport"
+    assert cfg.hydra.callbacks.report._target_ == "ftbench.report.callback.WriteReport"
     if experiment == "lr_decay":
         assert cfg.strategy.name == "discriminative"
 
 
+@pytest.mark.slow
 def test_a_multirun_with_a_failed_job_still_reports_it(tmp_path, capsys):
     sweep = tmp_path / "sweep"
     cmd = [sys.executable, "-m", "ftbench.train", "-m", f"hydra.sweep.dir={sweep}",

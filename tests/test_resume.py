@@ -14,13 +14,12 @@ from lightning import Callback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from safetensors.torch import save_file
 
-from ftbench.callbacks import CostMeter
 from ftbench.checkpointing import LEFT_OUT, left_out_keys
-from ftbench.errors import UserError
+from ftbench.failures import UserError
+from ftbench.metering import Meter
 from ftbench.train import fit
 from ftbench.weights import read_state_dict
-
-from .conftest import FAST, make_cfg
+from tests.helpers import FAST, make_cfg
 
 # Dropout makes the run draw random numbers every step: a resume that lost the random state
 # would train on other masks and end elsewhere.
@@ -177,13 +176,20 @@ def test_a_resume_from_other_starting_weights_is_refused_and_changes_nothing(tmp
 
 
 def test_the_seconds_an_epoch_ran_before_a_signal_count_after_a_mid_epoch_resume():
-    module = SimpleNamespace(device=torch.device("cpu"), log=lambda *args, **kwargs: None)
-    before = CostMeter()
-    before.on_train_epoch_start(None, module)
+    trainer = SimpleNamespace(current_epoch=0, global_step=0, loggers=[])
+    module = SimpleNamespace(device=torch.device("cpu"), log=lambda *args, **kwargs: None,
+                             groups=[SimpleNamespace(name="head")], trainable_at=lambda p: (True,),
+                             trainable=(True,),
+                             group_lrs=lambda mask: [0.1], trainable_params=lambda mask: 1,
+                             plan=SimpleNamespace(trained_through=lambda epoch: (True,)),
+                             epoch_value=lambda name: None)
+    before = Meter()
+    before.on_train_epoch_start(trainer, module)
     time.sleep(0.2)
     state = before.state_dict()  # saved by the signal, mid-epoch
-    after = CostMeter()
+    after = Meter()
     after.load_state_dict(state)
-    after.on_train_start(None, module)  # Lightning starts no epoch on a mid-epoch resume
-    after.on_train_epoch_end(None, module)
+    after.on_train_start(trainer, module)  # Lightning starts no epoch on a mid-epoch resume
+    after.on_train_epoch_end(trainer, module)
     assert after.epoch_seconds[0] >= 0.2 and after.train_seconds == after.epoch_seconds[0]
+    assert after.history[0]["lrs"] == [0.1]  # the epoch's starting LRs came back too

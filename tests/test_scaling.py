@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from ftbench.weights import read_state_dict
+from tests.helpers import FAST, make_cfg
 
-from .conftest import FAST, make_cfg
 from .test_wandb import logged_run
 
 # FAST with one epoch of two batches: each job below is dominated by process start-up.
@@ -27,6 +27,7 @@ def train(*overrides: str) -> subprocess.CompletedProcess:
     return proc
 
 
+@pytest.mark.slow
 def test_two_job_multirun_through_submitit_local_shares_one_wandb_group(tmp_path):
     train("-m", "hydra/launcher=submitit_local", f"hydra.sweep.dir={tmp_path}",
           "hydra.sweep.subdir=job${hydra.job.num}", "seed=3,4", "logger=wandb", "logger.mode=offline",
@@ -39,6 +40,7 @@ def test_two_job_multirun_through_submitit_local_shares_one_wandb_group(tmp_path
     assert {logged_run(tmp_path / d)["group"] for d in ("job0", "job1")} == {str(tmp_path)}
 
 
+@pytest.mark.slow
 def test_two_process_cpu_ddp_writes_one_result_with_costs_over_both_ranks(tmp_path):
     proc = train(f"hydra.run.dir={tmp_path}", "trainer=ddp", "trainer.accelerator=cpu",
                  "trainer.devices=2", "trainer.precision=32-true", "data.pin_memory=false", *FAST)

@@ -11,10 +11,9 @@ import yaml
 from omegaconf import OmegaConf
 from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
 
+from ftbench.config import CONFIG_DIR
 from ftbench.strategies import build_plan
-from ftbench.train import CONFIG_DIR
-
-from .conftest import make_cfg
+from tests.helpers import make_cfg
 
 SWEEPS = sorted((Path(__file__).parents[1] / "sweeps").glob("*.yaml"))
 
@@ -66,7 +65,8 @@ def test_every_sweep_parameter_composes_and_lands_where_intended(path):
                 assert cfg[key].name == value
             else:
                 assert OmegaConf.select(cfg, key) == pytest.approx(value), key
-        build_plan(cfg.strategy, 6, cfg.trainer.max_epochs)  # raises on an invalid strategy
+        # raises on an invalid strategy
+        build_plan(cfg.strategy, [f"g{i}" for i in range(6)], cfg.trainer.max_epochs)
 
 
 def test_the_three_studies_are_there():

@@ -14,7 +14,7 @@ import timm
 from timm.models import group_parameters
 from torch import nn
 
-from ftbench.errors import UserError
+from ftbench.failures import UserError
 from ftbench.weights import (
     WEIGHT_FILE_SUFFIXES,
     WEIGHT_SOURCES,

@@ -3,10 +3,9 @@
 - ``SafeCheckpointIO`` writes every checkpoint to a temporary file in the run folder and
   renames it into place (a SIGKILL never leaves a truncated ``last.ckpt``), and reads with
   ``torch.load(weights_only=True)`` (a checkpoint that carries code is refused).
-- ``RandomState`` stores the torch, numpy and Python random generators in the checkpoint,
-  so that a resumed run draws the same shuffles, augmentations and dropout masks as an
-  uninterrupted one.
-- ``InterruptCheckpoint`` saves ``last.ckpt`` when the process gets SIGTERM or SIGINT.
+- ``Resumable`` stores every random generator in the checkpoint, so that a resumed run draws
+  the same shuffles, augmentations and dropout masks as an uninterrupted one, and saves
+  ``last.ckpt`` when the process gets SIGTERM or SIGINT.
 - ``StartingWeights`` leaves the layer groups that have not trained yet out of checkpoints
   and puts them back, checked, on resume.
 """
@@ -16,6 +15,7 @@ from __future__ import annotations
 import logging
 import pickle
 import random
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +27,9 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch import nn
 
-from ftbench.errors import UserError
+from ftbench.failures import UserError
 from ftbench.hashing import tensors_digest
-from ftbench.results import atomic_write
+from ftbench.run_io import atomic_write
 
 log = logging.getLogger("ftbench")
 
@@ -70,51 +70,53 @@ class SafeCheckpointIO(TorchCheckpointIO):
         return load_checkpoint(path)
 
 
-class RandomState(Callback):
-    """Saves and restores every random generator the training loop draws from.
-
-    The state is captured when a checkpoint is written (at the end of an epoch) and put back
-    when the checkpoint is restored, before the train loader draws its first shuffle.
-    Stored as tensors and plain numbers, so the checkpoint stays loadable with
-    ``weights_only=True``.
-    """
-
-    def state_dict(self) -> dict[str, Any]:
-        kind, keys, pos, has_gauss, cached = np.random.get_state()
-        version, internal, gauss_next = random.getstate()
-        state = {
-            "torch": torch.get_rng_state(),
-            "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": pos,
-                      "has_gauss": has_gauss, "cached_gaussian": cached},
-            "python": {"version": version, "internal": list(internal), "gauss_next": gauss_next},
-        }
-        if torch.cuda.is_available():
-            state["cuda"] = torch.cuda.get_rng_state_all()
-        return state
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        torch.set_rng_state(state_dict["torch"])
-        n = state_dict["numpy"]
-        np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"],
-                             n["has_gauss"], n["cached_gaussian"]))
-        p = state_dict["python"]
-        random.setstate((p["version"], tuple(p["internal"]), p["gauss_next"]))
-        if "cuda" in state_dict and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state_dict["cuda"])
+def random_state() -> dict[str, Any]:
+    """Every generator the training loop draws from, as tensors and plain values (so that the
+    checkpoint stays loadable with ``weights_only=True``)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": pos,
+                  "has_gauss": has_gauss, "cached_gaussian": cached},
+        "python": {"version": version, "internal": list(internal), "gauss_next": gauss_next},
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
 
 
-class InterruptCheckpoint(Callback):
-    """Writes ``last.ckpt`` when the run is stopped by SIGTERM or SIGINT (Ctrl+C).
+def set_random_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"],
+                         n["has_gauss"], n["cached_gaussian"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["internal"]), p["gauss_next"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
-    Lightning turns SIGTERM into ``SIGTERMException`` after the current batch and SIGINT
-    into ``KeyboardInterrupt``. Other exceptions (a bug, a divergence) save nothing: their
-    state is not worth resuming, and ``last.ckpt`` keeps the last good epoch. (Lightning's
-    ``OnExceptionCheckpoint`` would save on any exception, and its presence makes a fresh
-    ``fit`` resume silently from any ``last.ckpt`` it finds.)
+
+class Resumable(Callback):
+    """Makes a run resumable exactly: random generators in every checkpoint, and a
+    checkpoint when the process is stopped by SIGTERM or SIGINT (Ctrl+C).
+
+    The generators are captured when a checkpoint is written and put back when it is
+    restored, before the train loader draws its first shuffle. Lightning turns SIGTERM into
+    ``SIGTERMException`` after the current batch and SIGINT into ``KeyboardInterrupt``; other
+    exceptions (a bug, a divergence) save nothing: their state is not worth resuming, and
+    ``last.ckpt`` keeps the last good epoch. (Lightning's ``OnExceptionCheckpoint`` would save
+    on any exception, and its presence makes a fresh ``fit`` resume from any ``last.ckpt``.)
     """
 
     def __init__(self, dirpath: str | Path) -> None:
         self.path = Path(dirpath) / LAST_CHECKPOINT
+
+    def state_dict(self) -> dict[str, Any]:
+        return random_state()
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        set_random_state(state_dict)
 
     def on_exception(self, trainer: Trainer, pl_module, exception: BaseException) -> None:
         fitting = trainer.state.fn == TrainerFn.FITTING
@@ -147,10 +149,12 @@ class StartingWeights:
     def _digest(self, state: dict[str, torch.Tensor], group: int) -> str:
         return tensors_digest((k, state[k]) for k in self.keys[group])
 
-    def leave_out(self, checkpoint: dict[str, Any], untouched: int) -> None:
-        """Drop the bottom ``untouched`` groups from ``checkpoint["state_dict"]``, recorded."""
+    def leave_out(self, checkpoint: dict[str, Any], untouched: Sequence[bool]) -> None:
+        """Drop the groups flagged ``untouched`` from ``checkpoint["state_dict"]``, recorded."""
         state, record = checkpoint["state_dict"], {}
-        for group in range(untouched):
+        for group, left_out in enumerate(untouched):
+            if not left_out:
+                continue
             if group not in self._digests:
                 self._digests[group] = self._digest(state, group)
             record[self.names[group]] = {"keys": self.keys[group], "digest": self._digests[group]}

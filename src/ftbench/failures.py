@@ -2,33 +2,26 @@
 
 - A ``UserError`` (or a Hydra/OmegaConf error about the command line) is printed as one
   line and the process exits non-zero, with no traceback and no ``result.json``.
-- A NaN or infinite loss stops training (``DivergenceGuard``) and is recorded as
-  ``status: "diverged"``.
+- A NaN or infinite loss (``Diverged``, raised by ``ftbench.divergence.DivergenceGuard``) is
+  recorded as ``status: "diverged"``.
 - In a multirun, a failing job writes a ``status: "failed"`` record and returns, so the
   other jobs go on; the report lists the failures next to the results.
+
+Imports stay light here (no torch, no Lightning): every module raises ``UserError``.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import math
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
-import torch
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
-from lightning import Callback, LightningModule, Trainer
-from lightning.pytorch.utilities.exceptions import SIGTERMException
-from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
-
-from ftbench.errors import UserError
-from ftbench.redaction import redact
-from ftbench.results import RESULT_FILE, versions, write_json
 
 log = logging.getLogger("ftbench")
 
@@ -37,72 +30,18 @@ EXIT_DIVERGED = 3
 EXIT_SIGTERM = 128 + 15  # the shell's convention for "terminated by signal 15"
 
 
+class UserError(ValueError):
+    """A bad value supplied by the user: the message names it and what is allowed."""
+
+
 class Diverged(RuntimeError):
     """The training loss became NaN or infinite: the run cannot produce a meaningful result."""
 
 
-class DivergenceGuard(Callback):
-    """Stops the run at the first non-finite training loss, naming where it happened.
+def _sigterm_exception() -> type[BaseException]:
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-    On CPU every step is checked. On an accelerator, reading the loss back each step would
-    stall the device: steps fold ``isfinite`` into a device flag, read every
-    ``every_n_steps`` steps and at epoch end, so no divergence slips through.
-    """
-
-    def __init__(self, every_n_steps: int = 20, read_every_step: bool | None = None) -> None:
-        self.every_n_steps = every_n_steps
-        self.read_every_step = read_every_step  # None: on CPU only
-        self._every_step = True
-        self._finite: torch.Tensor | None = None
-
-    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        on_cpu = pl_module.device.type == "cpu"
-        self._every_step = on_cpu if self.read_every_step is None else self.read_every_step
-        self._finite = None
-
-    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch,
-                           batch_idx: int) -> None:
-        loss = outputs["loss"].detach()
-        if self._every_step:
-            value = float(loss)
-            self._check(trainer, pl_module, math.isfinite(value), f"is {value}")
-            return
-        finite = torch.isfinite(loss)
-        self._finite = finite if self._finite is None else self._finite & finite
-        if (batch_idx + 1) % self.every_n_steps == 0:
-            self._check(trainer, pl_module, bool(self._finite))
-
-    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self._finite is not None:
-            self._check(trainer, pl_module, bool(self._finite))
-
-    def _check(self, trainer: Trainer, pl_module: LightningModule, finite: bool,
-               what: str = "is not finite (NaN or inf)") -> None:
-        if not finite:
-            raise Diverged(f"training loss {what} at epoch {trainer.current_epoch}, step "
-                           f"{trainer.global_step}; lower strategy.lr "
-                           f"(now {pl_module.plan.lr:g}) or check the data")
-
-
-def failure_record(cfg: DictConfig | None, error: BaseException, status: str = "failed") -> dict:
-    """What a failed job leaves behind: who it was and why it failed, without metrics."""
-    record: dict = {"status": status, "error": one_line(error)}
-    if cfg is not None:
-        for key, path in (("strategy", "strategy.name"), ("model", "model.name"),
-                          ("dataset", "dataset.name"), ("seed", "seed")):
-            record[key] = OmegaConf.select(cfg, path, default=None, throw_on_resolution_failure=False)
-        try:
-            config = OmegaConf.to_container(cfg, resolve=True)
-        except OmegaConfBaseException:  # the failure may be an interpolation that cannot resolve
-            config = OmegaConf.to_container(cfg, resolve=False)
-        record["config"] = redact(config)
-    record["versions"] = versions()
-    return record
-
-
-def write_failure(run_dir: Path, cfg: DictConfig | None, error: BaseException,
-                  status: str = "failed") -> Path:
-    return write_json(run_dir / RESULT_FILE, failure_record(cfg, error, status))
+    return SIGTERMException
 
 
 def one_line(error: BaseException) -> str:
@@ -133,7 +72,7 @@ def exit_for(error: BaseException, run_dir: Path | None = None) -> NoReturn:
 
     ``run_dir``: the run's folder, named in the command that continues an interrupted run.
     """
-    if isinstance(error, SIGTERMException):
+    if isinstance(error, _sigterm_exception()):
         message, code = ("interrupted by SIGTERM; continue with: python -m ftbench.train "
                          f"resume={run_dir or '<run folder>'}", EXIT_SIGTERM)
     elif isinstance(error, Diverged):
@@ -144,8 +83,9 @@ def exit_for(error: BaseException, run_dir: Path | None = None) -> NoReturn:
     sys.exit(code)
 
 
-# Failures that end a single run with one line rather than a traceback.
-EXPECTED_FAILURES = (UserError, Diverged, SIGTERMException, HydraException, OmegaConfBaseException)
+def expected_failures() -> tuple[type[BaseException], ...]:
+    """Failures that end a single run with one line rather than a traceback."""
+    return (UserError, Diverged, _sigterm_exception(), HydraException, OmegaConfBaseException)
 
 
 def one_line_errors(entry: Callable[[], object]) -> Callable[[], object]:
@@ -162,37 +102,39 @@ def one_line_errors(entry: Callable[[], object]) -> Callable[[], object]:
         os.environ["HYDRA_FULL_ERROR"] = "1"
         try:
             return entry()
-        except EXPECTED_FAILURES as err:
+        except expected_failures() as err:
             exit_for(err)
 
     return main
 
 
-def run_guarded(job: Callable[[], dict], cfg: DictConfig, run_dir: Path, multirun: bool) -> dict | None:
+def run_guarded(job: Callable[[], dict], record: Callable[[BaseException, str], None],
+                run_dir: Path, multirun: bool) -> dict | None:
     """Run ``job``; a failure ends a single run, and is recorded and survived in a multirun.
 
-    A divergence is recorded in both modes: the run did start, and its record says why it
-    has no metrics. A single run exits from here, inside the Hydra job, because Hydra would
-    add a line of its own to an exception that leaves the job.
+    ``record(error, status)`` writes the failure record. A divergence is recorded in both
+    modes: the run did start, and its record says why it has no metrics. A single run exits
+    from here, inside the Hydra job, because Hydra would add a line of its own to an
+    exception that leaves the job.
     """
     try:
         return job()
-    except SIGTERMException as err:  # a SystemExit: it stops a multirun too
+    except _sigterm_exception() as err:  # a SystemExit: it stops a multirun too
         if not multirun:
             exit_for(err, run_dir)
         raise
     except Diverged as err:
-        write_failure(run_dir, cfg, err, status="diverged")
+        record(err, "diverged")
         if not multirun:
             exit_for(err)
         log.error("diverged: %s", one_line(err))
     except Exception as err:
         if not multirun:
-            if isinstance(err, EXPECTED_FAILURES):
+            if isinstance(err, expected_failures()):
                 exit_for(err)
             raise
         if not isinstance(err, UserError):
             log.exception("job failed")  # a bug: keep its traceback in the job's log
         log.error("failed: %s", one_line(err))
-        write_failure(run_dir, cfg, err)
+        record(err, "failed")
     return None

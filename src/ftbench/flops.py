@@ -57,3 +57,88 @@ CORRECTED_FORMULAS = {
 def flop_counter() -> FlopCounterMode:
     """A silent ``FlopCounterMode`` with the corrections above; use as a context manager."""
     return FlopCounterMode(display=False, custom_mapping=CORRECTED_FORMULAS)
+
+
+class FlopTally:
+    """Training and evaluation FLOPs of a run, each kind of step counted once.
+
+    A training *phase* is a set of trainable groups on one kind of input (images, or the
+    pre-logit features of the feature cache): its first step runs under the counter, and the
+    phase costs its FLOPs per image times the images it trained on (FLOPs are linear in the
+    batch size, so a short last batch is counted right). Evaluation is counted on the first
+    batch of each input shape. No step is added, no random number drawn, nothing updated.
+    """
+
+    def __init__(self) -> None:
+        self.train_flops = 0.0
+        self.eval_flops = 0.0
+        self.epoch_flops: list[float] = []
+        self.running_epoch = 0.0
+        self.phases: list[dict] = []  # {"trainable": mask, "input": shape, "flops_per_image", "epoch"}
+        self.eval_per_image: dict[str, float] = {}  # input shape ("3x32x32", "1280") -> per image
+        self._counter: FlopCounterMode | None = None
+        self._counting: tuple[int, dict] | None = None  # images under the counter, and for what
+
+    def _start(self, images: int, what: dict) -> None:
+        self._counter = flop_counter()
+        self._counter.__enter__()
+        self._counting = (images, what)
+
+    def stop(self) -> dict | None:
+        """End a count in progress; returns what was counted, with its FLOPs per image."""
+        if self._counter is None:
+            return None
+        self._counter.__exit__(None, None, None)
+        (images, what), flops = self._counting, self._counter.get_total_flops()
+        self._counter = self._counting = None
+        return {**what, "flops_per_image": flops / images}
+
+    def _phase(self, mask: list[bool], shape: list[int]) -> dict | None:
+        return next((p for p in self.phases if p["trainable"] == mask and p["input"] == shape), None)
+
+    # -- training ---------------------------------------------------------------------------
+    def train_step_starts(self, mask: list[bool], inputs: torch.Tensor, images: int, epoch: int) -> None:
+        shape = list(inputs.shape[1:])
+        if self._phase(mask, shape) is None:
+            self._start(images, {"trainable": mask, "input": shape, "epoch": epoch})
+
+    def train_step_ends(self, mask: list[bool], inputs: torch.Tensor, images: int) -> None:
+        counted = self.stop()  # after backward, or now for a step without one
+        if counted is not None:
+            self.phases.append(counted)
+        self.running_epoch += self._phase(mask, list(inputs.shape[1:]))["flops_per_image"] * images
+
+    def epoch_ends(self) -> float:
+        flops, self.running_epoch = self.running_epoch, 0.0
+        self.epoch_flops.append(flops)
+        self.train_flops += flops
+        return flops
+
+    # -- evaluation -------------------------------------------------------------------------
+    def eval_step_starts(self, inputs: torch.Tensor, images: int) -> None:
+        if shape_key(inputs) not in self.eval_per_image:
+            self._start(images, {"input": shape_key(inputs)})
+
+    def eval_step_ends(self, inputs: torch.Tensor, images: int) -> None:
+        counted = self.stop()
+        if counted is not None:
+            self.eval_per_image[counted["input"]] = counted["flops_per_image"]
+        self.eval_flops += self.eval_per_image[shape_key(inputs)] * images
+
+    # -- checkpointing ----------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        # a run resumed mid-epoch (saved by a signal) goes on adding to its running epoch
+        return {"train_flops": self.train_flops, "eval_flops": self.eval_flops,
+                "epoch_flops": self.epoch_flops, "phases": self.phases,
+                "eval_flops_per_image": self.eval_per_image, "running_epoch_flops": self.running_epoch}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.train_flops, self.eval_flops = state["train_flops"], state["eval_flops"]
+        self.epoch_flops, self.phases = list(state["epoch_flops"]), list(state["phases"])
+        self.eval_per_image = dict(state["eval_flops_per_image"])
+        self.running_epoch = state.get("running_epoch_flops", 0.0)
+
+
+def shape_key(inputs: torch.Tensor) -> str:
+    """An input's per-sample shape, e.g. "3x32x32" for images, "1280" for cached features."""
+    return "x".join(str(d) for d in inputs.shape[1:])

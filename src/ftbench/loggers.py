@@ -20,18 +20,17 @@ from urllib.parse import urlparse
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from lightning import Callback, LightningModule, Trainer
+from lightning import Trainer
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from ftbench.errors import choice_error
+from ftbench.config import WANDB_MODES
 from ftbench.redaction import redact
 
 log = logging.getLogger("ftbench")
 
-WANDB_MODES = ("auto", "online", "offline", "disabled")
 DEFAULT_WANDB_HOST = "https://api.wandb.ai"
 
 
@@ -92,8 +91,6 @@ def has_wandb_credentials() -> bool:
 
 def resolve_mode(mode: str) -> str:
     """``auto`` follows ``WANDB_MODE`` if set, else online with credentials and offline without."""
-    if mode not in WANDB_MODES:
-        raise choice_error("logger.mode", mode, WANDB_MODES)
     if mode != "auto":
         return mode
     env_mode = {"dryrun": "offline", "run": "online"}.get(os.environ.get("WANDB_MODE", ""),
@@ -143,21 +140,6 @@ def wandb_logger(project: str, save_dir: str, entity: str | None = None, group: 
     # Only rank zero talks to W&B; other ranks get Lightning's no-op experiment.
     run = start_wandb_run(mode, init_timeout, **init) if rank_zero_only.rank == 0 else None
     return WandbLogger(experiment=run, save_dir=save_dir, project=project)
-
-
-class GroupLearningRates(Callback):
-    """Logs every layer group's LR (0 while frozen) at the start of each epoch as ``lr/<group>``.
-
-    Lightning's ``LearningRateMonitor`` names optimizer param groups, two per layer group here,
-    and shows a frozen group's nominal LR; this shows what each layer group really trains at.
-    """
-
-    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if not trainer.loggers:
-            return
-        lrs = {f"lr/{g.name}": lr for g, lr in zip(pl_module.groups, pl_module.group_lrs(), strict=True)}
-        for logger in trainer.loggers:
-            logger.log_metrics(lrs, step=trainer.global_step)
 
 
 def publish_result(trainer: Trainer, result: dict) -> None:

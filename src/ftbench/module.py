@@ -1,10 +1,16 @@
-"""FineTuneModule: a timm backbone, its layer groups, and a strategy plan, as a LightningModule.
+"""FineTuneModule: a timm backbone, its layer groups and a strategy plan, as a LightningModule.
 
-The module knows *how* to freeze a set of groups; *when* to do so is the job of the
-``UnfreezeSchedule`` callback, which reads the plan each epoch.
+The module applies the plan itself: before every training step it asks the plan which
+groups train at that point of progress, and freezes the rest; ``trainable`` is then what
+the step trains. Callbacks read the run through
+a small interface (``groups``, ``plan``, ``group_params``, ``trainable``, ``trainable_at``,
+``trainable_params``, ``group_lrs``, ``epoch_value``) that never depends on which hook
+happened to run first.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 from lightning import LightningModule
@@ -15,7 +21,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from ftbench.backbone import LayerGroup, group_modules
 from ftbench.checkpointing import StartingWeights
 from ftbench.optim import build_optimizer, build_scheduler
-from ftbench.strategies import StrategyPlan
+from ftbench.strategies import Mask, StrategyPlan
 
 STAGES = ("train", "val", "test")
 
@@ -59,7 +65,9 @@ class FineTuneModule(LightningModule):
         self._group_modules = group_modules(model, groups)
         params = dict(model.named_parameters())
         self.group_params = [[params[n] for n in g.param_names] for g in groups]  # bottom to top
-        self.trainable = [True] * len(groups)
+        # the parameters of each group that move while the group trains (all, or BitFit's biases)
+        self._movable = [[plan.trains_param(g.name, n) for n in g.param_names] for g in groups]
+        self.trainable: Mask = ()
         self.starting_weights = StartingWeights(model, [g.name for g in groups], self._group_modules)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         # Updated every step, logged once per epoch. validate_args=False: the labels come from
@@ -69,35 +77,67 @@ class FineTuneModule(LightningModule):
             self.epoch_metrics[f"{stage}_loss"] = BatchMean()
             self.epoch_metrics[f"{stage}_acc"] = MulticlassAccuracy(num_classes, average="micro",
                                                                     validate_args=False)
+        self.apply_plan(0.0)
 
-    # -- freezing -------------------------------------------------------------------------
-    def set_trainable(self, mask: list[bool]) -> None:
-        """Freeze every group whose flag is False; never touches the optimizer's layout."""
-        self.trainable = list(mask)
-        for params, trainable in zip(self.group_params, mask, strict=True):
-            for p in params:
-                p.requires_grad_(trainable)
+    # -- the plan ---------------------------------------------------------------------------
+    def progress(self, batch_idx: int = 0) -> float:
+        """Training progress in epochs at batch ``batch_idx`` of the current epoch."""
+        batches = self.trainer.num_training_batches
+        fraction = batch_idx / batches if batches and batches != float("inf") else 0.0
+        return self.trainer.current_epoch + fraction
+
+    def trainable_at(self, progress: float) -> Mask:
+        return self.plan.trainable(progress)
+
+    def apply_plan(self, progress: float) -> None:
+        """Freeze what the plan does not train at ``progress``; never touches the optimizer."""
+        mask = self.plan.trainable(progress)
+        if mask == self.trainable:
+            return
+        self.trainable = mask
+        for params, movable, on in zip(self.group_params, self._movable, mask, strict=True):
+            for p, moves in zip(params, movable, strict=True):
+                p.requires_grad_(on and moves)
         if self.training:
             self.train(True)
 
     def train(self, mode: bool = True):
         # Lightning calls train() at every epoch and after every validation; frozen groups
-        # must stay in eval mode so their BatchNorm statistics never move.
+        # (and, for BitFit-like plans, the whole backbone) stay in eval mode so that their
+        # BatchNorm statistics never move.
         super().train(mode)
         if mode:
-            for modules, trainable in zip(self._group_modules, self.trainable, strict=True):
-                if not trainable:
+            last = len(self._group_modules) - 1
+            for i, (modules, on) in enumerate(zip(self._group_modules, self.trainable, strict=True)):
+                if not on or (self.plan.backbone_in_eval and i < last):
                     for m in modules:
                         m.eval()
         return self
 
-    def frozen_modules(self) -> list[nn.Module]:
-        return [m for ms, t in zip(self._group_modules, self.trainable, strict=True)
-                if not t for m in ms]
+    def trainable_params(self, mask: Sequence[bool]) -> int:
+        """Parameters that move while ``mask``'s groups train."""
+        return sum(p.numel() for params, movable, on in zip(self.group_params, self._movable, mask,
+                                                            strict=True)
+                   if on for p, moves in zip(params, movable, strict=True) if moves)
+
+    # The trainable groups are set before each step's hooks run (at the epoch start, and at the
+    # end of the step before), so that every callback sees the step's own groups.
+    def on_train_start(self) -> None:
+        # after a checkpoint is restored: a run resumed mid-epoch starts no epoch
+        done = self.trainer.fit_loop.epoch_loop.batch_progress.current.completed
+        self.apply_plan(self.progress(min(done, max(0, self.trainer.num_training_batches - 1))))
+
+    def on_train_epoch_start(self) -> None:
+        self.apply_plan(self.trainer.current_epoch)
+        self._reset_epoch("train")
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        if self.plan.changes_within_epochs:
+            self.apply_plan(self.progress(batch_idx + 1))
 
     # -- steps ----------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim == 2:  # cached pre-logit features (see features.py): only the head runs
+        if x.ndim == 2:  # cached pre-logit features (see data/features.py): only the head runs
             x = nn.functional.dropout(x, p=getattr(self.model, "drop_rate", 0.0), training=self.training)
             return self.model.get_classifier()(x)
         return self.model(x.contiguous(memory_format=self.memory_format))
@@ -109,19 +149,6 @@ class FineTuneModule(LightningModule):
         self.epoch_metrics[f"{stage}_loss"].update(loss, len(y))
         self.epoch_metrics[f"{stage}_acc"].update(logits, y)
         return loss
-
-    def _log_epoch(self, stage: str) -> None:
-        """The stage's epoch loss and accuracy, over every rank (torchmetrics syncs at compute)."""
-        loss, accuracy = self.epoch_metrics[f"{stage}_loss"], self.epoch_metrics[f"{stage}_acc"]
-        if not loss.update_called:
-            return
-        suffix = "_epoch" if stage == "train" else ""  # the per-step loss is train_loss_step
-        # The values already agree across ranks: sync_dist's mean of them changes nothing and
-        # keeps Lightning from warning about unsynced epoch metrics.
-        self.log(f"{stage}_loss{suffix}", loss.compute(), prog_bar=True, sync_dist=True)
-        self.log(f"{stage}_acc", accuracy.compute(), prog_bar=stage != "train", sync_dist=True)
-        loss.reset()
-        accuracy.reset()
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         loss = self._shared_step(batch, "train")
@@ -137,11 +164,40 @@ class FineTuneModule(LightningModule):
     def test_step(self, batch, batch_idx: int) -> None:
         self._shared_step(batch, "test")
 
+    # -- epoch metrics ----------------------------------------------------------------------
+    def epoch_value(self, name: str) -> float | None:
+        """An epoch metric (``train_loss``, ``val_acc``, …) over every rank, or None if the
+        stage has not run. Reset when the next epoch of its stage starts, not when this one
+        ends, so that every epoch-end hook reads the same value in whatever order they run.
+        """
+        metric = self.epoch_metrics[name]
+        return float(metric.compute()) if metric.update_called else None
+
+    def _reset_epoch(self, stage: str) -> None:
+        self.epoch_metrics[f"{stage}_loss"].reset()
+        self.epoch_metrics[f"{stage}_acc"].reset()
+
+    def _log_epoch(self, stage: str) -> None:
+        loss, accuracy = self.epoch_value(f"{stage}_loss"), self.epoch_value(f"{stage}_acc")
+        if loss is None:
+            return
+        suffix = "_epoch" if stage == "train" else ""  # the per-step loss is train_loss_step
+        # The values already agree across ranks: sync_dist's mean of them changes nothing and
+        # keeps Lightning from warning about unsynced epoch metrics.
+        self.log(f"{stage}_loss{suffix}", loss, prog_bar=True, sync_dist=True)
+        self.log(f"{stage}_acc", accuracy, prog_bar=stage != "train", sync_dist=True)
+
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")
 
+    def on_validation_epoch_start(self) -> None:
+        self._reset_epoch("val")
+
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")
+
+    def on_test_epoch_start(self) -> None:
+        self._reset_epoch("test")
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")
@@ -149,8 +205,8 @@ class FineTuneModule(LightningModule):
     # -- checkpoints ----------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # the epoch being saved counts as trained: a mid-epoch (interrupt) save includes it
-        untouched = self.plan.untouched_groups(self.trainer.current_epoch)
-        self.starting_weights.leave_out(checkpoint, untouched)
+        trained = self.plan.trained_through(self.trainer.current_epoch)
+        self.starting_weights.leave_out(checkpoint, [not t for t in trained])
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.starting_weights.put_back(checkpoint, self.state_dict())
@@ -165,10 +221,10 @@ class FineTuneModule(LightningModule):
         return {"optimizer": optimizer,
                 "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
-    def group_lrs(self) -> list[float]:
-        """Each layer group's current LR, 0 where the group is frozen (bottom to top)."""
+    def group_lrs(self, mask: Sequence[bool]) -> list[float]:
+        """Each layer group's current LR, 0 where ``mask`` says it is frozen (bottom to top)."""
         optimizer = self.optimizers(use_pl_optimizer=False)
         lrs = [0.0] * len(self.groups)
         for pg in optimizer.param_groups:
-            lrs[pg["layer_group"]] = pg["lr"] if self.trainable[pg["layer_group"]] else 0.0
+            lrs[pg["layer_group"]] = pg["lr"] if mask[pg["layer_group"]] else 0.0
         return lrs

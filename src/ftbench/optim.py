@@ -1,13 +1,14 @@
 """One optimizer holding every layer group from step 0, and one LR schedule for all of them.
 
 Each layer group gets two param groups (with and without weight decay, as timm does for
-biases and norm weights), tagged with ``layer_group`` and ``lr_scale``. Frozen groups are
+biases and norm weights), tagged with ``layer_group``. Frozen groups are
 present with ``requires_grad=False``: AdamW and SGD skip parameters without a gradient, so
 unfreezing is a flag flip and the optimizer layout never changes, which is what makes a
 checkpoint from any epoch restore cleanly.
 
-The schedule is a single ``LambdaLR`` factor applied to every group, so the ratio between
-neighbouring groups stays exactly ``lr_decay`` through warm-up and decay.
+The schedule applies one factor to every group (``LambdaLR`` for warm-up + cosine or
+constant, torch's ``OneCycleLR`` for one-cycle), so the ratio between neighbouring groups
+stays exactly ``lr_decay`` through warm-up and decay.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import torch
 from torch import nn
 
 from ftbench.backbone import LayerGroup
-from ftbench.errors import choice_error
 
 
 class SkipFrozenGroups:
@@ -54,6 +54,7 @@ class SGD(SkipFrozenGroups, torch.optim.SGD):
 
 OPTIMIZERS = {"adamw": AdamW, "sgd": SGD}
 SCHEDULES = ("cosine", "onecycle", "constant")
+ONECYCLE_DIV = 25.0  # OneCycleLR's default: the cycle starts at lr / 25
 
 
 def param_groups(model: nn.Module, groups: list[LayerGroup], lr_scales: list[float],
@@ -66,30 +67,26 @@ def param_groups(model: nn.Module, groups: list[LayerGroup], lr_scales: list[flo
         for subset, wd in ((decay, weight_decay), (no_decay, 0.0)):
             if subset:
                 result.append({"params": subset, "lr": base_lr * scale, "weight_decay": wd,
-                               "layer_group": index, "lr_scale": scale})
+                               "layer_group": index})
     return result
 
 
 def build_optimizer(cfg, model: nn.Module, groups: list[LayerGroup], lr_scales: list[float],
                     base_lr: float) -> torch.optim.Optimizer:
-    name = cfg.name
-    if name not in OPTIMIZERS:
-        raise choice_error("optimizer.name", name, OPTIMIZERS)
+    """``cfg.name``'s optimizer (checked by ``ftbench.config``) over every layer group."""
     pgs = param_groups(model, groups, lr_scales, base_lr, cfg.weight_decay)
-    if name == "sgd":
-        return SGD(pgs, lr=base_lr, momentum=cfg.get("momentum", 0.9),
-                               nesterov=cfg.get("nesterov", True))
-    return AdamW(pgs, lr=base_lr, betas=tuple(cfg.get("betas", (0.9, 0.999))))
+    if cfg.name == "sgd":
+        return SGD(pgs, lr=base_lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
+    return AdamW(pgs, lr=base_lr, betas=tuple(cfg.betas))
 
 
 def lr_factor(step: int, total_steps: int, schedule: str, warmup_steps: int,
               min_factor: float) -> float:
     """Multiplier on every group's base LR at optimizer step ``step``.
 
-    Warm-up rises linearly to 1; then ``cosine`` and ``onecycle`` anneal along a cosine to
-    ``min_factor`` and ``constant`` stays at 1. ``onecycle`` differs from ``cosine`` only by
-    its default rise (30% of training, as in ``torch.optim.lr_scheduler.OneCycleLR``).
-    A floor above zero keeps the ratios between groups defined up to the last step.
+    Warm-up rises linearly to 1; then ``cosine`` anneals along a cosine to ``min_factor`` and
+    ``constant`` stays at 1. A floor above zero keeps the ratios between groups defined up to
+    the last step.
     """
     if warmup_steps > 0 and step < warmup_steps:
         return (step + 1) / warmup_steps
@@ -100,13 +97,20 @@ def lr_factor(step: int, total_steps: int, schedule: str, warmup_steps: int,
 
 
 def build_scheduler(cfg, optimizer: torch.optim.Optimizer, total_steps: int,
-                    steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
-    schedule = cfg.schedule
-    if schedule not in SCHEDULES:
-        raise choice_error("optimizer.schedule", schedule, SCHEDULES)
+                    steps_per_epoch: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """``cfg.schedule`` over ``total_steps`` optimizer steps.
+
+    ``onecycle`` is torch's ``OneCycleLR``: from ``lr / 25`` up to each group's LR over the
+    warm-up (``optimizer.warmup_epochs``, or 30% of training when 0), cosine down to
+    ``lr * min_lr_factor``, with momentum (AdamW's beta1) cycled between 0.85 and 0.95.
+    """
     warmup_steps = round(cfg.warmup_epochs * steps_per_epoch)
-    if schedule == "onecycle" and warmup_steps == 0:
-        warmup_steps = round(0.3 * total_steps)  # one-cycle's default rising phase
-    factor = partial(lr_factor, total_steps=total_steps, schedule=schedule,
+    if cfg.schedule == "onecycle":
+        rise = warmup_steps / total_steps if warmup_steps else 0.3
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=total_steps,
+            pct_start=min(1.0, max(rise, 1 / total_steps)), div_factor=ONECYCLE_DIV,
+            final_div_factor=1 / (ONECYCLE_DIV * cfg.min_lr_factor) if cfg.min_lr_factor else math.inf)
+    factor = partial(lr_factor, total_steps=total_steps, schedule=cfg.schedule,
                      warmup_steps=warmup_steps, min_factor=cfg.min_lr_factor)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

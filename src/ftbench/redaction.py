@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from ftbench.results import atomic_write
+from ftbench.run_io import atomic_write
 
 # api_key, hf_token, client_secret, db_password, aws_access_key ... (not "keys", a list of names)
 SECRET_KEY = re.compile(r"api[_-]?key|token|secret|password|passwd|credential|key$", re.IGNORECASE)

@@ -20,24 +20,10 @@ from ftbench.checkpointing import (
     left_out_keys,
     load_checkpoint,
 )
-from ftbench.errors import UserError
-from ftbench.results import RESULT_FILE, read_result
+from ftbench.failures import UserError
+from ftbench.result import RESULT_FILE, read_result
 
 SAVED_CONFIG = Path(".hydra") / "config.yaml"
-
-
-def _first_set(value, default):
-    return default if value in (None, "") else value
-
-
-def _unless_set(value, default):
-    return default if value in (None, "") else None
-
-
-# Used by conf/config.yaml: ``hydra.run.dir`` is the resumed run's folder, and Hydra saves no
-# new config over the run's own while resuming.
-OmegaConf.register_new_resolver("ftbench.first_set", _first_set, replace=True)
-OmegaConf.register_new_resolver("ftbench.unless_set", _unless_set, replace=True)
 
 
 def resume_target(cfg: DictConfig, task_overrides: list[str],

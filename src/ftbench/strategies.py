@@ -1,88 +1,142 @@
-"""Fine-tuning strategies as plans: which top groups train in each epoch, and at what LR.
+"""Fine-tuning strategies as plans: what trains, and how fast, at every point of training.
 
-Every strategy is the same mechanism with different settings (see the table in the
-README). A plan is a pure function of the epoch, so the state of a resumed run is derived
-from its epoch counter alone: nothing has to be replayed or checkpointed.
+Every strategy is the same mechanism with different settings (the table in the README). A
+plan says, as a pure function of training *progress* (epochs, fractions allowed), which
+layer groups train; a static rule says which parameters of a training group move (all of
+them, or only biases for BitFit); and each group's LR is ``lr / lr_decay**i`` for group *i*
+counted from the top. Nothing has to be replayed or checkpointed: a resumed run derives its
+state from its step counter alone, and the optimizer holds every group from step 0.
 
-Groups are counted from the top: index 0 is the new classifier ("head"), index 1 the last
-backbone stage, and so on. ``trainable_groups`` counts *backbone* groups that train along
-with the head, so 0 is a linear probe and ``num_backbone_groups`` a full fine-tune.
+The set of training groups only ever grows with progress (gradual unfreezing, LP-FT), so
+what has trained up to a point is what trains at that point.
+
+Groups are ordered bottom (stem) to top; the last one is the new classifier, "head".
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ftbench.errors import choice_error, integer, number
+from ftbench.checks import choice_error, integer, number
+from ftbench.failures import UserError
+
+HEAD = "head"
+# progress just before the next epoch starts: the last step of an epoch runs below it
+_EPOCH_END = 1 - 1e-6
+
+Mask = tuple[bool, ...]
+
+
+def every_param(group: str, param: str) -> bool:
+    return True
 
 
 @dataclass(frozen=True)
 class StrategyPlan:
-    """When each group trains and how fast, for a model with ``num_groups`` groups (head included)."""
+    """When each group trains and how fast, for a model whose groups are ``group_names``."""
 
     name: str
-    num_groups: int
+    group_names: tuple[str, ...]
     lr: float
     lr_decay: float
-    schedule: Callable[[int], int]  # epoch -> number of top groups that train (head included)
+    schedule: Callable[[float], Mask]  # progress in epochs -> per group, bottom to top: trains?
+    trains_param: Callable[[str, str], bool] = every_param  # (group, parameter name) -> moves?
+    # The backbone's normalisation statistics stay put while only some of its parameters train
+    # (BitFit, adapters): those strategies promise every other backbone tensor unchanged.
+    backbone_in_eval: bool = False
+    changes_within_epochs: bool = False  # the mask may change between two steps of one epoch
 
-    def num_trainable(self, epoch: int) -> int:
-        return max(1, min(self.num_groups, self.schedule(epoch)))
+    @property
+    def num_groups(self) -> int:
+        return len(self.group_names)
 
-    def trainable_mask(self, epoch: int) -> list[bool]:
-        """Per group, bottom to top: does it train in ``epoch``?"""
-        k = self.num_trainable(epoch)
-        return [i >= self.num_groups - k for i in range(self.num_groups)]
+    def trainable(self, progress: float) -> Mask:
+        """Per group, bottom to top: does it train at ``progress`` (epochs since the start)?"""
+        return self.schedule(progress)
 
-    def untouched_groups(self, epoch: int) -> int:
-        """How many bottom groups trained in no epoch up to ``epoch``: they hold their start."""
-        return self.num_groups - max(self.num_trainable(e) for e in range(epoch + 1))
+    def trained_through(self, epoch: int) -> Mask:
+        """Per group: has it trained at any step up to the end of ``epoch``?"""
+        return self.trainable(epoch + _EPOCH_END)
+
+    def head_only_through(self, epoch: int) -> bool:
+        """Is the whole backbone frozen at every step up to the end of ``epoch``?"""
+        return not any(self.trained_through(epoch)[:-1])
 
     def lr_scales(self) -> list[float]:
         """Per group, bottom to top: the factor on ``lr``; the head is 1, each step down / decay."""
         return [self.lr_decay ** -(self.num_groups - 1 - i) for i in range(self.num_groups)]
 
 
+def top(k: int, num_groups: int) -> Mask:
+    """The top ``k`` groups (head included) train; at least the head, at most all."""
+    k = max(1, min(num_groups, k))
+    return tuple(i >= num_groups - k for i in range(num_groups))
 
-def build_plan(cfg, num_groups: int, max_epochs: int) -> StrategyPlan:
-    """Turn the ``strategy`` config node into a plan for a model with ``num_groups`` groups."""
+
+def build_plan(cfg, group_names: Sequence[str], max_epochs: int) -> StrategyPlan:
+    """Turn the ``strategy`` config node into a plan for a model with ``group_names``.
+
+    The strategy's own knobs are checked here, where their ranges are known (they depend on
+    the model's groups and the number of epochs), and nowhere else.
+    """
     name = cfg.name
     if name not in STRATEGIES:
         raise choice_error("strategy", name, STRATEGIES)
-    lr = number("strategy.lr", cfg.lr, above=0)
-    lr_decay = number("strategy.lr_decay", cfg.get("lr_decay", 1.0), at_least=1)
-    schedule = STRATEGIES[name](cfg, num_groups - 1, max_epochs)
-    return StrategyPlan(name=name, num_groups=num_groups, lr=lr, lr_decay=lr_decay, schedule=schedule)
+    names = tuple(group_names)
+    fields = STRATEGIES[name](cfg, names, max_epochs)
+    return StrategyPlan(name=name, group_names=names,
+                        lr=number("strategy.lr", cfg.lr, above=0),
+                        lr_decay=number("strategy.lr_decay", cfg.lr_decay, at_least=1), **fields)
 
 
-def _linear_probe(cfg, num_backbone: int, max_epochs: int) -> Callable[[int], int]:
-    return lambda epoch: 1
+def _linear_probe(cfg, names: tuple[str, ...], max_epochs: int) -> dict:
+    head_only = top(1, len(names))
+    return {"schedule": lambda progress: head_only}
 
 
-def _all_groups(cfg, num_backbone: int, max_epochs: int) -> Callable[[int], int]:
-    return lambda epoch: num_backbone + 1
+def _all_groups(cfg, names: tuple[str, ...], max_epochs: int) -> dict:
+    everything = top(len(names), len(names))
+    return {"schedule": lambda progress: everything}
 
 
-def _gradual(cfg, num_backbone: int, max_epochs: int) -> Callable[[int], int]:
-    every = integer("strategy.unfreeze_every", cfg.unfreeze_every, lowest=1)
-    return lambda epoch: 1 + epoch // every
+def _gradual(cfg, names: tuple[str, ...], max_epochs: int) -> dict:
+    every = unfreeze_interval(cfg.unfreeze_every, len(names), max_epochs)
+    return {"schedule": lambda progress: top(1 + math.floor(progress / every + 1e-9), len(names)),
+            "changes_within_epochs": not float(every).is_integer()}
 
 
-def _partial(cfg, num_backbone: int, max_epochs: int) -> Callable[[int], int]:
-    k = integer("strategy.trainable_groups", cfg.trainable_groups, 0, num_backbone,
-                why=f"this model has {num_backbone} backbone groups")
-    return lambda epoch: k + 1
+def unfreeze_interval(value, num_groups: int, max_epochs: int) -> float:
+    """``strategy.unfreeze_every`` in epochs; ``auto`` spreads the groups evenly over the run,
+    so that the last one still trains for as long as each group waited for its turn."""
+    if value == "auto":
+        return max_epochs / num_groups
+    if isinstance(value, str):
+        raise choice_error("strategy.unfreeze_every", value, ["auto", "a number of epochs > 0"])
+    return number("strategy.unfreeze_every", value, above=0)
 
 
-def _lp_ft(cfg, num_backbone: int, max_epochs: int) -> Callable[[int], int]:
+def _partial(cfg, names: tuple[str, ...], max_epochs: int) -> dict:
+    backbone = len(names) - 1
+    k = integer("strategy.trainable_groups", cfg.trainable_groups, 0, backbone,
+                why=f"this model has {backbone} backbone groups")
+    mask = top(k + 1, len(names))
+    return {"schedule": lambda progress: mask}
+
+
+def _lp_ft(cfg, names: tuple[str, ...], max_epochs: int) -> dict:
+    if max_epochs < 2:
+        raise UserError(f"strategy=lp_ft needs trainer.max_epochs >= 2 (a probe, then a "
+                        f"fine-tune); got trainer.max_epochs={max_epochs}")
     probe = integer("strategy.probe_epochs", cfg.probe_epochs, 1, max_epochs - 1,
                     why=f"below trainer.max_epochs={max_epochs}")
-    return lambda epoch: 1 if epoch < probe else num_backbone + 1
+    head_only, everything = top(1, len(names)), top(len(names), len(names))
+    return {"schedule": lambda progress: head_only if progress < probe else everything}
 
 
-# name -> factory(strategy cfg, number of backbone groups, max_epochs) -> schedule
-STRATEGIES: dict[str, Callable] = {
+# name -> factory(strategy cfg, group names, max_epochs) -> the plan's schedule and rules
+STRATEGIES: dict[str, Callable[..., dict]] = {
     "linear_probe": _linear_probe,
     "full": _all_groups,
     "discriminative": _all_groups,

@@ -17,26 +17,24 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from lightning import Callback, Trainer, seed_everything
 from lightning.pytorch.callbacks import ModelCheckpoint
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from ftbench.backbone import create_backbone, group_param_count, layer_groups
-from ftbench.callbacks import CostMeter, EpochHistory, UnfreezeSchedule
-from ftbench.checkpointing import LAST_CHECKPOINT, InterruptCheckpoint, RandomState, SafeCheckpointIO
-from ftbench.cost import FlopMeter, WeightDrift, add_epoch_costs, cost_summary, log_cost
+from ftbench.checkpointing import LAST_CHECKPOINT, Resumable, SafeCheckpointIO
+from ftbench.config import CONFIG_DIR, CONFIG_NAME, register_resolvers, validate_config
 from ftbench.data import FineTuneDataModule
-from ftbench.distributed import cost_over_ranks
-from ftbench.errors import UserError
-from ftbench.failures import DivergenceGuard, exit_for, one_line_errors, run_guarded
-from ftbench.features import FeatureCache
-from ftbench.loggers import GroupLearningRates, build_logger, publish_result
+from ftbench.data.features import FeatureCache
+from ftbench.divergence import DivergenceGuard
+from ftbench.failures import UserError, exit_for, one_line_errors, run_guarded
+from ftbench.loggers import build_logger, publish_result
+from ftbench.metering import Meter
 from ftbench.module import FineTuneModule
-from ftbench.redaction import redact, redact_logs, redact_saved_configs
-from ftbench.results import RESULT_FILE, WEIGHTS_FILE, save_weights, versions, write_json
+from ftbench.redaction import redact_logs, redact_saved_configs
+from ftbench.result import WEIGHTS_FILE, completed_result, failed_result, write_result
 from ftbench.resume import check_checkpoint_fits, resume_target
+from ftbench.run_io import save_weights
 from ftbench.strategies import build_plan
-from ftbench.validate import validate_config
 
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 log = logging.getLogger("ftbench")
 
 
@@ -49,8 +47,7 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
     validate_config(cfg)
     seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = FineTuneDataModule(cfg.dataset, batch_size=cfg.data.batch_size,
-                                    num_workers=cfg.data.num_workers,
-                                    pin_memory=cfg.data.pin_memory)
+                                    num_workers=cfg.data.num_workers, pin_memory=cfg.data.pin_memory)
     model = create_backbone(cfg.model.name, datamodule.num_classes, weights=cfg.model.weights,
                             drop_rate=cfg.model.drop_rate)
     resume_step = None if ckpt_path is None else check_checkpoint_fits(ckpt_path, model)
@@ -58,59 +55,44 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
         model.compile()  # in place: parameter names, layer groups and saved keys stay as they are
     datamodule.resolve_for(model)
     groups = layer_groups(model)
-    plan = build_plan(cfg.strategy, len(groups), cfg.trainer.max_epochs)
+    plan = build_plan(cfg.strategy, [g.name for g in groups], cfg.trainer.max_epochs)
     module = FineTuneModule(model, groups, plan, cfg.optimizer, datamodule.num_classes,
                             label_smoothing=cfg.model.label_smoothing,
                             channels_last=cfg.model.channels_last)
 
-    history, cost, flops, drift = EpochHistory(), CostMeter(), FlopMeter(), WeightDrift()
+    meter = Meter()
     # last.ckpt after every epoch, written after every other callback's epoch end so that
     # it holds the whole epoch (save_last alone only saves alongside a top-k checkpoint)
     checkpoint = ModelCheckpoint(dirpath=run_dir, filename=Path(LAST_CHECKPOINT).stem, save_top_k=1,
                                  save_on_train_epoch_end=True, enable_version_counter=False)
-    callbacks = [UnfreezeSchedule(), history, cost, flops, drift, checkpoint, GroupLearningRates(),
-                 RandomState(), InterruptCheckpoint(run_dir), DivergenceGuard(), *extra_callbacks]
+    callbacks = [meter, checkpoint, Resumable(run_dir), DivergenceGuard(), *extra_callbacks]
     cache = None
-    if cfg.data.cache_features and not datamodule.augmented and plan.num_trainable(0) == 1:
+    if cfg.data.cache_features and not datamodule.augmented and plan.head_only_through(0):
         cache = FeatureCache(store_dir=cfg.data.feature_store)
         callbacks.append(cache)
     trainer: Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=callbacks,
-        logger=build_logger(cfg, resume_step),
+        cfg.trainer, callbacks=callbacks, logger=build_logger(cfg, resume_step),
         default_root_dir=str(run_dir), plugins=[SafeCheckpointIO()],
     )
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     tested = trainer.test(module, datamodule=datamodule, verbose=False)[0]
-    run_cost = cost_over_ranks(trainer, cost_summary(cost, flops, drift, module, cache))
-    log_cost(trainer, run_cost)
 
-    result = {
-        "status": "completed",
-        "strategy": plan.name,
-        "model": cfg.model.name,
-        "dataset": cfg.dataset.name,
-        "seed": cfg.seed,
-        "groups": [{"name": g.name, "params": group_param_count(model, g)} for g in groups],
-        "metrics": {
-            "val_acc": history.history[-1]["val_acc"] if history.history else None,
-            "test_acc": tested["test_acc"],
-            "test_loss": tested["test_loss"],
-            "epochs": trainer.current_epoch,
-        },
-        "cost": run_cost,
-        "history": add_epoch_costs(history.history, run_cost),
-        "data": {"num_classes": datamodule.num_classes,
-                 "train_size": len(datamodule.datasets["train"]),
-                 "val_size": len(datamodule.datasets["val"]),
-                 "test_size": len(datamodule.datasets["test"]),
-                 "augmented": datamodule.augmented,
-                 "input_size": list(datamodule.data_config["input_size"])},
-        "config": redact(OmegaConf.to_container(cfg, resolve=True)),
-        "versions": versions(),
-    }
+    result = completed_result(
+        cfg,
+        metrics={"val_acc": meter.history[-1]["val_acc"] if meter.history else None,
+                 "test_acc": tested["test_acc"], "test_loss": tested["test_loss"],
+                 "epochs": trainer.current_epoch},
+        cost=meter.cost(trainer, module, cache.summary() if cache else None),
+        history=meter.history,
+        groups=[{"name": g.name, "params": group_param_count(model, g)} for g in groups],
+        data={"num_classes": datamodule.num_classes,
+              **{f"{split}_size": len(datamodule.datasets[split]) for split in ("train", "val", "test")},
+              "augmented": datamodule.augmented,
+              "input_size": list(datamodule.data_config["input_size"])},
+    )
     if trainer.is_global_zero:
         save_weights(run_dir / WEIGHTS_FILE, model)
-        write_json(run_dir / RESULT_FILE, result)
+        write_result(run_dir, result)
     publish_result(trainer, result)
     return result
 
@@ -128,7 +110,7 @@ def _quiet_third_party() -> None:
     os.environ.setdefault("TQDM_MININTERVAL", "1")
 
 
-@hydra.main(config_path=CONFIG_DIR, config_name="config", version_base="1.3")
+@hydra.main(config_path=CONFIG_DIR, config_name=CONFIG_NAME, version_base="1.3")
 def run(cfg: DictConfig) -> float | None:
     _quiet_third_party()
     hydra_cfg = HydraConfig.get()
@@ -141,7 +123,11 @@ def run(cfg: DictConfig) -> float | None:
         cfg, ckpt_path = resume_target(cfg, hydra_cfg.overrides.task, multirun)
     except UserError as err:
         exit_for(err)
-    result = run_guarded(lambda: fit(cfg, run_dir, ckpt_path), cfg, run_dir, multirun)
+
+    def record(error: BaseException, status: str) -> None:
+        write_result(run_dir, failed_result(cfg, error, status))
+
+    result = run_guarded(lambda: fit(cfg, run_dir, ckpt_path), record, run_dir, multirun)
     if result is None:
         return None
     log.info("%s: test_acc=%.4f train_seconds=%.1f -> %s", result["strategy"],
@@ -149,7 +135,9 @@ def run(cfg: DictConfig) -> float | None:
     return result["metrics"]["val_acc"]  # the value a Hydra sweeper optimises
 
 
-main = one_line_errors(run)
+def main() -> object:
+    register_resolvers()
+    return one_line_errors(run)()
 
 
 if __name__ == "__main__":

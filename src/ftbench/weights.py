@@ -24,7 +24,7 @@ from timm.models import clean_state_dict, remap_state_dict
 from torch import nn
 
 from ftbench.checkpointing import LEFT_OUT, load_checkpoint
-from ftbench.errors import UserError
+from ftbench.failures import UserError
 
 WEIGHT_SOURCES = ("package", "timm", "none")
 WEIGHT_FILE_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")

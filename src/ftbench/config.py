@@ -1,0 +1,118 @@
+"""The configuration: where it lives, its resolvers, and the one check of it before any heavy work.
+
+Every value a user can set is checked here, once, before data or weights are read: the
+layer groups that ``strategy.trainable_groups`` counts come from the architecture built on
+PyTorch's ``meta`` device, which allocates nothing. Checks that need the data (folders,
+images, the number of classes) or the weights file run where those are read, and raise the
+same one-line ``UserError``. The code that uses a value afterwards trusts it.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import timm
+import torch
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
+
+from ftbench.backbone import check_model_name, check_weight_source, layer_groups
+from ftbench.checks import choice, integer, number
+from ftbench.data.sources import BAD_IMAGE_POLICIES, SOURCES
+from ftbench.failures import UserError
+from ftbench.optim import OPTIMIZERS, SCHEDULES
+from ftbench.strategies import build_plan
+
+# Shipped inside the package, so that an installed ftbench finds its configs anywhere.
+CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")
+CONFIG_NAME = "config"
+WANDB_MODES = ("auto", "online", "offline", "disabled")
+
+
+def _first_set(value, default):
+    return default if value in (None, "") else value
+
+
+def _unless_set(value, default):
+    return default if value in (None, "") else None
+
+
+def register_resolvers() -> None:
+    """The resolvers ``conf/config.yaml`` uses: a resumed run writes into its own folder
+    (``hydra.run.dir`` follows ``resume``) and Hydra saves no new config over the run's own."""
+    OmegaConf.register_new_resolver("ftbench.first_set", _first_set, replace=True)
+    OmegaConf.register_new_resolver("ftbench.unless_set", _unless_set, replace=True)
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Raise ``UserError`` for the first bad value in ``cfg``; return quietly when all is well."""
+    check_resolvable(cfg)
+    check_names(cfg)
+    check_numbers(cfg)
+    build_plan(cfg.strategy, group_names(cfg.model.name), cfg.trainer.max_epochs)
+
+
+def check_resolvable(cfg: DictConfig) -> None:
+    """Every value is set (no ``???``) and every ``${...}`` interpolation resolves."""
+    try:
+        OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except MissingMandatoryValue as err:
+        raise UserError(f"{err.full_key} has no value; set it on the command line "
+                        f"({err.full_key}=...)") from err
+    except InterpolationResolutionError as err:
+        reason = str(err).splitlines()[0]
+        raise UserError(f"{err.full_key}: cannot be resolved ({reason})") from err
+
+
+def check_names(cfg: DictConfig) -> None:
+    # the strategy's name and knobs are checked by build_plan (validate_config's last step)
+    choice("dataset", cfg.dataset.name, SOURCES)
+    check_model_name(cfg.model.name)
+    check_weight_source(cfg.model.weights)
+    choice("optimizer.name", cfg.optimizer.name, OPTIMIZERS)
+    choice("optimizer.schedule", cfg.optimizer.schedule, SCHEDULES)
+    choice("dataset.bad_images", cfg.dataset.bad_images, BAD_IMAGE_POLICIES)
+    if cfg.dataset.name == "imagefolder" and not cfg.dataset.root:
+        raise UserError("dataset.root has no value; set it to your folder of class subfolders "
+                        "(dataset.root=...)")
+    if cfg.get("logger") and "mode" in cfg.logger:
+        choice("logger.mode", cfg.logger.mode, WANDB_MODES)
+
+
+def check_numbers(cfg: DictConfig) -> None:
+    integer("seed", cfg.seed, lowest=0)
+    integer("trainer.max_epochs", cfg.trainer.max_epochs, lowest=1)
+    integer("data.batch_size", cfg.data.batch_size, lowest=1)
+    integer("data.num_workers", cfg.data.num_workers, lowest=0)
+    number("dataset.train_fraction", cfg.dataset.train_fraction, above=0, at_most=1)
+    val, test = cfg.dataset.val_fraction, cfg.dataset.test_fraction
+    number("dataset.val_fraction", val, above=0, below=1)
+    number("dataset.test_fraction", test, above=0, below=1)
+    if val + test >= 1:
+        raise UserError(f"dataset.val_fraction={val!r} + dataset.test_fraction={test!r} leave no "
+                        "training data; allowed: a sum below 1")
+    if cfg.dataset.image_size is not None:
+        integer("dataset.image_size", cfg.dataset.image_size, lowest=8)
+    number("optimizer.weight_decay", cfg.optimizer.weight_decay, at_least=0)
+    number("optimizer.warmup_epochs", cfg.optimizer.warmup_epochs, at_least=0)
+    number("optimizer.min_lr_factor", cfg.optimizer.min_lr_factor, at_least=0, at_most=1)
+    momentum = number("optimizer.momentum", cfg.optimizer.momentum, at_least=0, below=1)
+    if cfg.optimizer.name == "sgd" and cfg.optimizer.nesterov and momentum == 0:
+        raise UserError("optimizer.momentum=0 is not valid with optimizer.nesterov=true; allowed: "
+                        "a momentum in (0, 1), or optimizer.nesterov=false")
+    betas = cfg.optimizer.betas
+    if not OmegaConf.is_list(betas) or len(betas) != 2:
+        raise UserError(f"optimizer.betas={betas!r} is not valid; allowed: two numbers in [0, 1)")
+    for i, beta in enumerate(betas):
+        number(f"optimizer.betas[{i}]", beta, at_least=0, below=1)
+    number("model.drop_rate", cfg.model.drop_rate, at_least=0, below=1)
+    number("model.label_smoothing", cfg.model.label_smoothing, at_least=0, below=1)
+
+
+@cache  # the jobs of a multirun share one process and mostly one model
+def group_names(model_name: str) -> tuple[str, ...]:
+    """The layer groups of ``model_name`` (head included), without allocating weights."""
+    with torch.device("meta"):
+        model = timm.create_model(model_name, num_classes=2)
+    return tuple(g.name for g in layer_groups(model))

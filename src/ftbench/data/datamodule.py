@@ -1,0 +1,177 @@
+"""The LightningDataModule: transforms, the dataset-size knob, in-memory tensors, loaders.
+
+Transforms come from timm's ``create_transform`` with the backbone's own input size and
+normalisation (``resolve_data_config``), unless the dataset config overrides them. When a
+split's transform is deterministic and the split is small, it is decoded and transformed
+once and kept as a tensor: later epochs cost no decoding at all.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from lightning import LightningDataModule
+from timm.data import create_transform, resolve_data_config
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
+
+from ftbench.data.sources import Splits, labels_of, load_splits
+
+
+class Transformed(Dataset):
+    def __init__(self, base: Dataset, transform):
+        self.base, self.transform = base, transform
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int):
+        image, label = self.base[index]
+        return self.transform(image), label
+
+
+class FeatureSwitch(Dataset):
+    """An in-memory split that serves cached features instead of images while they are set.
+
+    The loader over it, its sampler and its shuffling stay the same objects when the source
+    switches: only what an index maps to changes. So no loader is rebuilt (Lightning builds
+    the train loader before any callback could fill a cache) and no RNG draw moves.
+    """
+
+    def __init__(self, images: TensorDataset):
+        self.images = images
+        self.features: TensorDataset | None = None
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int):
+        return (self.images if self.features is None else self.features)[index]
+
+    def __getitems__(self, indices: list[int]) -> list[torch.Tensor]:
+        """A whole batch by one indexing per tensor, instead of one item at a time + stack.
+
+        The loader calls this for a batch of sampler indices; what it returns is already the
+        batch (see ``_as_batch``), the same tensors the item-by-item path would collate.
+        """
+        source = self.images if self.features is None else self.features
+        index = torch.as_tensor(indices, dtype=torch.long)
+        return [tensor[index] for tensor in source.tensors]
+
+
+def _as_batch(batch: list[torch.Tensor]) -> list[torch.Tensor]:
+    return batch
+
+
+def subsample_per_class(dataset: Dataset, fraction: float, seed: int) -> Dataset:
+    """Keep ``fraction`` of each class (at least one image each): the dataset-size knob."""
+    if fraction == 1.0:
+        return dataset
+    labels = labels_of(dataset)
+    rng = np.random.default_rng(seed)
+    keep = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        keep.extend(rng.choice(idx, size=max(1, round(fraction * len(idx))), replace=False))
+    return Subset(dataset, sorted(int(i) for i in keep))
+
+
+def materialize(dataset: Dataset) -> TensorDataset:
+    """Run a deterministic transform once over a split and keep the result as tensors."""
+    images, labels = zip(*(dataset[i] for i in range(len(dataset))), strict=True)
+    return TensorDataset(torch.stack(images), torch.as_tensor(labels, dtype=torch.long))
+
+
+class FineTuneDataModule(LightningDataModule):
+    """Train/val/test loaders for one dataset config, sized to one backbone's input."""
+
+    def __init__(self, cfg, batch_size: int, num_workers: int = 0, pin_memory: bool = False):
+        super().__init__()
+        self.cfg = cfg
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.splits: Splits | None = None
+        self.data_config: dict | None = None
+        self.datasets: dict[str, Dataset] = {}
+        self._served: dict[str, Dataset] = {}  # what the loaders read: a FeatureSwitch if in memory
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.load().classes)
+
+    def load(self) -> Splits:
+        if self.splits is None:
+            splits = load_splits(self.cfg)
+            splits.train = subsample_per_class(splits.train, float(self.cfg.train_fraction),
+                                               self.cfg.split_seed)
+            self.splits = splits
+        return self.splits
+
+    def resolve_for(self, model: nn.Module) -> dict:
+        """Input size and normalisation: the backbone's own, unless the dataset overrides."""
+        overrides = {}
+        if self.cfg.image_size:
+            overrides["input_size"] = (3, self.cfg.image_size, self.cfg.image_size)
+        for key in ("mean", "std", "crop_pct", "interpolation"):
+            if self.cfg.get(key) is not None:
+                overrides[key] = tuple(self.cfg[key]) if key in ("mean", "std") else self.cfg[key]
+        self.data_config = resolve_data_config(overrides, model=model)
+        return self.data_config
+
+    def transform(self, training: bool):
+        augment = training and self.cfg.augment
+        extra = ({"hflip": self.cfg.hflip, "auto_augment": self.cfg.auto_augment,
+                  "scale": tuple(self.cfg.scale)} if augment else {})
+        return create_transform(**self.data_config, is_training=augment, **extra)
+
+    @property
+    def augmented(self) -> bool:
+        return bool(self.cfg.augment)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        if self.data_config is None:
+            raise RuntimeError("call resolve_for(model) before setup()")
+        splits = self.load()
+        for name, split in (("train", splits.train), ("val", splits.val), ("test", splits.test)):
+            training = name == "train"
+            dataset = Transformed(split, self.transform(training))
+            deterministic = not (training and self.augmented)
+            if deterministic and len(split) <= self.cfg.in_memory_max:
+                dataset = materialize(dataset)
+            self.datasets[name] = dataset
+            self._served[name] = FeatureSwitch(dataset) if isinstance(dataset, TensorDataset) else dataset
+
+    # -- cached features (see features.FeatureCache) -----------------------------------------
+    def can_serve_features(self, split: str) -> bool:
+        return isinstance(self._served.get(split), FeatureSwitch)
+
+    def serving_features(self, split: str) -> bool:
+        return self.can_serve_features(split) and self._served[split].features is not None
+
+    def serve_features(self, split: str, features: TensorDataset) -> None:
+        self._served[split].features = features
+
+    def serve_images(self) -> None:
+        for served in self._served.values():
+            if isinstance(served, FeatureSwitch):
+                served.features = None
+
+    def _loader(self, name: str, shuffle: bool) -> DataLoader:
+        dataset = self._served[name]
+        in_memory = isinstance(dataset, FeatureSwitch)
+        workers = 0 if in_memory else self.num_workers
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle,
+                          num_workers=workers, pin_memory=self.pin_memory,
+                          persistent_workers=workers > 0, collate_fn=_as_batch if in_memory else None)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)

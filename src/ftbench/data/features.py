@@ -1,0 +1,227 @@
+"""Feature caching: while the whole backbone is frozen, run it once, not once per epoch.
+
+During head-only epochs (``linear_probe``, the probe phase of ``lp_ft``, the first epochs of
+``gradual``) the backbone is a fixed function of the input. If the training transform is
+deterministic too, every epoch would recompute the same features, so we compute each split's
+pre-logit features once and train the classifier on those tensors. The data module serves
+the cached features while they are valid; the module recognises them by their shape.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from pathlib import Path
+
+import torch
+from lightning import Callback, LightningModule, Trainer
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from ftbench.flops import flop_counter
+from ftbench.hashing import update_hash
+from ftbench.run_io import save_tensors
+
+
+@torch.no_grad()  # not inference_mode: the features later feed autograd (the head)
+def extract_features(model: nn.Module, dataset: Dataset, batch_size: int,
+                     memory_format: torch.memory_format = torch.contiguous_format) -> TensorDataset:
+    """Pre-logit features (pooled, before the classifier) of every item, in order."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    features, labels = [], []
+    try:
+        # A private generator: iterating a DataLoader draws a seed, and drawing it from the
+        # global RNG would change the shuffling of every later epoch.
+        loader = DataLoader(dataset, batch_size=batch_size, shuffle=False,
+                            generator=torch.Generator())
+        for x, y in loader:
+            x = x.to(device).contiguous(memory_format=memory_format)
+            features.append(model.forward_head(model.forward_features(x), pre_logits=True).float())
+            labels.append(torch.as_tensor(y))
+    finally:
+        model.train(was_training)
+    return TensorDataset(torch.cat(features).cpu(), torch.cat(labels).long())
+
+
+CPU_PIXELS_PER_BATCH = 2**18
+
+
+def extraction_batch_size(device: torch.device, image_shape: torch.Size) -> int:
+    """Images per forward of the feature pass: large on accelerators, sized by pixels on CPU.
+
+    On a CPU the activations of a large batch of large images fall out of the caches:
+    EfficientNet-Lite0 extracts about half as many images per second at 224 px with batch 256
+    as with batch 8, while at 32 px batch 256 is the fastest. So a CPU batch holds about
+    ``CPU_PIXELS_PER_BATCH`` input pixels (256 images at 32 px, 8 at 224 px).
+    """
+    if device.type != "cpu":
+        return 256
+    fits = CPU_PIXELS_PER_BATCH // max(1, image_shape[-1] * image_shape[-2])
+    return max(8, min(256, 2 ** int(math.log2(max(1, fits)))))
+
+
+@torch.no_grad()
+def extraction_flops_per_image(model: nn.Module, dataset: TensorDataset) -> float:
+    """FLOPs of one image's feature extraction, counted on a real item.
+
+    Counted on one item rather than during the whole pass: the counter's dispatch overhead
+    would slow the extraction down several times, and the count per image is constant.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        with flop_counter() as counter:
+            x = dataset.tensors[0][:1].to(next(model.parameters()).device)
+            model.forward_head(model.forward_features(x), pre_logits=True)
+    finally:
+        model.train(was_training)
+    return float(counter.get_total_flops())
+
+
+def backbone_hash(model: nn.Module, precision: str = "32-true"):
+    """A hashlib object fed with the architecture, every backbone tensor and the precision."""
+    h = hashlib.sha256(type(model).__name__.encode())
+    if precision != "32-true":  # float32 adds nothing: stores of float32 features keep their keys
+        h.update(f"precision={precision}".encode())
+    head = {id(p) for p in model.get_classifier().parameters()}
+    for name, tensor in model.state_dict(keep_vars=True).items():
+        if id(tensor) not in head:
+            h.update(name.encode())
+            update_hash(h, tensor)
+    return h
+
+
+def features_key(model: nn.Module, inputs: torch.Tensor, precision: str = "32-true",
+                 backbone=None) -> str:
+    """What determines the features: the architecture, every backbone tensor, every input,
+    and the precision the backbone ran in (bf16 features are not float32 features).
+
+    Hashing contents rather than config values means no setting can be forgotten: another
+    weight file, transform or split gives another key. ``backbone`` is
+    ``backbone_hash(model, precision)``, if the caller keeps it for several inputs.
+    """
+    h = (backbone or backbone_hash(model, precision)).copy()
+    update_hash(h, inputs)
+    return h.hexdigest()[:40]
+
+
+class DiskFeatureStore:
+    """Features on disk, keyed by content, so later runs on the same frozen backbone and data
+    (other seeds, other head-only strategies) skip the backbone entirely."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def path(self, key: str) -> Path:
+        return self.root / f"{key}.safetensors"
+
+    def load(self, key: str) -> TensorDataset | None:
+        from safetensors.torch import load_file
+
+        path = self.path(key)
+        if not path.is_file():
+            return None
+        tensors = load_file(str(path))
+        return TensorDataset(tensors["features"], tensors["labels"])
+
+    def save(self, key: str, features: TensorDataset) -> None:
+        save_tensors(self.path(key), {"features": features.tensors[0], "labels": features.tensors[1]})
+
+
+class FeatureCache(Callback):
+    """Computes features when head-only epochs start and hands them to the data module.
+
+    Features are extracted at most once per split (in-memory splits only) and dropped as
+    soon as a backbone group starts to train: the data module then serves images again.
+    """
+
+    def __init__(self, store_dir: str | None = None) -> None:
+        self.store = DiskFeatureStore(store_dir) if store_dir else None
+        self.seconds = 0.0
+        self.train_seconds = 0.0  # of which: the train split's features
+        self.images = 0  # images that went through the backbone in this run
+        self.loaded = 0  # images whose features came from the disk store
+        self.used = False
+        self.epoch: int | None = None  # the epoch the data module's loaders are set up for
+        self.flops: dict[str, float] = {}  # split -> FLOPs of its one-off extraction
+        # Hashed once per fit for every split's key: features are only ever extracted while
+        # the whole backbone is frozen and has not trained, so it holds its starting weights.
+        self._backbone_hash = None
+
+    def _head_only(self, pl_module: LightningModule, epoch: int) -> bool:
+        return pl_module.plan.head_only_through(epoch)
+
+    def _update(self, trainer: Trainer, pl_module: LightningModule, epoch: int) -> None:
+        self.epoch = epoch
+        dm = trainer.datamodule
+        if not self._head_only(pl_module, epoch):
+            dm.serve_images()
+            return
+        # Test features are worth computing only if the backbone is still frozen at the end.
+        splits = ["train", "val"]
+        if self._head_only(pl_module, trainer.max_epochs - 1):
+            splits.append("test")
+        start = time.perf_counter()
+        for split in splits:
+            if dm.can_serve_features(split) and not dm.serving_features(split):
+                computed_before, split_start = self.images, time.perf_counter()
+                dm.serve_features(split, self._features(trainer, pl_module, dm.datasets[split]))
+                if split == "train":  # the train split's pass is training time
+                    self.train_seconds += time.perf_counter() - split_start
+                computed = self.images - computed_before  # zero when the store had them
+                if computed:
+                    per_image = extraction_flops_per_image(pl_module.model, dm.datasets[split])
+                    self.flops[split] = self.flops.get(split, 0) + per_image * computed
+        self.seconds += time.perf_counter() - start
+        self.used = True
+
+    def _features(self, trainer: Trainer, pl_module: LightningModule, dataset: Dataset) -> TensorDataset:
+        # Only in-memory splits are stored: their inputs can be hashed without a decode pass.
+        key = None
+        if self.store is not None and isinstance(dataset, TensorDataset):
+            if self._backbone_hash is None:
+                self._backbone_hash = backbone_hash(pl_module.model, str(trainer.precision))
+            key = features_key(pl_module.model, dataset.tensors[0], backbone=self._backbone_hash)
+            stored = self.store.load(key)
+            if stored is not None:
+                self.loaded += len(stored)
+                return stored
+        batch_size = extraction_batch_size(pl_module.device, dataset.tensors[0].shape)
+        # The run's own precision (bf16 autocast under trainer=gpu), as the uncached path's
+        # forwards would have; the features are stored as float32 either way.
+        with trainer.precision_plugin.forward_context():
+            features = extract_features(pl_module.model, dataset, batch_size, pl_module.memory_format)
+        self.images += len(dataset)
+        if key is not None:
+            self.store.save(key, features)
+        return features
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._backbone_hash = None
+        # On resume, Lightning restores its epoch counter only after this hook: the epoch
+        # to prepare for comes from this callback's own checkpointed state.
+        epoch = self.epoch if self.epoch is not None else trainer.current_epoch
+        self._update(trainer, pl_module, epoch)
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._update(trainer, pl_module, trainer.current_epoch + 1)  # prepare the next epoch
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "seconds": self.seconds, "train_seconds": self.train_seconds,
+                "images": self.images,
+                "loaded": self.loaded, "used": self.used, "flops": self.flops}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.epoch = state_dict["epoch"]
+        self.seconds, self.images = state_dict["seconds"], state_dict["images"]
+        self.train_seconds = state_dict.get("train_seconds", 0.0)
+        self.loaded, self.used = state_dict["loaded"], state_dict["used"]
+        self.flops = dict(state_dict.get("flops", {}))
+
+    def summary(self) -> dict:
+        return {"used": self.used, "seconds": self.seconds, "train_seconds": self.train_seconds,
+                "images_computed": self.images,
+                "images_loaded": self.loaded, "flops": dict(self.flops)}

@@ -1,0 +1,230 @@
+"""Dataset sources: each returns train/val/test splits of ``(PIL image, label)`` items.
+
+Sources only find and split images; transforms, subsampling and batching belong to the
+data module. A registry maps ``dataset.name`` to its source, so adding one is one function.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from sklearn.model_selection import train_test_split
+from torch.utils.data import Dataset, Subset
+
+from ftbench.failures import UserError
+
+log = logging.getLogger(__name__)
+
+# What to do with a file that has an image extension but cannot be read as an image.
+BAD_IMAGE_POLICIES = ("error", "skip")
+
+
+class LabeledImages(Dataset):
+    """Images held in memory as PIL, with their labels as an array."""
+
+    def __init__(self, images: Sequence[Image.Image], labels: Sequence[int]):
+        self.images = list(images)
+        self.labels = np.asarray(labels, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[Image.Image, int]:
+        return self.images[index], int(self.labels[index])
+
+
+@dataclass
+class Splits:
+    train: Dataset
+    val: Dataset
+    test: Dataset
+    classes: list[str]
+
+
+def labels_of(dataset: Dataset) -> np.ndarray:
+    """Labels without decoding images: every dataset we build exposes them somewhere."""
+    if isinstance(dataset, Subset):
+        return labels_of(dataset.dataset)[np.asarray(dataset.indices)]
+    for attr in ("labels", "targets", "_labels"):
+        if hasattr(dataset, attr):
+            return np.asarray(getattr(dataset, attr), dtype=np.int64)
+    raise TypeError(f"cannot read labels of {type(dataset).__name__}")
+
+
+def stratified_split(dataset: Dataset, fraction: float, seed: int) -> tuple[Subset, Subset]:
+    """Split off ``fraction`` of ``dataset``, keeping class proportions; fixed by ``seed``."""
+    labels = labels_of(dataset)
+    keep, held = train_test_split(np.arange(len(labels)), test_size=fraction,
+                                  stratify=labels, random_state=seed)
+    if isinstance(dataset, Subset):  # index the base dataset directly: one level, clear indices
+        base = np.asarray(dataset.indices)
+        dataset, keep, held = dataset.dataset, base[keep], base[held]
+    return Subset(dataset, sorted(int(i) for i in keep)), Subset(dataset, sorted(int(i) for i in held))
+
+
+def _three_way(dataset: Dataset, cfg) -> tuple[Subset, Subset, Subset]:
+    rest, test = stratified_split(dataset, cfg.test_fraction, cfg.split_seed)
+    val_share = cfg.val_fraction / (1.0 - cfg.test_fraction)
+    train, val = stratified_split(rest, val_share, cfg.split_seed)
+    return train, val, test
+
+
+def digits(cfg) -> Splits:
+    """scikit-learn's handwritten digits (8x8, 16 grey levels), upscaled to RGB images."""
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    size = cfg.upscale
+    images = [
+        Image.fromarray((img * (255.0 / 16.0)).round().astype(np.uint8), mode="L")
+        .resize((size, size), Image.BILINEAR)
+        .convert("RGB")
+        for img in data.images
+    ]
+    train, val, test = _three_way(LabeledImages(images, data.target), cfg)
+    return Splits(train, val, test, [str(c) for c in data.target_names])
+
+
+def imagefolder(cfg) -> Splits:
+    """A user's own images: ``root/<class>/<image>``, or ``root/{train,val,test}/<class>/…``."""
+    if not cfg.root:
+        raise UserError("dataset=imagefolder needs dataset.root=<folder of class subfolders>")
+    root = Path(cfg.root)
+    if not root.is_dir():
+        raise UserError(f"dataset.root={str(root)!r}: no such folder")
+    policy = cfg.bad_images
+    if (root / "train").is_dir():
+        train = _image_folder(root / "train", policy)
+        val = _image_folder(root / "val", policy) if (root / "val").is_dir() else None
+        test = _image_folder(root / "test", policy) if (root / "test").is_dir() else None
+        for name, split in (("val", val), ("test", test)):
+            if split is not None and split.classes != train.classes:
+                raise UserError(f"dataset.root={str(root)!r}: {name}/ has classes "
+                                f"{split.classes}, train/ has {train.classes}")
+        if test is None:
+            train, test = stratified_split(train, cfg.test_fraction, cfg.split_seed)
+        if val is None:
+            train, val = stratified_split(train, cfg.val_fraction, cfg.split_seed)
+        return Splits(train, val, test, _classes_of(train))
+    full = _image_folder(root, policy)
+    train, val, test = _three_way(full, cfg)
+    return Splits(train, val, test, full.classes)
+
+
+def _classes_of(dataset: Dataset) -> list[str]:
+    return _classes_of(dataset.dataset) if isinstance(dataset, Subset) else list(dataset.classes)
+
+
+def _image_folder(root: Path, bad_images: str = "error"):
+    from torchvision.datasets import ImageFolder
+
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir())
+    if len(class_dirs) < 2:
+        raise UserError(f"dataset.root={str(root)!r} has {len(class_dirs)} class folder(s); "
+                        "allowed: at least 2 subfolders, one per class")
+    try:
+        return ImageFolder(str(root), loader=load_rgb, allow_empty=False,
+                           is_valid_file=partial(is_readable_image, bad_images=bad_images))
+    except FileNotFoundError as err:  # raised for a class folder without images
+        raise UserError(f"dataset.root={str(root)!r}: {str(err).splitlines()[0]}") from err
+
+
+# PIL reports a file that is not a (whole) image in several ways.
+_UNREADABLE = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
+def is_readable_image(path: str, bad_images: str = "error") -> bool:
+    """Whether ``path`` is an image file to use; a corrupt one is an error or skipped.
+
+    The check reads the file's structure without decoding its pixels (``Image.verify``), so a
+    folder of broken files is caught before training starts, at a fraction of a full decode.
+    """
+    from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
+
+    if not has_file_allowed_extension(path, IMG_EXTENSIONS):
+        return False
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except _UNREADABLE as err:
+        if bad_images == "skip":
+            log.warning("skipping %s: not a readable image (%s)", path, type(err).__name__)
+            return False
+        raise UserError(f"dataset.root: {path!r} is not a readable image ({type(err).__name__}); "
+                        "remove or replace it, or set dataset.bad_images=skip") from err
+    return True
+
+
+def load_rgb(path: str) -> Image.Image:
+    """torchvision's PIL loader, with a one-line error naming a file that fails to decode."""
+    try:
+        with open(path, "rb") as f:
+            return Image.open(f).convert("RGB")
+    except _UNREADABLE as err:
+        raise UserError(f"dataset.root: {path!r} could not be decoded ({type(err).__name__}); "
+                        "remove or replace it") from err
+
+
+# torchvision datasets: name -> (class name, kwargs per split or None where we split off).
+_TORCHVISION = {
+    "cifar10": ("CIFAR10", {"train": {"train": True}, "test": {"train": False}}),
+    "cifar100": ("CIFAR100", {"train": {"train": True}, "test": {"train": False}}),
+    "flowers102": ("Flowers102", {"train": {"split": "train"}, "val": {"split": "val"},
+                                  "test": {"split": "test"}}),
+    "pets": ("OxfordIIITPet", {"train": {"split": "trainval"}, "test": {"split": "test"}}),
+    "dtd": ("DTD", {"train": {"split": "train"}, "val": {"split": "val"},
+                    "test": {"split": "test"}}),
+    "eurosat": ("EuroSAT", {"all": {}}),
+}
+
+
+def torchvision_source(name: str) -> Callable:
+    class_name, split_args = _TORCHVISION[name]
+
+    def load(cfg) -> Splits:
+        import torchvision.datasets as tvd
+
+        cls = getattr(tvd, class_name)
+        root = Path(cfg.root)
+        parts = {}
+        for split, kwargs in split_args.items():
+            try:
+                parts[split] = cls(str(root), download=cfg.download, **kwargs)
+            except Exception as err:  # download and integrity errors come in many types
+                how = ("the download failed (offline?)" if cfg.download
+                       else "dataset.download=false")
+                raise UserError(
+                    f"dataset={name}: not found in {str(root)!r} and {how}; put the "
+                    f"{class_name} files there, or run once online with dataset.download=true"
+                ) from err
+        if "all" in parts:
+            train, val, test = _three_way(parts["all"], cfg)
+        else:
+            train, test = parts["train"], parts["test"]
+            val = parts.get("val")
+            if val is None:
+                train, val = stratified_split(train, cfg.val_fraction, cfg.split_seed)
+        base = parts["all"] if "all" in parts else parts["train"]
+        classes = list(getattr(base, "classes", []) or
+                       [str(c) for c in sorted(set(labels_of(base).tolist()))])
+        return Splits(train, val, test, classes)
+
+    return load
+
+
+SOURCES: dict[str, Callable] = {
+    "digits": digits,
+    "imagefolder": imagefolder,
+    **{name: torchvision_source(name) for name in _TORCHVISION},
+}
+
+
+def load_splits(cfg) -> Splits:
+    """The splits of ``cfg.name`` (checked against ``SOURCES`` by ``ftbench.config``)."""
+    return SOURCES[cfg.name](cfg)

@@ -1,0 +1,238 @@
+"""The run's meter: one callback that owns everything a run measures.
+
+Time (training wall-clock, validation excluded), images, memory, FLOPs per training phase and
+of evaluation, how far each layer group drifted from its starting weights, and the epoch
+history (losses, accuracies, per-group LRs, what trained). It keeps all of it in one
+``state_dict``, so a resumed run goes on counting where the interrupted one stopped, and
+produces the ``cost`` and ``history`` blocks of ``result.json``, reduced over DDP ranks.
+
+It reads the module only through ``FineTuneModule``'s small interface (``groups``,
+``group_params``, ``trainable`` — what the step about to run trains, set before any of its
+hooks —, ``trainable_at``, ``trainable_params``, ``group_lrs``, ``epoch_value``), so the
+order in which Lightning calls hooks does not matter. What it records is what the steps
+actually trained, not what the plan said they would.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from lightning import Callback, LightningModule, Trainer
+
+from ftbench.flops import FlopTally
+from ftbench.memory import peak_memory_mb, reset_peak_memory
+
+# summed over DDP ranks (each rank meters only its shard), or the slowest / fullest rank's
+SUMMED_COST = ("train_images", "train_flops", "eval_flops")
+MAXED_COST = ("train_seconds", "peak_memory_mb")
+
+
+class Meter(Callback):
+    def __init__(self) -> None:
+        self.flops = FlopTally()
+        self.history: list[dict] = []
+        self.train_seconds = 0.0
+        self.images = 0
+        self.epoch_seconds: list[float] = []
+        self._epoch_lrs: list[float] = []  # the LRs the running epoch started with
+        self._step_mask: list[bool] = []
+        self._epoch_trained: list[bool] = []  # the groups the running epoch's steps trained
+        self.trained: list[bool] = []  # the groups any step of the run trained
+        self._epoch_start = 0.0
+        self._val_seconds = 0.0
+        self._val_start = 0.0
+        self._resumed_seconds = 0.0  # of an epoch a signal interrupted, restored on resume
+        self._initial: list[list[torch.Tensor]] = []
+        self.drift: dict[str, float] = {}
+
+    # -- time -------------------------------------------------------------------------------
+    @staticmethod
+    def _sync(pl_module: LightningModule) -> None:
+        if pl_module.device.type == "cuda":
+            torch.cuda.synchronize(pl_module.device)
+
+    def _epoch_seconds_so_far(self) -> float:
+        return time.perf_counter() - self._epoch_start - self._val_seconds
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if stage == "fit":  # before a checkpoint is restored: drift is from the starting weights
+            self._initial = [[p.detach().to("cpu", copy=True) for p in params]
+                             for params in pl_module.group_params]
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        reset_peak_memory(pl_module.device)
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # A run resumed mid-epoch gets no on_train_epoch_start: its clock goes on from here,
+        # with the seconds the epoch had run before the signal.
+        self._val_seconds = 0.0
+        self._epoch_start = time.perf_counter() - self._resumed_seconds
+
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._sync(pl_module)
+        self._val_seconds = 0.0
+        self._epoch_start = time.perf_counter()
+        self._epoch_trained = []
+        mask = pl_module.trainable_at(trainer.current_epoch)
+        self._epoch_lrs = pl_module.group_lrs(mask)
+        lrs = {f"lr/{g.name}": lr for g, lr in zip(pl_module.groups, self._epoch_lrs, strict=True)}
+        for logger in trainer.loggers:
+            logger.log_metrics(lrs, step=trainer.global_step)
+
+    def on_validation_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._val_start = time.perf_counter()
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.training:
+            self._val_seconds += time.perf_counter() - self._val_start
+
+    # -- steps --------------------------------------------------------------------------------
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        self._step_mask = list(pl_module.trainable)  # set by the module before this step's hooks
+        self.flops.train_step_starts(self._step_mask, batch[0], len(batch[1]), trainer.current_epoch)
+
+    def on_after_backward(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        counted = self.flops.stop()
+        if counted is not None:
+            self.flops.phases.append(counted)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        self.flops.train_step_ends(self._step_mask, batch[0], len(batch[1]))
+        self.images += len(batch[1])
+        self._epoch_trained = union(self._epoch_trained, self._step_mask)
+
+    def _eval_batch_start(self, trainer: Trainer, batch) -> None:
+        if not trainer.sanity_checking:
+            self.flops.eval_step_starts(batch[0], len(batch[1]))
+
+    def _eval_batch_end(self, trainer: Trainer, batch) -> None:
+        if not trainer.sanity_checking:
+            self.flops.eval_step_ends(batch[0], len(batch[1]))
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+        self._eval_batch_start(trainer, batch)
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx,
+                                dataloader_idx=0) -> None:
+        self._eval_batch_end(trainer, batch)
+
+    def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+        self._eval_batch_start(trainer, batch)
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx,
+                          dataloader_idx=0) -> None:
+        self._eval_batch_end(trainer, batch)
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        self.flops.stop()  # never leave the counter's dispatch mode installed
+
+    # -- epochs -------------------------------------------------------------------------------
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._sync(pl_module)
+        seconds = self._epoch_seconds_so_far()
+        self.epoch_seconds.append(seconds)
+        self.train_seconds += seconds
+        flops = self.flops.epoch_ends()
+        epoch = trainer.current_epoch
+        trained = self._epoch_trained or list(pl_module.trainable)  # an epoch without steps
+        self.trained = union(self.trained, trained)
+        self.history.append({
+            "epoch": epoch,
+            "train_loss": pl_module.epoch_value("train_loss"),
+            "val_acc": pl_module.epoch_value("val_acc"),
+            "val_loss": pl_module.epoch_value("val_loss"),
+            "lrs": self._epoch_lrs,
+            "trainable_groups": [g.name for g, t in zip(pl_module.groups, trained, strict=True) if t],
+            "trainable_params": pl_module.trainable_params(trained),
+            "train_seconds": seconds,
+            "train_flops": flops,
+        })
+        pl_module.log("epoch_train_seconds", seconds)
+        pl_module.log("epoch_train_flops", flops)
+
+    @torch.no_grad()
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        for group, params, initial in zip(pl_module.groups, pl_module.group_params,
+                                          self._initial, strict=True):
+            moved = sum(float((p.detach().cpu() - w0).pow(2).sum())
+                        for p, w0 in zip(params, initial, strict=True))
+            size = sum(float(w0.pow(2).sum()) for w0 in initial)
+            self.drift[group.name] = (moved / size) ** 0.5 if size > 0 else 0.0
+
+    # -- the result's blocks ----------------------------------------------------------------
+    def cost(self, trainer: Trainer, pl_module: LightningModule, feature_cache: dict | None = None) -> dict:
+        """The ``cost`` block of ``result.json``, over every rank; logged as ``cost/*``.
+
+        With cached features a training step runs the head only; the backbone's one pass over
+        the training split ran in the cache and is training compute and time too (its passes
+        over val and test are evaluation). A collective under DDP: every rank calls it.
+        """
+        cache = feature_cache or {"used": False}
+        extraction = cache.get("flops", {})
+        groups = pl_module.groups
+        cost = {
+            "train_seconds": self.train_seconds + cache.get("train_seconds", 0.0),
+            "train_images": self.images,
+            "epoch_train_seconds": list(self.epoch_seconds),
+            "peak_memory_mb": peak_memory_mb(pl_module.device),
+            "trainable_params": pl_module.trainable_params(self.trained or pl_module.trainable),
+            "total_params": sum(p.numel() for p in pl_module.model.parameters()),
+            "train_flops": self.flops.train_flops + extraction.get("train", 0),
+            "eval_flops": self.flops.eval_flops + extraction.get("val", 0) + extraction.get("test", 0),
+            "epoch_train_flops": list(self.flops.epoch_flops),
+            "flop_phases": [{"trainable_groups": [g.name for g, t in zip(groups, p["trainable"],
+                                                                          strict=True) if t],
+                             "input": p["input"], "first_epoch": p["epoch"],
+                             "flops_per_image": p["flops_per_image"]} for p in self.flops.phases],
+            "eval_flops_per_image": dict(self.flops.eval_per_image),
+            "feature_cache": cache,
+            "drift": dict(self.drift),
+        }
+        cost = reduce_over_ranks(trainer, cost)
+        scalars = {f"cost/{k}": float(v) for k, v in cost.items() if isinstance(v, int | float)}
+        scalars.update({f"drift/{name}": value for name, value in cost["drift"].items()})
+        for logger in trainer.loggers:
+            logger.log_metrics(scalars, step=trainer.global_step)
+            logger.save()
+        return cost
+
+    # -- checkpointing ----------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        # The running epoch's seconds and LRs matter only to a run resumed mid-epoch: after an
+        # epoch boundary, on_train_epoch_start starts them afresh.
+        return {"history": self.history, "train_seconds": self.train_seconds, "images": self.images,
+                "epoch_seconds": self.epoch_seconds, "epoch_lrs": self._epoch_lrs,
+                "trained": self.trained, "epoch_trained": self._epoch_trained,
+                "running_epoch_seconds": self._epoch_seconds_so_far(), "flops": self.flops.state_dict()}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.history = list(state_dict["history"])
+        self.train_seconds, self.images = state_dict["train_seconds"], state_dict["images"]
+        self.epoch_seconds = list(state_dict["epoch_seconds"])
+        self._epoch_lrs = list(state_dict["epoch_lrs"])
+        self.trained, self._epoch_trained = list(state_dict["trained"]), list(state_dict["epoch_trained"])
+        self._resumed_seconds = state_dict["running_epoch_seconds"]
+        self.flops.load_state_dict(state_dict["flops"])
+
+
+def union(a: list[bool], b: list[bool]) -> list[bool]:
+    """Groups in either mask (an empty mask: none yet)."""
+    return [x or y for x, y in zip(a, b, strict=True)] if a else list(b)
+
+
+def reduce_over_ranks(trainer: Trainer, cost: dict) -> dict:
+    """The whole run's cost from one rank's: images and FLOPs add up, time and memory are the
+    slowest and fullest rank's, and throughput is recomputed. A no-op on one process."""
+    total = dict(cost)
+    if trainer.world_size > 1:
+        for keys, op in ((SUMMED_COST, "sum"), (MAXED_COST, "max")):
+            keys = [k for k in keys if cost.get(k) is not None]
+            values = torch.tensor([float(cost[k]) for k in keys], dtype=torch.float64,
+                                  device=trainer.strategy.root_device)
+            reduced = trainer.strategy.reduce(values, reduce_op=op).tolist()
+            total.update({k: type(cost[k])(v) for k, v in zip(keys, reduced, strict=True)})
+    seconds = total["train_seconds"]
+    total["images_per_second"] = total["train_images"] / seconds if seconds else None
+    total["devices"] = trainer.world_size
+    return total

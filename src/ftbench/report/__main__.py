@@ -1,0 +1,5 @@
+import sys
+
+from ftbench.report.cli import main
+
+sys.exit(main())

@@ -1,0 +1,241 @@
+"""The report's plots, as PNG files drawn with matplotlib's Agg backend (no display needed).
+
+Every strategy keeps one colour in every plot; settings of a study within one strategy
+(``lr_decay=2``, ``train_fraction=0.05``) are told apart by marker.
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.colors import to_rgb  # noqa: E402
+from matplotlib.ticker import EngFormatter, MaxNLocator  # noqa: E402
+
+from ftbench.report.rows import Row  # noqa: E402
+from ftbench.strategies import STRATEGIES  # noqa: E402
+
+PALETTE = plt.get_cmap("tab10").colors
+COLOURS = {name: PALETTE[i] for i, name in enumerate(STRATEGIES)}
+MARKERS = "osD^vPX*"
+
+
+def colour(strategy: str):
+    return COLOURS.get(strategy, "grey")
+
+
+def _markers(rows: list[Row]) -> dict[int, str]:
+    """A marker per row: the n-th setting of a strategy gets the n-th marker."""
+    seen: dict[str, int] = {}
+    out = {}
+    for row in rows:
+        out[id(row)] = MARKERS[seen.get(row.strategy, 0) % len(MARKERS)]
+        seen[row.strategy] = seen.get(row.strategy, 0) + 1
+    return out
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _legend(ax, many: bool) -> None:
+    if many:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    else:
+        ax.legend(fontsize=8, loc="best")
+
+
+def _accuracy_axis(ax) -> None:
+    """Accuracy lies in [0, 1]: a wide interval over few seeds must not stretch the axis past it."""
+    low, high = ax.get_ylim()
+    ax.set_ylim(max(low, 0.0), min(high, 1.0))
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats on both cost (lower) and accuracy (higher)."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front, best = [], float("-inf")
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front
+
+
+def accuracy_against_cost(rows: list[Row], cost_path: str, unit: str, xlabel: str,
+                          path: Path) -> Path | None:
+    rows = [r for r in rows if r.mean(cost_path) is not None and r.mean("metrics.test_acc") is not None]
+    if not rows:
+        return None
+    markers = _markers(rows)
+    fig, ax = plt.subplots(figsize=(7.5 if len(rows) > 8 else 6.5, 4.5))
+    points = []
+    for row in rows:
+        x, y = row.mean(cost_path), row.mean("metrics.test_acc")
+        ax.errorbar(x, y, yerr=row.ci95("metrics.test_acc") or 0.0, fmt=markers[id(row)],
+                    color=colour(row.strategy), capsize=4, markersize=7,
+                    label=f"{row.label} (n={len(row.runs)})")
+        points.append((x, y))
+    front = pareto_front(points)
+    ax.plot([points[i][0] for i in front], [points[i][1] for i in front], "--", color="black",
+            linewidth=1, zorder=0, label="Pareto front")
+    ax.scatter([points[i][0] for i in front], [points[i][1] for i in front], s=200,
+               facecolors="none", edgecolors="black", linewidths=1, zorder=0)
+    ax.set_xlabel(xlabel)
+    ax.xaxis.set_major_formatter(EngFormatter(unit=unit))  # 500 MFLOP, 2 GFLOP, 30 s
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=6))  # few enough that the labels never touch
+    ax.set_ylabel("test accuracy (fraction; mean ± 95% CI)")
+    _accuracy_axis(ax)
+    ax.set_title(f"Test accuracy against {xlabel}")
+    ax.grid(alpha=0.3)
+    _legend(ax, many=len(rows) > 8)
+    return _save(fig, path)
+
+
+def _mean_by_epoch(runs: list, key: str) -> tuple[list[int], list[float]]:
+    by_epoch: dict[int, list[float]] = {}
+    for run in runs:
+        for entry in run.data.get("history") or []:
+            if entry.get(key) is not None:
+                by_epoch.setdefault(entry["epoch"], []).append(entry[key])
+    epochs = sorted(by_epoch)
+    return [e + 1 for e in epochs], [statistics.fmean(by_epoch[e]) for e in epochs]
+
+
+def learning_curves(rows: list[Row], path: Path) -> Path | None:
+    rows = [r for r in rows if r.runs]
+    if not rows:
+        return None
+    markers = _markers(rows)
+    fig, ax = plt.subplots(figsize=(7.5 if len(rows) > 8 else 6.5, 4.5))
+    for row in rows:
+        epochs, acc = _mean_by_epoch(row.runs, "val_acc")
+        ax.plot(epochs, acc, marker=markers[id(row)], color=colour(row.strategy), label=row.label)
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("validation accuracy (fraction; mean over seeds)")
+    ax.set_title("Validation accuracy during training")
+    ax.grid(alpha=0.3)
+    _legend(ax, many=len(rows) > 8)
+    return _save(fig, path)
+
+
+def _shades(strategy: str, n: int) -> list[tuple[float, float, float]]:
+    """n shades of the strategy's colour, light (stem) to full (head)."""
+    base = to_rgb(colour(strategy))
+    return [tuple(1 - (1 - c) * (0.25 + 0.75 * i / max(1, n - 1)) for c in base) for i in range(n)]
+
+
+GROUP_LR_STRATEGIES = ("discriminative", "gradual")  # the ones whose per-group LRs tell a story
+
+
+def group_learning_rates(rows: list[Row], path: Path) -> Path | None:
+    """Each group's LR per epoch (first seed of each row); a frozen group draws no line."""
+    shown = [r for r in rows
+             if r.strategy in GROUP_LR_STRATEGIES and r.runs and r.runs[0].data.get("history")][:4]
+    if not shown:
+        return None
+    fig, axes = plt.subplots(1, len(shown), figsize=(6.4 * len(shown), 4.2), squeeze=False)
+    for ax, row in zip(axes[0], shown, strict=True):
+        run = row.runs[0].data
+        names = [g["name"] for g in run.get("groups", [])] or [
+            f"group{i}" for i in range(len(run["history"][0]["lrs"]))]
+        epochs = [h["epoch"] + 1 for h in run["history"]]
+        for i, (name, shade) in enumerate(zip(names, _shades(row.strategy, len(names)), strict=True)):
+            lrs = [h["lrs"][i] if h["lrs"][i] > 0 else float("nan") for h in run["history"]]
+            ax.plot(epochs, lrs, marker="o", markersize=4, color=shade, label=name)
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel("learning rate at epoch start (log scale)")
+        ax.set_title(f"{row.label}: per-group LR")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7, title="group (frozen: no point)", title_fontsize=7,
+                  loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    return _save(fig, path)
+
+
+def drift_by_group(rows: list[Row], path: Path) -> Path | None:
+    rows = [r for r in rows if any(run.get("cost.drift") for run in r.runs)]
+    if not rows:
+        return None
+    # the new head starts from random weights: its drift is not forgetting, and would dwarf the rest
+    names: list[str] = []
+    for row in rows:
+        for run in row.runs:
+            names += [n for n in run.get("cost.drift") or {} if n not in names and n != "head"]
+    width = 0.8 / len(rows)
+    markers = _markers(rows)
+    fig, ax = plt.subplots(figsize=(max(6.5, 0.9 * len(names) + 2), 4.5))
+    for k, row in enumerate(rows):
+        values = [statistics.fmean([(run.get("cost.drift") or {}).get(n, 0.0) for run in row.runs])
+                  for n in names]
+        hatch = None if markers[id(row)] == MARKERS[0] else "//"
+        ax.bar([i + (k - (len(rows) - 1) / 2) * width for i in range(len(names))], values, width,
+               color=colour(row.strategy), hatch=hatch, label=row.label)
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+    ax.set_xlabel("layer group (input → output)")
+    ax.set_ylabel("relative drift ||w − w0|| / ||w0|| (mean over seeds)")
+    ax.set_title("How far each strategy moved the pretrained groups (new head not shown)")
+    ax.grid(alpha=0.3, axis="y")
+    _legend(ax, many=len(rows) > 8)
+    return _save(fig, path)
+
+
+def _by_strategy(rows: list[Row]) -> dict[str, list[Row]]:
+    out: dict[str, list[Row]] = {}
+    for row in rows:
+        if row.runs:
+            out.setdefault(row.strategy, []).append(row)
+    return out
+
+
+def accuracy_against_setting(rows: list[Row], setting: str, x_path: str, xlabel: str, path: Path,
+                             log_x: bool = False) -> Path | None:
+    """Accuracy per strategy along a study setting; drawn only when the setting varies."""
+    rows = [r for r in rows if setting in r.setting and r.runs]
+    if len({r.setting[setting] for r in rows}) < 2:
+        return None
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for strategy, members in _by_strategy(rows).items():
+        members = sorted(members, key=lambda r: r.mean(x_path))
+        ax.errorbar([r.mean(x_path) for r in members], [r.mean("metrics.test_acc") for r in members],
+                    yerr=[r.ci95("metrics.test_acc") or 0.0 for r in members], marker="o",
+                    capsize=4, color=colour(strategy), label=strategy)
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("test accuracy (fraction; mean ± 95% CI)")
+    _accuracy_axis(ax)
+    ax.set_title(f"Test accuracy against {xlabel.split(' (')[0]}")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def draw_all(rows: list[Row], out_dir: Path) -> dict[str, Path]:
+    """Every plot the runs allow, by title; a plot without data is not drawn."""
+    drawn = {
+        "Accuracy against training FLOPs": accuracy_against_cost(
+            rows, "cost.train_flops", "FLOP", "training compute", out_dir / "accuracy_vs_flops.png"),
+        "Accuracy against training time": accuracy_against_cost(
+            rows, "cost.train_seconds", "s", "training wall-clock", out_dir / "accuracy_vs_time.png"),
+        "Validation learning curves": learning_curves(rows, out_dir / "learning_curves.png"),
+        "Per-group learning rates": group_learning_rates(rows, out_dir / "group_lrs.png"),
+        "Drift from the pretrained weights": drift_by_group(rows, out_dir / "drift.png"),
+        "Accuracy against training-set size": accuracy_against_setting(
+            rows, "train_fraction", "data.train_size", "training-set size (images, log scale)",
+            out_dir / "accuracy_vs_train_size.png", log_x=True),
+        "Accuracy against lr_decay": accuracy_against_setting(
+            rows, "lr_decay", "config.strategy.lr_decay", "lr_decay (LR ratio between neighbouring groups)",
+            out_dir / "accuracy_vs_lr_decay.png"),
+    }
+    return {title: path for title, path in drawn.items() if path is not None}

@@ -1,0 +1,65 @@
+"""Shared by the tests and the benchmarks: the real Hydra config, tiny runs, CLI calls, images."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+from PIL import Image
+
+from ftbench.config import CONFIG_DIR, CONFIG_NAME, register_resolvers
+
+os.environ.setdefault("WANDB_MODE", "offline")
+register_resolvers()
+
+# A tiny timm model and a few batches: a whole fit takes seconds on a laptop CPU.
+FAST = [
+    "model.name=test_efficientnet",
+    "model.weights=none",
+    "dataset.image_size=32",
+    "trainer.max_epochs=2",
+    "+trainer.limit_train_batches=3",
+    "+trainer.limit_val_batches=2",
+    "+trainer.limit_test_batches=2",
+    "trainer.enable_progress_bar=false",
+]
+
+
+def make_cfg(*overrides: str, run_dir: Path | None = None) -> DictConfig:
+    """The composed config, as ``python -m ftbench.train OVERRIDES`` would see it."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name=CONFIG_NAME, overrides=list(overrides))
+    if run_dir is not None:
+        with open_dict(cfg):
+            cfg.logger.save_dir = str(run_dir)
+    return cfg
+
+
+def train_cli(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """``python -m ftbench.train ARGS`` in a fresh process."""
+    return subprocess.run([sys.executable, "-m", "ftbench.train", *args], capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def save_image(path: Path, seed: int = 0, size: tuple[int, int] = (16, 16)) -> Path:
+    """A random RGB image (a different one for every seed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.random.default_rng(seed).integers(0, 255, (*size, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def image_folder(root: Path, classes: dict[str, int] | tuple[str, ...] = ("cat", "dog", "emu"),
+                 per_class: int = 10, size: tuple[int, int] = (16, 16)) -> Path:
+    """``root/<class>/<i>.png``: ``classes`` maps names to counts, or lists names of ``per_class``."""
+    counts = classes if isinstance(classes, dict) else {c: per_class for c in classes}
+    for c, (name, count) in enumerate(counts.items()):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            save_image(root / name / f"{i}.png", seed=100 * c + i, size=size)
+    return root

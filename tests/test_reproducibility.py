@@ -1,0 +1,18 @@
+"""The same seed gives the same run, bit for bit, on the embedded default (real Lite0 weights)."""
+
+from __future__ import annotations
+
+from ftbench.train import fit
+from tests.helpers import make_cfg
+
+SHORT = ["trainer.max_epochs=2", "+trainer.limit_train_batches=3", "+trainer.limit_val_batches=1",
+         "+trainer.limit_test_batches=1", "trainer.enable_progress_bar=false",
+         "strategy=lp_ft", "strategy.probe_epochs=1"]
+
+
+def test_same_seed_same_metrics_another_seed_another_run(tmp_path):
+    a, b, c = (fit(make_cfg(*SHORT, f"seed={seed}", run_dir=tmp_path / d), tmp_path / d)
+               for d, seed in (("a", 7), ("b", 7), ("c", 8)))
+    assert a["metrics"] == b["metrics"]
+    assert [h["train_loss"] for h in a["history"]] == [h["train_loss"] for h in b["history"]]
+    assert c["history"][0]["train_loss"] != a["history"][0]["train_loss"]
