@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import time
 
 import pytest
 
@@ -76,3 +77,28 @@ def test_cached_features_count_the_one_off_backbone_pass_and_head_only_steps(tmp
     assert extraction["train"] == pytest.approx(backbone_forward * train_size)
     assert cached["train_flops"] == pytest.approx(sum(cached["epoch_train_flops"]) + extraction["train"])
     assert cached["eval_flops"] > extraction["val"] + extraction["test"]
+
+
+def test_validation_inside_fit_is_not_training_time():
+    """Lightning runs validation inside fit in the VALIDATING stage: the meter must still see it."""
+    from types import SimpleNamespace
+
+    import torch
+    from lightning.pytorch.trainer.states import TrainerFn
+
+    from ftbench.metering import Meter
+
+    trainer = SimpleNamespace(current_epoch=0, global_step=0, loggers=[], training=False,
+                              state=SimpleNamespace(fn=TrainerFn.FITTING))
+    module = SimpleNamespace(device=torch.device("cpu"), log=lambda *args, **kwargs: None,
+                             groups=[SimpleNamespace(name="head")], trainable_at=lambda p: (True,),
+                             trainable=(True,), group_lrs=lambda mask: [0.1], trainable_params=lambda mask: 1,
+                             plan=SimpleNamespace(trained_through=lambda epoch: (True,)),
+                             epoch_value=lambda name: None)
+    meter = Meter()
+    meter.on_train_epoch_start(trainer, module)
+    meter.on_validation_start(trainer, module)
+    time.sleep(0.5)
+    meter.on_validation_end(trainer, module)
+    meter.on_train_epoch_end(trainer, module)
+    assert meter.epoch_seconds[0] < 0.25

@@ -19,6 +19,7 @@ import time
 
 import torch
 from lightning import Callback, LightningModule, Trainer
+from lightning.pytorch.trainer.states import TrainerFn
 
 from ftbench.flops import FlopTally
 from ftbench.memory import peak_memory_mb, reset_peak_memory
@@ -84,7 +85,8 @@ class Meter(Callback):
         self._val_start = time.perf_counter()
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if trainer.training:
+        # validation inside fit (its stage is VALIDATING then, not TRAINING) is not training time
+        if trainer.state.fn == TrainerFn.FITTING:
             self._val_seconds += time.perf_counter() - self._val_start
 
     # -- steps --------------------------------------------------------------------------------
