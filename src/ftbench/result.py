@@ -39,8 +39,10 @@ def identity(cfg: DictConfig) -> dict:
 
 
 def completed_result(cfg: DictConfig, *, metrics: dict, cost: dict, history: list[dict],
-                     groups: list[dict], data: dict) -> dict:
-    return {"status": "completed", **identity(cfg), "groups": groups, "metrics": metrics,
+                     groups: list[dict], data: dict, status: str = "completed") -> dict:
+    """A run that trained to its end (``completed``), or a search trial the pruner stopped
+    (``pruned``: its cost and history are those of the epochs it ran)."""
+    return {"status": status, **identity(cfg), "groups": groups, "metrics": metrics,
             "cost": cost, "history": history, "data": data, "versions": versions()}
 
 

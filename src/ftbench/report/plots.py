@@ -38,9 +38,10 @@ def _markers(rows: list[Row]) -> dict[int, str]:
     return out
 
 
-def _save(fig, path: Path) -> Path:
+def save(fig, path: Path, tight: bool = True) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
+    if tight:
+        fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
@@ -97,7 +98,7 @@ def accuracy_against_cost(rows: list[Row], cost_path: str, unit: str, xlabel: st
     ax.set_title(f"Test accuracy against {xlabel}")
     ax.grid(alpha=0.3)
     _legend(ax, many=len(rows) > 8)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def _mean_by_epoch(runs: list, key: str) -> tuple[list[int], list[float]]:
@@ -125,7 +126,7 @@ def learning_curves(rows: list[Row], path: Path) -> Path | None:
     ax.set_title("Validation accuracy during training")
     ax.grid(alpha=0.3)
     _legend(ax, many=len(rows) > 8)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def _shades(strategy: str, n: int) -> list[tuple[float, float, float]]:
@@ -160,7 +161,7 @@ def group_learning_rates(rows: list[Row], path: Path) -> Path | None:
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7, title="group (frozen: no point)", title_fontsize=7,
                   loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def drift_by_group(rows: list[Row], path: Path) -> Path | None:
@@ -187,7 +188,7 @@ def drift_by_group(rows: list[Row], path: Path) -> Path | None:
     ax.set_title("How far each strategy moved the pretrained groups (new head not shown)")
     ax.grid(alpha=0.3, axis="y")
     _legend(ax, many=len(rows) > 8)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def _by_strategy(rows: list[Row]) -> dict[str, list[Row]]:
@@ -218,7 +219,7 @@ def accuracy_against_setting(rows: list[Row], setting: str, x_path: str, xlabel:
     ax.set_title(f"Test accuracy against {xlabel.split(' (')[0]}")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def draw_all(rows: list[Row], out_dir: Path) -> dict[str, Path]:
