@@ -69,19 +69,22 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
                             channels_last=cfg.model.channels_last)
 
     meter = Meter()
-    # last.ckpt after every epoch, written after every other callback's epoch end so that
-    # it holds the whole epoch (save_last alone only saves alongside a top-k checkpoint)
-    checkpoint = ModelCheckpoint(dirpath=run_dir, filename=Path(LAST_CHECKPOINT).stem, save_top_k=1,
-                                 save_on_train_epoch_end=True, enable_version_counter=False)
-    callbacks = [meter, checkpoint, Resumable(run_dir), DivergenceGuard(), *extra_callbacks,
-                 *([search_trial] if search_trial else [])]
+    callbacks = [meter, DivergenceGuard(), *extra_callbacks]
+    if search_trial:  # a search trial is never resumed: a dead worker's trial runs again whole
+        callbacks.append(search_trial)
+    else:
+        # last.ckpt after every epoch, written after every other callback's epoch end so that
+        # it holds the whole epoch (save_last alone only saves alongside a top-k checkpoint)
+        callbacks += [ModelCheckpoint(dirpath=run_dir, filename=Path(LAST_CHECKPOINT).stem, save_top_k=1,
+                                      save_on_train_epoch_end=True, enable_version_counter=False),
+                      Resumable(run_dir)]
     cache = None
     if cfg.data.cache_features and not datamodule.augmented and plan.head_only_through(0):
         cache = FeatureCache(store_dir=cfg.data.feature_store)
         callbacks.append(cache)
     trainer: Trainer = hydra.utils.instantiate(
         cfg.trainer, callbacks=callbacks, logger=build_logger(cfg, resume_step),
-        default_root_dir=str(run_dir), plugins=[SafeCheckpointIO()],
+        default_root_dir=str(run_dir), plugins=[SafeCheckpointIO()], enable_checkpointing=not search_trial,
     )
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     tested = {} if search_trial else trainer.test(module, datamodule=datamodule, verbose=False)[0]

@@ -34,8 +34,8 @@ class TunedSweeper(Sweeper):
 
         def compose(overrides: Sequence[str]) -> DictConfig:
             cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
-            # checked as a job would see it; the job's own folder is not known yet
-            cfg.logger.save_dir = sweep_dir if cfg.get("logger") else None
+            if cfg.get("logger"):  # checked as a job would see it; its own folder is not known yet
+                cfg.logger.save_dir = sweep_dir
             return OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
 
         TunedComparison(self.config, self.launcher, compose, arguments).run()
