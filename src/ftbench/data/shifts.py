@@ -8,7 +8,7 @@ picks the transform's parameter from a table of five (CIFAR-10-C / ImageNet-C st
 | name | parameter | severity 1 .. 5 |
 |---|---|---|
 | ``gaussian_noise`` | σ of the added noise, pixel values in [0, 1] | 0.04, 0.08, 0.12, 0.18, 0.26 |
-| ``gaussian_blur`` | σ in pixels per 32 px of image side | 0.4, 0.6, 0.8, 1.0, 1.3 |
+| ``gaussian_blur`` | σ in pixels per 32 px of image side | 0.5, 0.75, 1.0, 1.25, 1.5 |
 | ``contrast`` | contrast factor (1 = unchanged) | 0.75, 0.5, 0.4, 0.3, 0.15 |
 | ``jpeg`` | JPEG quality | 80, 50, 30, 15, 7 |
 | ``rotate`` | rotation in degrees, sign drawn per image | 8, 16, 24, 32, 40 |
@@ -69,7 +69,7 @@ def _rotate(degrees: float, side: int) -> v2.Transform:
 # Add a corruption with one entry: its five parameters and a builder of the v2 transform.
 CORRUPTIONS: dict[str, Corruption] = {
     "gaussian_noise": Corruption((0.04, 0.08, 0.12, 0.18, 0.26), _gaussian_noise),
-    "gaussian_blur": Corruption((0.4, 0.6, 0.8, 1.0, 1.3), _gaussian_blur),
+    "gaussian_blur": Corruption((0.5, 0.75, 1.0, 1.25, 1.5), _gaussian_blur),
     "contrast": Corruption((0.75, 0.5, 0.4, 0.3, 0.15), _contrast),
     "jpeg": Corruption((80, 50, 30, 15, 7), _jpeg),
     "rotate": Corruption((8, 16, 24, 32, 40), _rotate),
