@@ -11,6 +11,7 @@ from torchvision.transforms import v2
 from ftbench.backbone import create_backbone
 from ftbench.config import eval_shifts
 from ftbench.data import FineTuneDataModule
+from ftbench.data.datamodule import materialize
 from ftbench.data.shifts import CORRUPTIONS, SEVERITIES, Shift, ShiftedImages
 from ftbench.failures import UserError
 from ftbench.hashing import StreamDigest
@@ -31,7 +32,7 @@ def digits():
 
 
 def shifted(dm: FineTuneDataModule, shift: Shift) -> torch.Tensor:
-    return dm.shifted_set(shift, IMAGES).tensors[0]
+    return materialize(dm.shifted_set(shift, IMAGES)).tensors[0]
 
 
 def test_the_default_config_tests_five_kinds_of_shift():
@@ -43,7 +44,7 @@ def test_the_default_config_tests_five_kinds_of_shift():
 
 def test_a_shifted_set_is_the_test_split_corrupted_in_pixel_space_before_normalisation(digits):
     clean = digits.datasets["test"].tensors[0][:IMAGES]
-    labels = digits.shifted_set(Shift("rotate", 2), IMAGES).tensors[1]
+    labels = materialize(digits.shifted_set(Shift("rotate", 2), IMAGES)).tensors[1]
     assert torch.equal(labels, digits.datasets["test"].tensors[1][:IMAGES])
     # the same pipeline with the corruption taken out gives the test split, bit for bit
     unshifted = ShiftedImages(digits._test_pixels, Shift("jpeg", 1), 32, digits.normalise)
@@ -65,6 +66,17 @@ def test_each_corruption_is_fixed_changes_the_images_and_more_so_with_severity(d
         change.append(float((first - clean).abs().mean()))
     assert change[0] > 0.01, change
     assert change == sorted(change) and len(set(change)) == len(change), change
+
+
+def test_loader_workers_read_the_same_shifted_set(digits):
+    dataset = digits.shifted_set(Shift("gaussian_noise", 5), IMAGES)  # a random draw per image
+    expected = materialize(dataset).tensors[0]
+    digits.num_workers = 2
+    try:
+        read = torch.cat([x for x, _ in digits.eval_loader(dataset)])
+    finally:
+        digits.num_workers = 0
+    assert torch.equal(read, expected)
 
 
 def test_the_content_hash_does_not_depend_on_the_batching():

@@ -2,9 +2,11 @@
 
 Right after the in-distribution test, the model is evaluated on every corruption of
 ``eval.shifts`` (``data/shifts.py``) and on ``dataset.ood_root`` if set, on the same number of
-test images as the test (``trainer.limit_test_batches`` applies). The sets go through the data
-module's in-memory path; when the backbone never trained (a linear probe), the feature cache
-computes their features (or finds them in the feature store) and only the head runs on them.
+test images as the test (``trainer.limit_test_batches`` applies). Each set is read once, so it
+is corrupted as the loader reads it (in the loader's workers, if any), from test images the data
+module decodes once for all of them. When the backbone never trained (a linear probe), a set is
+kept in memory instead, the feature cache computes its features (or finds them in the feature
+store, keyed by the set's contents) and only the head runs on them.
 Their FLOPs and time are counted apart from training and from the in-distribution evaluation.
 """
 
@@ -15,8 +17,9 @@ import time
 
 import torch
 from lightning import Callback, LightningModule, Trainer
-from torch.utils.data import Dataset, TensorDataset
+from torch.utils.data import Dataset
 
+from ftbench.data.datamodule import materialize
 from ftbench.data.features import FeatureCache, extraction_flops_per_image
 from ftbench.data.shifts import OOD_KEY, Shift, with_mean
 from ftbench.flops import FlopTally
@@ -63,15 +66,18 @@ class ShiftEvaluation(Callback):
     def _evaluate(self, trainer: Trainer, pl_module: LightningModule, key: str, dataset: Dataset) -> None:
         digest = StreamDigest()  # of the images the model sees, before any feature extraction
         self.images += len(dataset)
-        if (self.cache is not None and isinstance(dataset, TensorDataset)
+        dm = trainer.datamodule
+        if (self.cache is not None and dm.fits_in_memory(dataset)
                 and self.cache.backbone_frozen_throughout(trainer, pl_module)):
-            # The backbone holds the weights the features were cached with: run it once over
-            # the set (not at all if the feature store has it), then only the head.
-            digest.update(*dataset.tensors)
-            features, computed = self.cache.features(trainer, pl_module, dataset)
+            # The backbone holds the weights the features were cached with: the cache runs it
+            # once over the set (not at all if the feature store, keyed by the set's contents,
+            # has it), then only the head runs, on the features.
+            images = materialize(dataset)
+            digest.update(*images.tensors)
+            features, computed = self.cache.features(trainer, pl_module, images)
             if computed:
-                per_image = extraction_flops_per_image(pl_module.model, dataset)
-                self.extraction_flops += per_image * len(dataset)
+                per_image = extraction_flops_per_image(pl_module.model, images)
+                self.extraction_flops += per_image * len(images)
             self.accuracy[key] = self._accuracy(trainer, pl_module, features)
         else:
             self.accuracy[key] = self._accuracy(trainer, pl_module, dataset, digest)

@@ -151,8 +151,8 @@ class FineTuneDataModule(LightningDataModule):
             self._served[name] = FeatureSwitch(dataset) if isinstance(dataset, TensorDataset) else dataset
 
     # -- shifted test sets (see data/shifts.py and robustness.py) ------------------------------
-    def _in_memory(self, dataset: Dataset) -> Dataset:
-        return materialize(dataset) if len(dataset) <= self.cfg.in_memory_max else dataset
+    def fits_in_memory(self, dataset: Dataset) -> bool:
+        return len(dataset) <= self.cfg.in_memory_max
 
     def normalise(self, image: torch.Tensor) -> torch.Tensor:
         """A ``uint8`` image as the model's input: exactly what the test transform makes of it."""
@@ -160,23 +160,27 @@ class FineTuneDataModule(LightningDataModule):
 
     def shifted_set(self, shift: Shift, count: int) -> Dataset:
         """The first ``count`` test images, corrupted in pixel space (after the test transform's
-        resize and crop, before its normalisation); in memory when the test split is."""
+        resize and crop, before its normalisation). Each set is read once, so it is corrupted
+        as it is read; what all sets share, the test images at input size (``uint8``), is
+        decoded once and kept in memory when the test split is."""
         if self._test_pixels is None or len(self._test_pixels) != count:
             # timm's eval transform without its tensor conversion: uint8 at the input size
             pixels = create_transform(**self.data_config, is_training=False, use_prefetcher=True)
-            self._test_pixels = self._in_memory(Transformed(Subset(self.load().test, range(count)),
-                                                            pixels))
+            base = Transformed(Subset(self.load().test, range(count)), pixels)
+            self._test_pixels = materialize(base) if self.fits_in_memory(base) else base
         side = self.data_config["input_size"][-1]
-        return self._in_memory(ShiftedImages(self._test_pixels, shift, side, self.normalise))
+        return ShiftedImages(self._test_pixels, shift, side, self.normalise)
 
     def ood_set(self, count: int) -> Dataset:
         """The first ``count`` images of ``dataset.ood_root``, through the test transform."""
-        return self._in_memory(Transformed(Subset(self.ood, range(count)), self.transform(False)))
+        return Transformed(Subset(self.ood, range(count)), self.transform(False))
 
     def eval_loader(self, dataset: Dataset) -> DataLoader:
-        """A loader over an evaluation set, in memory or not, as the test split's would be."""
-        return self._loader_over(FeatureSwitch(dataset) if isinstance(dataset, TensorDataset)
-                                 else dataset, shuffle=False)
+        """A one-off loader over an evaluation set, in memory or read as it goes; it draws
+        nothing from the run's random state."""
+        in_memory = isinstance(dataset, TensorDataset)
+        return self._loader_over(FeatureSwitch(dataset) if in_memory else dataset, shuffle=False,
+                                 persistent=False, generator=torch.Generator())
 
     # -- cached features (see features.FeatureCache) -----------------------------------------
     def can_serve_features(self, split: str) -> bool:
@@ -196,12 +200,14 @@ class FineTuneDataModule(LightningDataModule):
     def _loader(self, name: str, shuffle: bool) -> DataLoader:
         return self._loader_over(self._served[name], shuffle)
 
-    def _loader_over(self, dataset: Dataset, shuffle: bool) -> DataLoader:
+    def _loader_over(self, dataset: Dataset, shuffle: bool, persistent: bool = True,
+                     generator: torch.Generator | None = None) -> DataLoader:
         in_memory = isinstance(dataset, FeatureSwitch)
         workers = 0 if in_memory else self.num_workers
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle,
                           num_workers=workers, pin_memory=self.pin_memory,
-                          persistent_workers=workers > 0, collate_fn=_as_batch if in_memory else None)
+                          persistent_workers=persistent and workers > 0, generator=generator,
+                          collate_fn=_as_batch if in_memory else None)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
