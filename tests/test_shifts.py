@@ -112,6 +112,17 @@ def test_runs_of_other_seeds_and_strategies_are_tested_on_the_same_shifted_image
     assert probe["cost"]["shift_eval_flops"] == pytest.approx(cost["shift_eval_flops"], rel=0.01)
 
 
+@pytest.mark.slow
+def test_a_default_run_on_the_embedded_default_is_tested_under_five_shifts(run_fit):
+    result, _ = run_fit("strategy=linear_probe", "trainer.max_epochs=1", "+trainer.limit_train_batches=2",
+                        "+trainer.limit_val_batches=1", "trainer.enable_progress_bar=false", fast=False)
+    assert result["model"] == "tf_efficientnet_lite0" and result["dataset"] == "digits"
+    shift = result["metrics"]["shift"]
+    assert len(shift) >= 6 and shift["mean"] == pytest.approx(
+        statistics.fmean(v for k, v in shift.items() if k != "mean"))
+    assert result["cost"]["shift_eval_images"] == (len(shift) - 1) * result["data"]["test_size"]
+
+
 def test_eval_shifts_empty_tests_nothing_under_shift(run_fit):
     result, _ = run_fit("strategy=linear_probe", "eval.shifts=[]", "trainer.max_epochs=1")
     assert result["metrics"]["shift"] is None and result["data"]["shift_hashes"] == {}
