@@ -66,8 +66,10 @@ def test_a_feature_store_lets_later_runs_skip_the_backbone(run_fit, tmp_path):
     assert second["cost"]["feature_cache"]["images_computed"] == 0
     assert second["cost"]["feature_cache"]["images_loaded"] == first["cost"]["feature_cache"][
         "images_computed"]
-    assert second["metrics"] == first["metrics"]
-    assert len(list(store.glob("*.safetensors"))) == 3  # train, val, test
+    assert second["metrics"] == first["metrics"]  # shifted accuracies included
+    # train, val, test and each shifted test set, whose backbone pass the second run skips too
+    assert len(list(store.glob("*.safetensors"))) == 3 + len(first["data"]["shift_hashes"]) == 8
+    assert 0 < second["cost"]["shift_eval_flops"] < first["cost"]["shift_eval_flops"] / 100
 
 
 def test_feature_keys_change_with_the_weights_and_the_inputs():
@@ -97,7 +99,8 @@ def test_features_are_computed_in_the_runs_precision_and_stored_apart(run_fit, t
     run_fit("strategy=linear_probe", f"data.feature_store={store}", *bf16)
     bf16_files = set(store.glob("*.safetensors"))
     run_fit("strategy=linear_probe", f"data.feature_store={store}")
-    assert len(bf16_files) == 3 and len(list(store.glob("*.safetensors"))) == 6
+    sets = 3 + 5  # train, val, test, and the five default shifted test sets
+    assert len(bf16_files) == sets and len(list(store.glob("*.safetensors"))) == 2 * sets
     for path in bf16_files:  # pooled under bf16 autocast: every value is a bfloat16 value
         features = load_file(str(path))["features"]
         assert torch.equal(features, features.bfloat16().float())

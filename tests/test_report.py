@@ -91,6 +91,60 @@ def test_report_has_a_row_per_strategy_with_a_t_interval_and_lists_failed_runs(t
     assert paths["report.md"] == tmp_path / "report.md"
 
 
+def with_shift(run: dict, noise: float, jpeg: float) -> dict:
+    """A fake run's accuracy on two corruptions (their mean) and on an OOD folder (not in it)."""
+    run["metrics"]["shift"] = {"gaussian_noise:3": noise, "jpeg:3": jpeg, "ood_root": 0.1,
+                               "mean": (noise + jpeg) / 2}
+    return run
+
+
+def test_report_shows_shifted_accuracy_its_drop_and_in_distribution_against_shift(tmp_path, template):
+    runs = [with_shift(fake_run(template, "linear_probe", 0, 0.8, 1e9), 0.5, 0.7),
+            with_shift(fake_run(template, "linear_probe", 1, 0.9, 1e9), 0.6, 0.8),
+            with_shift(fake_run(template, "full", 0, 0.9, 3e9), 0.4, 0.6),
+            with_shift(fake_run(template, "full", 1, 1.0, 3e9), 0.5, 0.7)]
+    old = fake_run(template, "gradual", 0, 0.7, 2e9)
+    del old["metrics"]["shift"]  # a result from before shifted test sets: no figures, no error
+    write_runs(tmp_path, [*runs, old])
+    paths = write_report(tmp_path)
+
+    rows = {r["strategy"]: r for r in read_csv(tmp_path / "report.csv")}
+    assert float(rows["linear_probe"]["shift_acc_mean"]) == pytest.approx(0.65)
+    assert float(rows["linear_probe"]["shift_acc_ci95"]) == pytest.approx(12.7062 * 0.070711 / 2**0.5,
+                                                                           rel=1e-4)
+    assert float(rows["linear_probe"]["shift_drop"]) == pytest.approx(0.85 - 0.65)
+    assert float(rows["full"]["shift_drop"]) == pytest.approx(0.95 - 0.55)
+    assert float(rows["full"]["shift_jpeg:3"]) == pytest.approx(0.65)
+    assert float(rows["full"]["shift_ood_root"]) == pytest.approx(0.1)
+    assert rows["gradual"]["shift_acc_mean"] == "" and rows["gradual"]["shift_drop"] == ""
+    md = (tmp_path / "report.md").read_text()
+    assert "| shifted acc (95% CI) | drop |" in md
+    assert "| strategy | in-distribution | gaussian_noise:3 | jpeg:3 | ood_root | mean |" in md
+    assert "| full | 0.9500 | 0.4500 | 0.6500 | 0.1000 | 0.5500 |" in md
+    png = paths["Accuracy under shift"]
+    assert png == tmp_path / "plots" / "accuracy_under_shift.png"
+    assert png.read_bytes()[:8] == PNG_MAGIC and "plots/accuracy_under_shift.png" in md
+
+
+def test_the_line_of_equal_robustness_keeps_the_pooled_share_of_accuracy(tmp_path, template):
+    from ftbench.report import collect
+    from ftbench.report.rows import group_rows
+    from ftbench.report.shift_plot import pooled_shift_ratio
+
+    write_runs(tmp_path, [with_shift(fake_run(template, "linear_probe", 0, 0.8, 1e9), 0.5, 0.7),
+                          with_shift(fake_run(template, "full", 0, 1.0, 3e9), 0.4, 0.6)])
+    assert pooled_shift_ratio(group_rows(collect(tmp_path))) == pytest.approx((0.6 + 0.5) / 1.8)
+
+
+def test_without_shifted_results_the_report_says_so_and_draws_no_shift_plot(tmp_path, template):
+    run = fake_run(template, "full", 0, 0.9, 3e9)
+    run["metrics"]["shift"] = None  # eval.shifts=[]
+    write_runs(tmp_path, [run])
+    paths = write_report(tmp_path)
+    assert "Accuracy under shift" not in paths
+    assert "No run was tested under shift" in (tmp_path / "report.md").read_text()
+
+
 def test_studies_split_rows_by_their_setting_and_add_their_plot(tmp_path, template):
     decay = tmp_path / "lr_decay"
     write_runs(decay, [fake_run(template, "discriminative", s, 0.5 + d / 10, 3e9, strategy__lr_decay=d)

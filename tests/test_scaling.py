@@ -55,6 +55,9 @@ def test_two_process_cpu_ddp_writes_one_result_with_costs_over_both_ranks(tmp_pa
     # FLOPs add up over ranks; the per-epoch figures are rank 0's
     assert result["cost"]["train_flops"] == pytest.approx(2 * sum(result["cost"]["epoch_train_flops"]))
     assert len(result["history"]) == epochs and 0 <= result["metrics"]["test_acc"] <= 1
+    # rank zero alone tests the shifted sets (the whole first two batches' worth of images)
+    assert len(result["data"]["shift_hashes"]) == 5 and result["metrics"]["shift"]["mean"] is not None
+    assert result["cost"]["shift_eval_images"] == 5 * 2 * batch_size
     weights = read_state_dict(tmp_path / "model.safetensors")
     assert set(weights) >= {"conv_stem.weight", "classifier.weight"}
 
@@ -85,3 +88,4 @@ def test_the_gpu_trainer_settings_run_end_to_end_in_bf16_on_the_cpu(run_fit):
     assert [len(h["trainable_groups"]) for h in result["history"]] == [1, len(result["groups"])]
     assert all(math.isfinite(h["train_loss"]) and math.isfinite(h["val_loss"]) for h in result["history"])
     assert 0 <= result["metrics"]["test_acc"] <= 1 and result["cost"]["train_flops"] > 0
+    assert 0 <= result["metrics"]["shift"]["mean"] <= 1  # the shifted sets, under bf16 autocast

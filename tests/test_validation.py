@@ -50,6 +50,13 @@ from tests.helpers import FAST, image_folder, make_cfg
     (["dataset=imagefolder"], "dataset.root has no value"),
     (["strategy.lr=${oc.env:FTBENCH_NO_SUCH_VARIABLE}"], "strategy.lr: cannot be resolved"),
     (["model.weights=/no/such/weights.safetensors"], "no such file"),
+    (["eval.shifts=[fog:3]"], "eval.shifts[0]='fog:3' is not valid; allowed: a list of name:severity, "
+                              "name one of gaussian_noise, gaussian_blur, contrast, jpeg, rotate"),
+    (["eval.shifts=[jpeg:3,jpeg:6]"], "eval.shifts[1]='jpeg:6' is not valid; allowed:"),
+    (["eval.shifts=[jpeg]"], "eval.shifts[0]='jpeg' is not valid"),
+    (["eval.shifts=jpeg:3"], "eval.shifts='jpeg:3' is not valid; allowed: a list of name:severity"),
+    (["eval.shifts=[rotate:2,rotate:2]"], "eval.shifts[1]='rotate:2' is listed twice"),
+    (["dataset.ood_root=/no/such/folder"], "dataset.ood_root='/no/such/folder': no such folder"),
 ])
 def test_bad_settings_are_one_line_user_errors(tmp_path, overrides, message):
     cfg = make_cfg(*FAST, *overrides, run_dir=tmp_path)

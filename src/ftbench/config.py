@@ -19,6 +19,7 @@ from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
 from ftbench.backbone import check_model_name, check_weight_source, layer_groups
 from ftbench.checks import choice, integer, number
+from ftbench.data.shifts import Shift, parse_shifts
 from ftbench.data.sources import BAD_IMAGE_POLICIES, SOURCES
 from ftbench.failures import UserError
 from ftbench.optim import OPTIMIZERS, SCHEDULES
@@ -50,6 +51,7 @@ def validate_config(cfg: DictConfig) -> None:
     check_resolvable(cfg)
     check_names(cfg)
     check_numbers(cfg)
+    eval_shifts(cfg)
     build_plan(cfg.strategy, group_names(cfg.model.name), cfg.trainer.max_epochs)
 
 
@@ -78,6 +80,15 @@ def check_names(cfg: DictConfig) -> None:
                         "(dataset.root=...)")
     if cfg.get("logger") and "mode" in cfg.logger:
         choice("logger.mode", cfg.logger.mode, WANDB_MODES)
+    ood_root = cfg.dataset.get("ood_root")
+    if ood_root is not None and (not isinstance(ood_root, str) or not ood_root):
+        raise UserError(f"dataset.ood_root={ood_root!r} is not valid; allowed: null, or a folder "
+                        "of class subfolders named like the training classes")
+
+
+def eval_shifts(cfg: DictConfig) -> list[Shift]:
+    """The shifted test sets of ``eval.shifts`` (none in a run saved before they existed)."""
+    return parse_shifts(OmegaConf.select(cfg, "eval.shifts", default=[]))
 
 
 def check_numbers(cfg: DictConfig) -> None:

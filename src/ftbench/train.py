@@ -1,7 +1,8 @@
 """``python -m ftbench.train``: compose the config, fine-tune, test, write the result.
 
 Read top to bottom, this file is the whole story of a run:
-config -> data + backbone + strategy plan -> module -> Trainer.fit/test -> result.json.
+config -> data + backbone + strategy plan -> module -> Trainer.fit/test (+ the shifted test
+sets) -> result.json.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from omegaconf import DictConfig
 
 from ftbench.backbone import create_backbone, group_param_count, layer_groups
 from ftbench.checkpointing import LAST_CHECKPOINT, Resumable, SafeCheckpointIO
-from ftbench.config import CONFIG_DIR, CONFIG_NAME, register_resolvers, validate_config
+from ftbench.config import CONFIG_DIR, CONFIG_NAME, eval_shifts, register_resolvers, validate_config
 from ftbench.data import FineTuneDataModule
 from ftbench.data.features import FeatureCache
 from ftbench.divergence import DivergenceGuard
@@ -34,6 +35,7 @@ from ftbench.module import FineTuneModule
 from ftbench.redaction import redact_logs, redact_saved_configs
 from ftbench.result import WEIGHTS_FILE, completed_result, failed_result, write_result
 from ftbench.resume import check_checkpoint_fits, resume_target
+from ftbench.robustness import ShiftEvaluation
 from ftbench.run_io import save_weights
 from ftbench.strategies import build_plan
 
@@ -82,6 +84,8 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
     if cfg.data.cache_features and not datamodule.augmented and plan.head_only_through(0):
         cache = FeatureCache(store_dir=cfg.data.feature_store)
         callbacks.append(cache)
+    shifted = ShiftEvaluation(eval_shifts(cfg), cache)  # when the test ends: the shifted test sets
+    callbacks.append(shifted)
     trainer: Trainer = hydra.utils.instantiate(
         cfg.trainer, callbacks=callbacks, logger=build_logger(cfg, resume_step),
         default_root_dir=str(run_dir), plugins=[SafeCheckpointIO()], enable_checkpointing=not search_trial,
@@ -103,6 +107,7 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
               **{f"{split}_size": len(datamodule.datasets[split]) for split in ("train", "val", "test")},
               "augmented": datamodule.augmented,
               "input_size": list(datamodule.data_config["input_size"])},
+        shift=shifted.summary(),
     )
     if trainer.is_global_zero:
         if not search_trial:

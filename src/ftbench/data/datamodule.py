@@ -14,8 +14,10 @@ from lightning import LightningDataModule
 from timm.data import create_transform, resolve_data_config
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
+from torchvision.transforms.v2.functional import normalize
 
-from ftbench.data.sources import Splits, labels_of, load_splits
+from ftbench.data.shifts import Shift, ShiftedImages
+from ftbench.data.sources import Splits, labels_of, load_splits, ood_folder
 
 
 class Transformed(Dataset):
@@ -92,9 +94,11 @@ class FineTuneDataModule(LightningDataModule):
         self.num_workers = num_workers
         self.pin_memory = pin_memory
         self.splits: Splits | None = None
+        self.ood: Dataset | None = None  # dataset.ood_root's images (PIL), if set
         self.data_config: dict | None = None
         self.datasets: dict[str, Dataset] = {}
         self._served: dict[str, Dataset] = {}  # what the loaders read: a FeatureSwitch if in memory
+        self._test_pixels: Dataset | None = None  # test images at input size, uint8, not normalised
 
     @property
     def num_classes(self) -> int:
@@ -105,6 +109,8 @@ class FineTuneDataModule(LightningDataModule):
             splits = load_splits(self.cfg)
             splits.train = subsample_per_class(splits.train, float(self.cfg.train_fraction),
                                                self.cfg.split_seed)
+            if self.cfg.get("ood_root"):  # its class names are checked before any model exists
+                self.ood = ood_folder(self.cfg.ood_root, splits.classes, self.cfg.bad_images)
             self.splits = splits
         return self.splits
 
@@ -144,6 +150,38 @@ class FineTuneDataModule(LightningDataModule):
             self.datasets[name] = dataset
             self._served[name] = FeatureSwitch(dataset) if isinstance(dataset, TensorDataset) else dataset
 
+    # -- shifted test sets (see data/shifts.py and robustness.py) ------------------------------
+    def fits_in_memory(self, dataset: Dataset) -> bool:
+        return len(dataset) <= self.cfg.in_memory_max
+
+    def normalise(self, image: torch.Tensor) -> torch.Tensor:
+        """A ``uint8`` image as the model's input: exactly what the test transform makes of it."""
+        return normalize(image.float().div(255), self.data_config["mean"], self.data_config["std"])
+
+    def shifted_set(self, shift: Shift, count: int) -> Dataset:
+        """The first ``count`` test images, corrupted in pixel space (after the test transform's
+        resize and crop, before its normalisation). Each set is read once, so it is corrupted
+        as it is read; what all sets share, the test images at input size (``uint8``), is
+        decoded once and kept in memory when the test split is."""
+        if self._test_pixels is None or len(self._test_pixels) != count:
+            # timm's eval transform without its tensor conversion: uint8 at the input size
+            pixels = create_transform(**self.data_config, is_training=False, use_prefetcher=True)
+            base = Transformed(Subset(self.load().test, range(count)), pixels)
+            self._test_pixels = materialize(base) if self.fits_in_memory(base) else base
+        side = self.data_config["input_size"][-1]
+        return ShiftedImages(self._test_pixels, shift, side, self.normalise)
+
+    def ood_set(self, count: int) -> Dataset:
+        """The first ``count`` images of ``dataset.ood_root``, through the test transform."""
+        return Transformed(Subset(self.ood, range(count)), self.transform(False))
+
+    def eval_loader(self, dataset: Dataset) -> DataLoader:
+        """A one-off loader over an evaluation set, in memory or read as it goes; it draws
+        nothing from the run's random state."""
+        in_memory = isinstance(dataset, TensorDataset)
+        return self._loader_over(FeatureSwitch(dataset) if in_memory else dataset, shuffle=False,
+                                 persistent=False, generator=torch.Generator())
+
     # -- cached features (see features.FeatureCache) -----------------------------------------
     def can_serve_features(self, split: str) -> bool:
         return isinstance(self._served.get(split), FeatureSwitch)
@@ -160,12 +198,16 @@ class FineTuneDataModule(LightningDataModule):
                 served.features = None
 
     def _loader(self, name: str, shuffle: bool) -> DataLoader:
-        dataset = self._served[name]
+        return self._loader_over(self._served[name], shuffle)
+
+    def _loader_over(self, dataset: Dataset, shuffle: bool, persistent: bool = True,
+                     generator: torch.Generator | None = None) -> DataLoader:
         in_memory = isinstance(dataset, FeatureSwitch)
         workers = 0 if in_memory else self.num_workers
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle,
                           num_workers=workers, pin_memory=self.pin_memory,
-                          persistent_workers=workers > 0, collate_fn=_as_batch if in_memory else None)
+                          persistent_workers=persistent and workers > 0, generator=generator,
+                          collate_fn=_as_batch if in_memory else None)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

@@ -162,7 +162,7 @@ class FeatureCache(Callback):
             return
         # Test features are worth computing only if the backbone is still frozen at the end.
         splits = ["train", "val"]
-        if self._head_only(pl_module, trainer.max_epochs - 1):
+        if self.backbone_frozen_throughout(trainer, pl_module):
             splits.append("test")
         start = time.perf_counter()
         for split in splits:
@@ -179,6 +179,18 @@ class FeatureCache(Callback):
         self.used = True
 
     def _features(self, trainer: Trainer, pl_module: LightningModule, dataset: Dataset) -> TensorDataset:
+        features, computed = self.features(trainer, pl_module, dataset)
+        if computed:
+            self.images += len(dataset)
+        else:
+            self.loaded += len(features)
+        return features
+
+    def features(self, trainer: Trainer, pl_module: LightningModule,
+                 dataset: Dataset) -> tuple[TensorDataset, bool]:
+        """The backbone's features of ``dataset``, from the store if it has them, and whether
+        they were computed (the backbone ran). Valid only while the backbone holds its
+        starting weights (frozen since the start), as during every head-only epoch."""
         # Only in-memory splits are stored: their inputs can be hashed without a decode pass.
         key = None
         if self.store is not None and isinstance(dataset, TensorDataset):
@@ -187,17 +199,19 @@ class FeatureCache(Callback):
             key = features_key(pl_module.model, dataset.tensors[0], backbone=self._backbone_hash)
             stored = self.store.load(key)
             if stored is not None:
-                self.loaded += len(stored)
-                return stored
+                return stored, False
         batch_size = extraction_batch_size(pl_module.device, dataset.tensors[0].shape)
         # The run's own precision (bf16 autocast under trainer=gpu), as the uncached path's
         # forwards would have; the features are stored as float32 either way.
         with trainer.precision_plugin.forward_context():
             features = extract_features(pl_module.model, dataset, batch_size, pl_module.memory_format)
-        self.images += len(dataset)
         if key is not None:
             self.store.save(key, features)
-        return features
+        return features, True
+
+    def backbone_frozen_throughout(self, trainer: Trainer, pl_module: LightningModule) -> bool:
+        """Whether the backbone never trains in this run, so that its features stay valid."""
+        return self._head_only(pl_module, trainer.max_epochs - 1)
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._backbone_hash = None

@@ -135,6 +135,35 @@ def _image_folder(root: Path, bad_images: str = "error"):
         raise UserError(f"dataset.root={str(root)!r}: {str(err).splitlines()[0]}") from err
 
 
+def ood_folder(root: str, classes: list[str], bad_images: str = "error"):
+    """``dataset.ood_root``: ``root/<class>/<image>`` of the training classes (all or some),
+    labelled with the training data's class indices. A class the training data lacks is an
+    error, raised from the folder names alone, before any image is read."""
+    from torchvision.datasets import ImageFolder
+
+    path = Path(root)
+    if not path.is_dir():
+        raise UserError(f"dataset.ood_root={root!r}: no such folder")
+    found = sorted(p.name for p in path.iterdir() if p.is_dir())
+    if not found:
+        raise UserError(f"dataset.ood_root={root!r} has no class folder; allowed: subfolders "
+                        f"named like the training classes ({', '.join(classes)})")
+    foreign = [name for name in found if name not in classes]
+    if foreign:
+        raise UserError(f"dataset.ood_root={root!r}: class folder(s) {', '.join(foreign)} not among "
+                        f"the training classes; allowed: {', '.join(classes)}")
+
+    class TrainingClasses(ImageFolder):
+        def find_classes(self, directory):
+            return found, {name: classes.index(name) for name in found}
+
+    try:
+        return TrainingClasses(str(path), loader=load_rgb, allow_empty=False,
+                               is_valid_file=partial(is_readable_image, bad_images=bad_images))
+    except FileNotFoundError as err:  # raised for a class folder without images
+        raise UserError(f"dataset.ood_root={root!r}: {str(err).splitlines()[0]}") from err
+
+
 # PIL reports a file that is not a (whole) image in several ways.
 _UNREADABLE = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 

@@ -17,41 +17,11 @@ from matplotlib.colors import to_rgb  # noqa: E402
 from matplotlib.ticker import EngFormatter, MaxNLocator  # noqa: E402
 
 from ftbench.report.rows import Row  # noqa: E402
-from ftbench.strategies import STRATEGIES  # noqa: E402
-
-PALETTE = plt.get_cmap("tab10").colors
-COLOURS = {name: PALETTE[i] for i, name in enumerate(STRATEGIES)}
-MARKERS = "osD^vPX*"
-
-
-def colour(strategy: str):
-    return COLOURS.get(strategy, "grey")
-
-
-def _markers(rows: list[Row]) -> dict[int, str]:
-    """A marker per row: the n-th setting of a strategy gets the n-th marker."""
-    seen: dict[str, int] = {}
-    out = {}
-    for row in rows:
-        out[id(row)] = MARKERS[seen.get(row.strategy, 0) % len(MARKERS)]
-        seen[row.strategy] = seen.get(row.strategy, 0) + 1
-    return out
-
-
-def save(fig, path: Path, tight: bool = True) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if tight:
-        fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
-def _legend(ax, many: bool) -> None:
-    if many:
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-    else:
-        ax.legend(fontsize=8, loc="best")
+from ftbench.report.shift_plot import accuracy_under_shift  # noqa: E402
+from ftbench.report.style import MARKERS, colour  # noqa: E402
+from ftbench.report.style import legend as _legend  # noqa: E402
+from ftbench.report.style import markers as _markers  # noqa: E402
+from ftbench.report.style import save as _save  # noqa: E402
 
 
 def _accuracy_axis(ax) -> None:
@@ -98,7 +68,7 @@ def accuracy_against_cost(rows: list[Row], cost_path: str, unit: str, xlabel: st
     ax.set_title(f"Test accuracy against {xlabel}")
     ax.grid(alpha=0.3)
     _legend(ax, many=len(rows) > 8)
-    return save(fig, path)
+    return _save(fig, path)
 
 
 def _mean_by_epoch(runs: list, key: str) -> tuple[list[int], list[float]]:
@@ -126,7 +96,7 @@ def learning_curves(rows: list[Row], path: Path) -> Path | None:
     ax.set_title("Validation accuracy during training")
     ax.grid(alpha=0.3)
     _legend(ax, many=len(rows) > 8)
-    return save(fig, path)
+    return _save(fig, path)
 
 
 def _shades(strategy: str, n: int) -> list[tuple[float, float, float]]:
@@ -161,7 +131,7 @@ def group_learning_rates(rows: list[Row], path: Path) -> Path | None:
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7, title="group (frozen: no point)", title_fontsize=7,
                   loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-    return save(fig, path)
+    return _save(fig, path)
 
 
 def drift_by_group(rows: list[Row], path: Path) -> Path | None:
@@ -188,7 +158,7 @@ def drift_by_group(rows: list[Row], path: Path) -> Path | None:
     ax.set_title("How far each strategy moved the pretrained groups (new head not shown)")
     ax.grid(alpha=0.3, axis="y")
     _legend(ax, many=len(rows) > 8)
-    return save(fig, path)
+    return _save(fig, path)
 
 
 def _by_strategy(rows: list[Row]) -> dict[str, list[Row]]:
@@ -219,7 +189,7 @@ def accuracy_against_setting(rows: list[Row], setting: str, x_path: str, xlabel:
     ax.set_title(f"Test accuracy against {xlabel.split(' (')[0]}")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    return save(fig, path)
+    return _save(fig, path)
 
 
 def draw_all(rows: list[Row], out_dir: Path) -> dict[str, Path]:
@@ -229,6 +199,7 @@ def draw_all(rows: list[Row], out_dir: Path) -> dict[str, Path]:
             rows, "cost.train_flops", "FLOP", "training compute", out_dir / "accuracy_vs_flops.png"),
         "Accuracy against training time": accuracy_against_cost(
             rows, "cost.train_seconds", "s", "training wall-clock", out_dir / "accuracy_vs_time.png"),
+        "Accuracy under shift": accuracy_under_shift(rows, out_dir / "accuracy_under_shift.png"),
         "Validation learning curves": learning_curves(rows, out_dir / "learning_curves.png"),
         "Per-group learning rates": group_learning_rates(rows, out_dir / "group_lrs.png"),
         "Drift from the pretrained weights": drift_by_group(rows, out_dir / "drift.png"),

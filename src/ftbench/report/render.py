@@ -10,14 +10,14 @@ from ftbench.report import tuned
 from ftbench.report.collect import Run, collect
 from ftbench.report.comparison import compare
 from ftbench.report.fmt import num, si
-from ftbench.report.rows import Row, group_rows
+from ftbench.report.rows import SHIFT, SHIFT_MEAN, Row, group_rows, shift_keys
 from ftbench.run_io import write_text
 
 REPORT_MD, REPORT_CSV, PLOTS_DIR = "report.md", "report.csv", "plots"
 
 COLUMNS = ["strategy", "setting", "runs", "failed", "test_acc_mean", "test_acc_ci95",
-           "train_seconds", "train_flops", "peak_memory_mb", "trainable_params",
-           "images_per_second", "acc_gain_per_tflop"]
+           "shift_acc_mean", "shift_acc_ci95", "shift_drop", "train_seconds", "train_flops",
+           "peak_memory_mb", "trainable_params", "images_per_second", "acc_gain_per_tflop"]
 
 
 def row_record(row: Row) -> dict:
@@ -28,6 +28,9 @@ def row_record(row: Row) -> dict:
         "failed": len(row.failed),
         "test_acc_mean": row.mean("metrics.test_acc"),
         "test_acc_ci95": row.ci95("metrics.test_acc"),
+        "shift_acc_mean": row.mean(SHIFT_MEAN),
+        "shift_acc_ci95": row.ci95(SHIFT_MEAN),
+        "shift_drop": row.shift_drop(),
         "train_seconds": row.mean("cost.train_seconds"),
         "train_flops": row.mean("cost.train_flops"),
         "peak_memory_mb": row.mean("cost.peak_memory_mb"),
@@ -37,20 +40,38 @@ def row_record(row: Row) -> dict:
     }
 
 
+def _with_ci(mean: float | None, ci95: float | None) -> str:
+    return num(mean, ".4f") + ("" if ci95 is None else f" ± {ci95:.4f}")
+
+
 def markdown_table(rows: list[Row]) -> str:
-    lines = ["| strategy | runs | failed | test acc (95% CI) | train time | train FLOPs | peak memory "
-             "| trainable params | images/s | acc gain / TFLOP |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| strategy | runs | failed | test acc (95% CI) | shifted acc (95% CI) | drop | train time "
+             "| train FLOPs | peak memory | trainable params | images/s | acc gain / TFLOP |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         r = row_record(row)
-        acc = num(r["test_acc_mean"], ".4f")
-        if r["test_acc_ci95"] is not None:
-            acc += f" ± {r['test_acc_ci95']:.4f}"
+        acc = _with_ci(r["test_acc_mean"], r["test_acc_ci95"])
+        shifted = _with_ci(r["shift_acc_mean"], r["shift_acc_ci95"])
         lines.append(
-            f"| {row.label} | {r['runs']} | {r['failed']} | {acc} | {num(r['train_seconds'], '.1f')} s "
+            f"| {row.label} | {r['runs']} | {r['failed']} | {acc} | {shifted} "
+            f"| {num(r['shift_drop'], '.4f')} | {num(r['train_seconds'], '.1f')} s "
             f"| {si(r['train_flops'], 'FLOP')} | {num(r['peak_memory_mb'], '.0f')} MB "
             f"| {si(r['trainable_params'])} | {num(r['images_per_second'], '.0f')} "
             f"| {num(r['acc_gain_per_tflop'], '.3g')} |")
+    return "\n".join(lines)
+
+
+def shift_table(rows: list[Row]) -> str:
+    """Test accuracy on each shifted set (mean over seeds), beside the in-distribution one."""
+    keys = shift_keys(rows)
+    if not keys:
+        return "No run was tested under shift (eval.shifts=[] and no dataset.ood_root)."
+    lines = ["| strategy | in-distribution | " + " | ".join(keys) + " | mean |",
+             "|---" * (len(keys) + 3) + "|"]
+    for row in rows:
+        cells = [num(row.mean(path), ".4f") for path in
+                 ("metrics.test_acc", *(f"{SHIFT}.{k}" for k in keys), SHIFT_MEAN)]
+        lines.append(f"| {row.label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -66,11 +87,14 @@ def failed_table(failed: list[Run]) -> str:
 
 
 def write_csv(path: Path, rows: list[Row]) -> None:
+    """The table's columns, then the mean accuracy on each shifted set (``shift_<name>``)."""
+    keys = shift_keys(rows)
     with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer = csv.DictWriter(f, fieldnames=COLUMNS + [f"shift_{k}" for k in keys])
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: ("" if v is None else v) for k, v in row_record(row).items()})
+            record = {**row_record(row), **{f"shift_{k}": row.mean(f"{SHIFT}.{k}") for k in keys}}
+            writer.writerow({k: ("" if v is None else v) for k, v in record.items()})
 
 
 def context(runs: list[Run]) -> str:
@@ -88,7 +112,10 @@ seeds). Train time: training wall-clock, validation excluded. FLOPs: multiply-ad
 convolutions, matrix products and attention (2 FLOPs each), forward and backward as run,
 counted on the first real step of every phase of trainable groups. Peak memory: CUDA peak
 allocated on GPU, process peak RSS on CPU. Acc gain / TFLOP: test accuracy above chance per
-TFLOP of training. Drift: ||w - w0|| / ||w0|| per layer group at the end of training."""
+TFLOP of training. Drift: ||w - w0|| / ||w0|| per layer group at the end of training.
+Shifted acc: test accuracy on the corrupted test sets of eval.shifts, averaged over the
+corruptions (dataset.ood_root is not in it), mean over seeds ± 95% interval; drop: test accuracy
+minus that, over the same runs."""
 
 
 def paired_section(rows: list[Row]) -> tuple[str, str]:
@@ -123,9 +150,9 @@ def write_report(root: Path, runs: list[Run] | None = None) -> dict[str, Path]:
     failed = [r for r in runs if not r.completed]
     write_text(paths["report.md"],
                f"# Fine-tuning strategies compared\n\n{context(runs)}\n\n{advice}\n\n"
-               f"{markdown_table(rows)}\n\n{NOTES}\n\n## Which differences are real\n\n{PAIRED_NOTES}"
-               f"\n\n{paired}\n\n## Failed runs\n\n{failed_table(failed)}\n\n## Plots\n\n"
-               f"{_images(root, plot_paths)}\n")
+               f"{markdown_table(rows)}\n\n{NOTES}\n\n## Accuracy under shift\n\n{shift_table(rows)}\n\n"
+               f"## Which differences are real\n\n{PAIRED_NOTES}\n\n{paired}\n\n"
+               f"## Failed runs\n\n{failed_table(failed)}\n\n## Plots\n\n{_images(root, plot_paths)}\n")
     return paths
 
 
@@ -162,7 +189,8 @@ def write_tuned_report(root: Path, runs: list[Run]) -> dict[str, Path]:
                f"{PAIRED_NOTES}\n\n{paired}\n\n## Sensitivity\n\nValidation accuracy over each "
                f"strategy's trials: a wide spread means the strategy needs its search.\n\n"
                f"{tuned.sensitivity(items)}\n\n## Search spaces\n\n{tuned.spaces(items)}\n\n"
-               f"## The tuned runs\n\n{markdown_table(rows)}\n\n{NOTES}\n\n## Failed runs\n\n"
+               f"## The tuned runs\n\n{markdown_table(rows)}\n\n{NOTES}\n\n## Accuracy under shift "
+               f"(tuned)\n\n{shift_table(rows)}\n\n## Failed runs\n\n"
                f"{failed_table(failed)}\n\n## Plots\n\n{_images(root, plot_paths)}\n")
     return paths
 

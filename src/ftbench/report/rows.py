@@ -19,6 +19,10 @@ STUDY_KNOBS = {
 }
 
 
+SHIFT = "metrics.shift"  # accuracy per shifted test set (ftbench.data.shifts), and their mean
+SHIFT_MEAN = f"{SHIFT}.mean"
+
+
 @dataclass
 class Row:
     """One strategy (and study setting) over its seeds."""
@@ -42,6 +46,12 @@ class Row:
     def ci95(self, path: str) -> float | None:
         """Half-width of the Student-t 95% interval of the mean; None below two seeds."""
         return t_half_width(self.values(path))
+
+    def shift_drop(self) -> float | None:
+        """In-distribution test accuracy minus mean shifted accuracy, over runs that have both."""
+        pairs = [(run.number("metrics.test_acc"), run.number(SHIFT_MEAN)) for run in self.runs]
+        drops = [acc - shifted for acc, shifted in pairs if acc is not None and shifted is not None]
+        return statistics.fmean(drops) if drops else None
 
     def chance(self) -> float | None:
         classes = self.mean("data.num_classes")
@@ -73,6 +83,15 @@ def group_rows(runs: list[Run]) -> list[Row]:
             (row.runs if run.completed else row.failed).append(run)
         rows.extend(sorted(keyed.values(), key=lambda r: [_sortable(v) for v in r.setting.values()]))
     return rows
+
+
+def shift_keys(rows: list[Row]) -> list[str]:
+    """The shifted test sets of any run, in the order the runs list them (``mean`` left out)."""
+    keys: list[str] = []
+    for row in rows:
+        for run in row.runs:
+            keys += [k for k in run.get(SHIFT) or {} if k != "mean" and k not in keys]
+    return keys
 
 
 def _sortable(value) -> tuple:

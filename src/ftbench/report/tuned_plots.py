@@ -5,8 +5,8 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from ftbench.report.plots import colour, plt, save
 from ftbench.report.stats import t_half_width
+from ftbench.report.style import colour, plt, save
 from ftbench.report.tuned import Tuning
 
 
@@ -42,7 +42,7 @@ def sensitivity(items: list[Tuning], path: Path) -> Path | None:
     mappable = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(low, high))
     fig.colorbar(mappable, ax=axes.ravel().tolist(), label="strategy.lr_decay (hollow: pruned)")
     fig.suptitle("Sensitivity: every search trial's validation accuracy against its LR")
-    return save(fig, path, tight=False)
+    return save(fig, path)
 
 
 def accuracy_against_total_cost(items: list[Tuning], path: Path) -> Path | None:

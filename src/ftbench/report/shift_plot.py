@@ -1,0 +1,59 @@
+"""The report's plot of accuracy under distribution shift: in-distribution against shifted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ftbench.report.rows import SHIFT_MEAN, Row
+from ftbench.report.style import colour, legend, markers, plt, save
+
+TEST_ACC = "metrics.test_acc"
+
+
+def pooled_shift_ratio(rows: list[Row]) -> float | None:
+    """Shifted over in-distribution accuracy, pooled over every run that has both: the share of
+    its accuracy a strategy would keep if shift cost every strategy the same share."""
+    pairs = [(run.number(TEST_ACC), run.number(SHIFT_MEAN)) for row in rows for run in row.runs]
+    pairs = [(acc, shifted) for acc, shifted in pairs if acc is not None and shifted is not None]
+    total = sum(acc for acc, _ in pairs)
+    return sum(shifted for _, shifted in pairs) / total if total > 0 else None
+
+
+def _padded(low: float, high: float) -> tuple[float, float]:
+    pad = max(0.02, 0.1 * (high - low))
+    return max(0.0, low - pad), min(1.0, high + pad)
+
+
+def accuracy_under_shift(rows: list[Row], path: Path) -> Path | None:
+    """In-distribution test accuracy (x) against mean shifted accuracy (y), mean ± 95% CI.
+
+    The dashed line through the origin, with the pooled ratio as its slope, is where a
+    strategy lies if shift costs it the same share of accuracy as the others on average:
+    above it, a strategy is more robust than its in-distribution accuracy predicts
+    (effective robustness), below it less.
+    """
+    rows = [r for r in rows if r.mean(SHIFT_MEAN) is not None and r.mean(TEST_ACC) is not None]
+    ratio = pooled_shift_ratio(rows)
+    if not rows or ratio is None:
+        return None
+    marker = markers(rows)
+    fig, ax = plt.subplots(figsize=(8.5, 4.8))
+    xs, ys = [], []
+    for row in rows:
+        x, y = row.mean(TEST_ACC), row.mean(SHIFT_MEAN)
+        dx, dy = row.ci95(TEST_ACC) or 0.0, row.ci95(SHIFT_MEAN) or 0.0
+        ax.errorbar(x, y, xerr=dx, yerr=dy, fmt=marker[id(row)], color=colour(row.strategy),
+                    capsize=4, markersize=7, label=f"{row.label} (n={len(row.runs)})")
+        xs += [x - dx, x + dx]
+        ys += [y - dy, y + dy]
+    ax.plot([0, 1], [0, ratio], "--", color="black", linewidth=1, zorder=0,
+            label=f"same share kept: shifted = {ratio:.3f} × in-distribution")
+    ax.plot([0, 1], [0, 1], ":", color="grey", linewidth=1, zorder=0, label="no loss under shift")
+    ax.set_xlim(*_padded(min(xs), max(xs)))
+    ax.set_ylim(*_padded(min(ys + [ratio * min(xs)]), max(ys + [ratio * max(xs)])))
+    ax.set_xlabel("in-distribution test accuracy (fraction; mean ± 95% CI)")
+    ax.set_ylabel("mean accuracy over the corruptions (mean ± 95% CI)")
+    ax.set_title("Accuracy under shift (above the dashed line: effectively robust)")
+    ax.grid(alpha=0.3)
+    legend(ax, many=True)  # beside the axes: the points sit where a legend inside would go
+    return save(fig, path)

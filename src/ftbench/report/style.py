@@ -1,0 +1,50 @@
+"""What every plot of the report shares: one colour per strategy, markers per setting, saving.
+
+Every strategy keeps one colour in every plot; settings of a study within one strategy
+(``lr_decay=2``, ``train_fraction=0.05``) are told apart by marker.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from ftbench.report.rows import Row  # noqa: E402
+from ftbench.strategies import STRATEGIES  # noqa: E402
+
+PALETTE = plt.get_cmap("tab10").colors
+COLOURS = {name: PALETTE[i] for i, name in enumerate(STRATEGIES)}
+MARKERS = "osD^vPX*"
+
+
+def colour(strategy: str):
+    return COLOURS.get(strategy, "grey")
+
+
+def markers(rows: list[Row]) -> dict[int, str]:
+    """A marker per row: the n-th setting of a strategy gets the n-th marker."""
+    seen: dict[str, int] = {}
+    out = {}
+    for row in rows:
+        out[id(row)] = MARKERS[seen.get(row.strategy, 0) % len(MARKERS)]
+        seen[row.strategy] = seen.get(row.strategy, 0) + 1
+    return out
+
+
+def save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def legend(ax, many: bool) -> None:
+    if many:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    else:
+        ax.legend(fontsize=8, loc="best")
