@@ -40,8 +40,12 @@ def identity(cfg: DictConfig) -> dict:
 
 
 def completed_result(cfg: DictConfig, *, metrics: dict, cost: dict, history: list[dict],
-                     groups: list[dict], data: dict, shift: dict | None = None) -> dict:
-    """``shift`` is ``robustness.ShiftEvaluation.summary()``: it adds ``metrics.shift`` (accuracy
+                     groups: list[dict], data: dict, shift: dict | None = None,
+                     status: str = "completed") -> dict:
+    """A run that trained to its end (``completed``), or a search trial the pruner stopped
+    (``pruned``: its cost and history are those of the epochs it ran).
+
+    ``shift`` is ``robustness.ShiftEvaluation.summary()``: it adds ``metrics.shift`` (accuracy
     per shifted set and their ``mean``; None when none was evaluated), ``data.shift_hashes``
     (SHA-256 of each shifted set's model inputs and labels) and ``cost.shift_eval_flops``,
     ``cost.shift_eval_seconds`` and ``cost.shift_eval_images``, apart from training and testing."""
@@ -50,7 +54,7 @@ def completed_result(cfg: DictConfig, *, metrics: dict, cost: dict, history: lis
     cost = {**cost, "shift_eval_flops": shift.get("flops", 0.0),
             "shift_eval_seconds": shift.get("seconds", 0.0), "shift_eval_images": shift.get("images", 0)}
     data = {**data, "shift_hashes": shift.get("hashes", {})}
-    return {"status": "completed", **identity(cfg), "groups": groups, "metrics": metrics,
+    return {"status": status, **identity(cfg), "groups": groups, "metrics": metrics,
             "cost": cost, "history": history, "data": data, "versions": versions()}
 
 

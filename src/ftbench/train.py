@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -37,16 +39,22 @@ from ftbench.robustness import ShiftEvaluation
 from ftbench.run_io import save_weights
 from ftbench.strategies import build_plan
 
+if TYPE_CHECKING:
+    from ftbench.tune.trial import SearchTrial
+
 log = logging.getLogger("ftbench")
 
 
 def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
-        extra_callbacks: Sequence[Callback] = ()) -> dict:
+        extra_callbacks: Sequence[Callback] = (), search_trial: SearchTrial | None = None) -> dict:
     """Fine-tune once as ``cfg`` says (continuing ``ckpt_path`` if given); write into ``run_dir``.
 
-    ``extra_callbacks`` join the run's own (a logger's, a test's).
+    ``extra_callbacks`` join the run's own (a logger's, a test's). A ``search_trial`` (a trial
+    of the tuned comparison's search) reports to Optuna, may be pruned, and is neither tested
+    nor saved: the search looks at the validation split only.
     """
     validate_config(cfg)
+    started = time.perf_counter()
     seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = FineTuneDataModule(cfg.dataset, batch_size=cfg.data.batch_size,
                                     num_workers=cfg.data.num_workers, pin_memory=cfg.data.pin_memory)
@@ -63,11 +71,15 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
                             channels_last=cfg.model.channels_last)
 
     meter = Meter()
-    # last.ckpt after every epoch, written after every other callback's epoch end so that
-    # it holds the whole epoch (save_last alone only saves alongside a top-k checkpoint)
-    checkpoint = ModelCheckpoint(dirpath=run_dir, filename=Path(LAST_CHECKPOINT).stem, save_top_k=1,
-                                 save_on_train_epoch_end=True, enable_version_counter=False)
-    callbacks = [meter, checkpoint, Resumable(run_dir), DivergenceGuard(), *extra_callbacks]
+    callbacks = [meter, DivergenceGuard(), *extra_callbacks]
+    if search_trial:  # a search trial is never resumed: a dead worker's trial runs again whole
+        callbacks.append(search_trial)
+    else:
+        # last.ckpt after every epoch, written after every other callback's epoch end so that
+        # it holds the whole epoch (save_last alone only saves alongside a top-k checkpoint)
+        callbacks += [ModelCheckpoint(dirpath=run_dir, filename=Path(LAST_CHECKPOINT).stem, save_top_k=1,
+                                      save_on_train_epoch_end=True, enable_version_counter=False),
+                      Resumable(run_dir)]
     cache = None
     if cfg.data.cache_features and not datamodule.augmented and plan.head_only_through(0):
         cache = FeatureCache(store_dir=cfg.data.feature_store)
@@ -76,17 +88,19 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
     callbacks.append(shifted)
     trainer: Trainer = hydra.utils.instantiate(
         cfg.trainer, callbacks=callbacks, logger=build_logger(cfg, resume_step),
-        default_root_dir=str(run_dir), plugins=[SafeCheckpointIO()],
+        default_root_dir=str(run_dir), plugins=[SafeCheckpointIO()], enable_checkpointing=not search_trial,
     )
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-    tested = trainer.test(module, datamodule=datamodule, verbose=False)[0]
+    tested = {} if search_trial else trainer.test(module, datamodule=datamodule, verbose=False)[0]
 
     result = completed_result(
         cfg,
+        status=search_trial.status if search_trial else "completed",
         metrics={"val_acc": meter.history[-1]["val_acc"] if meter.history else None,
-                 "test_acc": tested["test_acc"], "test_loss": tested["test_loss"],
+                 "test_acc": tested.get("test_acc"), "test_loss": tested.get("test_loss"),
                  "epochs": trainer.current_epoch},
-        cost=meter.cost(trainer, module, cache.summary() if cache else None),
+        cost={**meter.cost(trainer, module, cache.summary() if cache else None),
+              "wall_seconds": time.perf_counter() - started},  # the whole job: data, fit, test
         history=meter.history,
         groups=[{"name": g.name, "params": group_param_count(model, g)} for g in groups],
         data={"num_classes": datamodule.num_classes,
@@ -96,7 +110,8 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
         shift=shifted.summary(),
     )
     if trainer.is_global_zero:
-        save_weights(run_dir / WEIGHTS_FILE, model)
+        if not search_trial:
+            save_weights(run_dir / WEIGHTS_FILE, model)
         write_result(run_dir, result)
     publish_result(trainer, result)
     return result
@@ -132,11 +147,20 @@ def run(cfg: DictConfig) -> float | None:
     def record(error: BaseException, status: str) -> None:
         write_result(run_dir, failed_result(cfg, error, status))
 
-    result = run_guarded(lambda: fit(cfg, run_dir, ckpt_path), record, run_dir, multirun)
+    def job() -> dict:
+        trial = None
+        if cfg.tune.phase == "search":
+            from ftbench.tune.trial import search_trial  # optuna only where a search runs
+
+            trial = search_trial(cfg)
+        return fit(cfg, run_dir, ckpt_path, search_trial=trial)
+
+    result = run_guarded(job, record, run_dir, multirun)
     if result is None:
         return None
-    log.info("%s: test_acc=%.4f train_seconds=%.1f -> %s", result["strategy"],
-             result["metrics"]["test_acc"], result["cost"]["train_seconds"], run_dir)
+    metric = "test_acc" if result["metrics"]["test_acc"] is not None else "val_acc"
+    log.info("%s: %s %s=%.4f train_seconds=%.1f -> %s", result["strategy"], result["status"], metric,
+             result["metrics"][metric] or 0.0, result["cost"]["train_seconds"], run_dir)
     return result["metrics"]["val_acc"]  # the value a Hydra sweeper optimises
 
 

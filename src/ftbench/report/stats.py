@@ -1,16 +1,75 @@
-"""Statistics of the report: intervals over seeds (scipy.stats)."""
+"""Statistics of the report, from scipy.stats: intervals over seeds, paired tests, Holm."""
 
 from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from scipy import stats
 
+ALPHA = 0.05
 
-def t_half_width(values: list[float], confidence: float = 0.95) -> float | None:
+
+def t_half_width(values: Sequence[float], confidence: float = 0.95) -> float | None:
     """Half-width of the Student-t interval of the mean; None below two values."""
     if len(values) < 2:
         return None
     quantile = float(stats.t.ppf(0.5 + confidence / 2, len(values) - 1))
     return quantile * statistics.stdev(values) / math.sqrt(len(values))
+
+
+@dataclass
+class Paired:
+    """Two strategies compared on the seeds both ran: A - B."""
+
+    a: str
+    b: str
+    seeds: list
+    mean_difference: float | None
+    t: float | None
+    p: float | None
+    p_holm: float | None = None
+
+    @property
+    def significant(self) -> bool:
+        return self.p_holm is not None and self.p_holm < ALPHA
+
+
+def paired_test(a: str, b: str, by_seed_a: Mapping, by_seed_b: Mapping) -> Paired:
+    """Student's paired t-test of A against B over their shared seeds (two-sided).
+
+    Differences that are all equal carry no evidence of spread: when they are all zero the
+    strategies are indistinguishable (p = 1); otherwise scipy's t is infinite and p = 0.
+    """
+    seeds = sorted(set(by_seed_a) & set(by_seed_b), key=str)
+    diffs = [by_seed_a[s] - by_seed_b[s] for s in seeds]
+    if len(diffs) < 2:
+        return Paired(a, b, seeds, statistics.fmean(diffs) if diffs else None, None, None)
+    if all(d == diffs[0] for d in diffs):
+        t, p = (math.inf if diffs[0] > 0 else -math.inf, 0.0) if diffs[0] else (0.0, 1.0)
+    else:
+        result = stats.ttest_rel([by_seed_a[s] for s in seeds], [by_seed_b[s] for s in seeds])
+        t, p = float(result.statistic), float(result.pvalue)
+    return Paired(a, b, seeds, statistics.fmean(diffs), t, p)
+
+
+def holm(p_values: Sequence[float | None]) -> list[float | None]:
+    """Holm's step-down adjustment of a family of p-values (None: no test, left out)."""
+    tested = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
+    m, running, adjusted = len(tested), 0.0, [None] * len(p_values)
+    for rank, (p, i) in enumerate(tested):
+        running = max(running, min(1.0, (m - rank) * p))
+        adjusted[i] = running
+    return adjusted
+
+
+def all_pairs(by_strategy: Mapping[str, Mapping]) -> list[Paired]:
+    """Every pair of strategies (in the given order), tested and Holm-adjusted as one family."""
+    names = list(by_strategy)
+    pairs = [paired_test(a, b, by_strategy[a], by_strategy[b])
+             for i, a in enumerate(names) for b in names[i + 1:]]
+    for pair, adjusted in zip(pairs, holm([p.p for p in pairs]), strict=True):
+        pair.p_holm = adjusted
+    return pairs

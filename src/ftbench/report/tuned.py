@@ -1,0 +1,183 @@
+"""The report of a tuned comparison (``experiment=tuned``): default against tuned, what the search
+cost, how sensitive each strategy is, and which differences are real.
+
+The sweep folder holds ``search/<strategy>/trial<n>``, ``default/<strategy>/seed<k>`` and
+``tuned/<strategy>/seed<k>``; each job's ``result.json`` says which (``config.tune.phase``).
+A strategy whose best trial was its default configuration has no tuned runs of its own: its
+default runs are its tuned runs (the same configuration on the same seeds).
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+
+from ftbench.report.collect import Run
+from ftbench.report.fmt import num, si
+from ftbench.report.rows import strategy_order
+from ftbench.report.stats import paired_test, t_half_width
+
+SEARCH, DEFAULT, TUNED = "search", "default", "tuned"
+
+
+def phase(run: Run) -> str | None:
+    return run.get("config.tune.phase")
+
+
+def is_tuned_sweep(runs: list[Run]) -> bool:
+    return any(phase(r) == SEARCH for r in runs)
+
+
+def _trial_number(run: Run) -> int:
+    job = str(run.get("config.tune.job") or "")
+    return int(job.removeprefix("trial")) if job.removeprefix("trial").isdigit() else 10**9
+
+
+@dataclass
+class Tuning:
+    """One strategy's search, and its final runs on the shared seeds."""
+
+    strategy: str
+    trials: list[Run] = field(default_factory=list)
+    default: dict = field(default_factory=dict)  # seed -> test accuracy
+    tuned: dict = field(default_factory=dict)
+    default_runs: list[Run] = field(default_factory=list)
+    tuned_runs: list[Run] = field(default_factory=list)
+
+    @property
+    def knobs(self) -> list[str]:
+        run = next((r for r in self.trials + self.default_runs), None)
+        return list((run.get("config.strategy.search") or {}) if run else [])
+
+    def params(self, run: Run) -> dict:
+        return {k: run.get(f"config.strategy.{k}") for k in self.knobs}
+
+    @property
+    def best(self) -> Run | None:
+        done = [r for r in self.trials if r.status == "completed" and r.number("metrics.val_acc") is not None]
+        return max(done, key=lambda r: (r.number("metrics.val_acc"), -_trial_number(r))) if done else None
+
+    @property
+    def tuned_is_default(self) -> bool:
+        return bool(self.best and self.default_runs and
+                    self.params(self.best) == self.params(self.default_runs[0]))
+
+    def count(self, status: str) -> int:
+        return sum(r.status == status for r in self.trials)
+
+    def search_cost(self, key: str) -> float:
+        return sum(r.number(f"cost.{key}") or 0.0 for r in self.trials)
+
+    def final_flops(self) -> float | None:
+        runs = self.tuned_runs or self.default_runs
+        values = [v for v in (r.number("cost.train_flops") for r in runs) if v is not None]
+        return statistics.fmean(values) if values else None
+
+    def total_flops(self) -> float | None:
+        final = self.final_flops()
+        return None if final is None else self.search_cost("train_flops") + final
+
+    def val_accuracies(self) -> list[float]:
+        """Each trial's last validation accuracy (a pruned trial: where it stopped)."""
+        out = []
+        for run in self.trials:
+            history = [h for h in run.data.get("history") or [] if isinstance(h, dict)]
+            value = history[-1].get("val_acc") if history else None
+            if isinstance(value, int | float):
+                out.append(float(value))
+        return out
+
+
+def tunings(runs: list[Run]) -> list[Tuning]:
+    by_strategy: dict[str, Tuning] = {}
+    for run in runs:
+        t = by_strategy.setdefault(run.strategy, Tuning(run.strategy))
+        seed, acc = run.data.get("seed"), run.number("metrics.test_acc")
+        if phase(run) == SEARCH:
+            t.trials.append(run)
+        elif phase(run) in (DEFAULT, TUNED) and run.completed and acc is not None:
+            getattr(t, phase(run))[seed] = acc
+            getattr(t, f"{phase(run)}_runs").append(run)
+    for t in by_strategy.values():
+        t.trials.sort(key=_trial_number)
+        if not t.tuned and t.tuned_is_default:
+            t.tuned, t.tuned_runs = dict(t.default), list(t.default_runs)
+    return [by_strategy[s] for s in sorted(by_strategy, key=strategy_order)]
+
+
+def _interval(values: dict) -> str:
+    if not values:
+        return "n/a"
+    v = list(values.values())
+    half = t_half_width(v)
+    flag = "" if len(v) >= 3 else " ⚠"
+    spread = f" ± {half:.4f}" if half is not None else ""
+    return f"{statistics.fmean(v):.4f}{spread} (n={len(v)}){flag}"
+
+
+def _params(params: dict) -> str:
+    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+
+
+def default_against_tuned(items: list[Tuning]) -> str:
+    lines = ["| strategy | default: test acc | tuned: test acc | tuned − default (paired p) "
+             "| best hyperparameters (val acc) | trials (pruned, failed) | search FLOPs | search time "
+             "| FLOPs of one final run | total FLOPs |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for t in items:
+        pair = paired_test("tuned", "default", t.tuned, t.default)
+        diff = "n/a" if pair.mean_difference is None else (
+            f"{pair.mean_difference:+.4f} (p={num(pair.p, '.3g')})")
+        best = t.best
+        hyper = "n/a" if best is None else (
+            f"{_params(t.params(best))} ({best.number('metrics.val_acc'):.4f})"
+            + (" = default" if t.tuned_is_default else ""))
+        failed = len(t.trials) - t.count("completed") - t.count("pruned")
+        lines.append(
+            f"| {t.strategy} | {_interval(t.default)} | {_interval(t.tuned)} | {diff} | {hyper} "
+            f"| {len(t.trials)} ({t.count('pruned')}, {failed}) | {si(t.search_cost('train_flops'), 'FLOP')} "
+            f"| {t.search_cost('wall_seconds') or t.search_cost('train_seconds'):.0f} s "
+            f"| {si(t.final_flops(), 'FLOP')} | {si(t.total_flops(), 'FLOP')} |")
+    return "\n".join(lines)
+
+
+def sensitivity(items: list[Tuning]) -> str:
+    lines = ["| strategy | trials | val acc: min | median | max | spread (max − min) |",
+             "|---|---|---|---|---|---|"]
+    for t in items:
+        v = t.val_accuracies()
+        if not v:
+            lines.append(f"| {t.strategy} | {len(t.trials)} | n/a | n/a | n/a | n/a |")
+            continue
+        lines.append(f"| {t.strategy} | {len(v)} | {min(v):.4f} | {statistics.median(v):.4f} "
+                     f"| {max(v):.4f} | {max(v) - min(v):.4f} |")
+    return "\n".join(lines)
+
+
+def spaces(items: list[Tuning]) -> str:
+    lines = ["| strategy | knob | searched over |", "|---|---|---|"]
+    for t in items:
+        run = next(iter(t.trials), None)
+        for knob, spec in ((run.get("config.strategy.search") or {}) if run else {}).items():
+            if "choices" in spec:
+                over = f"one of {spec['choices']}"
+            else:
+                over = f"{spec['low']} … {spec['high']}" + (", log scale" if spec.get("log") else "")
+            lines.append(f"| {t.strategy} | {knob} | {over} |")
+    return "\n".join(lines)
+
+
+def protocol(runs: list[Run], items: list[Tuning]) -> str:
+    trial = next((r for r in runs if phase(r) == SEARCH), None)
+    tune = (trial.get("config.tune") or {}) if trial else {}
+    seeds = sorted({s for t in items for s in t.default} | {s for t in items for s in t.tuned}, key=str)
+    pruner = tune.get("pruner")
+    pruning = (f"median pruning from epoch {pruner['warmup_epochs'] + 1} after {pruner['startup_trials']} "
+               "trials" if pruner else "no pruning")
+    return (f"**What was tuned.** Every strategy had the same budget: {tune.get('trials', '?')} search "
+            f"trials over its own search space (below) on the **validation split** (the objective: the "
+            f"last epoch's validation accuracy), the first trial being its shipped defaults, then TPE "
+            f"(sampler seed {tune.get('sampler_seed', '?')}), {pruning}; every trial trained with seed "
+            f"{tune.get('search_seed', '?')}. The best configuration and the default one were then "
+            f"retrained on seeds {', '.join(map(str, seeds)) or 'n/a'} and tested once on the "
+            f"**test split**; search trials never saw it. Total FLOPs = the whole search + one final "
+            f"run. ⚠: an interval from fewer than 3 seeds.")

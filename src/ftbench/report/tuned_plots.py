@@ -1,0 +1,64 @@
+"""The tuned comparison's own plots: sensitivity to the LR, and accuracy against total cost."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+from ftbench.report.stats import t_half_width
+from ftbench.report.style import colour, plt, save
+from ftbench.report.tuned import Tuning
+
+
+def sensitivity(items: list[Tuning], path: Path) -> Path | None:
+    """Each trial's validation accuracy against its lr, one panel per strategy, lr_decay as colour
+    (pruned trials hollow, at the accuracy where they stopped)."""
+    shown = [t for t in items if t.trials and "lr" in t.knobs]
+    if not shown:
+        return None
+    cols = min(3, len(shown))
+    rows = (len(shown) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows), squeeze=False)
+    decays = [r.number("config.strategy.lr_decay") or 1.0 for t in shown for r in t.trials]
+    low, high = min(decays), max(max(decays), min(decays) + 1e-9)
+    cmap = plt.get_cmap("viridis")
+    for ax, t in zip(axes.flat, shown, strict=False):
+        for run in t.trials:
+            history = [h for h in run.data.get("history") or [] if isinstance(h, dict)]
+            acc, lr = (history[-1].get("val_acc") if history else None), run.number("config.strategy.lr")
+            if not isinstance(acc, int | float) or lr is None:
+                continue
+            shade = cmap(((run.number("config.strategy.lr_decay") or 1.0) - low) / (high - low))
+            pruned = run.status == "pruned"
+            ax.scatter(lr, acc, s=40, facecolors="none" if pruned else shade, edgecolors=shade,
+                       linewidths=1.5)
+        ax.set_xscale("log")
+        ax.set_title(t.strategy, color=colour(t.strategy))
+        ax.set_xlabel("strategy.lr (log scale)")
+        ax.set_ylabel("validation accuracy")
+        ax.grid(alpha=0.3, which="both")
+    for ax in list(axes.flat)[len(shown):]:
+        ax.axis("off")
+    mappable = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(low, high))
+    fig.colorbar(mappable, ax=axes.ravel().tolist(), label="strategy.lr_decay (hollow: pruned)")
+    fig.suptitle("Sensitivity: every search trial's validation accuracy against its LR")
+    return save(fig, path)
+
+
+def accuracy_against_total_cost(items: list[Tuning], path: Path) -> Path | None:
+    """Tuned test accuracy (mean ± 95% CI) against the whole search's FLOPs + one final run."""
+    shown = [t for t in items if t.tuned and t.total_flops()]
+    if not shown:
+        return None
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for t in shown:
+        values = list(t.tuned.values())
+        ax.errorbar(t.total_flops(), statistics.fmean(values), yerr=t_half_width(values) or 0.0, fmt="o",
+                    color=colour(t.strategy), capsize=4, label=f"{t.strategy} (n={len(values)})")
+    ax.set_xscale("log")
+    ax.set_xlabel("total training FLOPs: the search + one final run (log scale)")
+    ax.set_ylabel("tuned test accuracy (mean ± 95% CI)")
+    ax.set_title("What a tuned strategy costs, search included")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return save(fig, path)

@@ -1,0 +1,247 @@
+"""The tuned comparison: every strategy searched within the same budget, then retrained.
+
+1. **Search.** For each strategy, an Optuna study over the strategy's search space
+   (``strategy.search`` in its YAML), maximising validation accuracy: ``tune.trials`` trials
+   each, the first being the strategy's shipped defaults, then TPE (seeded). A trial is an
+   ordinary ftbench run, launched through the configured Hydra launcher, that reports each
+   epoch's validation accuracy to its trial; the median pruner stops hopeless ones early
+   (their cost still counts). Trials never look at the test split.
+2. **Final runs.** Each strategy's best configuration, and its default one, retrained on the
+   same ``tune.seeds`` seeds for every strategy, and tested once.
+
+Everything is kept in Optuna's storage in the sweep folder (``tune.storage``): the same command
+started again continues where it stopped, and several copies of it (processes, SLURM jobs)
+share the work (see ``ftbench.tune.studies``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import optuna
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig, OmegaConf
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+from ftbench.config import group_names, validate_config
+from ftbench.failures import UserError
+from ftbench.report.collect import RESULT_FILE, read_record
+from ftbench.tune import studies
+from ftbench.tune.space import as_override, check_space
+
+log = logging.getLogger("ftbench")
+
+SEARCH, TUNED, DEFAULT = "search", "tuned", "default"
+RESERVED = ("strategy", "seed", "tune.phase", "tune.study", "tune.trial_id", "tune.job")
+
+
+class TunedComparison:
+    """Runs the protocol through ``launcher``; ``compose(overrides)`` gives a job's config."""
+
+    def __init__(self, config: DictConfig, launcher, compose, arguments: Sequence[str]) -> None:
+        self.config, self.launcher, self.compose = config, launcher, compose
+        self.tune = config.tune
+        self.arguments = self._plain(arguments)
+        self.strategies = list(self.tune.strategies)
+        self.seeds = list(range(self.tune.seeds)) if isinstance(self.tune.seeds, int) \
+            else list(self.tune.seeds)
+        self.job_idx = 0
+        self.spaces: dict[str, dict] = {}
+        self.defaults: dict[str, dict] = {}
+        self.storage = None
+
+    @staticmethod
+    def _plain(arguments: Sequence[str]) -> list[str]:
+        """The command's overrides, which every job gets; the protocol sets strategy and seed."""
+        for override in OverridesParser.create().parse_overrides(list(arguments)):
+            key = override.get_key_element().lstrip("+~")
+            if override.is_sweep_override():
+                raise UserError(f"{override.input_line!r}: experiment=tuned runs its own sweep; "
+                                "allowed: single values (tune.strategies=[...] picks the strategies)")
+            if key in RESERVED:
+                raise UserError(f"{override.input_line!r}: the tuned comparison sets {key} itself; "
+                                "allowed: tune.strategies=[...] and tune.seeds=K")
+        return list(arguments)
+
+    # -- checks, before anything runs ----------------------------------------------------------
+    def check(self) -> None:
+        if not self.strategies:
+            raise UserError("tune.strategies=[] is not valid; allowed: a list of strategies")
+        for strategy in self.strategies:
+            cfg = self.compose([*self.arguments, f"strategy={strategy}"])
+            validate_config(cfg)
+            space = check_space(cfg.strategy, group_names(cfg.model.name), cfg.trainer.max_epochs)
+            if not space:
+                raise UserError(f"strategy={strategy} has no search space (strategy.search); "
+                                "allowed: a strategy whose YAML declares one")
+            self.spaces[strategy] = space
+            self.defaults[strategy] = {k: cfg.strategy[k] for k in space}
+
+    # -- the protocol ----------------------------------------------------------------------------
+    def run(self) -> None:
+        self.check()
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")  # as Hydra's own sweeper does
+        url = studies.storage_url(self.tune, self.config.hydra.sweep.dir)
+        self.storage = studies.open_storage(url, self.tune.heartbeat_seconds)
+        for strategy in self.strategies:
+            log.info("tuned: searching %s (%d trials)", strategy, self.tune.trials)
+            self.search(strategy)
+        for strategy in self.strategies:  # trials other workers are still running
+            self.settle(strategy)
+        log.info("tuned: final runs on seeds %s", self.seeds)
+        self.final()
+
+    def search(self, strategy: str) -> None:
+        study, created = studies.create_once(self.storage, studies.search_study_name(strategy), self.tune)
+        if created and all(contains(d, self.defaults[strategy][k]) for k, d in self.spaces[strategy].items()):
+            study.enqueue_trial(self.defaults[strategy])  # the search starts from the defaults
+        while True:
+            studies.fail_stale(study)
+            room = self.tune.trials - len(studies.counted(study)) - len(
+                study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
+            if room <= 0:
+                return
+            batch = []
+            for _ in range(min(room, self.tune.batch)):
+                study.sampler = studies.seeded_sampler(self.tune, strategy, len(study.trials))
+                batch.append(study.ask(self.spaces[strategy]))
+            self.run_trials(study, strategy, batch)
+
+    def settle(self, strategy: str) -> None:
+        study = studies.open_study(self.storage, studies.search_study_name(strategy), self.tune)
+        while True:
+            studies.fail_stale(study)
+            waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+            if waiting:  # a dead worker's trial, queued again
+                self.search(strategy)
+            elif not studies.in_flight(study):
+                return
+            else:
+                time.sleep(self.tune.heartbeat_seconds)
+
+    def run_trials(self, study: optuna.Study, strategy: str, batch: list[optuna.Trial]) -> None:
+        """Launch the trials' jobs together, and tell the study what each found."""
+        fresh = []
+        for trial in batch:
+            record = self.finished_before(study, trial)
+            if record is None:
+                fresh.append(trial)
+            else:  # its job ended but its worker died before telling: the run is not repeated
+                trial.set_user_attr("reused", record["config"]["tune"]["job"])
+                tell(study, trial, record)
+        if not fresh:
+            return
+        batch = fresh
+        jobs = [[*self.arguments, f"strategy={strategy}", *(as_override(k, v) for k, v in t.params.items()),
+                 f"seed={self.tune.search_seed}", f"tune.phase={SEARCH}", f"tune.study={study.study_name}",
+                 # the trial's storage id, so that the job reports to this very trial
+                 f"tune.trial_id={t._trial_id}", f"tune.job=trial{t.number}"] for t in batch]
+        records = self.launch(jobs, [t._trial_id for t in batch])
+        for trial, record in zip(batch, records, strict=True):
+            tell(study, trial, record)
+
+    def finished_before(self, study: optuna.Study, trial: optuna.Trial) -> dict | None:
+        """For a trial queued again after its worker died: the record its first job left, if
+        that job finished."""
+        frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
+        first = RetryHeartbeatStaleTrialCallback.retried_trial_number(frozen)
+        if first is None:
+            return None
+        first_id = next(t._trial_id for t in study.get_trials(deepcopy=False) if t.number == first)
+        for path in Path(self.config.hydra.sweep.dir, SEARCH).rglob(RESULT_FILE):
+            record = read_record(path.parent)
+            if ((record.get("config") or {}).get("tune") or {}).get("trial_id") == first_id \
+                    and record.get("status") in ("completed", "pruned", "diverged"):
+                return record
+        return None
+
+    def launch(self, jobs: list[list[str]], trial_ids: list[int]) -> list[dict]:
+        with studies.heartbeat(self.storage, trial_ids):
+            returns = self.launcher.launch(jobs, initial_job_idx=self.job_idx)
+        self.job_idx += len(jobs)
+        return [read_record(Path(r.hydra_cfg.hydra.runtime.output_dir)) for r in returns]
+
+    def final(self) -> None:
+        study, created = studies.create_once(self.storage, studies.FINAL_STUDY, self.tune)
+        if created:
+            for config in (DEFAULT, TUNED):
+                for strategy in self.strategies:
+                    for seed in self.seeds:
+                        study.enqueue_trial({}, user_attrs={"strategy": strategy, "seed": seed,
+                                                            "config": config})
+        while True:
+            studies.fail_stale(study)
+            waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+            if not waiting:
+                if not studies.in_flight(study):
+                    return
+                time.sleep(self.tune.heartbeat_seconds)
+                continue
+            batch = [study.ask() for _ in range(min(len(waiting), self.tune.batch))]
+            runs = []
+            for trial in batch:
+                job = self.final_job(trial)
+                if job is None:  # nothing to run: the trial is marked done, and why
+                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                else:
+                    runs.append((trial, job))
+            if runs:
+                records = self.launch([job for _, job in runs], [t._trial_id for t, _ in runs])
+                for (trial, _), record in zip(runs, records, strict=True):
+                    trial.set_user_attr(studies.OUTCOME, record.get("status"))
+                    study.tell(trial, record.get("metrics", {}).get("test_acc") or 0.0)
+
+    def final_job(self, trial: optuna.Trial) -> list[str] | None:
+        """The overrides of a queued final run, or None when there is nothing to run: a trial
+        another worker's ``ask`` created as the queue emptied, or a tuned run whose best
+        configuration is the default one (its default run on the same seed is that very run)."""
+        attrs = trial.user_attrs
+        if "strategy" not in attrs:
+            trial.set_user_attr(studies.OUTCOME, "nothing queued")
+            return None
+        strategy, config, seed = attrs["strategy"], attrs["config"], attrs["seed"]
+        params = {}
+        if config == TUNED:
+            best = studies.best_trial(studies.open_study(
+                self.storage, studies.search_study_name(strategy), self.tune))
+            if best is None:
+                raise UserError(f"strategy={strategy}: no search trial completed; the tuned "
+                                "configuration cannot be chosen (see the search/ job logs)")
+            params = best.params
+            trial.set_user_attr("params", params)
+            if params == self.defaults[strategy]:
+                trial.set_user_attr(studies.OUTCOME, "the default run")
+                return None
+        return [*self.arguments, f"strategy={strategy}", *(as_override(k, v) for k, v in params.items()),
+                f"seed={seed}", f"tune.phase={config}", f"tune.job=seed{seed}"]
+
+
+def tell(study: optuna.Study, trial: optuna.Trial, record: dict) -> None:
+    """Tell the study what a search job's ``result.json`` says, with what it cost."""
+    status = record.get("status")
+    cost = record.get("cost") or {}
+    trial.set_user_attr(studies.OUTCOME, status)
+    for key in ("train_flops", "train_seconds"):
+        if isinstance(cost.get(key), int | float):
+            trial.set_user_attr(key, cost[key])
+    value = (record.get("metrics") or {}).get("val_acc")
+    if status == "pruned":
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    elif status == "diverged":
+        study.tell(trial, 0.0)  # a model that diverged is worth nothing: TPE learns to avoid it
+    elif status == "completed" and isinstance(value, int | float):
+        study.tell(trial, value)
+    else:
+        trial.set_user_attr("error", str(record.get("error", "no result")))
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+
+
+def contains(dist: optuna.distributions.BaseDistribution, value) -> bool:
+    if isinstance(dist, optuna.distributions.CategoricalDistribution):
+        return value in dist.choices
+    return isinstance(value, int | float) and dist.low <= value <= dist.high
