@@ -12,7 +12,7 @@ from ftbench.report.rows import Row, group_rows
 REPORT_MD, REPORT_CSV, PLOTS_DIR = "report.md", "report.csv", "plots"
 
 COLUMNS = ["strategy", "setting", "runs", "failed", "test_acc_mean", "test_acc_ci95",
-           "train_seconds", "train_flops", "peak_memory_mb", "trainable_params",
+           "train_seconds", "train_flops", "train_memory_mb", "peak_memory_mb", "trainable_params",
            "images_per_second", "acc_gain_per_tflop"]
 
 
@@ -26,6 +26,7 @@ def row_record(row: Row) -> dict:
         "test_acc_ci95": row.ci95("metrics.test_acc"),
         "train_seconds": row.mean("cost.train_seconds"),
         "train_flops": row.mean("cost.train_flops"),
+        "train_memory_mb": row.mean("cost.train_memory_mb"),
         "peak_memory_mb": row.mean("cost.peak_memory_mb"),
         "trainable_params": row.mean("cost.trainable_params"),
         "images_per_second": row.mean("cost.images_per_second"),
@@ -47,7 +48,7 @@ def _fmt(value: float | None, spec: str) -> str:
 
 
 def markdown_table(rows: list[Row]) -> str:
-    lines = ["| strategy | runs | failed | test acc (95% CI) | train time | train FLOPs | peak memory "
+    lines = ["| strategy | runs | failed | test acc (95% CI) | train time | train FLOPs | train memory "
              "| trainable params | images/s | acc gain / TFLOP |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
@@ -57,7 +58,7 @@ def markdown_table(rows: list[Row]) -> str:
             acc += f" ± {r['test_acc_ci95']:.4f}"
         lines.append(
             f"| {row.label} | {r['runs']} | {r['failed']} | {acc} | {_fmt(r['train_seconds'], '.1f')} s "
-            f"| {si(r['train_flops'], 'FLOP')} | {_fmt(r['peak_memory_mb'], '.0f')} MB "
+            f"| {si(r['train_flops'], 'FLOP')} | {_fmt(r['train_memory_mb'], '.1f')} MB "
             f"| {si(r['trainable_params'])} | {_fmt(r['images_per_second'], '.0f')} "
             f"| {_fmt(r['acc_gain_per_tflop'], '.3g')} |")
     return "\n".join(lines)
@@ -96,8 +97,11 @@ NOTES = """\
 Test accuracy: mean over seeds ± half-width of the Student-t 95% interval (n/a below two
 seeds). Train time: training wall-clock, validation excluded. FLOPs: multiply-adds of
 convolutions, matrix products and attention (2 FLOPs each), forward and backward as run,
-counted on the first real step of every phase of trainable groups. Peak memory: CUDA peak
-allocated on GPU, process peak RSS on CPU. Acc gain / TFLOP: test accuracy above chance per
+counted on the first real step of every phase of trainable groups. Train memory: what training
+held beyond the weights (activations saved for backward, gradients, optimizer state, cached
+features), the largest over phases: on CPU an account of those tensors on the first step of
+every phase, on GPU the CUDA allocator's peak above the start (report.csv also has the
+process's peak_memory_mb). Acc gain / TFLOP: test accuracy above chance per
 TFLOP of training. Drift: ||w - w0|| / ||w0|| per layer group at the end of training."""
 
 
