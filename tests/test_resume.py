@@ -119,7 +119,7 @@ def test_a_run_resumed_mid_epoch_keeps_its_schedule_and_counts_its_cost_once(tmp
     elapsed = time.perf_counter() - start
     for key in ("trainable_groups", "lrs", "trainable_params"):
         assert [h[key] for h in resumed["history"]] == [h[key] for h in whole["history"]], key
-    for key in ("train_images", "train_flops", "epoch_train_flops"):
+    for key in ("train_images", "train_flops", "epoch_train_flops", "train_memory_mb", "train_memory"):
         assert resumed["cost"][key] == whole["cost"][key], key
     assert 0 < resumed["cost"]["train_seconds"] < elapsed
     assert all(0 < h["train_seconds"] < elapsed for h in resumed["history"])

@@ -54,6 +54,9 @@ def test_two_process_cpu_ddp_writes_one_result_with_costs_over_both_ranks(tmp_pa
     assert result["cost"]["images_per_second"] > 0
     # FLOPs add up over ranks; the per-epoch figures are rank 0's
     assert result["cost"]["train_flops"] == pytest.approx(2 * sum(result["cost"]["epoch_train_flops"]))
+    # memory is per process: the fullest rank's (both ranks hold the same), not a sum
+    phases = result["cost"]["train_memory"]["phases"]
+    assert result["cost"]["train_memory_mb"] == pytest.approx(max(p["total_mb"] for p in phases))
     assert len(result["history"]) == epochs and 0 <= result["metrics"]["test_acc"] <= 1
     # rank zero alone tests the shifted sets (the whole first two batches' worth of images)
     assert len(result["data"]["shift_hashes"]) == 5 and result["metrics"]["shift"]["mean"] is not None

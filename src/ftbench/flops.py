@@ -79,6 +79,11 @@ class FlopTally:
         self._counter: FlopCounterMode | None = None
         self._counting: tuple[int, dict] | None = None  # images under the counter, and for what
 
+    @property
+    def counting(self) -> bool:
+        """Whether the running step is being counted: the first of its phase or input shape."""
+        return self._counter is not None
+
     def _start(self, images: int, what: dict) -> None:
         self._counter = flop_counter()
         self._counter.__enter__()

@@ -1,10 +1,11 @@
 """The run's meter: one callback that owns everything a run measures.
 
-Time (training wall-clock, validation excluded), images, memory, FLOPs per training phase and
-of evaluation, how far each layer group drifted from its starting weights, and the epoch
-history (losses, accuracies, per-group LRs, what trained). It keeps all of it in one
-``state_dict``, so a resumed run goes on counting where the interrupted one stopped, and
-produces the ``cost`` and ``history`` blocks of ``result.json``, reduced over DDP ranks.
+Time (training wall-clock, validation excluded), images, memory (the process's peak, and
+what training itself held: see memory.py), FLOPs per training phase and of evaluation, how
+far each layer group drifted from its starting weights, and the epoch history (losses,
+accuracies, per-group LRs, what trained). It keeps all of it in one ``state_dict``, so a
+resumed run goes on counting where the interrupted one stopped, and produces the ``cost``
+and ``history`` blocks of ``result.json``, reduced over DDP ranks.
 
 It reads the module only through ``FineTuneModule``'s small interface (``groups``,
 ``group_params``, ``trainable`` — what the step about to run trains, set before any of its
@@ -22,16 +23,17 @@ from lightning import Callback, LightningModule, Trainer
 from lightning.pytorch.trainer.states import TrainerFn
 
 from ftbench.flops import FlopTally
-from ftbench.memory import peak_memory_mb, reset_peak_memory
+from ftbench.memory import TrainingMemory, peak_memory_mb, reset_peak_memory
 
 # summed over DDP ranks (each rank meters only its shard), or the slowest / fullest rank's
 SUMMED_COST = ("train_images", "train_flops", "eval_flops")
-MAXED_COST = ("train_seconds", "peak_memory_mb")
+MAXED_COST = ("train_seconds", "peak_memory_mb", "train_memory_mb")
 
 
 class Meter(Callback):
     def __init__(self) -> None:
         self.flops = FlopTally()
+        self.memory = TrainingMemory()
         self.history: list[dict] = []
         self.train_seconds = 0.0
         self.images = 0
@@ -63,6 +65,7 @@ class Meter(Callback):
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         reset_peak_memory(pl_module.device)
+        self.memory.fit_starts(pl_module.device)
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # A run resumed mid-epoch gets no on_train_epoch_start: its clock goes on from here,
@@ -93,14 +96,19 @@ class Meter(Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
         self._step_mask = list(pl_module.trainable)  # set by the module before this step's hooks
         self.flops.train_step_starts(self._step_mask, batch[0], len(batch[1]), trainer.current_epoch)
+        if self.flops.counting:  # the first step of a phase: its memory is measured too
+            self.memory.step_starts(pl_module, {"trainable": self._step_mask,
+                                                "input": list(batch[0].shape[1:])})
 
     def on_after_backward(self, trainer: Trainer, pl_module: LightningModule) -> None:
         counted = self.flops.stop()
         if counted is not None:
             self.flops.phases.append(counted)
+        self.memory.backward_done()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         self.flops.train_step_ends(self._step_mask, batch[0], len(batch[1]))
+        self.memory.step_ends(pl_module, trainer.optimizers)
         self.images += len(batch[1])
         self._epoch_trained = union(self._epoch_trained, self._step_mask)
 
@@ -128,6 +136,7 @@ class Meter(Callback):
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         self.flops.stop()  # never leave the counter's dispatch mode installed
+        self.memory.stop()  # nor the saved-tensor hooks
 
     # -- epochs -------------------------------------------------------------------------------
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -155,6 +164,7 @@ class Meter(Callback):
 
     @torch.no_grad()
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.memory.training_ends()
         for group, params, initial in zip(pl_module.groups, pl_module.group_params,
                                           self._initial, strict=True):
             moved = sum(float((p.detach().cpu() - w0).pow(2).sum())
@@ -172,19 +182,26 @@ class Meter(Callback):
         """
         cache = feature_cache or {"used": False}
         extraction = cache.get("flops", {})
-        groups = pl_module.groups
+
+        def names(mask: list[bool]) -> list[str]:
+            return [g.name for g, t in zip(pl_module.groups, mask, strict=True) if t]
+
+        memory = self.memory.summary(cache.get("bytes", 0) if cache["used"] else 0)
         cost = {
             "train_seconds": self.train_seconds + cache.get("train_seconds", 0.0),
             "train_images": self.images,
             "epoch_train_seconds": list(self.epoch_seconds),
             "peak_memory_mb": peak_memory_mb(pl_module.device),
+            "train_memory_mb": memory["train_memory_mb"],
+            "train_memory": {"method": memory["method"],
+                             "phases": [{"trainable_groups": names(p.pop("trainable")), **p}
+                                        for p in memory.get("phases", [])]},
             "trainable_params": pl_module.trainable_params(self.trained or pl_module.trainable),
             "total_params": sum(p.numel() for p in pl_module.model.parameters()),
             "train_flops": self.flops.train_flops + extraction.get("train", 0),
             "eval_flops": self.flops.eval_flops + extraction.get("val", 0) + extraction.get("test", 0),
             "epoch_train_flops": list(self.flops.epoch_flops),
-            "flop_phases": [{"trainable_groups": [g.name for g, t in zip(groups, p["trainable"],
-                                                                          strict=True) if t],
+            "flop_phases": [{"trainable_groups": names(p["trainable"]),
                              "input": p["input"], "first_epoch": p["epoch"],
                              "flops_per_image": p["flops_per_image"]} for p in self.flops.phases],
             "eval_flops_per_image": dict(self.flops.eval_per_image),
@@ -206,7 +223,8 @@ class Meter(Callback):
         return {"history": self.history, "train_seconds": self.train_seconds, "images": self.images,
                 "epoch_seconds": self.epoch_seconds, "epoch_lrs": self._epoch_lrs,
                 "trained": self.trained, "epoch_trained": self._epoch_trained,
-                "running_epoch_seconds": self._epoch_seconds_so_far(), "flops": self.flops.state_dict()}
+                "running_epoch_seconds": self._epoch_seconds_so_far(), "flops": self.flops.state_dict(),
+                "memory": self.memory.state_dict()}
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.history = list(state_dict["history"])
@@ -216,6 +234,8 @@ class Meter(Callback):
         self.trained, self._epoch_trained = list(state_dict["trained"]), list(state_dict["epoch_trained"])
         self._resumed_seconds = state_dict["running_epoch_seconds"]
         self.flops.load_state_dict(state_dict["flops"])
+        if "memory" in state_dict:  # checkpoints written before memory was metered have none
+            self.memory.load_state_dict(state_dict["memory"])
 
 
 def union(a: list[bool], b: list[bool]) -> list[bool]:

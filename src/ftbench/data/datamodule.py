@@ -192,6 +192,12 @@ class FineTuneDataModule(LightningDataModule):
     def serve_features(self, split: str, features: TensorDataset) -> None:
         self._served[split].features = features
 
+    def feature_bytes(self) -> int:
+        """Bytes of the cached features the loaders hold now (every split)."""
+        return sum(t.nbytes for served in self._served.values()
+                   if isinstance(served, FeatureSwitch) and served.features is not None
+                   for t in served.features.tensors)
+
     def serve_images(self) -> None:
         for served in self._served.values():
             if isinstance(served, FeatureSwitch):

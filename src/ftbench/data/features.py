@@ -144,6 +144,7 @@ class FeatureCache(Callback):
         self.train_seconds = 0.0  # of which: the train split's features
         self.images = 0  # images that went through the backbone in this run
         self.loaded = 0  # images whose features came from the disk store
+        self.bytes = 0  # the most cached features held at once (a part of training's memory)
         self.used = False
         self.epoch: int | None = None  # the epoch the data module's loaders are set up for
         self.flops: dict[str, float] = {}  # split -> FLOPs of its one-off extraction
@@ -176,6 +177,7 @@ class FeatureCache(Callback):
                     per_image = extraction_flops_per_image(pl_module.model, dm.datasets[split])
                     self.flops[split] = self.flops.get(split, 0) + per_image * computed
         self.seconds += time.perf_counter() - start
+        self.bytes = max(self.bytes, dm.feature_bytes())
         self.used = True
 
     def _features(self, trainer: Trainer, pl_module: LightningModule, dataset: Dataset) -> TensorDataset:
@@ -225,7 +227,7 @@ class FeatureCache(Callback):
 
     def state_dict(self) -> dict:
         return {"epoch": self.epoch, "seconds": self.seconds, "train_seconds": self.train_seconds,
-                "images": self.images,
+                "images": self.images, "bytes": self.bytes,
                 "loaded": self.loaded, "used": self.used, "flops": self.flops}
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -234,8 +236,9 @@ class FeatureCache(Callback):
         self.train_seconds = state_dict.get("train_seconds", 0.0)
         self.loaded, self.used = state_dict["loaded"], state_dict["used"]
         self.flops = dict(state_dict.get("flops", {}))
+        self.bytes = state_dict.get("bytes", 0)
 
     def summary(self) -> dict:
         return {"used": self.used, "seconds": self.seconds, "train_seconds": self.train_seconds,
-                "images_computed": self.images,
+                "images_computed": self.images, "bytes": self.bytes,
                 "images_loaded": self.loaded, "flops": dict(self.flops)}

@@ -14,7 +14,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.colors import to_rgb  # noqa: E402
-from matplotlib.ticker import EngFormatter, MaxNLocator  # noqa: E402
+from matplotlib.ticker import EngFormatter, Formatter, FuncFormatter, MaxNLocator  # noqa: E402
 
 from ftbench.report.rows import Row  # noqa: E402
 from ftbench.report.shift_plot import accuracy_under_shift  # noqa: E402
@@ -42,7 +42,7 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
 
 
 def accuracy_against_cost(rows: list[Row], cost_path: str, unit: str, xlabel: str,
-                          path: Path) -> Path | None:
+                          path: Path, formatter: Formatter | None = None) -> Path | None:
     rows = [r for r in rows if r.mean(cost_path) is not None and r.mean("metrics.test_acc") is not None]
     if not rows:
         return None
@@ -61,7 +61,7 @@ def accuracy_against_cost(rows: list[Row], cost_path: str, unit: str, xlabel: st
     ax.scatter([points[i][0] for i in front], [points[i][1] for i in front], s=200,
                facecolors="none", edgecolors="black", linewidths=1, zorder=0)
     ax.set_xlabel(xlabel)
-    ax.xaxis.set_major_formatter(EngFormatter(unit=unit))  # 500 MFLOP, 2 GFLOP, 30 s
+    ax.xaxis.set_major_formatter(formatter or EngFormatter(unit=unit))  # 500 MFLOP, 2 GFLOP, 30 s
     ax.xaxis.set_major_locator(MaxNLocator(nbins=6))  # few enough that the labels never touch
     ax.set_ylabel("test accuracy (fraction; mean ± 95% CI)")
     _accuracy_axis(ax)
@@ -200,6 +200,9 @@ def draw_all(rows: list[Row], out_dir: Path) -> dict[str, Path]:
         "Accuracy against training time": accuracy_against_cost(
             rows, "cost.train_seconds", "s", "training wall-clock", out_dir / "accuracy_vs_time.png"),
         "Accuracy under shift": accuracy_under_shift(rows, out_dir / "accuracy_under_shift.png"),
+        "Accuracy against training memory": accuracy_against_cost(
+            rows, "cost.train_memory_mb", "MB", "training memory", out_dir / "accuracy_vs_memory.png",
+            FuncFormatter(lambda mb, _: f"{mb:,.0f} MB")),  # MB of 2**20 bytes, as in the table
         "Validation learning curves": learning_curves(rows, out_dir / "learning_curves.png"),
         "Per-group learning rates": group_learning_rates(rows, out_dir / "group_lrs.png"),
         "Drift from the pretrained weights": drift_by_group(rows, out_dir / "drift.png"),

@@ -17,7 +17,8 @@ REPORT_MD, REPORT_CSV, PLOTS_DIR = "report.md", "report.csv", "plots"
 
 COLUMNS = ["strategy", "setting", "runs", "failed", "test_acc_mean", "test_acc_ci95",
            "shift_acc_mean", "shift_acc_ci95", "shift_drop", "train_seconds", "train_flops",
-           "peak_memory_mb", "trainable_params", "images_per_second", "acc_gain_per_tflop"]
+           "train_memory_mb", "peak_memory_mb", "trainable_params", "images_per_second",
+           "acc_gain_per_tflop"]
 
 
 def row_record(row: Row) -> dict:
@@ -33,6 +34,7 @@ def row_record(row: Row) -> dict:
         "shift_drop": row.shift_drop(),
         "train_seconds": row.mean("cost.train_seconds"),
         "train_flops": row.mean("cost.train_flops"),
+        "train_memory_mb": row.mean("cost.train_memory_mb"),
         "peak_memory_mb": row.mean("cost.peak_memory_mb"),
         "trainable_params": row.mean("cost.trainable_params"),
         "images_per_second": row.mean("cost.images_per_second"),
@@ -46,7 +48,7 @@ def _with_ci(mean: float | None, ci95: float | None) -> str:
 
 def markdown_table(rows: list[Row]) -> str:
     lines = ["| strategy | runs | failed | test acc (95% CI) | shifted acc (95% CI) | drop | train time "
-             "| train FLOPs | peak memory | trainable params | images/s | acc gain / TFLOP |",
+             "| train FLOPs | train memory | trainable params | images/s | acc gain / TFLOP |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         r = row_record(row)
@@ -55,7 +57,7 @@ def markdown_table(rows: list[Row]) -> str:
         lines.append(
             f"| {row.label} | {r['runs']} | {r['failed']} | {acc} | {shifted} "
             f"| {num(r['shift_drop'], '.4f')} | {num(r['train_seconds'], '.1f')} s "
-            f"| {si(r['train_flops'], 'FLOP')} | {num(r['peak_memory_mb'], '.0f')} MB "
+            f"| {si(r['train_flops'], 'FLOP')} | {num(r['train_memory_mb'], '.1f')} MB "
             f"| {si(r['trainable_params'])} | {num(r['images_per_second'], '.0f')} "
             f"| {num(r['acc_gain_per_tflop'], '.3g')} |")
     return "\n".join(lines)
@@ -110,8 +112,11 @@ NOTES = """\
 Test accuracy: mean over seeds ± half-width of the Student-t 95% interval (n/a below two
 seeds). Train time: training wall-clock, validation excluded. FLOPs: multiply-adds of
 convolutions, matrix products and attention (2 FLOPs each), forward and backward as run,
-counted on the first real step of every phase of trainable groups. Peak memory: CUDA peak
-allocated on GPU, process peak RSS on CPU. Acc gain / TFLOP: test accuracy above chance per
+counted on the first real step of every phase of trainable groups. Train memory: what training
+held beyond the weights (activations saved for backward, gradients, optimizer state, cached
+features), the largest over phases: on CPU an account of those tensors on the first step of
+every phase, on GPU the CUDA allocator's peak above the start (report.csv also has the
+process's peak_memory_mb). Acc gain / TFLOP: test accuracy above chance per
 TFLOP of training. Drift: ||w - w0|| / ||w0|| per layer group at the end of training.
 Shifted acc: test accuracy on the corrupted test sets of eval.shifts, averaged over the
 corruptions (dataset.ood_root is not in it), mean over seeds ± 95% interval; drop: test accuracy

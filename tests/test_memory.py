@@ -1,0 +1,98 @@
+"""``cost.train_memory_mb``: the memory training held beyond the weights, per strategy."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from ftbench.memory import MB, SavedForBackward, TrainingMemory, resident_storages, storage_bytes
+from ftbench.train import fit
+from tests.helpers import FAST, make_cfg
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, dict]:
+    """One epoch of three strategies on test_efficientnet (3 batches of 64 at 32 px)."""
+    results = {}
+    for strategy in ("linear_probe", "partial", "full"):
+        run_dir = tmp_path_factory.mktemp(strategy)
+        cfg = make_cfg(*FAST, f"strategy={strategy}", "trainer.max_epochs=1", run_dir=run_dir)
+        results[strategy] = fit(cfg, run_dir)
+    return results
+
+
+def test_a_probe_holds_under_half_of_a_full_fine_tunes_memory_and_partial_lies_between(runs):
+    memory = {name: result["cost"]["train_memory_mb"] for name, result in runs.items()}
+    assert 0 < memory["linear_probe"] < memory["full"] / 2
+    assert memory["linear_probe"] < memory["partial"] < memory["full"]
+
+
+def test_the_account_is_the_gradients_optimizer_state_activations_and_features_held(runs):
+    full = runs["full"]["cost"]
+    assert full["train_memory"]["method"] == "tensor_accounting"
+    (phase,) = full["train_memory"]["phases"]
+    assert phase["trainable_groups"] == [g["name"] for g in runs["full"]["groups"]]
+    # a float32 gradient per trained weight; AdamW keeps two moments (and a step count) per weight
+    assert phase["grads_mb"] * MB == 4 * full["trainable_params"]
+    assert phase["optimizer_mb"] == pytest.approx(2 * phase["grads_mb"], rel=1e-3)
+    assert phase["features_mb"] == 0 and phase["saved_mb"] > 0
+    assert full["train_memory_mb"] == pytest.approx(
+        phase["saved_mb"] + phase["grads_mb"] + phase["optimizer_mb"])
+
+    probe = runs["linear_probe"]
+    (phase,) = probe["cost"]["train_memory"]["phases"]
+    assert probe["cost"]["feature_cache"]["used"] and len(phase["input"]) == 1  # on features
+    # every split's features (float32) and labels (int64), held while the head trains on them
+    data, width = probe["data"], phase["input"][0]
+    images = data["train_size"] + data["val_size"] + data["test_size"]
+    assert phase["features_mb"] * MB == images * (4 * width + 8)
+    assert phase["grads_mb"] * MB == 4 * probe["cost"]["trainable_params"]
+
+
+def test_saved_tensors_are_counted_by_storage_without_the_weights():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
+    x = torch.randn(4, 8)
+    with SavedForBackward(resident_storages(model)) as saved:
+        loss = model(x).sum()
+    loss.backward()
+    # by hand: the input of each linear layer (for its weight gradient), the ReLU's output
+    # (which is also the second layer's input: one storage); the weights are left out
+    assert saved.bytes == 4 * (4 * 8 + 4 * 16)
+    t = torch.zeros(10, 10)
+    assert storage_bytes([t, t[2:], t.view(-1), t.t()]) == t.nbytes
+
+
+def test_on_cuda_the_figure_is_the_allocators_peak_above_the_start_and_survives_a_resume(monkeypatch):
+    allocated, peak = [100 * MB], [100 * MB]
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: allocated[0])
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: peak[0])
+    memory = TrainingMemory()
+    memory.fit_starts(torch.device("cuda", 0))
+    peak[0] = 350 * MB
+    memory.training_ends()
+    assert memory.summary() == {"train_memory_mb": 250.0, "method": "cuda_allocator"}
+
+    resumed = TrainingMemory()  # a resumed run that peaks lower after the restart
+    resumed.load_state_dict(memory.state_dict())
+    allocated[0] = peak[0] = 200 * MB
+    resumed.fit_starts(torch.device("cuda", 0))
+    peak[0] = 300 * MB
+    resumed.training_ends()
+    assert resumed.summary()["train_memory_mb"] == 250.0
+
+
+def test_the_figure_is_the_fullest_phase_with_features_counted_only_where_steps_train_on_them():
+    """lp_ft-like: a probe on cached features, then every group on images (features dropped)."""
+    memory = TrainingMemory()
+    memory.fit_starts(torch.device("cpu"))
+    memory.phases = [
+        {"trainable": [False, True], "input": [1280], "saved": 1 * MB, "grads": 1 * MB, "optimizer": 2 * MB},
+        {"trainable": [True, True], "input": [3, 32, 32], "saved": 20 * MB, "grads": 3 * MB,
+         "optimizer": 6 * MB},
+    ]
+    probe, everything = memory.summary(feature_bytes=100 * MB)["phases"]
+    assert (probe["features_mb"], everything["features_mb"]) == (100, 0)
+    assert memory.summary(feature_bytes=100 * MB)["train_memory_mb"] == 104
+    assert memory.summary(feature_bytes=0)["train_memory_mb"] == 29
