@@ -51,10 +51,40 @@ def test_lp_ft_switches_from_features_to_images_when_the_backbone_unfreezes(run_
     assert result["history"][1]["train_loss"] > 0
 
 
-def test_augmented_training_data_is_never_cached(run_fit):
-    result, _ = run_fit("strategy=linear_probe", "dataset.augment=true", "trainer.max_epochs=1")
-    assert not result["cost"]["feature_cache"]["used"]
-    assert result["data"]["augmented"]
+def test_with_augmentation_head_only_epochs_train_on_cached_deterministic_features(run_fit):
+    # a probe on augmented data: one backbone pass per image, not one per image per epoch
+    probe, _ = run_fit("strategy=linear_probe", "dataset.augment=true", "trainer.max_epochs=2")
+    assert probe["data"]["augmented"] and probe["cost"]["feature_cache"]["used"]
+    assert _inputs(probe) == [FEATURES]
+    assert probe["cost"]["feature_cache"]["images_computed"] == 1257 + 270 + 270  # each split once
+    # lp_ft: the probe epoch on features, then augmented images once the backbone trains
+    lp_ft, _ = run_fit("strategy=lp_ft", "dataset.augment=true", "trainer.max_epochs=2")
+    assert _inputs(lp_ft) == [FEATURES, IMAGES]
+    assert lp_ft["cost"]["feature_cache"]["used"]
+
+
+def test_an_augmented_split_serves_random_images_and_features_of_its_deterministic_view():
+    dm = FineTuneDataModule(make_cfg("dataset.augment=true").dataset, batch_size=4)
+    model = create_backbone("test_efficientnet", dm.num_classes, weights="none").eval()
+    dm.resolve_for(model)
+    dm.setup()
+    assert dm.can_serve_features("train")
+    view = dm.feature_inputs("train")
+    assert torch.equal(view[3][0], view[3][0])  # deterministic: the evaluation transform
+    evaluated = dm.transform(False)(dm.splits.train[3][0])
+    assert torch.equal(view[3][0], evaluated)
+    loader = dm.train_dataloader()
+    served = loader.dataset
+    torch.manual_seed(0)
+    first = served.__getitems__([3, 5])
+    assert first[0].shape == (2, 3, 32, 32)
+    assert not torch.equal(first[0], served.__getitems__([3, 5])[0])  # augmented on every read
+    features = extract_features(model, view, batch_size=8)
+    dm.serve_features("train", features)
+    x, y = next(iter(loader))  # the same loader now serves the cached features
+    assert x.shape == (4, FEATURES[0]) and y.dtype == torch.long
+    dm.serve_images()
+    assert next(iter(loader))[0].shape == (4, 3, 32, 32)
 
 
 def test_a_feature_store_lets_later_runs_skip_the_backbone(run_fit, tmp_path):

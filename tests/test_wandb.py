@@ -105,8 +105,13 @@ def test_offline_run_logs_config_metrics_lrs_and_result(no_credentials, tmp_path
     group_names = [g["name"] for g in result["groups"]]
     assert {"val_acc", "train_loss_epoch", "val_loss"} <= run["history"]
     assert {f"lr/{name}" for name in group_names} <= run["history"]
-    assert run["config"]["strategy"]["lr_decay"] == 1.6
-    assert run["config"]["optimizer"]["api_key"] == "***"
+    # flat and typed, for W&B's parallel-coordinates and scatter panels
+    assert run["config"]["strategy"] == "discriminative" and run["config"]["model"] == "test_efficientnet"
+    assert run["config"]["strategy.lr_decay"] == 1.6 and run["config"]["trainer.max_epochs"] == 2
+    assert run["config"]["optimizer.betas"] == [0.9, 0.999]
+    assert not any(isinstance(v, dict) for k, v in run["config"].items() if k != "_wandb")
+    assert not any(key.startswith("logger") for key in run["config"])
+    assert run["config"]["optimizer.api_key"] == "***"
     assert run["summary"]["result"]["metrics"]["test_acc"] == pytest.approx(result["metrics"]["test_acc"])
     assert run["summary"]["cost"]["train_images"] == result["cost"]["train_images"]
     logged = [p for p in (tmp_path / "wandb").rglob("*") if p.is_file()]

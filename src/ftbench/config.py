@@ -22,6 +22,7 @@ from ftbench.checks import choice, integer, number
 from ftbench.data.sources import BAD_IMAGE_POLICIES, SOURCES
 from ftbench.failures import UserError
 from ftbench.optim import OPTIMIZERS, SCHEDULES
+from ftbench.progress import PROGRESS_FORMS
 from ftbench.strategies import build_plan
 
 # Shipped inside the package, so that an installed ftbench finds its configs anywhere.
@@ -78,6 +79,7 @@ def check_names(cfg: DictConfig) -> None:
                         "(dataset.root=...)")
     if cfg.get("logger") and "mode" in cfg.logger:
         choice("logger.mode", cfg.logger.mode, WANDB_MODES)
+    choice("progress", cfg.get("progress", "auto"), PROGRESS_FORMS)
 
 
 def check_numbers(cfg: DictConfig) -> None:

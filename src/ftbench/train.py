@@ -29,6 +29,8 @@ from ftbench.failures import UserError, exit_for, one_line_errors, run_guarded
 from ftbench.loggers import build_logger, publish_result
 from ftbench.metering import Meter
 from ftbench.module import FineTuneModule
+from ftbench.preview import RunPreview
+from ftbench.progress import progress_bar
 from ftbench.redaction import redact_logs, redact_saved_configs
 from ftbench.result import WEIGHTS_FILE, completed_result, failed_result, write_result
 from ftbench.resume import check_checkpoint_fits, resume_target
@@ -60,14 +62,19 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
                             label_smoothing=cfg.model.label_smoothing,
                             channels_last=cfg.model.channels_last)
 
+    # Head-only epochs train on cached features of the deterministic transform, augmented
+    # data or not (data/features.py)
+    cached = bool(cfg.data.cache_features) and plan.head_only_through(0)
     meter = Meter()
     # last.ckpt after every epoch, written after every other callback's epoch end so that
     # it holds the whole epoch (save_last alone only saves alongside a top-k checkpoint)
     checkpoint = ModelCheckpoint(dirpath=run_dir, filename=Path(LAST_CHECKPOINT).stem, save_top_k=1,
                                  save_on_train_epoch_end=True, enable_version_counter=False)
-    callbacks = [meter, checkpoint, Resumable(run_dir), DivergenceGuard(), *extra_callbacks]
+    callbacks = [RunPreview(cached), meter, checkpoint, Resumable(run_dir), DivergenceGuard(),
+                 *extra_callbacks]
+    callbacks += progress_bar(cfg)
     cache = None
-    if cfg.data.cache_features and not datamodule.augmented and plan.head_only_through(0):
+    if cached:
         cache = FeatureCache(store_dir=cfg.data.feature_store)
         callbacks.append(cache)
     trainer: Trainer = hydra.utils.instantiate(
@@ -81,11 +88,11 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
         cfg,
         metrics={"val_acc": meter.history[-1]["val_acc"] if meter.history else None,
                  "test_acc": tested["test_acc"], "test_loss": tested["test_loss"],
-                 "epochs": trainer.current_epoch},
+                 "epochs": trainer.current_epoch, **module.test_classes(datamodule.classes)},
         cost=meter.cost(trainer, module, cache.summary() if cache else None),
         history=meter.history,
         groups=[{"name": g.name, "params": group_param_count(model, g)} for g in groups],
-        data={"num_classes": datamodule.num_classes,
+        data={"num_classes": datamodule.num_classes, "classes": datamodule.classes,
               **{f"{split}_size": len(datamodule.datasets[split]) for split in ("train", "val", "test")},
               "augmented": datamodule.augmented,
               "input_size": list(datamodule.data_config["input_size"])},

@@ -4,6 +4,10 @@ Transforms come from timm's ``create_transform`` with the backbone's own input s
 normalisation (``resolve_data_config``), unless the dataset config overrides them. When a
 split's transform is deterministic and the split is small, it is decoded and transformed
 once and kept as a tensor: later epochs cost no decoding at all.
+
+An augmented training split keeps a deterministic view beside it (the evaluation
+transform): epochs that train the head alone train on cached features of that view, as a
+linear probe is meant to, and augmentation applies where backbone groups train.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import torch
 from lightning import LightningDataModule
 from timm.data import create_transform, resolve_data_config
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset, default_collate
 
 from ftbench.data.sources import Splits, labels_of, load_splits
 
@@ -31,14 +35,15 @@ class Transformed(Dataset):
 
 
 class FeatureSwitch(Dataset):
-    """An in-memory split that serves cached features instead of images while they are set.
+    """A split that serves cached features instead of images while they are set.
 
     The loader over it, its sampler and its shuffling stay the same objects when the source
     switches: only what an index maps to changes. So no loader is rebuilt (Lightning builds
-    the train loader before any callback could fill a cache) and no RNG draw moves.
+    the train loader before any callback could fill a cache) and no RNG draw moves. The
+    images are in-memory tensors, or an augmented split transformed item by item.
     """
 
-    def __init__(self, images: TensorDataset):
+    def __init__(self, images: Dataset):
         self.images = images
         self.features: TensorDataset | None = None
 
@@ -55,8 +60,14 @@ class FeatureSwitch(Dataset):
         batch (see ``_as_batch``), the same tensors the item-by-item path would collate.
         """
         source = self.images if self.features is None else self.features
+        if not isinstance(source, TensorDataset):  # augmented images, one item at a time
+            return default_collate([source[i] for i in indices])
         index = torch.as_tensor(indices, dtype=torch.long)
         return [tensor[index] for tensor in source.tensors]
+
+    @property
+    def in_memory(self) -> bool:
+        return isinstance(self.images, TensorDataset)
 
 
 def _as_batch(batch: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -94,11 +105,24 @@ class FineTuneDataModule(LightningDataModule):
         self.splits: Splits | None = None
         self.data_config: dict | None = None
         self.datasets: dict[str, Dataset] = {}
-        self._served: dict[str, Dataset] = {}  # what the loaders read: a FeatureSwitch if in memory
+        self._served: dict[str, Dataset] = {}  # what the loaders read: a FeatureSwitch if it can be
+        self._feature_inputs: dict[str, Dataset] = {}  # deterministic views that features come from
 
     @property
     def num_classes(self) -> int:
         return len(self.load().classes)
+
+    @property
+    def classes(self) -> list[str]:
+        return [str(c) for c in self.load().classes]
+
+    def source_image_size(self, samples: int = 5) -> tuple[int, int] | None:
+        """(width, height) of the training images as stored, the median of the first few;
+        None when the source holds no PIL images."""
+        train = self.load().train
+        sizes = [getattr(train[i][0], "size", None) for i in range(min(samples, len(train)))]
+        sizes = sorted(s for s in sizes if isinstance(s, tuple) and len(s) == 2)
+        return sizes[len(sizes) // 2] if sizes else None
 
     def load(self) -> Splits:
         if self.splits is None:
@@ -142,11 +166,20 @@ class FineTuneDataModule(LightningDataModule):
             if deterministic and len(split) <= self.cfg.in_memory_max:
                 dataset = materialize(dataset)
             self.datasets[name] = dataset
-            self._served[name] = FeatureSwitch(dataset) if isinstance(dataset, TensorDataset) else dataset
+            if isinstance(dataset, TensorDataset):
+                self._feature_inputs[name] = dataset
+            elif not deterministic:  # features of the images as evaluation sees them
+                self._feature_inputs[name] = Transformed(split, self.transform(False))
+            self._served[name] = FeatureSwitch(dataset) if name in self._feature_inputs else dataset
 
     # -- cached features (see features.FeatureCache) -----------------------------------------
     def can_serve_features(self, split: str) -> bool:
-        return isinstance(self._served.get(split), FeatureSwitch)
+        return split in self._feature_inputs
+
+    def feature_inputs(self, split: str) -> Dataset:
+        """What ``split``'s features are computed from: its images under a deterministic
+        transform (in-memory tensors, or the evaluation view of an augmented split)."""
+        return self._feature_inputs[split]
 
     def serving_features(self, split: str) -> bool:
         return self.can_serve_features(split) and self._served[split].features is not None
@@ -161,11 +194,13 @@ class FineTuneDataModule(LightningDataModule):
 
     def _loader(self, name: str, shuffle: bool) -> DataLoader:
         dataset = self._served[name]
-        in_memory = isinstance(dataset, FeatureSwitch)
-        workers = 0 if in_memory else self.num_workers
+        switch = isinstance(dataset, FeatureSwitch)
+        workers = 0 if switch and dataset.in_memory else self.num_workers
+        # Workers of an augmented switch must see each epoch's source: no persistent copies.
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle,
                           num_workers=workers, pin_memory=self.pin_memory,
-                          persistent_workers=workers > 0, collate_fn=_as_batch if in_memory else None)
+                          persistent_workers=workers > 0 and not switch,
+                          collate_fn=_as_batch if switch else None)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

@@ -7,16 +7,27 @@ import io
 from pathlib import Path
 
 from ftbench.report.collect import Run, collect
-from ftbench.report.rows import Row, group_rows
+from ftbench.report.rows import FEW_SEEDS, Row, group_rows
+from ftbench.report.sections import (
+    marginal,
+    marginal_table,
+    per_class_table,
+    probe_text,
+    rows_text,
+    seeds_text,
+)
 
 REPORT_MD, REPORT_CSV, PLOTS_DIR = "report.md", "report.csv", "plots"
 
-COLUMNS = ["strategy", "setting", "runs", "failed", "test_acc_mean", "test_acc_ci95",
-           "train_seconds", "train_flops", "peak_memory_mb", "trainable_params",
-           "images_per_second", "acc_gain_per_tflop"]
+COLUMNS = ["strategy", "setting", "runs", "failed", "test_acc_mean", "test_acc_ci95", "test_acc_n",
+           "few_seeds", "train_seconds", "train_flops", "peak_memory_mb", "trainable_params",
+           "total_params", "images_per_second", "acc_gain_per_tflop", "extra_tflops_per_point",
+           "extra_seconds_per_point"]
 
 
-def row_record(row: Row) -> dict:
+def row_record(row: Row, extra: dict | None = None) -> dict:
+    """One row as ``report.csv`` holds it; ``extra``: its entry of ``sections.marginal``."""
+    extra = extra or {}
     return {
         "strategy": row.strategy,
         "setting": " ".join(f"{k}={v}" for k, v in row.setting.items()),
@@ -24,13 +35,24 @@ def row_record(row: Row) -> dict:
         "failed": len(row.failed),
         "test_acc_mean": row.mean("metrics.test_acc"),
         "test_acc_ci95": row.ci95("metrics.test_acc"),
+        "test_acc_n": row.n(),
+        "few_seeds": row.few_seeds(),
         "train_seconds": row.mean("cost.train_seconds"),
         "train_flops": row.mean("cost.train_flops"),
         "peak_memory_mb": row.mean("cost.peak_memory_mb"),
         "trainable_params": row.mean("cost.trainable_params"),
+        "total_params": row.mean("cost.total_params"),
         "images_per_second": row.mean("cost.images_per_second"),
         "acc_gain_per_tflop": row.gain_per_tflop(),
+        "extra_tflops_per_point": extra.get("extra_tflops_per_point"),
+        "extra_seconds_per_point": extra.get("extra_seconds_per_point"),
     }
+
+
+def records(rows: list[Row]) -> list[dict]:
+    """Every row as ``report.csv`` holds it, marginal costs included."""
+    view = marginal(rows)
+    return [row_record(row, view.get(id(row))) for row in rows]
 
 
 def si(value: float | None, unit: str = "") -> str:
@@ -46,20 +68,27 @@ def _fmt(value: float | None, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
 
+def accuracy_cell(row: Row) -> str:
+    """``0.9850 ± 0.0040 (n=3)``; † marks an interval from fewer than 3 seeds."""
+    mean, ci = row.mean("metrics.test_acc"), row.ci95("metrics.test_acc")
+    if mean is None:
+        return "n/a"
+    cell = f"{mean:.4f}" + (f" ± {ci:.4f}" if ci is not None else "") + f" (n={row.n()})"
+    return cell + (" †" if row.few_seeds() else "")
+
+
 def markdown_table(rows: list[Row]) -> str:
-    lines = ["| strategy | runs | failed | test acc (95% CI) | train time | train FLOPs | peak memory "
-             "| trainable params | images/s | acc gain / TFLOP |",
+    lines = ["| strategy | runs | failed | test acc (95% CI, n seeds) | train time | train FLOPs "
+             "| peak memory | trainable / total params | images/s | acc gain / TFLOP |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         r = row_record(row)
-        acc = _fmt(r["test_acc_mean"], ".4f")
-        if r["test_acc_ci95"] is not None:
-            acc += f" ± {r['test_acc_ci95']:.4f}"
         lines.append(
-            f"| {row.label} | {r['runs']} | {r['failed']} | {acc} | {_fmt(r['train_seconds'], '.1f')} s "
-            f"| {si(r['train_flops'], 'FLOP')} | {_fmt(r['peak_memory_mb'], '.0f')} MB "
-            f"| {si(r['trainable_params'])} | {_fmt(r['images_per_second'], '.0f')} "
-            f"| {_fmt(r['acc_gain_per_tflop'], '.3g')} |")
+            f"| {row.label} | {r['runs']} | {r['failed']} | {accuracy_cell(row)} "
+            f"| {_fmt(r['train_seconds'], '.1f')} s | {si(r['train_flops'], 'FLOP')} "
+            f"| {_fmt(r['peak_memory_mb'], '.0f')} MB "
+            f"| {si(r['trainable_params'])} / {si(r['total_params'])} "
+            f"| {_fmt(r['images_per_second'], '.0f')} | {_fmt(r['acc_gain_per_tflop'], '.3g')} |")
     return "\n".join(lines)
 
 
@@ -79,8 +108,8 @@ def write_csv(path: Path, rows: list[Row]) -> None:
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
-        for row in rows:
-            writer.writerow({k: ("" if v is None else v) for k, v in row_record(row).items()})
+        for record in records(rows):
+            writer.writerow({k: ("" if v is None else v) for k, v in record.items()})
 
 
 def context(runs: list[Run]) -> str:
@@ -93,11 +122,13 @@ def context(runs: list[Run]) -> str:
 
 
 NOTES = """\
-Test accuracy: mean over seeds ± half-width of the Student-t 95% interval (n/a below two
-seeds). Train time: training wall-clock, validation excluded. FLOPs: multiply-adds of
-convolutions, matrix products and attention (2 FLOPs each), forward and backward as run,
-counted on the first real step of every phase of trainable groups. Peak memory: CUDA peak
-allocated on GPU, process peak RSS on CPU. Acc gain / TFLOP: test accuracy above chance per
+Test accuracy: mean over seeds ± half-width of the Student-t 95% interval, with the number
+of seeds n it rests on (no interval from one seed). Train time: training wall-clock,
+validation excluded. FLOPs: multiply-adds of convolutions, matrix products and attention
+(2 FLOPs each), forward and backward as run, counted on the first real step of every phase
+of trainable groups. Peak memory: CUDA peak allocated on GPU, process peak RSS on CPU.
+Trainable params: the parameters that trained at any point of the run (for gradual, the
+groups it reached), of the model's total. Acc gain / TFLOP: test accuracy above chance per
 TFLOP of training. Drift: ||w - w0|| / ||w0|| per layer group at the end of training."""
 
 
@@ -115,15 +146,22 @@ def write_report(root: Path, runs: list[Run] | None = None) -> dict[str, Path]:
     write_csv(paths["report.csv"], rows)
     images = "\n\n".join(f"### {title}\n\n![{title}]({path.relative_to(root)})"
                          for title, path in plot_paths.items())
-    paths["report.md"].write_text(
-        f"# Fine-tuning strategies compared\n\n{context(runs)}\n\n{markdown_table(rows)}\n\n"
-        f"{NOTES}\n\n## Failed runs\n\n{failed_table(runs)}\n\n## Plots\n\n{images}\n")
+    labels = {id(run): row.label for row in rows for run in row.runs}
+    parts = [f"# Fine-tuning strategies compared\n\n{context(runs)}", rows_text(rows),
+             markdown_table(rows), seeds_text(rows), probe_text(runs, labels), NOTES,
+             marginal_table(rows, si, _fmt), per_class_table(rows),
+             f"## Failed runs\n\n{failed_table(runs)}", f"## Plots\n\n{images}"]
+    paths["report.md"].write_text("\n\n".join(part for part in parts if part) + "\n")
     return paths
 
 
 def summary_text(runs: list[Run], paths: dict[str, Path]) -> str:
     out = io.StringIO()
-    out.write(markdown_table(group_rows(runs)) + "\n\n")
+    rows = group_rows(runs)
+    out.write(markdown_table(rows) + "\n\n")
+    if any(row.few_seeds() for row in rows):
+        out.write(f"† fewer than {FEW_SEEDS} seeds: too few for an interval to say much "
+                  "(report.md says how many a ranking needs).\n\n")
     if any(not r.completed for r in runs):
         out.write(f"Runs without a result:\n\n{failed_table(runs)}\n\n")
     for name, path in paths.items():
