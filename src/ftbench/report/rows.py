@@ -165,10 +165,11 @@ def study_series(rows: list[Row], setting: str) -> dict[tuple, list[Row]]:
 
 def confounded_note(rows: list[Row], setting: str) -> str | None:
     """What the report says when ``setting`` varies together with other settings."""
-    values = {json.dumps(r.setting[setting]) for r in rows if setting in r.setting and r.runs}
-    if len(values) < 2:
+    along = [r for r in rows if setting in r.setting and r.runs]
+    if len({json.dumps(r.setting[setting]) for r in along}) < 2:
         return None
-    others = sorted({k for r in rows if setting in r.setting for k in r.setting if k != setting})
+    keys = dict.fromkeys(k for r in along for k in r.setting if k != setting)
+    others = [k for k in keys if len({json.dumps(r.setting.get(k)) for r in along}) > 1]
     if not others:
         return None
     series = study_series(rows, setting).values()
