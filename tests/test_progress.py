@@ -48,10 +48,12 @@ def test_job_lines_count_jobs_by_their_records_and_estimate_the_time_left(tmp_pa
 
     clock = [1000.0]
     monkeypatch.setattr("ftbench.progress.time.time", lambda: clock[0])
+    caplog.set_level(logging.INFO, logger="ftbench")
     progress = SweepProgress()
     progress.on_multirun_start(hydra_cfg("experiment=compare", task=("seed=0,1",)))
     assert progress.total == 12 and progress.swept == ["strategy", "seed"]
-    caplog.set_level(logging.INFO, logger="ftbench")
+    assert caplog.records[0].getMessage().startswith("multirun: 12 jobs over strategy x seed into multirun/")
+    caplog.clear()
 
     def run_job(num: int, seconds: float, status: str) -> None:
         config = job_config(tmp_path, num, "strategy=full", f"seed={num}", "trainer.max_epochs=2")
