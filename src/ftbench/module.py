@@ -24,6 +24,7 @@ from ftbench.optim import build_optimizer, build_scheduler
 from ftbench.strategies import Mask, StrategyPlan
 
 STAGES = ("train", "val", "test")
+MAX_CONFUSION_CLASSES = 256
 
 
 class BatchMean(Metric):
@@ -78,9 +79,12 @@ class FineTuneModule(LightningModule):
             self.epoch_metrics[f"{stage}_acc"] = MulticlassAccuracy(num_classes, average="micro",
                                                                     validate_args=False)
         # which classes fail: per-class accuracy and the confusion matrix of the test split
+        # (the matrix up to MAX_CONFUSION_CLASSES classes: beyond, result.json would be mostly it)
         self.test_class_metrics = nn.ModuleDict({
-            "accuracy": MulticlassAccuracy(num_classes, average=None, validate_args=False),
-            "confusion": MulticlassConfusionMatrix(num_classes, validate_args=False)})
+            "accuracy": MulticlassAccuracy(num_classes, average=None, validate_args=False)})
+        if num_classes <= MAX_CONFUSION_CLASSES:
+            self.test_class_metrics["confusion"] = MulticlassConfusionMatrix(num_classes,
+                                                                             validate_args=False)
         self.apply_plan(0.0)
 
     # -- the plan ---------------------------------------------------------------------------
@@ -215,6 +219,8 @@ class FineTuneModule(LightningModule):
         if not metrics["accuracy"].update_called:
             return {}
         accuracy = metrics["accuracy"].compute().tolist()
+        if "confusion" not in metrics:
+            return {"per_class_test_acc": dict(zip(names, accuracy, strict=True))}
         confusion = metrics["confusion"].compute().long()
         support = confusion.sum(dim=1).tolist()
         return {"per_class_test_acc": {name: (acc if n else None)
