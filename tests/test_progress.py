@@ -67,13 +67,12 @@ def test_job_lines_count_jobs_by_their_records_and_estimate_the_time_left(tmp_pa
     run_job(0, 30, "completed")
     run_job(1, 30, "failed")
     lines = [r.getMessage() for r in caplog.records]
-    assert lines[0] == "job 1/12 (strategy=full seed=0) starts: 0 of 12 done, elapsed 0:00, time left unknown " \
-                       "until a job has finished"
-    assert lines[1] == "job 1/12 (strategy=full seed=0) completed in 0:30: 1 of 12 done, elapsed 0:30, about " \
-                       "5:30 left"
-    assert lines[2].startswith("job 2/12 (strategy=full seed=1) starts: 1 of 12 done")
-    assert lines[3] == "job 2/12 (strategy=full seed=1) failed in 0:30: 2 of 12 done, elapsed 1:00, about " \
-                       "5:00 left"
+    assert lines == [
+        "job 1/12 (strategy=full seed=0) starts: 0 of 12 done, elapsed 0:00, time left unknown until "
+        "a job has finished",
+        "job 1/12 (strategy=full seed=0) completed in 0:30: 1 of 12 done, elapsed 0:30, about 5:30 left",
+        "job 2/12 (strategy=full seed=1) starts: 1 of 12 done, elapsed 0:30, about 5:30 left",
+        "job 2/12 (strategy=full seed=1) failed in 0:30: 2 of 12 done, elapsed 1:00, about 5:00 left"]
 
 
 def test_a_single_run_prints_no_job_lines(tmp_path, caplog):

@@ -22,13 +22,13 @@ from ftbench.checks import choice, integer, number
 from ftbench.data.sources import BAD_IMAGE_POLICIES, SOURCES
 from ftbench.failures import UserError
 from ftbench.optim import OPTIMIZERS, SCHEDULES
-from ftbench.progress import PROGRESS_FORMS
 from ftbench.strategies import build_plan
 
 # Shipped inside the package, so that an installed ftbench finds its configs anywhere.
 CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")
 CONFIG_NAME = "config"
 WANDB_MODES = ("auto", "online", "offline", "disabled")
+PROGRESS_FORMS = ("auto", "bar", "lines")
 
 
 def _first_set(value, default):

@@ -25,7 +25,6 @@ from omegaconf import DictConfig
 
 log = logging.getLogger("ftbench")
 
-PROGRESS_FORMS = ("auto", "bar", "lines")
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
 
