@@ -141,3 +141,14 @@ def test_a_multirun_prints_a_line_per_job_and_epoch_and_the_table_at_the_end(tmp
     assert len(re.findall(r"epoch [12]/2: train_loss \d\.\d{4}, val_acc \d\.\d{4}, \d+\.\d s", out)) == 4
     assert "| linear_probe | 1 | 0 |" in out and "| full | 1 | 0 |" in out  # the table, printed
     assert f"report.md: {tmp_path / 'report.md'}" in out
+
+
+def test_the_preview_leaves_the_run_as_it_would_be_without_it(run_fit, monkeypatch):
+    # augmented images draw random numbers; the preview's forwards must not move the run's
+    # draws, BatchNorm statistics or gradients
+    overrides = ("strategy=full", "dataset.augment=true", "trainer.max_epochs=1")
+    with_preview, _ = run_fit(*overrides)
+    monkeypatch.setattr("ftbench.preview.RunPreview.on_fit_start", lambda *args: None)
+    without, _ = run_fit(*overrides)
+    assert with_preview["metrics"]["test_acc"] == without["metrics"]["test_acc"]
+    assert with_preview["history"][0]["train_loss"] == without["history"][0]["train_loss"]
