@@ -41,6 +41,11 @@ class FeatureSwitch(Dataset):
     switches: only what an index maps to changes. So no loader is rebuilt (Lightning builds
     the train loader before any callback could fill a cache) and no RNG draw moves. The
     images are in-memory tensors, or an augmented split transformed item by item.
+
+    The second kind may be read by loader workers, whose copy of this object dates from when
+    they started: Lightning starts the first epoch's workers before any callback runs. So an
+    image batch carries its indices, and the data module swaps in the features the main
+    process holds (``on_before_batch_transfer``) whenever the copy that read it was stale.
     """
 
     def __init__(self, images: Dataset):
@@ -60,10 +65,20 @@ class FeatureSwitch(Dataset):
         batch (see ``_as_batch``), the same tensors the item-by-item path would collate.
         """
         source = self.images if self.features is None else self.features
-        if not isinstance(source, TensorDataset):  # augmented images, one item at a time
-            return default_collate([source[i] for i in indices])
         index = torch.as_tensor(indices, dtype=torch.long)
+        if not isinstance(source, TensorDataset):  # augmented images, one item at a time
+            return [*default_collate([source[i] for i in indices]), index]
         return [tensor[index] for tensor in source.tensors]
+
+    def resolve(self, batch: list[torch.Tensor]) -> list[torch.Tensor]:
+        """A batch as this (main-process) switch serves it now: an image batch carrying its
+        indices becomes features if they are set, else images without the indices."""
+        if len(batch) != 3:
+            return batch
+        x, y, index = batch
+        if self.features is not None:
+            return [tensor[index.cpu()] for tensor in self.features.tensors]
+        return [x, y]
 
     @property
     def in_memory(self) -> bool:
@@ -186,6 +201,10 @@ class FineTuneDataModule(LightningDataModule):
 
     def serve_features(self, split: str, features: TensorDataset) -> None:
         self._served[split].features = features
+
+    def on_before_batch_transfer(self, batch, dataloader_idx: int):
+        train = self._served.get("train")
+        return train.resolve(batch) if isinstance(train, FeatureSwitch) else batch
 
     def serve_images(self) -> None:
         for served in self._served.values():
