@@ -84,7 +84,8 @@ class RunPreview(Callback):
         images = limited(len(train), dm.batch_size, trainer.limit_train_batches) // trainer.world_size
         val_images = limited(len(val), dm.batch_size, trainer.limit_val_batches) // trainer.world_size
         test_images = limited(len(test), dm.batch_size, trainer.limit_test_batches) // trainer.world_size
-        forwards = self._forwards(trainer, pl_module, images, val_images, test_images)
+        cached = self.cached_head_epochs and dm.can_serve_features("train")
+        forwards = self._forwards(trainer, pl_module, images, val_images, test_images, cached)
         log.info("run: %d images per epoch x %d epochs at %s px, %s per image (forward); about %s "
                  "on this machine (a forward timed on %d images, a training step as %g forwards "
                  "where backbone groups train)", images, trainer.max_epochs,
@@ -105,16 +106,18 @@ class RunPreview(Callback):
             timings.append(time.perf_counter() - start)
         return timings[-1] / len(batch)
 
-    def _forwards(self, trainer: Trainer, pl_module: LightningModule, images: int, val_images: int,
-                  test_images: int) -> float:
-        """Image forwards of the whole run, a training step counted as ``TRAIN_FORWARDS``."""
-        total, cached = float(test_images), False
+    @staticmethod
+    def _forwards(trainer: Trainer, pl_module: LightningModule, images: int, val_images: int,
+                  test_images: int, cached: bool) -> float:
+        """Image forwards of the whole run, a training step counted as ``TRAIN_FORWARDS``;
+        ``cached``: head-only epochs train on features computed once."""
+        total, extracted = float(test_images), False
         for epoch in range(trainer.current_epoch, trainer.max_epochs):
             if any(pl_module.trainable_at(epoch)[:-1]):
                 total += TRAIN_FORWARDS * images + val_images
-            elif self.cached_head_epochs:  # one pass over every split, then the head alone
-                total += 0 if cached else images + val_images
-                cached = True
+            elif cached:  # one pass over every split, then the head alone
+                total += 0 if extracted else images + val_images
+                extracted = True
             else:
                 total += images + val_images
         return total
