@@ -152,3 +152,16 @@ def test_the_preview_leaves_the_run_as_it_would_be_without_it(run_fit, monkeypat
     without, _ = run_fit(*overrides)
     assert with_preview["metrics"]["test_acc"] == without["metrics"]["test_acc"]
     assert with_preview["history"][0]["train_loss"] == without["history"][0]["train_loss"]
+
+
+def test_the_time_estimate_counts_a_training_step_as_three_forwards_and_a_cached_probe_once():
+    from ftbench.preview import RunPreview
+
+    trainer = SimpleNamespace(current_epoch=0, max_epochs=3)
+    lp_ft = SimpleNamespace(trainable_at=lambda epoch: (epoch >= 1, epoch >= 1, True))  # probe epoch 0
+    probe = SimpleNamespace(trainable_at=lambda epoch: (False, False, True))
+    # 100 training, 10 validation, 20 test images
+    assert RunPreview._forwards(trainer, lp_ft, 100, 10, 20, cached=True) == 20 + 110 + 2 * 310
+    assert RunPreview._forwards(trainer, lp_ft, 100, 10, 20, cached=False) == 20 + 110 + 2 * 310
+    assert RunPreview._forwards(trainer, probe, 100, 10, 20, cached=True) == 20 + 110
+    assert RunPreview._forwards(trainer, probe, 100, 10, 20, cached=False) == 20 + 3 * 110
