@@ -25,7 +25,7 @@ BUDGET_SECONDS = 360.0
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0].replace("``", ""))
     parser.add_argument("--seeds", type=int, default=2, help="seeds per strategy (make run: 2)")
     seeds = parser.parse_args().seeds
     print(f"make_run benchmark on {machine()}, {seeds} seeds")
