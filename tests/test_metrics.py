@@ -46,3 +46,29 @@ def test_logged_test_metrics_match_an_evaluation_of_the_saved_weights(run_fit):
     assert result["metrics"]["test_loss"] == pytest.approx(loss_sum / total, rel=1e-4)
     # the epoch history keeps its own per-epoch loss and the logged validation figures
     assert all(h["val_acc"] is not None and h["val_loss"] > 0 for h in result["history"])
+
+
+def test_result_names_the_classes_with_per_class_accuracy_and_a_confusion_matrix(run_fit):
+    result, _ = run_fit("strategy=full")
+    classes = [str(i) for i in range(10)]
+    assert result["data"]["classes"] == classes
+    metrics = result["metrics"]
+    matrix = torch.tensor(metrics["confusion_matrix"])
+    assert matrix.shape == (10, 10) and int(matrix.sum()) == 2 * 64  # FAST: 2 test batches of 64
+    # rows are the true classes: the diagonal over each row is that class's accuracy
+    assert list(metrics["per_class_test_acc"]) == classes
+    for i, name in enumerate(classes):
+        support = int(matrix[i].sum())
+        expected = None if support == 0 else float(matrix[i, i]) / support
+        assert metrics["per_class_test_acc"][name] == pytest.approx(expected)
+    assert metrics["test_acc"] == pytest.approx(float(matrix.trace()) / float(matrix.sum()))
+
+
+def test_an_image_folder_run_records_its_own_class_names(run_fit, tmp_path):
+    from tests.helpers import image_folder
+
+    root = image_folder(tmp_path / "imgs", ("cat", "dog", "emu"), per_class=10)
+    result, _ = run_fit("dataset=imagefolder", f"dataset.root={root}", "strategy=linear_probe",
+                        "trainer.max_epochs=1", "data.batch_size=4")
+    assert result["data"]["classes"] == ["cat", "dog", "emu"]
+    assert set(result["metrics"]["per_class_test_acc"]) == {"cat", "dog", "emu"}

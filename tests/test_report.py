@@ -221,3 +221,114 @@ def test_report_cli_rejects_a_folder_without_runs(tmp_path, capsys):
     assert report_main([str(tmp_path)]) == 2
     assert "no result.json" in capsys.readouterr().err
     assert not (tmp_path / "report.md").exists()
+
+
+def test_every_interval_shows_its_n_and_fewer_than_three_seeds_are_flagged(tmp_path, template):
+    runs = [fake_run(template, "full", s, acc, 3e9) for s, acc in enumerate([0.80, 0.84])]
+    runs += [fake_run(template, "discriminative", s, acc, 3e9) for s, acc in enumerate([0.86, 0.88, 0.90])]
+    runs += [fake_run(template, "linear_probe", 0, 0.5, 1e9)]
+    write_runs(tmp_path, runs)
+    write_report(tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    assert "| full | 2 | 0 | 0.8200 ± 0.2541 (n=2) † |" in md
+    assert "| discriminative | 3 | 0 | 0.8800 ± 0.0497 (n=3) |" in md
+    assert "| linear_probe | 1 | 0 | 0.5000 (n=1) † |" in md
+    assert "† fewer than 3 seeds" in md
+    # how many seeds would separate the two best rows at the spread seen (pooled sd 0.0245)
+    assert ("The two best rows, discriminative (0.8800) and full (0.8200), differ by 0.0600; at the "
+            "seed-to-seed spread seen here (sd 0.0245) their intervals stop overlapping from about 6 "
+            "seeds each. This folder has 2." in md)
+    rows = {r["strategy"]: r for r in read_csv(tmp_path / "report.csv")}
+    assert (rows["full"]["test_acc_n"], rows["full"]["few_seeds"]) == ("2", "True")
+    assert (rows["discriminative"]["test_acc_n"], rows["discriminative"]["few_seeds"]) == ("3", "False")
+
+
+def test_seeds_needed_to_separate_two_rows():
+    from ftbench.report.sections import seeds_to_separate
+    from ftbench.report.stats import t_quantile
+
+    n = seeds_to_separate(0.025, 0.06)
+    assert 2 * t_quantile(n - 1) * 0.025 / n ** 0.5 < 0.06 <= 2 * t_quantile(n - 2) * 0.025 / (n - 1) ** 0.5
+    assert seeds_to_separate(0.05, 0.0) is None and seeds_to_separate(1.0, 0.001) is None
+
+
+def test_runs_that_differ_in_any_setting_are_not_seeds_of_one_row(tmp_path, template):
+    # an AdamW run at lr_decay 1.6 and an SGD run at 2.6: two rows, and no lr_decay line between them
+    mixed = [fake_run(template, "discriminative", s, 0.8, 3e9, strategy__lr_decay=1.6,
+                      optimizer__name="adamw") for s in (0, 1)]
+    mixed += [fake_run(template, "discriminative", s, 0.6, 3e9, strategy__lr_decay=2.6,
+                       optimizer__name="sgd") for s in (0, 1)]
+    # a setting no study names (the batch size) splits rows too; the logger's does not
+    for s in (0, 1):
+        run = fake_run(template, "full", s, 0.7, 3e9, data__batch_size=16 if s else 32)
+        run["config"]["logger"]["name"] = f"full-seed{s}"
+        mixed.append(run)
+    write_runs(tmp_path, mixed)
+    paths = write_report(tmp_path)
+    rows = [(r["strategy"], r["setting"], r["runs"]) for r in read_csv(tmp_path / "report.csv")]
+    # settings outside the strategy split every row they differ in, across strategies
+    assert rows == [("full", "optimizer=adamw data.batch_size=16", "1"),
+                    ("full", "optimizer=adamw data.batch_size=32", "1"),
+                    ("discriminative", "lr_decay=1.6 optimizer=adamw data.batch_size=64", "2"),
+                    ("discriminative", "lr_decay=2.6 optimizer=sgd data.batch_size=64", "2")]
+    assert "Accuracy against lr_decay" not in paths
+    assert not (tmp_path / "plots" / "accuracy_vs_lr_decay.png").exists()
+    md = (tmp_path / "report.md").read_text()
+    assert "differ between rows: optimizer, data.batch_size, lr_decay." in md
+    assert "lr_decay is not drawn against accuracy: it never varies alone, it changes together with " \
+           "optimizer" in md
+
+
+def test_a_study_axis_is_drawn_where_it_varies_alone(tmp_path, template):
+    runs = [fake_run(template, "discriminative", 0, 0.5 + d / 10, 3e9, strategy__lr_decay=d,
+                     optimizer__name=name) for d in (1, 2) for name in ("adamw", "sgd")]
+    write_runs(tmp_path, runs)
+    paths = write_report(tmp_path)
+    assert paths["Accuracy against lr_decay"].is_file()
+    assert "points are joined only where nothing else differs" in (tmp_path / "report.md").read_text()
+
+
+def test_the_marginal_view_prices_each_extra_point_over_the_cheapest_strategy(tmp_path, template):
+    runs = []
+    for s in (0, 1, 2):
+        runs.append(fake_run(template, "linear_probe", s, 0.80, 1e12))
+        runs.append(fake_run(template, "full", s, 0.90, 11e12))
+        runs.append(fake_run(template, "gradual", s, 0.78, 5e12))
+        for run, seconds in zip(runs[-3:], (10.0, 60.0, 30.0)):
+            run["cost"]["train_seconds"] = seconds
+    write_runs(tmp_path, runs)
+    write_report(tmp_path)
+    rows = {r["strategy"]: r for r in read_csv(tmp_path / "report.csv")}
+    assert float(rows["full"]["extra_tflops_per_point"]) == pytest.approx(10 / 10)  # 10 TFLOP, 10 points
+    assert float(rows["full"]["extra_seconds_per_point"]) == pytest.approx(50 / 10)
+    assert rows["linear_probe"]["extra_tflops_per_point"] == ""  # the cheapest
+    assert rows["gradual"]["extra_tflops_per_point"] == ""  # dearer and no better: no gain
+    md = (tmp_path / "report.md").read_text()
+    assert "| full | linear_probe | +10.00 | 10 TFLOP | +50.0 s | 1 TFLOP | 5.00 s |" in md
+    assert "| gradual | linear_probe | -2.00 | 4 TFLOP | +20.0 s | no gain | no gain |" in md
+
+
+def test_a_single_run_reports_accuracy_per_class_and_its_confusion_matrix(tmp_path, template):
+    write_runs(tmp_path, [template])
+    paths = write_report(tmp_path)
+    assert paths["Test confusion matrix"].read_bytes()[:8] == PNG_MAGIC
+    md = (tmp_path / "report.md").read_text()
+    per_class = template["metrics"]["per_class_test_acc"]
+    worst = min((v, k) for k, v in per_class.items() if v is not None)
+    table = md[md.index("## Per-class test accuracy"):]
+    first = [line for line in table.splitlines() if line.startswith("| ") and "class" not in line][0]
+    assert first == f"| {worst[1]} | {worst[0]:.3f} |"
+
+
+def test_the_report_says_how_probes_met_augmentation(tmp_path, template):
+    cached = fake_run(template, "gradual", 0, 0.8, 1e9)  # the template starts head-only
+    cached["data"]["augmented"] = True
+    cached["cost"]["feature_cache"] = {"used": True}
+    uncached = fake_run(template, "gradual", 1, 0.8, 1e9, data__cache_features=False)
+    uncached["data"]["augmented"] = True
+    uncached["cost"]["feature_cache"] = {"used": False}
+    write_runs(tmp_path, [cached, uncached])
+    write_report(tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    assert "trained on cached features of the deterministic (evaluation) transform" in md
+    assert "⚠ gradual data.cache_features=False: head-only epochs ran uncached with augmentation" in md

@@ -45,6 +45,7 @@ from tests.helpers import FAST, image_folder, make_cfg
      "optimizer.momentum=0 is not valid with optimizer.nesterov=true"),
     (["dataset.bad_images=maybe"], "dataset.bad_images='maybe' is not valid; allowed: error, skip"),
     (["logger=wandb", "logger.mode=sometimes"], "logger.mode='sometimes' is not valid; allowed: auto"),
+    (["progress=dots"], "progress='dots' is not valid; allowed: auto, bar, lines"),
     (["model.label_smoothing=1.0"], "model.label_smoothing=1.0 is not valid"),
     (["seed=-3"], "seed=-3 is not valid"),
     (["dataset=imagefolder"], "dataset.root has no value"),

@@ -21,6 +21,7 @@ from ftbench.weights import (
     load_into,
     packaged_state_dict,
     read_state_dict,
+    timm_pretrained,
 )
 
 
@@ -61,13 +62,7 @@ def create_backbone(name: str, num_classes: int, weights: str = "package",
     check_weight_source(weights)
     kwargs = {"drop_rate": drop_rate}
     if weights == "timm":
-        try:
-            return timm.create_model(name, pretrained=True, num_classes=num_classes, **kwargs)
-        except Exception as err:  # hub errors come in many types; all mean "not available"
-            raise UserError(
-                f"model.weights=timm: pretrained weights for {name!r} could not be fetched "
-                f"({type(err).__name__}); when offline use model.weights=package|none|<file>"
-            ) from err
+        return timm_pretrained(name, num_classes, **kwargs)
     if weights == "package":
         model = timm.create_model(name, **kwargs)  # with its ImageNet head, to match the file
         load_into(model, packaged_state_dict(name, model), set(), source="package")

@@ -29,6 +29,7 @@ from ftbench.strategies import build_plan
 CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")
 CONFIG_NAME = "config"
 WANDB_MODES = ("auto", "online", "offline", "disabled")
+PROGRESS_FORMS = ("auto", "bar", "lines")
 
 
 def _first_set(value, default):
@@ -80,6 +81,7 @@ def check_names(cfg: DictConfig) -> None:
                         "(dataset.root=...)")
     if cfg.get("logger") and "mode" in cfg.logger:
         choice("logger.mode", cfg.logger.mode, WANDB_MODES)
+    choice("progress", cfg.get("progress", "auto"), PROGRESS_FORMS)
     ood_root = cfg.dataset.get("ood_root")
     if ood_root is not None and (not isinstance(ood_root, str) or not ood_root):
         raise UserError(f"dataset.ood_root={ood_root!r} is not valid; allowed: null, or a folder "

@@ -27,6 +27,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from ftbench.config import WANDB_MODES
+from ftbench.flat import flatten
 from ftbench.redaction import redact
 
 log = logging.getLogger("ftbench")
@@ -44,8 +45,15 @@ def build_logger(cfg: DictConfig, resume_step: int | None = None) -> Logger | bo
     logger: Logger = hydra.utils.instantiate(cfg.logger)
     if resume_step is not None and isinstance(logger, RunCSVLogger):
         logger.continue_from(resume_step)
-    logger.log_hyperparams(redact(OmegaConf.to_container(cfg, resolve=True)))
+    config = redact(OmegaConf.to_container(cfg, resolve=True))
+    logger.log_hyperparams(wandb_config(config) if isinstance(logger, WandbLogger) else config)
     return logger
+
+
+def wandb_config(config: dict) -> dict:
+    """The config as W&B's panels compare it: flat dotted keys with typed values
+    (``strategy: gradual``, ``strategy.lr_decay: 2.6``), without the logger's own settings."""
+    return flatten({k: v for k, v in config.items() if k != "logger"})
 
 
 class RunCSVLogger(CSVLogger):
@@ -100,20 +108,38 @@ def resolve_mode(mode: str) -> str:
     return "online" if has_wandb_credentials() else "offline"
 
 
+def in_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 def default_group() -> str | None:
     """Runs of one W&B sweep or one Hydra multirun share a group, so they compare at a glance."""
     if os.environ.get("WANDB_SWEEP_ID"):
         return f"sweep-{os.environ['WANDB_SWEEP_ID']}"
-    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-        return str(HydraConfig.get().sweep.dir)[-128:]  # W&B's limit on a group name
+    if in_multirun():
+        return sweep_group(HydraConfig.get().sweep.dir)
     return None
 
 
-def start_wandb_run(mode: str, init_timeout: float, **init):
-    """``wandb.init`` in ``mode``; an online start that fails or times out continues offline."""
+def sweep_group(sweep_dir) -> str:
+    """The W&B group of a Hydra multirun: its sweep folder, cut to W&B's 128 characters."""
+    return str(sweep_dir)[-128:]
+
+
+def start_wandb_run(mode: str, init_timeout: float, sync_hint: bool = True, **init):
+    """``wandb.init`` in ``mode``; an online start that fails or times out continues offline.
+
+    An offline run prints the ``wandb sync`` command that uploads it, once (W&B's own
+    closing lines, which repeat it, are kept quiet); ``sync_hint=False`` leaves that to the
+    caller, e.g. a multirun that names all its runs at the end.
+    """
     import wandb
 
-    settings = wandb.Settings(init_timeout=init_timeout, reinit="finish_previous")
+    settings = wandb.Settings(init_timeout=init_timeout, reinit="finish_previous", quiet=True)
+    if mode == "online" and not has_wandb_credentials():
+        print("ftbench: logger.mode=online, but no W&B API key is configured (set WANDB_API_KEY "
+              "or run `wandb login`); logging offline", file=sys.stderr)
+        mode = "offline"
     if mode == "online":
         try:
             return wandb.init(mode="online", settings=settings, **init)
@@ -123,7 +149,7 @@ def start_wandb_run(mode: str, init_timeout: float, **init):
                   file=sys.stderr)
             mode = "offline"
     run = wandb.init(mode=mode, settings=settings, **init)
-    if mode == "offline":
+    if mode == "offline" and sync_hint:
         print(f"ftbench: W&B is offline; upload this run later with: wandb sync {Path(run.dir).parent}",
               file=sys.stderr)
     return run
@@ -137,8 +163,10 @@ def wandb_logger(project: str, save_dir: str, entity: str | None = None, group: 
     init = {"project": project, "entity": entity, "group": group or default_group(),
             "tags": list(tags or []), "name": name, "job_type": job_type, "dir": save_dir}
     Path(save_dir).mkdir(parents=True, exist_ok=True)
-    # Only rank zero talks to W&B; other ranks get Lightning's no-op experiment.
-    run = start_wandb_run(mode, init_timeout, **init) if rank_zero_only.rank == 0 else None
+    # Only rank zero talks to W&B; other ranks get Lightning's no-op experiment. The jobs of
+    # a multirun leave the `wandb sync` command to its end, where one line names them all.
+    run = (start_wandb_run(mode, init_timeout, sync_hint=not in_multirun(), **init)
+           if rank_zero_only.rank == 0 else None)
     return WandbLogger(experiment=run, save_dir=save_dir, project=project)
 
 

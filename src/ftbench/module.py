@@ -16,7 +16,7 @@ import torch
 from lightning import LightningModule
 from torch import nn
 from torchmetrics import Metric
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from ftbench.backbone import LayerGroup, group_modules
 from ftbench.checkpointing import StartingWeights
@@ -24,6 +24,7 @@ from ftbench.optim import build_optimizer, build_scheduler
 from ftbench.strategies import Mask, StrategyPlan
 
 STAGES = ("train", "val", "test")
+MAX_CONFUSION_CLASSES = 256
 
 
 class BatchMean(Metric):
@@ -77,6 +78,13 @@ class FineTuneModule(LightningModule):
             self.epoch_metrics[f"{stage}_loss"] = BatchMean()
             self.epoch_metrics[f"{stage}_acc"] = MulticlassAccuracy(num_classes, average="micro",
                                                                     validate_args=False)
+        # which classes fail: per-class accuracy and the confusion matrix of the test split
+        # (the matrix up to MAX_CONFUSION_CLASSES classes: beyond, result.json would be mostly it)
+        self.test_class_metrics = nn.ModuleDict({
+            "accuracy": MulticlassAccuracy(num_classes, average=None, validate_args=False)})
+        if num_classes <= MAX_CONFUSION_CLASSES:
+            self.test_class_metrics["confusion"] = MulticlassConfusionMatrix(num_classes,
+                                                                             validate_args=False)
         self.apply_plan(0.0)
 
     # -- the plan ---------------------------------------------------------------------------
@@ -148,6 +156,9 @@ class FineTuneModule(LightningModule):
         loss = self.criterion(logits, y)
         self.epoch_metrics[f"{stage}_loss"].update(loss, len(y))
         self.epoch_metrics[f"{stage}_acc"].update(logits, y)
+        if stage == "test":
+            for metric in self.test_class_metrics.values():
+                metric.update(logits, y)
         return loss
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
@@ -198,6 +209,23 @@ class FineTuneModule(LightningModule):
 
     def on_test_epoch_start(self) -> None:
         self._reset_epoch("test")
+        for metric in self.test_class_metrics.values():
+            metric.reset()
+
+    def test_classes(self, names: Sequence[str]) -> dict:
+        """Per-class test accuracy by class name (None for a class the test split lacks) and
+        the confusion matrix (rows: true class, columns: predicted), over every rank."""
+        metrics = self.test_class_metrics
+        if not metrics["accuracy"].update_called:
+            return {}
+        accuracy = metrics["accuracy"].compute().tolist()
+        if "confusion" not in metrics:
+            return {"per_class_test_acc": dict(zip(names, accuracy, strict=True))}
+        confusion = metrics["confusion"].compute().long()
+        support = confusion.sum(dim=1).tolist()
+        return {"per_class_test_acc": {name: (acc if n else None)
+                                       for name, acc, n in zip(names, accuracy, support, strict=True)},
+                "confusion_matrix": confusion.tolist()}
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")

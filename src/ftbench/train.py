@@ -32,6 +32,8 @@ from ftbench.failures import UserError, exit_for, one_line_errors, run_guarded
 from ftbench.loggers import build_logger, publish_result
 from ftbench.metering import Meter
 from ftbench.module import FineTuneModule
+from ftbench.preview import RunPreview
+from ftbench.progress import progress_bar
 from ftbench.redaction import redact_logs, redact_saved_configs
 from ftbench.result import WEIGHTS_FILE, completed_result, failed_result, write_result
 from ftbench.resume import check_checkpoint_fits, resume_target
@@ -70,8 +72,11 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
                             label_smoothing=cfg.model.label_smoothing,
                             channels_last=cfg.model.channels_last)
 
+    # Head-only epochs train on cached features of the deterministic transform, augmented
+    # data or not (data/features.py)
+    cached = bool(cfg.data.cache_features) and plan.head_only_through(0)
     meter = Meter()
-    callbacks = [meter, DivergenceGuard(), *extra_callbacks]
+    callbacks = [RunPreview(cached), meter, DivergenceGuard(), *extra_callbacks, *progress_bar(cfg)]
     if search_trial:  # a search trial is never resumed: a dead worker's trial runs again whole
         callbacks.append(search_trial)
     else:
@@ -81,7 +86,7 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
                                       save_on_train_epoch_end=True, enable_version_counter=False),
                       Resumable(run_dir)]
     cache = None
-    if cfg.data.cache_features and not datamodule.augmented and plan.head_only_through(0):
+    if cached:
         cache = FeatureCache(store_dir=cfg.data.feature_store)
         callbacks.append(cache)
     shifted = ShiftEvaluation(eval_shifts(cfg), cache)  # when the test ends: the shifted test sets
@@ -98,12 +103,12 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
         status=search_trial.status if search_trial else "completed",
         metrics={"val_acc": meter.history[-1]["val_acc"] if meter.history else None,
                  "test_acc": tested.get("test_acc"), "test_loss": tested.get("test_loss"),
-                 "epochs": trainer.current_epoch},
+                 "epochs": trainer.current_epoch, **module.test_classes(datamodule.classes)},
         cost={**meter.cost(trainer, module, cache.summary() if cache else None),
               "wall_seconds": time.perf_counter() - started},  # the whole job: data, fit, test
         history=meter.history,
         groups=[{"name": g.name, "params": group_param_count(model, g)} for g in groups],
-        data={"num_classes": datamodule.num_classes,
+        data={"num_classes": datamodule.num_classes, "classes": datamodule.classes,
               **{f"{split}_size": len(datamodule.datasets[split]) for split in ("train", "val", "test")},
               "augmented": datamodule.augmented,
               "input_size": list(datamodule.data_config["input_size"])},

@@ -16,8 +16,12 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Mapping
+import socket
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
 from timm.models import clean_state_dict, remap_state_dict
@@ -136,3 +140,85 @@ def load_into(model: nn.Module, state: Mapping[str, torch.Tensor], classifier_ke
         )
         raise UserError(f"model.weights={source!r} does not fit the model ({detail})")
     model.load_state_dict(state, strict=False)
+
+
+# -- timm's hub ---------------------------------------------------------------------------------
+HUB_PROBE_SECONDS = 3.0
+
+
+def weights_url(model_name: str) -> str | None:
+    """Where timm would fetch ``model_name``'s pretrained weights from: the Hugging Face hub's
+    endpoint, or the model's own download URL; None if timm knows no source."""
+    from huggingface_hub import constants
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(model_name)
+    if cfg is None:
+        return None
+    return constants.ENDPOINT if cfg.hf_hub_id else cfg.url
+
+
+def reachable(url: str, timeout: float = HUB_PROBE_SECONDS) -> bool:
+    """Whether a TCP connection to ``url``'s host opens within ``timeout`` seconds (name lookup
+    included: it runs in a thread, since a lookup ignores socket timeouts)."""
+    parts = urlparse(url)
+    if not parts.hostname:
+        return False
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    opened: list[bool] = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection((parts.hostname, port), timeout=timeout).close()
+            opened.append(True)
+        except OSError:
+            pass
+
+    probe = threading.Thread(target=connect, daemon=True)
+    probe.start()
+    probe.join(timeout)
+    return bool(opened)
+
+
+@contextmanager
+def hub_offline() -> Iterator[None]:
+    """The Hugging Face hub's own offline mode (``HF_HUB_OFFLINE``), for this block: cached
+    files still load, anything else fails at once instead of after a minute of retries."""
+    from huggingface_hub import constants
+
+    before = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = before
+
+
+def timm_pretrained(name: str, num_classes: int, **kwargs) -> nn.Module:
+    """timm's model with its pretrained weights: from the hub or its URL when that answers,
+    else from the local cache only, and a one-line error within seconds if they are not there."""
+    import timm
+    from huggingface_hub import constants
+
+    url = weights_url(name)
+    online = not constants.HF_HUB_OFFLINE and url is not None and reachable(url)
+    host = urlparse(url).hostname if url else None
+
+    def unavailable(why: str) -> UserError:
+        return UserError(f"model.weights=timm: pretrained weights for {name!r}: {why}; when offline "
+                         "use model.weights=package|none|<file>")
+
+    offline_why = f"{host or 'the hub'} cannot be reached and they are not in the local cache"
+    if not online and url and url != constants.ENDPOINT and not _in_torch_cache(url):
+        raise unavailable(offline_why)  # a plain download would not give up quickly
+    try:
+        with nullcontext() if online else hub_offline():
+            return timm.create_model(name, pretrained=True, num_classes=num_classes, **kwargs)
+    except Exception as err:  # hub and download errors come in many types; all mean "not there"
+        raise unavailable(offline_why if not online else
+                          f"they could not be fetched ({type(err).__name__})") from err
+
+
+def _in_torch_cache(url: str) -> bool:
+    """Whether torch's hub cache (where timm keeps URL downloads) holds ``url``'s file."""
+    return (Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(url).path).name).is_file()

@@ -4,6 +4,10 @@ Transforms come from timm's ``create_transform`` with the backbone's own input s
 normalisation (``resolve_data_config``), unless the dataset config overrides them. When a
 split's transform is deterministic and the split is small, it is decoded and transformed
 once and kept as a tensor: later epochs cost no decoding at all.
+
+An augmented training split keeps a deterministic view beside it (the evaluation
+transform): epochs that train the head alone train on cached features of that view, as a
+linear probe is meant to, and augmentation applies where backbone groups train.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import torch
 from lightning import LightningDataModule
 from timm.data import create_transform, resolve_data_config
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset, default_collate
 from torchvision.transforms.v2.functional import normalize
 
 from ftbench.data.shifts import Shift, ShiftedImages
@@ -33,14 +37,20 @@ class Transformed(Dataset):
 
 
 class FeatureSwitch(Dataset):
-    """An in-memory split that serves cached features instead of images while they are set.
+    """A split that serves cached features instead of images while they are set.
 
     The loader over it, its sampler and its shuffling stay the same objects when the source
     switches: only what an index maps to changes. So no loader is rebuilt (Lightning builds
-    the train loader before any callback could fill a cache) and no RNG draw moves.
+    the train loader before any callback could fill a cache) and no RNG draw moves. The
+    images are in-memory tensors, or an augmented split transformed item by item.
+
+    The second kind may be read by loader workers, whose copy of this object dates from when
+    they started: Lightning starts the first epoch's workers before any callback runs. So an
+    image batch carries its indices, and the data module swaps in the features the main
+    process holds (``on_before_batch_transfer``) whenever the copy that read it was stale.
     """
 
-    def __init__(self, images: TensorDataset):
+    def __init__(self, images: Dataset):
         self.images = images
         self.features: TensorDataset | None = None
 
@@ -58,7 +68,23 @@ class FeatureSwitch(Dataset):
         """
         source = self.images if self.features is None else self.features
         index = torch.as_tensor(indices, dtype=torch.long)
+        if not isinstance(source, TensorDataset):  # augmented images, one item at a time
+            return [*default_collate([source[i] for i in indices]), index]
         return [tensor[index] for tensor in source.tensors]
+
+    def resolve(self, batch: list[torch.Tensor]) -> list[torch.Tensor]:
+        """A batch as this (main-process) switch serves it now: an image batch carrying its
+        indices becomes features if they are set, else images without the indices."""
+        if len(batch) != 3:
+            return batch
+        x, y, index = batch
+        if self.features is not None:
+            return [tensor[index.cpu()] for tensor in self.features.tensors]
+        return [x, y]
+
+    @property
+    def in_memory(self) -> bool:
+        return isinstance(self.images, TensorDataset)
 
 
 def _as_batch(batch: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -97,12 +123,25 @@ class FineTuneDataModule(LightningDataModule):
         self.ood: Dataset | None = None  # dataset.ood_root's images (PIL), if set
         self.data_config: dict | None = None
         self.datasets: dict[str, Dataset] = {}
-        self._served: dict[str, Dataset] = {}  # what the loaders read: a FeatureSwitch if in memory
+        self._served: dict[str, Dataset] = {}  # what the loaders read: a FeatureSwitch if it can be
+        self._feature_inputs: dict[str, Dataset] = {}  # deterministic views that features come from
         self._test_pixels: Dataset | None = None  # test images at input size, uint8, not normalised
 
     @property
     def num_classes(self) -> int:
         return len(self.load().classes)
+
+    @property
+    def classes(self) -> list[str]:
+        return [str(c) for c in self.load().classes]
+
+    def source_image_size(self, samples: int = 5) -> tuple[int, int] | None:
+        """(width, height) of the training images as stored, the median of the first few;
+        None when the source holds no PIL images."""
+        train = self.load().train
+        sizes = [getattr(train[i][0], "size", None) for i in range(min(samples, len(train)))]
+        sizes = sorted(s for s in sizes if isinstance(s, tuple) and len(s) == 2)
+        return sizes[len(sizes) // 2] if sizes else None
 
     def load(self) -> Splits:
         if self.splits is None:
@@ -148,7 +187,11 @@ class FineTuneDataModule(LightningDataModule):
             if deterministic and len(split) <= self.cfg.in_memory_max:
                 dataset = materialize(dataset)
             self.datasets[name] = dataset
-            self._served[name] = FeatureSwitch(dataset) if isinstance(dataset, TensorDataset) else dataset
+            if isinstance(dataset, TensorDataset):
+                self._feature_inputs[name] = dataset
+            elif not deterministic:  # features of the images as evaluation sees them
+                self._feature_inputs[name] = Transformed(split, self.transform(False))
+            self._served[name] = FeatureSwitch(dataset) if name in self._feature_inputs else dataset
 
     # -- shifted test sets (see data/shifts.py and robustness.py) ------------------------------
     def fits_in_memory(self, dataset: Dataset) -> bool:
@@ -184,7 +227,12 @@ class FineTuneDataModule(LightningDataModule):
 
     # -- cached features (see features.FeatureCache) -----------------------------------------
     def can_serve_features(self, split: str) -> bool:
-        return isinstance(self._served.get(split), FeatureSwitch)
+        return split in self._feature_inputs
+
+    def feature_inputs(self, split: str) -> Dataset:
+        """What ``split``'s features are computed from: its images under a deterministic
+        transform (in-memory tensors, or the evaluation view of an augmented split)."""
+        return self._feature_inputs[split]
 
     def serving_features(self, split: str) -> bool:
         return self.can_serve_features(split) and self._served[split].features is not None
@@ -198,6 +246,10 @@ class FineTuneDataModule(LightningDataModule):
                    if isinstance(served, FeatureSwitch) and served.features is not None
                    for t in served.features.tensors)
 
+    def on_before_batch_transfer(self, batch, dataloader_idx: int):
+        train = self._served.get("train")
+        return train.resolve(batch) if isinstance(train, FeatureSwitch) else batch
+
     def serve_images(self) -> None:
         for served in self._served.values():
             if isinstance(served, FeatureSwitch):
@@ -208,12 +260,13 @@ class FineTuneDataModule(LightningDataModule):
 
     def _loader_over(self, dataset: Dataset, shuffle: bool, persistent: bool = True,
                      generator: torch.Generator | None = None) -> DataLoader:
-        in_memory = isinstance(dataset, FeatureSwitch)
-        workers = 0 if in_memory else self.num_workers
+        switch = isinstance(dataset, FeatureSwitch)
+        workers = 0 if switch and dataset.in_memory else self.num_workers
+        # Workers of an augmented switch must see each epoch's source: no persistent copies.
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle,
                           num_workers=workers, pin_memory=self.pin_memory,
-                          persistent_workers=persistent and workers > 0, generator=generator,
-                          collate_fn=_as_batch if in_memory else None)
+                          persistent_workers=persistent and workers > 0 and not switch,
+                          generator=generator, collate_fn=_as_batch if switch else None)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

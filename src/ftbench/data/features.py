@@ -1,10 +1,15 @@
 """Feature caching: while the whole backbone is frozen, run it once, not once per epoch.
 
 During head-only epochs (``linear_probe``, the probe phase of ``lp_ft``, the first epochs of
-``gradual``) the backbone is a fixed function of the input. If the training transform is
-deterministic too, every epoch would recompute the same features, so we compute each split's
-pre-logit features once and train the classifier on those tensors. The data module serves
-the cached features while they are valid; the module recognises them by their shape.
+``gradual``) the backbone is a fixed function of the input, so every epoch would recompute
+the same features: we compute each split's pre-logit features once and train the classifier
+on those tensors. The data module serves the cached features while they are valid; the
+module recognises them by their shape.
+
+Features always come from the deterministic (evaluation) transform. With
+``dataset.augment=true`` the head-only epochs therefore train on un-augmented features, the
+usual linear-probe protocol, and pay one backbone pass per image instead of one per image
+per epoch; augmentation applies in the epochs where backbone groups train.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ from ftbench.run_io import save_tensors
 
 @torch.no_grad()  # not inference_mode: the features later feed autograd (the head)
 def extract_features(model: nn.Module, dataset: Dataset, batch_size: int,
-                     memory_format: torch.memory_format = torch.contiguous_format) -> TensorDataset:
+                     memory_format: torch.memory_format = torch.contiguous_format,
+                     num_workers: int = 0) -> TensorDataset:
     """Pre-logit features (pooled, before the classifier) of every item, in order."""
     was_training = model.training
     model.eval()
@@ -35,7 +41,7 @@ def extract_features(model: nn.Module, dataset: Dataset, batch_size: int,
     try:
         # A private generator: iterating a DataLoader draws a seed, and drawing it from the
         # global RNG would change the shuffling of every later epoch.
-        loader = DataLoader(dataset, batch_size=batch_size, shuffle=False,
+        loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                             generator=torch.Generator())
         for x, y in loader:
             x = x.to(device).contiguous(memory_format=memory_format)
@@ -63,8 +69,15 @@ def extraction_batch_size(device: torch.device, image_shape: torch.Size) -> int:
     return max(8, min(256, 2 ** int(math.log2(max(1, fits)))))
 
 
+def first_input(dataset: Dataset) -> torch.Tensor:
+    """The first item's input, as a batch of one."""
+    if isinstance(dataset, TensorDataset):
+        return dataset.tensors[0][:1]
+    return dataset[0][0].unsqueeze(0)
+
+
 @torch.no_grad()
-def extraction_flops_per_image(model: nn.Module, dataset: TensorDataset) -> float:
+def extraction_flops_per_image(model: nn.Module, dataset: Dataset) -> float:
     """FLOPs of one image's feature extraction, counted on a real item.
 
     Counted on one item rather than during the whole pass: the counter's dispatch overhead
@@ -74,7 +87,7 @@ def extraction_flops_per_image(model: nn.Module, dataset: TensorDataset) -> floa
     model.eval()
     try:
         with flop_counter() as counter:
-            x = dataset.tensors[0][:1].to(next(model.parameters()).device)
+            x = first_input(dataset).to(next(model.parameters()).device)
             model.forward_head(model.forward_features(x), pre_logits=True)
     finally:
         model.train(was_training)
@@ -169,12 +182,12 @@ class FeatureCache(Callback):
         for split in splits:
             if dm.can_serve_features(split) and not dm.serving_features(split):
                 computed_before, split_start = self.images, time.perf_counter()
-                dm.serve_features(split, self._features(trainer, pl_module, dm.datasets[split]))
+                dm.serve_features(split, self._features(trainer, pl_module, dm.feature_inputs(split)))
                 if split == "train":  # the train split's pass is training time
                     self.train_seconds += time.perf_counter() - split_start
                 computed = self.images - computed_before  # zero when the store had them
                 if computed:
-                    per_image = extraction_flops_per_image(pl_module.model, dm.datasets[split])
+                    per_image = extraction_flops_per_image(pl_module.model, dm.feature_inputs(split))
                     self.flops[split] = self.flops.get(split, 0) + per_image * computed
         self.seconds += time.perf_counter() - start
         self.bytes = max(self.bytes, dm.feature_bytes())
@@ -202,11 +215,15 @@ class FeatureCache(Callback):
             stored = self.store.load(key)
             if stored is not None:
                 return stored, False
-        batch_size = extraction_batch_size(pl_module.device, dataset.tensors[0].shape)
+        batch_size = extraction_batch_size(pl_module.device, first_input(dataset).shape)
+        # a split transformed item by item (the deterministic view of an augmented one) is
+        # decoded by the loader workers the run has
+        workers = 0 if isinstance(dataset, TensorDataset) else trainer.datamodule.num_workers
         # The run's own precision (bf16 autocast under trainer=gpu), as the uncached path's
         # forwards would have; the features are stored as float32 either way.
         with trainer.precision_plugin.forward_context():
-            features = extract_features(pl_module.model, dataset, batch_size, pl_module.memory_format)
+            features = extract_features(pl_module.model, dataset, batch_size, pl_module.memory_format,
+                                        num_workers=workers)
         if key is not None:
             self.store.save(key, features)
         return features, True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 from hydra.core.utils import JobReturn, JobStatus
@@ -10,31 +11,64 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from ftbench.report.render import write_report
+from ftbench.report.collect import collect
+from ftbench.report.render import summary_text, write_report
+from ftbench.report.rows import group_rows
+from ftbench.report.tables import records
 
 log = logging.getLogger("ftbench")
 
 
 class WriteReport(Callback):
-    """Write ``report.md``, ``report.csv`` and the plots when a multirun ends.
+    """Write ``report.md``, ``report.csv`` and the plots when a multirun ends, and print the table.
 
     Hydra's basic sweeper raises once a batch holding a failed job has run and then skips
     ``on_multirun_end``; so after a failure the report is also rebuilt as each later job ends,
     and the last job leaves a report that lists every job. (A job records its own failure in
     its ``result.json``; one that left none is listed as crashed.)
+
+    When the jobs logged to W&B, the end of the multirun also logs the comparison to W&B as
+    one summary run of the group (``report/wandb_summary.py``) and prints the one ``wandb
+    sync`` command that uploads every offline run of the sweep.
     """
 
     def __init__(self) -> None:
         self._seen_failure = False
 
-    def _write(self, config: DictConfig) -> None:
+    def _write(self, config: DictConfig, final: bool = False) -> None:
         root = Path(config.hydra.sweep.dir)
         try:
-            paths = write_report(root)
+            runs = collect(root)
+            paths = write_report(root, runs)
         except Exception as err:  # a broken report must not take the runs down with it
             log.error("report not written into %s: %s", root, err)
             return
         log.info("report: %s", paths["report.md"])
+        if final:
+            print(summary_text(runs, paths), end="", flush=True)
+            self._to_wandb(root, runs, paths, str(config.hydra.sweep.dir))
+
+    @staticmethod
+    def _to_wandb(root: Path, runs, paths: dict[str, Path], sweep_dir: str) -> None:
+        from ftbench.report import wandb_summary
+
+        settings = wandb_summary.wandb_settings(runs)
+        if settings is None or settings.get("mode") == "disabled":
+            return
+        from ftbench.loggers import sweep_group
+
+        rows = group_rows(runs)
+        plots = {title: path for title, path in paths.items() if path.suffix == ".png"}
+        try:
+            folder = wandb_summary.log_summary_run(root, runs, rows, records(rows),
+                                                   plots, settings, sweep_group(sweep_dir))
+            log.info("W&B summary run: %s", folder)
+        except Exception as err:  # the report on disk stands without it
+            log.error("W&B summary run not logged: %s", err)
+        command = wandb_summary.sync_command(root)
+        if command:
+            print(f"ftbench: W&B is offline; upload this multirun's runs later with: {command}",
+                  file=sys.stderr)
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs) -> None:
         if job_return.status == JobStatus.FAILED:
@@ -43,4 +77,4 @@ class WriteReport(Callback):
             self._write(config)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
-        self._write(config)
+        self._write(config, final=True)

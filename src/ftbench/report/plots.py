@@ -6,6 +6,7 @@ Every strategy keeps one colour in every plot; settings of a study within one st
 
 from __future__ import annotations
 
+import json
 import statistics
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.colors import to_rgb  # noqa: E402
 from matplotlib.ticker import EngFormatter, Formatter, FuncFormatter, MaxNLocator  # noqa: E402
 
-from ftbench.report.rows import Row  # noqa: E402
+from ftbench.report.rows import Row, study_series  # noqa: E402
 from ftbench.report.shift_plot import accuracy_under_shift  # noqa: E402
 from ftbench.report.style import MARKERS, colour  # noqa: E402
 from ftbench.report.style import legend as _legend  # noqa: E402
@@ -161,26 +162,26 @@ def drift_by_group(rows: list[Row], path: Path) -> Path | None:
     return _save(fig, path)
 
 
-def _by_strategy(rows: list[Row]) -> dict[str, list[Row]]:
-    out: dict[str, list[Row]] = {}
-    for row in rows:
-        if row.runs:
-            out.setdefault(row.strategy, []).append(row)
-    return out
-
-
 def accuracy_against_setting(rows: list[Row], setting: str, x_path: str, xlabel: str, path: Path,
                              log_x: bool = False) -> Path | None:
-    """Accuracy per strategy along a study setting; drawn only when the setting varies."""
-    rows = [r for r in rows if setting in r.setting and r.runs]
-    if len({r.setting[setting] for r in rows}) < 2:
+    """Accuracy along a study setting, one line per strategy and every other setting; drawn
+    only when the setting varies alone somewhere (``rows.confounded_note`` says when not)."""
+    series = [sorted(members, key=lambda r: r.mean(x_path))
+              for members in study_series(rows, setting).values()]
+    series = [s for s in series if len({json.dumps(r.setting[setting]) for r in s}) > 1]
+    if not series:
         return None
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    for strategy, members in _by_strategy(rows).items():
-        members = sorted(members, key=lambda r: r.mean(x_path))
+    markers = _markers([s[0] for s in series])
+    fig, ax = plt.subplots(figsize=(7.5 if len(series) > 4 else 6.5, 4.5))
+    for members in series:
+        first = members[0]
+        others = " ".join(f"{k}={v}" for k, v in first.setting.items() if k != setting)
+        ns = sorted({r.n() for r in members})
         ax.errorbar([r.mean(x_path) for r in members], [r.mean("metrics.test_acc") for r in members],
-                    yerr=[r.ci95("metrics.test_acc") or 0.0 for r in members], marker="o",
-                    capsize=4, color=colour(strategy), label=strategy)
+                    yerr=[r.ci95("metrics.test_acc") or 0.0 for r in members],
+                    marker=markers[id(first)], capsize=4, color=colour(first.strategy),
+                    label=f"{' '.join([first.strategy, others]).strip()} "
+                          f"(n={'/'.join(str(n) for n in ns)})")
     if log_x:
         ax.set_xscale("log")
     ax.set_xlabel(xlabel)
@@ -188,7 +189,32 @@ def accuracy_against_setting(rows: list[Row], setting: str, x_path: str, xlabel:
     _accuracy_axis(ax)
     ax.set_title(f"Test accuracy against {xlabel.split(' (')[0]}")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    _legend(ax, many=len(series) > 4)
+    return _save(fig, path)
+
+
+def confusion_matrix(run, path: Path) -> Path | None:
+    """The test confusion matrix of one run, rows the true class, as shares of each row."""
+    matrix = run.get("metrics.confusion_matrix")
+    if not matrix:
+        return None
+    names = run.get("data.classes") or [str(i) for i in range(len(matrix))]
+    shares = [[c / max(1, sum(line)) for c in line] for line in matrix]
+    size = min(12.0, 3.0 + 0.35 * len(names))
+    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    if len(names) <= 30:
+        ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
+        ax.set_yticks(range(len(names)), names, fontsize=7)
+        if len(names) <= 12:
+            for i, line in enumerate(matrix):
+                for j, count in enumerate(line):
+                    ax.text(j, i, str(count), ha="center", va="center", fontsize=7,
+                            color="white" if shares[i][j] > 0.5 else "black")
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(f"Test confusion matrix: {run.strategy} (seed {run.get('seed')})")
+    fig.colorbar(image, ax=ax, label="share of the true class")
     return _save(fig, path)
 
 
@@ -213,4 +239,7 @@ def draw_all(rows: list[Row], out_dir: Path) -> dict[str, Path]:
             rows, "lr_decay", "config.strategy.lr_decay", "lr_decay (LR ratio between neighbouring groups)",
             out_dir / "accuracy_vs_lr_decay.png"),
     }
+    done = [run for row in rows for run in row.runs]
+    if len(done) == 1:  # one run: which classes it confuses
+        drawn["Test confusion matrix"] = confusion_matrix(done[0], out_dir / "confusion_matrix.png")
     return {title: path for title, path in drawn.items() if path is not None}

@@ -1,4 +1,11 @@
-"""Rows of the comparison: one per strategy (and study setting), over its seeds."""
+"""Rows of the comparison: one per strategy and setting, over its seeds.
+
+Runs are seeds of one row only if their configs agree on everything else. Any config value
+that differs between runs splits rows: settings outside the strategy (model, dataset,
+optimizer, epochs, …) when they differ anywhere in the folder, the strategy's own knobs when
+they differ within a strategy (each strategy has its own defaults). Keys that only say how a
+run was recorded or shown (logger, progress, workers, …) never do.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +17,18 @@ from dataclasses import dataclass, field
 from ftbench.report.collect import Run
 from ftbench.report.stats import t_half_width
 
-# Settings a study may vary besides the strategy; a row is split by those that vary.
+# Short names for the settings studies vary; any other key is shown as its dotted path.
 STUDY_KNOBS = {
     "model.name": "model", "dataset.name": "dataset", "dataset.train_fraction": "train_fraction",
     "strategy.lr": "lr", "strategy.lr_decay": "lr_decay", "strategy.unfreeze_every": "unfreeze_every",
     "strategy.trainable_groups": "trainable_groups", "strategy.probe_epochs": "probe_epochs",
     "trainer.max_epochs": "epochs", "optimizer.name": "optimizer", "optimizer.schedule": "schedule",
 }
+# How a run was recorded, shown or resumed: never a setting of the comparison.
+NOT_SETTINGS = ("seed", "resume", "progress", "logger", "paths", "hydra", "tune", "data.num_workers",
+                "data.pin_memory", "data.feature_store", "dataset.download", "trainer.enable_progress_bar",
+                "trainer.enable_model_summary", "trainer.log_every_n_steps", "trainer.default_root_dir")
+FEW_SEEDS = 3  # below this many seeds an interval is flagged
 
 
 SHIFT = "metrics.shift"  # accuracy per shifted test set (ftbench.data.shifts), and their mean
@@ -25,12 +37,15 @@ SHIFT_MEAN = f"{SHIFT}.mean"
 
 @dataclass
 class Row:
-    """One strategy (and study setting) over its seeds."""
+    """One strategy (and setting) over its seeds."""
 
     strategy: str
-    setting: dict = field(default_factory=dict)  # the study knobs that vary, e.g. {"lr_decay": 2}
+    setting: dict = field(default_factory=dict)  # the settings that vary, e.g. {"lr_decay": 2}
     runs: list[Run] = field(default_factory=list)
     failed: list[Run] = field(default_factory=list)
+    # the settings outside the strategy (model, dataset, …): rows compare across strategies
+    # only within one context
+    context: tuple = ()
 
     @property
     def label(self) -> str:
@@ -53,6 +68,13 @@ class Row:
         drops = [acc - shifted for acc, shifted in pairs if acc is not None and shifted is not None]
         return statistics.fmean(drops) if drops else None
 
+    def n(self, path: str = "metrics.test_acc") -> int:
+        """How many runs the mean and interval of ``path`` rest on."""
+        return len(self.values(path))
+
+    def few_seeds(self, path: str = "metrics.test_acc") -> bool:
+        return 0 < self.n(path) < FEW_SEEDS
+
     def chance(self) -> float | None:
         classes = self.mean("data.num_classes")
         return 1.0 / classes if classes else None
@@ -65,21 +87,60 @@ class Row:
         return (acc - chance) / (flops / 1e12)
 
 
+def config_leaves(config: dict, prefix: str = "") -> dict:
+    """Every leaf of a nested config by its dotted path."""
+    leaves = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            leaves.update(config_leaves(value, f"{prefix}{key}."))
+        else:
+            leaves[f"{prefix}{key}"] = value
+    return leaves
+
+
+def _is_setting(path: str) -> bool:
+    return not any(path == p or path.startswith(f"{p}.") for p in NOT_SETTINGS)
+
+
+def varying_keys(runs: list[Run]) -> list[str]:
+    """Config paths whose values differ between ``runs`` (study knobs first, then by name).
+
+    Only paths every run records are compared: a key added to the config since an older run
+    was made says nothing about how the two differ.
+    """
+    leaves = [config_leaves(run.get("config") or {}) for run in runs]
+    if not leaves:
+        return []
+    common = set.intersection(*(set(leaf) for leaf in leaves))
+    varying = [k for k in common if _is_setting(k)
+               and len({json.dumps(leaf[k], sort_keys=True) for leaf in leaves}) > 1]
+    return sorted(varying, key=lambda k: (_order(k), k))
+
+
+def setting_name(path: str) -> str:
+    return STUDY_KNOBS.get(path, path)
+
+
 def group_rows(runs: list[Run]) -> list[Row]:
-    """Rows in strategy order, split by the study knobs that vary within a strategy."""
+    """Rows in strategy order, split by every setting that differs (see the module's notes)."""
     by_strategy: dict[str, list[Run]] = defaultdict(list)
     for run in runs:
         by_strategy[run.strategy].append(run)
+    # what the completed runs vary: a failed job alone does not split a row
+    done = [r for r in runs if r.completed] or runs
+    shared = [k for k in varying_keys(done) if not k.startswith("strategy.")]
     rows: list[Row] = []
     for strategy in sorted(by_strategy, key=strategy_order):
         members = by_strategy[strategy]
-        # what the completed runs vary: a failed job alone does not split a row
-        done = [r for r in members if r.completed] or members
-        varying = [k for k in STUDY_KNOBS if len({json.dumps(r.get(f"config.{k}")) for r in done}) > 1]
+        own = [r for r in members if r.completed] or members
+        knobs = [k for k in varying_keys(own) if k.startswith("strategy.")]
+        keys = sorted(shared + knobs, key=lambda k: (_order(k), k))
         keyed: dict[tuple, Row] = {}
         for run in members:
-            setting = {STUDY_KNOBS[k]: run.get(f"config.{k}") for k in varying}
-            row = keyed.setdefault(tuple(json.dumps(v) for v in setting.values()), Row(strategy, setting))
+            setting = {setting_name(k): run.get(f"config.{k}") for k in keys}
+            context = tuple(json.dumps(run.get(f"config.{k}")) for k in shared)
+            row = keyed.setdefault(tuple(json.dumps(v) for v in setting.values()),
+                                   Row(strategy, setting, context=context))
             (row.runs if run.completed else row.failed).append(run)
         rows.extend(sorted(keyed.values(), key=lambda r: [_sortable(v) for v in r.setting.values()]))
     return rows
@@ -93,6 +154,10 @@ def shift_keys(rows: list[Row]) -> list[str]:
             keys += [k for k in run.get(SHIFT) or {} if k != "mean" and k not in keys]
     return keys
 
+def _order(key: str) -> int:
+    order = list(STUDY_KNOBS)
+    return order.index(key) if key in order else len(order)
+
 
 def _sortable(value) -> tuple:
     return (0, value, "") if isinstance(value, int | float) else (1, 0, str(value))
@@ -103,3 +168,32 @@ def strategy_order(name: str) -> tuple[int, str]:
 
     names = list(STRATEGIES)
     return (names.index(name) if name in names else len(names), name)
+
+
+def study_series(rows: list[Row], setting: str) -> dict[tuple, list[Row]]:
+    """Rows along a study ``setting``, one series per strategy and every other setting: only
+    rows that differ in ``setting`` alone belong on one line."""
+    series: dict[tuple, list[Row]] = {}
+    for row in rows:
+        if setting in row.setting and row.runs:
+            others = tuple((k, json.dumps(v)) for k, v in row.setting.items() if k != setting)
+            series.setdefault((row.strategy, others), []).append(row)
+    return series
+
+
+def confounded_note(rows: list[Row], setting: str) -> str | None:
+    """What the report says when ``setting`` varies together with other settings."""
+    along = [r for r in rows if setting in r.setting and r.runs]
+    if len({json.dumps(r.setting[setting]) for r in along}) < 2:
+        return None
+    keys = dict.fromkeys(k for r in along for k in r.setting if k != setting)
+    others = [k for k in keys if len({json.dumps(r.setting.get(k)) for r in along}) > 1]
+    if not others:
+        return None
+    series = study_series(rows, setting).values()
+    together = ", ".join(others)
+    if not any(len({json.dumps(r.setting[setting]) for r in s}) > 1 for s in series):
+        return (f"{setting} is not drawn against accuracy: it never varies alone, it changes "
+                f"together with {together}, so no difference could be put down to {setting}.")
+    return (f"Accuracy against {setting}: {together} differ too; points are joined only where "
+            "nothing else differs.")

@@ -6,18 +6,24 @@ import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 
 from scipy import stats
 
 ALPHA = 0.05
 
 
+@cache
+def t_quantile(dof: int, confidence: float = 0.95) -> float:
+    """The two-sided Student-t quantile of a ``confidence`` interval with ``dof`` degrees of freedom."""
+    return float(stats.t.ppf(0.5 + confidence / 2, dof))
+
+
 def t_half_width(values: Sequence[float], confidence: float = 0.95) -> float | None:
     """Half-width of the Student-t interval of the mean; None below two values."""
     if len(values) < 2:
         return None
-    quantile = float(stats.t.ppf(0.5 + confidence / 2, len(values) - 1))
-    return quantile * statistics.stdev(values) / math.sqrt(len(values))
+    return t_quantile(len(values) - 1, confidence) * statistics.stdev(values) / math.sqrt(len(values))
 
 
 @dataclass

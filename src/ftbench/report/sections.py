@@ -1,0 +1,174 @@
+"""The report's reading aids: the marginal cost of accuracy, how many seeds a conclusion needs,
+what the rows were split by, how the probes met augmentation, and per-class accuracy."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import defaultdict
+
+from ftbench.report.collect import Run
+from ftbench.report.rows import FEW_SEEDS, Row, confounded_note
+from ftbench.report.stats import t_quantile
+
+ACC = "metrics.test_acc"
+STUDY_AXES = ("train_fraction", "lr_decay")  # the settings the report plots accuracy against
+MAX_SEEDS = 100
+
+
+# -- the marginal view ---------------------------------------------------------------------------
+def marginal(rows: list[Row]) -> dict[int, dict]:
+    """Per row (by ``id``): what it costs beyond the cheapest row of its context (same model,
+    dataset and other shared settings) per extra point of test accuracy.
+
+    ``acc gain / TFLOP`` is a total ratio and always favours the cheapest strategy; a researcher
+    choosing between strategies asks what each further point costs.
+    """
+    by_context: dict[tuple, list[Row]] = defaultdict(list)
+    for row in rows:
+        if row.mean(ACC) is not None and row.mean("cost.train_flops") is not None:
+            by_context[row.context].append(row)
+    out = {}
+    for members in by_context.values():
+        base = min(members, key=lambda r: r.mean("cost.train_flops"))
+        for row in members:
+            points = (row.mean(ACC) - base.mean(ACC)) * 100
+            flops = row.mean("cost.train_flops") - base.mean("cost.train_flops")
+            seconds = (row.mean("cost.train_seconds") or 0.0) - (base.mean("cost.train_seconds") or 0.0)
+            gains = row is not base and points > 0
+            out[id(row)] = {"base": base.label, "is_base": row is base, "points": points,
+                            "extra_flops": flops, "extra_seconds": seconds,
+                            "extra_tflops_per_point": flops / 1e12 / points if gains else None,
+                            "extra_seconds_per_point": seconds / points if gains else None}
+    return out
+
+
+def marginal_table(rows: list[Row], si, fmt) -> str:
+    """``si``/``fmt``: the report's number formats."""
+    view = marginal(rows)
+    if len(view) < 2:
+        return ""
+    lines = ["| strategy | over | Δ test acc (points) | extra train FLOPs | extra train time "
+             "| extra FLOPs per point | extra seconds per point |", "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        m = view.get(id(row))
+        if m is None:
+            continue
+        if m["is_base"]:
+            lines.append(f"| {row.label} | (the cheapest) | | | | | |")
+            continue
+        flag = " †" if row.few_seeds() else ""
+        per_point = (f"{si(m['extra_tflops_per_point'] * 1e12, 'FLOP')} | "
+                     f"{fmt(m['extra_seconds_per_point'], '.2f')} s" if m["extra_tflops_per_point"]
+                     is not None else "no gain | no gain")
+        lines.append(f"| {row.label} | {m['base']} | {m['points']:+.2f}{flag} "
+                     f"| {si(m['extra_flops'], 'FLOP')} | {m['extra_seconds']:+.1f} s | {per_point} |")
+    return ("## Marginal cost of accuracy\n\nWhat each row costs beyond the cheapest row of its "
+            "setting, per extra point (0.01) of test accuracy: the price of going further, where "
+            "acc gain / TFLOP (a total ratio) always favours the cheapest.\n\n" + "\n".join(lines))
+
+
+# -- seeds ---------------------------------------------------------------------------------------
+def seeds_to_separate(sd: float, difference: float) -> int | None:
+    """Seeds per row at which two 95% t-intervals of spread ``sd`` stop overlapping around
+    means ``difference`` apart; None if more than ``MAX_SEEDS`` (or never)."""
+    if difference <= 0:
+        return None
+    for n in range(FEW_SEEDS, MAX_SEEDS + 1):
+        if 2 * t_quantile(n - 1) * sd / n ** 0.5 < difference:
+            return n
+    return None
+
+
+def seeds_text(rows: list[Row]) -> str:
+    """How many seeds the table's intervals rest on, and how many a ranking of the two best
+    rows would need at the spread seen here."""
+    text = (f"† fewer than {FEW_SEEDS} seeds: the interval rests on n < {FEW_SEEDS} runs. A Student-t "
+            f"interval from 2 seeds is {t_quantile(1) / t_quantile(2):.1f}x as wide as from 3 at the "
+            f"same spread (t = {t_quantile(1):.1f} against {t_quantile(2):.1f}; {t_quantile(4):.1f} at 5), "
+            f"so it says little: at least {FEW_SEEDS} seeds before reading an interval, and enough "
+            "that the intervals of the strategies compared stop overlapping before ranking them.")
+    ranked = sorted((r for r in rows if r.n() >= 2), key=lambda r: r.mean(ACC), reverse=True)
+    if len(ranked) < 2:
+        return text
+    best, second = ranked[0], ranked[1]
+    sd = statistics.fmean([statistics.stdev(best.values(ACC)) ** 2,
+                           statistics.stdev(second.values(ACC)) ** 2]) ** 0.5
+    difference = best.mean(ACC) - second.mean(ACC)
+    needed = seeds_to_separate(sd, difference)
+    n = min(best.n(), second.n())
+    verdict = (f"about {needed} seeds each" if needed else f"more than {MAX_SEEDS} seeds each "
+               "(the difference is small against the spread)")
+    enough = f" This folder has {n}" + (": enough." if needed is not None and n >= needed else ".")
+    return (f"{text}\n\nThe two best rows, {best.label} ({best.mean(ACC):.4f}) and {second.label} "
+            f"({second.mean(ACC):.4f}), differ by {difference:.4f}; at the seed-to-seed spread seen "
+            f"here (sd {sd:.4f}) their intervals stop overlapping from {verdict}.{enough}")
+
+
+# -- what the rows are and how they ran ---------------------------------------------------------
+def rows_text(rows: list[Row]) -> str:
+    """Which settings split the rows, and notes on study axes that vary with other settings."""
+    keys = list(dict.fromkeys(k for row in rows for k in row.setting))
+    lines = []
+    if keys:
+        lines.append("Runs are seeds of one row only if every setting but the seed is equal; these "
+                     f"differ between rows: {', '.join(keys)}.")
+    lines += [note for axis in STUDY_AXES if (note := confounded_note(rows, axis))]
+    return "\n\n".join(lines)
+
+
+def _head_only_first(run: Run) -> bool:
+    history = run.data.get("history") or []
+    return bool(history) and history[0].get("trainable_groups") == ["head"]
+
+
+def probe_text(runs: list[Run], label: dict[int, str]) -> str:
+    """How head-only epochs met augmentation: on cached features, or uncached (and dearer)."""
+    augmented = [r for r in runs if r.completed and r.get("data.augmented") and _head_only_first(r)]
+    cached = [r for r in augmented if r.get("cost.feature_cache.used")]
+    uncached = sorted({label.get(id(r), r.strategy) for r in augmented if r not in cached})
+    lines = []
+    if cached:
+        lines.append("Head-only epochs (linear_probe, the probe epochs of lp_ft, gradual's first "
+                     "epochs) trained on cached features of the deterministic (evaluation) transform; "
+                     "augmentation (dataset.augment=true) applied in the epochs where backbone groups "
+                     "trained.")
+    if uncached:
+        lines.append(f"⚠ {', '.join(uncached)}: head-only epochs ran uncached with augmentation "
+                     "(data.cache_features=false): their cost counts a backbone forward per image per "
+                     "epoch, far more than a cached probe pays.")
+    return "\n\n".join(lines)
+
+
+# -- per class ----------------------------------------------------------------------------------
+MAX_CLASS_LINES = 50
+
+
+def per_class_table(rows: list[Row]) -> str:
+    """Test accuracy per class (mean over seeds), one column per row, worst class first."""
+    shown = [r for r in rows if any(run.get("metrics.per_class_test_acc") for run in r.runs)]
+    if not shown:
+        return ""
+    names = list(dict.fromkeys(n for r in shown for run in r.runs
+                               for n in run.get("metrics.per_class_test_acc") or {}))
+
+    def mean(row: Row, name: str) -> float | None:
+        values = [v for run in row.runs
+                  if (v := (run.get("metrics.per_class_test_acc") or {}).get(name)) is not None]
+        return statistics.fmean(values) if values else None
+
+    def worst(name: str) -> float:
+        values = [m for r in shown if (m := mean(r, name)) is not None]
+        return min(values) if values else 2.0
+
+    ordered = sorted(names, key=worst)
+    lines = ["| class | " + " | ".join(r.label for r in shown) + " |",
+             "|---|" + "---|" * len(shown)]
+    for name in ordered[:MAX_CLASS_LINES]:
+        cells = [("n/a" if (m := mean(r, name)) is None else f"{m:.3f}") for r in shown]
+        lines.append(f"| {json.dumps(name)[1:-1]} | " + " | ".join(cells) + " |")
+    more = (f"\n\n({len(ordered) - MAX_CLASS_LINES} better classes not shown; every class is in "
+            "each run's result.json, metrics.per_class_test_acc.)" if len(ordered) > MAX_CLASS_LINES
+            else "")
+    return ("## Per-class test accuracy\n\nMean over seeds, the worst class first (n/a: no test "
+            "image of that class).\n\n" + "\n".join(lines) + more)

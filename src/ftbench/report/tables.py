@@ -1,0 +1,142 @@
+"""The report's tables, as markdown and CSV: one row per strategy (and setting)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from ftbench.report.collect import Run
+from ftbench.report.fmt import num, si
+from ftbench.report.rows import SHIFT, SHIFT_MEAN, Row, shift_keys
+from ftbench.report.sections import marginal
+
+COLUMNS = ["strategy", "setting", "runs", "failed", "test_acc_mean", "test_acc_ci95", "test_acc_n",
+           "few_seeds", "shift_acc_mean", "shift_acc_ci95", "shift_drop", "train_seconds", "train_flops",
+           "train_memory_mb", "peak_memory_mb", "trainable_params", "total_params", "images_per_second",
+           "acc_gain_per_tflop", "extra_tflops_per_point", "extra_seconds_per_point"]
+
+
+def row_record(row: Row, extra: dict | None = None) -> dict:
+    """One row as ``report.csv`` holds it; ``extra``: its entry of ``sections.marginal``."""
+    extra = extra or {}
+    return {
+        "strategy": row.strategy,
+        "setting": " ".join(f"{k}={v}" for k, v in row.setting.items()),
+        "runs": len(row.runs),
+        "failed": len(row.failed),
+        "test_acc_mean": row.mean("metrics.test_acc"),
+        "test_acc_ci95": row.ci95("metrics.test_acc"),
+        "test_acc_n": row.n(),
+        "few_seeds": row.few_seeds(),
+        "shift_acc_mean": row.mean(SHIFT_MEAN),
+        "shift_acc_ci95": row.ci95(SHIFT_MEAN),
+        "shift_drop": row.shift_drop(),
+        "train_seconds": row.mean("cost.train_seconds"),
+        "train_flops": row.mean("cost.train_flops"),
+        "train_memory_mb": row.mean("cost.train_memory_mb"),
+        "peak_memory_mb": row.mean("cost.peak_memory_mb"),
+        "trainable_params": row.mean("cost.trainable_params"),
+        "total_params": row.mean("cost.total_params"),
+        "images_per_second": row.mean("cost.images_per_second"),
+        "acc_gain_per_tflop": row.gain_per_tflop(),
+        "extra_tflops_per_point": extra.get("extra_tflops_per_point"),
+        "extra_seconds_per_point": extra.get("extra_seconds_per_point"),
+    }
+
+
+def records(rows: list[Row]) -> list[dict]:
+    """Every row as ``report.csv`` holds it, marginal costs included."""
+    view = marginal(rows)
+    return [row_record(row, view.get(id(row))) for row in rows]
+
+
+def accuracy_cell(row: Row, path: str = "metrics.test_acc") -> str:
+    """``0.9850 ± 0.0040 (n=3)``; † marks an interval from fewer than 3 seeds."""
+    mean, ci = row.mean(path), row.ci95(path)
+    if mean is None:
+        return "n/a"
+    cell = f"{mean:.4f}" + (f" ± {ci:.4f}" if ci is not None else "") + f" (n={row.n(path)})"
+    return cell + (" †" if row.few_seeds(path) else "")
+
+
+def markdown_table(rows: list[Row]) -> str:
+    lines = ["| strategy | runs | failed | test acc (95% CI, n seeds) | shifted acc (95% CI) | drop "
+             "| train time | train FLOPs | train memory | trainable / total params | images/s "
+             "| acc gain / TFLOP |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        r = row_record(row)
+        lines.append(
+            f"| {row.label} | {r['runs']} | {r['failed']} | {accuracy_cell(row)} "
+            f"| {accuracy_cell(row, SHIFT_MEAN)} | {num(r['shift_drop'], '.4f')} "
+            f"| {num(r['train_seconds'], '.1f')} s | {si(r['train_flops'], 'FLOP')} "
+            f"| {num(r['train_memory_mb'], '.1f')} MB "
+            f"| {si(r['trainable_params'])} / {si(r['total_params'])} "
+            f"| {num(r['images_per_second'], '.0f')} | {num(r['acc_gain_per_tflop'], '.3g')} |")
+    return "\n".join(lines)
+
+
+def shift_table(rows: list[Row]) -> str:
+    """Test accuracy on each shifted set (mean over seeds), beside the in-distribution one."""
+    keys = shift_keys(rows)
+    if not keys:
+        return "No run was tested under shift (eval.shifts=[] and no dataset.ood_root)."
+    lines = ["| strategy | in-distribution | " + " | ".join(keys) + " | mean |",
+             "|---" * (len(keys) + 3) + "|"]
+    for row in rows:
+        cells = [num(row.mean(path), ".4f") for path in
+                 ("metrics.test_acc", *(f"{SHIFT}.{k}" for k in keys), SHIFT_MEAN)]
+        lines.append(f"| {row.label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def failed_table(failed: list[Run]) -> str:
+    if not failed:
+        return "None."
+    lines = ["| status | strategy | seed | error | job folder |", "|---|---|---|---|---|"]
+    for run in failed:
+        error = str(run.data.get("error") or "").replace("|", "/").splitlines()
+        lines.append(f"| {run.status} | {run.data.get('strategy')} | {run.data.get('seed')} "
+                     f"| {error[0] if error else ''} | {run.dir} |")
+    return "\n".join(lines)
+
+
+def write_csv(path: Path, rows: list[Row]) -> None:
+    """The table's columns, then the mean accuracy on each shifted set (``shift_<name>``)."""
+    keys = shift_keys(rows)
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS + [f"shift_{k}" for k in keys])
+        writer.writeheader()
+        for row, record in zip(rows, records(rows), strict=True):
+            record |= {f"shift_{k}": row.mean(f"{SHIFT}.{k}") for k in keys}
+            writer.writerow({k: ("" if v is None else v) for k, v in record.items()})
+
+
+def context(runs: list[Run]) -> str:
+    def values(key: str) -> str:
+        found = sorted({str(r.data[key]) for r in runs if r.data.get(key) is not None})
+        return ", ".join(found) or "n/a"
+
+    return (f"Model: {values('model')}. Dataset: {values('dataset')}. Seeds: {values('seed')}. "
+            f"Jobs: {len(runs)}, of which {sum(not r.completed for r in runs)} failed.")
+
+
+NOTES = """\
+Test accuracy: mean over seeds ± half-width of the Student-t 95% interval, with the number
+of seeds n it rests on (no interval from one seed). Train time: training wall-clock,
+validation excluded. FLOPs: multiply-adds of convolutions, matrix products and attention
+(2 FLOPs each), forward and backward as run, counted on the first real step of every phase
+of trainable groups. Train memory: what training held beyond the weights (activations saved
+for backward, gradients, optimizer state, cached features), the largest over phases: on CPU an
+account of those tensors on the first step of every phase, on GPU the CUDA allocator's peak
+above the start (report.csv also has the process's peak_memory_mb). Trainable params: the
+parameters that trained at any point of the run (for gradual, the groups it reached), of the
+model's total. Acc gain / TFLOP: test accuracy above chance per TFLOP of training. Drift:
+||w - w0|| / ||w0|| per layer group at the end of training. Shifted acc: test accuracy on the
+corrupted test sets of eval.shifts, averaged over the corruptions (dataset.ood_root is not in
+it), mean over seeds ± 95% interval; drop: test accuracy minus that, over the same runs."""
+
+PAIRED_NOTES = """\
+Each pair of strategies over the seeds both ran (a seed fixes the data order and the new head's
+initialisation, so pairing removes its share of the spread): the mean difference of test
+accuracy, Student's paired t-test (two-sided), and its p-value corrected for all the pairs at
+once (Holm). "significant": corrected p < 0.05."""
