@@ -15,6 +15,16 @@ from ftbench.report.render import write_report
 log = logging.getLogger("ftbench")
 
 
+def write_report_quietly(root: Path) -> None:
+    """Write the report of the sweep in ``root``; a broken report must not take the runs down."""
+    try:
+        paths = write_report(root)
+    except Exception as err:
+        log.error("report not written into %s: %s", root, err)
+        return
+    log.info("report: %s", paths["report.md"])
+
+
 class WriteReport(Callback):
     """Write ``report.md``, ``report.csv`` and the plots when a multirun ends.
 
@@ -28,13 +38,7 @@ class WriteReport(Callback):
         self._seen_failure = False
 
     def _write(self, config: DictConfig) -> None:
-        root = Path(config.hydra.sweep.dir)
-        try:
-            paths = write_report(root)
-        except Exception as err:  # a broken report must not take the runs down with it
-            log.error("report not written into %s: %s", root, err)
-            return
-        log.info("report: %s", paths["report.md"])
+        write_report_quietly(Path(config.hydra.sweep.dir))
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs) -> None:
         if job_return.status == JobStatus.FAILED:
