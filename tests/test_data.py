@@ -177,7 +177,7 @@ def test_links_in_an_image_folder_never_count_a_file_twice(tmp_path, caplog):
     (root / "dog" / "hard.png").hardlink_to(root / "dog" / "1.png")
     splits = load_splits(dataset_cfg("imagefolder", root=str(root)))
     assert len(splits.train) + len(splits.val) + len(splits.test) == 16
-    assert "2 files are links to (or hard links of) files listed already" in caplog.text
+    assert ": 2 files are links to (or hard links of) files listed already" in caplog.text
 
 
 def test_an_image_folder_may_link_to_images_kept_elsewhere(tmp_path):

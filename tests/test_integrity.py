@@ -60,17 +60,28 @@ def test_a_resume_from_a_saved_config_edited_since_is_refused(interrupted, cli):
     assert contents(interrupted) == before
 
 
-@pytest.mark.parametrize("damage", ["labels zeroed", "truncated"])
+@pytest.mark.parametrize("damage", ["labels zeroed", "labels zeroed, digest rewritten", "features changed",
+                                    "truncated"])
 def test_a_damaged_feature_store_file_is_recomputed_with_a_warning(run_fit, tmp_path, caplog, damage):
+    from torch.utils.data import TensorDataset
+
+    from ftbench.data.features import DiskFeatureStore
+
     store = tmp_path / "store"
     first, _ = run_fit("strategy=linear_probe", f"data.feature_store={store}")
     for path in store.glob("*.safetensors"):
         if damage == "truncated":
             path.write_bytes(path.read_bytes()[:200])
-        else:  # a well-formed file whose labels say every image is class 0
-            tensors = load_file(str(path))
-            save_file({"features": tensors["features"], "labels": torch.zeros_like(tensors["labels"])},
-                      str(path))
+            continue
+        tensors = load_file(str(path))
+        if damage == "features changed":
+            save_file({"features": tensors["features"] * 1.5, "labels": tensors["labels"]}, str(path))
+            continue  # a well-formed file whose labels say every image is class 0
+        zeroed = {"features": tensors["features"], "labels": torch.zeros_like(tensors["labels"])}
+        if damage == "labels zeroed":
+            save_file(zeroed, str(path))
+        else:  # consistent with its own digest: only the data set's labels tell
+            DiskFeatureStore(store).save(path.stem, TensorDataset(*zeroed.values()))
     second, _ = run_fit("strategy=linear_probe", f"data.feature_store={store}")
     assert second["metrics"] == first["metrics"]
     assert second["cost"]["feature_cache"]["images_loaded"] == 0

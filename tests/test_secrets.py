@@ -15,17 +15,19 @@ from tests.helpers import FAST, make_cfg
 
 MASK = "***"
 
-# a value under a secret key, a quoted one, a list of them, and one read from a short secret
-# environment variable (shorter than the 6 characters every secret-named variable is masked at)
+# a value under a secret key, a quoted one, a list of them, one below a secret key, and one read
+# from a short secret environment variable (shorter than the 6 characters every secret-named
+# variable is masked at)
 SECRETS = {"plain": "hunter2-pass", "quoted": "tok with space 123", "listed": ["key-one-111", "key-two-222"],
-           "env": "ab12c"}
+           "below": "zz9-db-pass", "env": "ab12c"}
 OVERRIDES = [f"+foo.password={SECRETS['plain']}", f"+foo.token='{SECRETS['quoted']}'",
-             f"+foo.api_keys=[{','.join(SECRETS['listed'])}]", "+notes.remote=${oc.env:MY_TOKEN}"]
+             f"+foo.api_keys=[{','.join(SECRETS['listed'])}]", f"+vault.secrets.db={SECRETS['below']}",
+             "+notes.remote=${oc.env:MY_TOKEN}"]
 ENV = {"MY_TOKEN": SECRETS["env"]}
 
 
 def every_secret() -> list[str]:
-    return [SECRETS["plain"], SECRETS["quoted"], *SECRETS["listed"], SECRETS["env"]]
+    return [SECRETS["plain"], SECRETS["quoted"], *SECRETS["listed"], SECRETS["below"], SECRETS["env"]]
 
 
 def leaks(root: Path, *console: str) -> list[str]:
@@ -53,6 +55,7 @@ def test_quoted_listed_and_short_env_secrets_reach_no_file_of_a_run(tmp_path, cl
     assert leaks(tmp_path, console) == []
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["config"]["foo"] == {"password": MASK, "token": MASK, "api_keys": MASK}
+    assert result["config"]["vault"] == {"secrets": MASK}
     assert result["config"]["notes"]["remote"] == MASK  # masked by where it came from
 
 
