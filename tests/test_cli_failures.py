@@ -30,6 +30,9 @@ from tests.helpers import train_cli as train
     ([*FAST, "model=foo"], "model='foo' is not valid; allowed: convnext_tiny"),
     ([*FAST, "strategy.lr_dekay=2"], "strategy.lr_dekay is not a setting"),
     ([*FAST, "+strategy=full"], "Multiple values for strategy"),
+    ([*FAST, "optimizer.name=sgd", "+optimizer.momentum=0"],
+     "+optimizer.momentum=... adds a setting, but optimizer.momentum exists already; set it with "
+     "optimizer.momentum=..."),
     ([*FAST, "strategy.lr=[1"], "cannot parse the override 'strategy.lr=[1'"),
     # a value fit() refuses (the full table of those is in test_validation.py)
     ([*FAST, "strategy=gradual", "strategy.unfreeze_every=0"], "strategy.unfreeze_every=0 is not valid"),

@@ -150,8 +150,8 @@ def set_random_state(state: dict[str, Any]) -> None:
 
 
 class Resumable(Callback):
-    """Makes a run resumable exactly: random generators in every checkpoint, and a
-    checkpoint when the process is stopped by SIGTERM or SIGINT (Ctrl+C).
+    """Makes a run resumable exactly: random generators and the digest of the run's config in
+    every checkpoint, and a checkpoint when the process is stopped by SIGTERM or SIGINT (Ctrl+C).
 
     The generators are captured when a checkpoint is written and put back when it is
     restored, before the train loader draws its first shuffle. Lightning turns SIGTERM into

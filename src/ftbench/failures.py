@@ -59,6 +59,10 @@ def one_line(error: BaseException) -> str:
         if "not in struct" in str(error.__cause__) and key:
             return (f"{key} is not a setting; check its spelling (or add a new key with "
                     f"+{key}=...)")
+    appended = re.match(r"Could not append to config\. An item is already at '(.+)'", str(error))
+    if isinstance(error, HydraException) and appended:
+        key = appended.group(1)
+        return f"+{key}=... adds a setting, but {key} exists already; set it with {key}=..."
     if isinstance(error, UserError | Diverged | HydraException | OmegaConfBaseException):
         return _first_line(error)
     return f"{type(error).__name__}: {_first_line(error)}"
