@@ -64,7 +64,7 @@ def secret_values() -> list[str]:
 
 # ``api_key=abc`` / ``+wandb.api_key='a b'`` / ``keys=[a,b]``, as overrides appear in argv,
 # log lines and saved files.
-_ASSIGNMENT = re.compile(r"([\w.+~@-]*(?:key|keys|token|secret|password|passwd|credentials?))="
+_ASSIGNMENT = re.compile(r"([\w.+~@-]*(?:api[_-]?keys?|key|tokens?|secrets?|passwords?|passwd|credentials?))="
                          r"(\[[^\]]*\]|\{[^}]*\}|'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^\s'\",\]]+)",
                          re.IGNORECASE)
 
