@@ -1,11 +1,15 @@
-"""Fixtures: fit tiny models in-process, and a known 'pretrained' starting point."""
+"""Fixtures: fit tiny models in-process, the command line in-process, an interrupted run, and a
+known 'pretrained' starting point."""
 
 from __future__ import annotations
 
-import pytest
+import sys
 
-from ftbench.train import fit
-from tests.helpers import FAST, make_cfg
+import pytest
+from omegaconf import OmegaConf
+
+from ftbench.train import fit, main
+from tests.helpers import FAST, SCHEDULE, Crash, CrashAtEpoch, make_cfg
 
 
 @pytest.fixture
@@ -35,3 +39,35 @@ def pretrained(tmp_path_factory):
     path = tmp_path_factory.mktemp("weights") / "pretrained.safetensors"
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, path)
     return path, layer_groups(model)
+
+
+@pytest.fixture
+def cli(monkeypatch, capsys):
+    """``python -m ftbench.train ARGS`` in this process: returns (exit code, stderr); the
+    run's stdout is kept as ``cli.stdout``."""
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "0")  # restored after the test
+
+    def _run(*args: str) -> tuple[int, str]:
+        monkeypatch.setattr(sys, "argv", ["ftbench.train", *args])
+        try:
+            main()
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code
+        out = capsys.readouterr()
+        _run.stdout = out.out
+        return code, out.err
+
+    return _run
+
+
+@pytest.fixture
+def interrupted(tmp_path):
+    """A gradual run that crashed after its first epoch, with the config Hydra saves for it."""
+    run_dir = tmp_path / "run"
+    cfg = make_cfg(*SCHEDULE, "strategy=gradual", run_dir=run_dir)
+    with pytest.raises(Crash):
+        fit(cfg, run_dir, extra_callbacks=[CrashAtEpoch(1)])
+    (run_dir / ".hydra").mkdir()
+    OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
+    return run_dir

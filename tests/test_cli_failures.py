@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import signal
 import subprocess
 import sys
@@ -12,32 +13,16 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from ftbench.divergence import DivergenceGuard
 from ftbench.failures import Diverged, run_guarded
 from ftbench.report import cli as report
-from ftbench.train import fit, main
+from ftbench.train import fit
 from ftbench.weights import read_state_dict
 from tests.helpers import FAST, make_cfg
 from tests.helpers import train_cli as train
-
-
-@pytest.fixture
-def cli(monkeypatch, capsys):
-    """``python -m ftbench.train ARGS`` in this process: returns (exit code, stderr)."""
-    monkeypatch.setenv("HYDRA_FULL_ERROR", "0")  # restored after the test
-
-    def _run(*args: str) -> tuple[int, str]:
-        monkeypatch.setattr(sys, "argv", ["ftbench.train", *args])
-        try:
-            main()
-            code = 0
-        except SystemExit as exit_:
-            code = exit_.code
-        return code, capsys.readouterr().err
-
-    return _run
 
 
 @pytest.mark.parametrize("args, message", [
@@ -45,6 +30,9 @@ def cli(monkeypatch, capsys):
     ([*FAST, "model=foo"], "model='foo' is not valid; allowed: convnext_tiny"),
     ([*FAST, "strategy.lr_dekay=2"], "strategy.lr_dekay is not a setting"),
     ([*FAST, "+strategy=full"], "Multiple values for strategy"),
+    ([*FAST, "optimizer.name=sgd", "+optimizer.momentum=0"],
+     "+optimizer.momentum=... adds a setting, but optimizer.momentum exists already; set it with "
+     "optimizer.momentum=..."),
     ([*FAST, "strategy.lr=[1"], "cannot parse the override 'strategy.lr=[1'"),
     # a value fit() refuses (the full table of those is in test_validation.py)
     ([*FAST, "strategy=gradual", "strategy.unfreeze_every=0"], "strategy.unfreeze_every=0 is not valid"),
@@ -181,3 +169,33 @@ def test_a_run_stopped_by_sigterm_exits_143_naming_the_command_that_continues_it
     assert capsys.readouterr().err.strip() == (
         f"ftbench: error: interrupted by SIGTERM; continue with: python -m ftbench.train resume={tmp_path}")
     assert not (tmp_path / "result.json").exists()  # an interrupted run is continued, not recorded
+
+
+def test_a_multirun_stopped_by_sigterm_reports_its_jobs_and_names_a_command_that_pastes(
+        tmp_path, cli, monkeypatch):
+    import ftbench.train as train_module
+    from tests.test_resume import SigtermAtEpochEnd
+
+    def fit_stopped_in_the_second_job(cfg, run_dir, ckpt_path=None, extra_callbacks=()):
+        stop = [SigtermAtEpochEnd()] if cfg.seed == 1 else []
+        return fit(cfg, run_dir, ckpt_path, [*extra_callbacks, *stop])
+
+    monkeypatch.setattr(train_module, "fit", fit_stopped_in_the_second_job)
+    code, stderr = cli("-m", f"hydra.sweep.dir={tmp_path}", *FAST, "strategy=full", "seed=0,1,2")
+    assert code == 143
+    prefix = "ftbench: error: interrupted by SIGTERM; continue with: "
+    line = stderr.strip().splitlines()[-1]
+    assert line.startswith(prefix)
+    (stopped,) = tmp_path.glob("1_*")
+    assert "=" in stopped.name and "," in stopped.name  # what Hydra would parse, unquoted
+    command = shlex.split(line[len(prefix):])
+    assert command[:3] == ["python", "-m", "ftbench.train"] and len(command) == 4
+    assert OverridesParser.create().parse_override(command[3]).value() == str(stopped)
+
+    md = (tmp_path / "report.md").read_text()  # the report of the jobs that ran
+    assert "| full | 1 | 1 |" in md
+    assert f"interrupted after a checkpoint; continue with: {line[len(prefix):]} | {stopped.name} |" in md
+
+    monkeypatch.undo()  # the command, pasted, continues the job
+    assert cli(command[3])[0] == 0
+    assert json.loads((stopped / "result.json").read_text())["status"] == "completed"

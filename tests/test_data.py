@@ -168,3 +168,54 @@ def test_in_memory_loaders_fetch_whole_batches_equal_to_item_by_item_collation()
     reference = torch.utils.data.DataLoader(dm.datasets["train"], batch_size=16, shuffle=True)
     for (x, y), (rx, ry) in zip(batched, reference, strict=False):
         assert torch.equal(x, rx) and torch.equal(y, ry)
+
+
+def test_links_in_an_image_folder_never_count_a_file_twice(tmp_path, caplog):
+    root = _folder(tmp_path / "imgs", classes=("cat", "dog"), per_class=8)
+    (root / "cat" / "inner").symlink_to(root / "cat")  # a link back up: walked, it never ends
+    (root / "dog" / "again.png").symlink_to(root / "dog" / "0.png")
+    (root / "dog" / "hard.png").hardlink_to(root / "dog" / "1.png")
+    splits = load_splits(dataset_cfg("imagefolder", root=str(root)))
+    assert len(splits.train) + len(splits.val) + len(splits.test) == 16
+    assert ": 2 files are links to (or hard links of) files listed already" in caplog.text
+
+
+def test_an_image_folder_may_link_to_images_kept_elsewhere(tmp_path):
+    elsewhere = _folder(tmp_path / "store", classes=("cat", "dog"), per_class=8)
+    root = tmp_path / "imgs"
+    root.mkdir()
+    (root / "cat").symlink_to(elsewhere / "cat")  # a class folder that is a link
+    (root / "dog").mkdir()
+    for image in (elsewhere / "dog").iterdir():
+        (root / "dog" / image.name).symlink_to(image)  # images that are links
+    splits = load_splits(dataset_cfg("imagefolder", root=str(root)))
+    assert splits.classes == ["cat", "dog"]
+    assert len(splits.train) + len(splits.val) + len(splits.test) == 16
+
+
+def test_a_class_folder_that_is_a_looping_link_is_one_line(tmp_path):
+    root = _folder(tmp_path / "imgs", classes=("cat", "dog"), per_class=8)
+    (root / "loop").symlink_to(root / "loop")
+    with pytest.raises(UserError, match=r"'.*loop' cannot be read \(Too many levels of symbolic links\)"):
+        load_splits(dataset_cfg("imagefolder", root=str(root)))
+
+
+def test_identical_images_in_two_splits_are_reported(tmp_path, caplog):
+    root = _folder(tmp_path / "imgs", classes=("cat", "dog"), per_class=10)
+    for name in ("cat", "dog"):  # every image twice, as a copy under another name
+        for image in list((root / name).iterdir()):
+            (root / name / f"copy_{image.name}").write_bytes(image.read_bytes())
+    load_splits(dataset_cfg("imagefolder", root=str(root)))
+    assert "are in more than one split as identical copies" in caplog.text
+
+    caplog.clear()
+    load_splits(dataset_cfg("imagefolder", root=str(_folder(tmp_path / "clean", ("cat", "dog")))))
+    assert "identical copies" not in caplog.text
+
+
+@pytest.mark.parametrize("layout", [{"cat": 10, "dog": 1}, {"cat": 1, "dog": 1, "emu": 1}])
+def test_classes_too_small_to_split_are_one_line(tmp_path, layout):
+    root = image_folder(tmp_path / "imgs", layout)
+    with pytest.raises(UserError, match=r"cannot be split keeping every class in each split .*"
+                                        r"allowed: more images per class"):
+        load_splits(dataset_cfg("imagefolder", root=str(root)))

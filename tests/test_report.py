@@ -332,3 +332,34 @@ def test_the_report_says_how_probes_met_augmentation(tmp_path, template):
     md = (tmp_path / "report.md").read_text()
     assert "trained on cached features of the deterministic (evaluation) transform" in md
     assert "⚠ gradual data.cache_features=False: head-only epochs ran uncached with augmentation" in md
+
+
+def test_malformed_jobs_are_listed_as_unreadable_with_the_reason(tmp_path, template, capsys):
+    runs = [fake_run(template, "full", s, acc, 1e9) for s, acc in enumerate([0.6, 0.8])]
+    write_runs(tmp_path, runs)
+    broken = {
+        "metrics is null, not an object": {**copy.deepcopy(template), "metrics": None},
+        "not a JSON object": [1, 2],
+        "config is str, not an object": {**copy.deepcopy(template), "config": "oops"},
+        "history is dict, not a list": {**copy.deepcopy(template), "history": {"0": 1}},
+        "metrics.test_acc is '0.9', not a number": fake_run(template, "full", 7, "0.9", 1e9),
+    }
+    for i, data in enumerate(broken.values()):
+        (tmp_path / f"bad{i}").mkdir()
+        (tmp_path / f"bad{i}" / "result.json").write_text(json.dumps(data))
+    nan = fake_run(template, "full", 8, 0.5, 1e9)
+    (tmp_path / "bad_nan").mkdir()
+    (tmp_path / "bad_nan" / "result.json").write_text(json.dumps(nan).replace("0.5", "NaN", 1))
+    for name, text in (("bad_yaml", "a: [1, 2\nb: {"), ("yaml_list", "- 1\n- 2\n")):
+        (tmp_path / name / ".hydra").mkdir(parents=True)
+        (tmp_path / name / ".hydra" / "config.yaml").write_text(text)
+
+    assert report_main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "| full | 2 | 2 | 0.7000 ± 1.2706 |" in out  # the mean of the two good runs only
+    for i, reason in enumerate(broken):
+        assert f"| unreadable result.json: {reason} | bad{i} |" in out, reason
+    assert "| unreadable result.json: metrics.test_acc is nan, not a number | bad_nan |" in out
+    for name in ("bad_yaml", "yaml_list"):
+        assert f"| no result.json (the job crashed or was killed) | {name} |" in out
+    assert (tmp_path / "report.md").is_file()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import signal
 import time
@@ -19,26 +20,7 @@ from ftbench.failures import UserError
 from ftbench.metering import Meter
 from ftbench.train import fit
 from ftbench.weights import read_state_dict
-from tests.helpers import FAST, make_cfg
-
-# Dropout makes the run draw random numbers every step: a resume that lost the random state
-# would train on other masks and end elsewhere.
-SCHEDULE = [*FAST, "trainer.max_epochs=3", "model.drop_rate=0.2"]
-
-
-class Crash(Exception):
-    pass
-
-
-class CrashAtEpoch(Callback):
-    """Dies at the start of ``epoch``, after the previous epoch's checkpoint was written."""
-
-    def __init__(self, epoch: int):
-        self.epoch = epoch
-
-    def on_train_epoch_start(self, trainer, pl_module):
-        if trainer.current_epoch == self.epoch:
-            raise Crash
+from tests.helpers import SCHEDULE, Crash, CrashAtEpoch, make_cfg
 
 
 class SigtermAtEpochEnd(Callback):
@@ -193,3 +175,12 @@ def test_the_seconds_an_epoch_ran_before_a_signal_count_after_a_mid_epoch_resume
     after.on_train_epoch_end(trainer, module)
     assert after.epoch_seconds[0] >= 0.2 and after.train_seconds == after.epoch_seconds[0]
     assert after.history[0]["lrs"] == [0.1]  # the epoch's starting LRs came back too
+
+
+def test_an_interrupt_saves_its_checkpoint_without_a_notice_from_lightning(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    with pytest.raises(SIGTERMException):
+        _fit(tmp_path, extra_callbacks=[SigtermAtEpochEnd()])
+    assert f"interrupted: checkpoint saved; continue with: python -m ftbench.train resume={tmp_path}" \
+        in caplog.text
+    assert "weights_only" not in caplog.text  # "`weights_only` was not set, defaulting to `False`"

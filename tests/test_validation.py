@@ -8,7 +8,7 @@ import torch
 from ftbench.backbone import create_backbone
 from ftbench.failures import UserError
 from ftbench.train import fit
-from tests.helpers import FAST, image_folder, make_cfg
+from tests.helpers import FAST, image_folder, make_cfg, save_image
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -58,6 +58,20 @@ from tests.helpers import FAST, image_folder, make_cfg
     (["eval.shifts=jpeg:3"], "eval.shifts='jpeg:3' is not valid; allowed: a list of name:severity"),
     (["eval.shifts=[rotate:2,rotate:2]"], "eval.shifts[1]='rotate:2' is listed twice"),
     (["dataset.ood_root=/no/such/folder"], "dataset.ood_root='/no/such/folder': no such folder"),
+
+
+    (["seed=5000000000"], "seed=5000000000 is not valid; allowed: an integer 0..4294967295"),
+    (["dataset.split_seed=-1"], "dataset.split_seed=-1 is not valid; allowed: an integer 0..4294967295"),
+    (["dataset.upscale=0"], "dataset.upscale=0 is not valid; allowed: an integer >= 1"),
+    (["dataset.std=[0,0,0]"], "dataset.std[0]=0 is not valid; allowed: a number > 0"),
+    (["dataset.mean=[0.5,0.5]"], "dataset.mean=[0.5, 0.5] is not valid; allowed: null"),
+    (["dataset.val_fraction=0.001"], "cannot be split keeping every class in each split"),
+    (["trainer.precision=bogus"], "trainer.precision='bogus' is not valid; allowed: "),
+    (["trainer.devices=0"], "trainer.devices=0 is not valid; allowed: an integer >= 1, -1"),
+    (["trainer.accelerator=tpu"], "trainer.accelerator='tpu' is not available on this machine; "
+                                  "allowed: auto, cpu"),
+    (["trainer.accelerator=bogus"], "trainer.accelerator='bogus' is not valid; allowed: auto, gpu"),
+    (["+trainer.num_nodes=0"], "trainer: Lightning refuses these settings"),
 ])
 def test_bad_settings_are_one_line_user_errors(tmp_path, overrides, message):
     cfg = make_cfg(*FAST, *overrides, run_dir=tmp_path)
@@ -97,6 +111,45 @@ def test_a_corrupt_image_is_named_or_skipped_as_configured(tmp_path, caplog):
     data = result["data"]
     assert data["train_size"] + data["val_size"] + data["test_size"] == 20  # 21 files, 1 skipped
     assert "broken.png" in caplog.text
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a machine with a GPU has one")
+def test_a_gpu_on_a_machine_without_one_is_one_line(tmp_path):
+    cfg = make_cfg(*FAST, "trainer.accelerator=gpu", run_dir=tmp_path)
+    with pytest.raises(UserError, match="trainer.accelerator='gpu' is not available on this machine; "
+                                        "allowed: auto, cpu"):
+        fit(cfg, tmp_path)
+
+
+def test_a_truncated_jpeg_is_named_or_skipped_as_configured(tmp_path, caplog):
+    root = image_folder(tmp_path / "images", {"cat": 10, "dog": 10})
+    whole = tmp_path / "whole.jpg"
+    save_image(whole, seed=7, size=(64, 64))
+    (root / "dog" / "cut.jpg").write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    args = [*FAST, "dataset=imagefolder", f"dataset.root={root}", "trainer.max_epochs=1"]
+    with pytest.raises(UserError, match=r"cut\.jpg' is not a readable image"):
+        fit(make_cfg(*args, run_dir=tmp_path), tmp_path)
+    result = fit(make_cfg(*args, "dataset.bad_images=skip", run_dir=tmp_path), tmp_path)
+    data = result["data"]
+    assert data["train_size"] + data["val_size"] + data["test_size"] == 20
+    assert "skipping" in caplog.text and "cut.jpg" in caplog.text
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"hello, I am text\n", "not a readable file (truncated, corrupt, or not a PyTorch file)"),
+    (bytes(range(256)) * 8, "not a readable file (truncated, corrupt, or not a PyTorch file)"),
+    ("int keys", "the file holds no state dict of tensors (names mapped to tensors)"),
+])
+def test_a_weight_file_that_is_no_state_dict_is_named(tmp_path, content, message):
+    path = tmp_path / "weights.pth"
+    if content == "int keys":
+        torch.save({1: torch.zeros(1)}, path)
+    else:
+        path.write_bytes(content)
+    cfg = make_cfg(*FAST, f"model.weights={path}", run_dir=tmp_path)
+    with pytest.raises(UserError) as err:
+        fit(cfg, tmp_path)
+    assert message in str(err.value) and "run code" not in str(err.value)
 
 
 def test_weights_that_do_not_fit_the_model_are_refused(tmp_path):

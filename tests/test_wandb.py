@@ -95,10 +95,10 @@ def test_auto_mode_is_offline_without_credentials_and_online_with_them(no_creden
     assert resolve_mode("auto") == "offline"
 
 
-def test_offline_run_logs_config_metrics_lrs_and_result(no_credentials, tmp_path, capsys):
-    cfg = make_cfg(*FAST, "logger=wandb", "strategy=discriminative", "+optimizer.api_key=" + SECRET,
-                   run_dir=tmp_path)
-    result = fit(cfg, tmp_path)
+def test_offline_run_logs_config_metrics_lrs_and_result(no_credentials, tmp_path, capsys, monkeypatch):
+    overrides = [*FAST, "logger=wandb", "strategy=discriminative", "+optimizer.api_key=" + SECRET]
+    monkeypatch.setattr(sys, "argv", ["ftbench.train", *overrides])  # W&B records the command line
+    result = fit(make_cfg(*overrides, run_dir=tmp_path), tmp_path)
 
     assert "wandb sync" in capsys.readouterr().err
     run = logged_run(tmp_path)
@@ -115,7 +115,8 @@ def test_offline_run_logs_config_metrics_lrs_and_result(no_credentials, tmp_path
     assert run["summary"]["result"]["metrics"]["test_acc"] == pytest.approx(result["metrics"]["test_acc"])
     assert run["summary"]["cost"]["train_images"] == result["cost"]["train_images"]
     logged = [p for p in (tmp_path / "wandb").rglob("*") if p.is_file()]
-    assert logged and not any(SECRET in p.read_text(errors="ignore") for p in logged)
+    assert any(p.suffix == ".wandb" for p in logged)
+    assert not [p for p in logged if SECRET.encode() in p.read_bytes()]
 
 
 def test_disabled_mode_leaves_no_run_folder(no_credentials, tmp_path):

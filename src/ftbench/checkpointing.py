@@ -1,8 +1,9 @@
 """Checkpoints that survive crashes and restore a run exactly, read without running code.
 
 - ``SafeCheckpointIO`` writes every checkpoint to a temporary file in the run folder and
-  renames it into place (a SIGKILL never leaves a truncated ``last.ckpt``), and reads with
-  ``torch.load(weights_only=True)`` (a checkpoint that carries code is refused).
+  renames it into place (a SIGKILL never leaves a truncated ``last.ckpt``), with a digest of
+  its content inside, and reads with ``torch.load(weights_only=True)`` (a checkpoint that
+  carries code is refused) and checks the digest (a damaged checkpoint is refused).
 - ``Resumable`` stores every random generator in the checkpoint, so that a resumed run draws
   the same shuffles, augmentations and dropout masks as an uninterrupted one, and saves
   ``last.ckpt`` when the process gets SIGTERM or SIGINT.
@@ -12,9 +13,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import pickle
 import random
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,8 +30,8 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch import nn
 
-from ftbench.failures import UserError
-from ftbench.hashing import tensors_digest
+from ftbench.failures import UserError, resume_command
+from ftbench.hashing import tensors_digest, update_hash
 from ftbench.run_io import atomic_write
 
 log = logging.getLogger("ftbench")
@@ -36,24 +39,72 @@ log = logging.getLogger("ftbench")
 LAST_CHECKPOINT = "last.ckpt"
 # checkpoint entry: group name -> {"keys": state-dict keys left out, "digest": of their tensors}
 LEFT_OUT = "ftbench_left_out_groups"
+# checkpoint entry: a digest of everything else in it, written with it and checked on reading
+CONTENT_DIGEST = "ftbench_content_digest"
+# checkpoint entry: a digest of the run's config (see resume.config_digest)
+CONFIG_DIGEST = "ftbench_config_digest"
 
 
-def load_checkpoint(path: str | Path, setting: str = "resume", what: str = "checkpoint") -> Any:
-    """Read a PyTorch file with ``weights_only=True``: tensors and plain containers, no code.
+def content_digest(obj: Any) -> str:
+    """A SHA-256 digest of a checkpoint's content: every tensor's bytes, every plain value,
+    and the structure that holds them (what ``torch.save`` writes and ``torch.load`` reads)."""
+    h = hashlib.sha256()
+    _feed(h, obj)
+    return h.hexdigest()
+
+
+def _feed(h, obj: Any) -> None:
+    if isinstance(obj, torch.Tensor):
+        h.update(b"T")
+        update_hash(h, obj)
+    elif isinstance(obj, dict):
+        h.update(f"D{len(obj)}".encode())
+        for key, value in obj.items():
+            _feed(h, key)
+            _feed(h, value)
+    elif isinstance(obj, list | tuple):
+        h.update(f"{type(obj).__name__}{len(obj)}".encode())
+        for value in obj:
+            _feed(h, value)
+    else:
+        text = f"{type(obj).__name__}:{obj!r}"
+        h.update(f"{len(text)}:{text}".encode())
+
+
+def load_checkpoint(path: str | Path, setting: str = "resume", what: str = "checkpoint",
+                    warn_unverified: bool = False) -> Any:
+    """Read a PyTorch file with ``weights_only=True``: tensors and plain containers, no code;
+    a checkpoint written with a content digest (``SafeCheckpointIO``) is checked against it.
 
     ``setting`` and ``what`` name, in the error, the option that gave the path and its kind.
+    ``warn_unverified``: say so when the file has no digest to check.
     """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{setting}={str(path)!r}: no such {what} file")
+    unreadable = UserError(f"{setting}={str(path)!r}: not a readable {what} (truncated, corrupt, "
+                           "or not a PyTorch file)")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
+        # the weights-only unpickler names what it refuses; anything else is not a pickle at all
+        if not re.search(r"Unsupported global|GLOBAL|allowed global",
+                         str(err)):
+            raise unreadable from err
         raise UserError(f"{setting}={str(path)!r}: refused, the {what} holds objects other than "
-                        "tensors and plain values (a pickle that could run code)") from err
-    except (RuntimeError, EOFError, OSError) as err:
-        raise UserError(f"{setting}={str(path)!r}: not a readable {what} (truncated or "
-                        "corrupt)") from err
+                        "tensors and plain values (code that loading would run)") from err
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, TypeError,
+            AttributeError, IndexError) as err:  # torch's readers fail in many ways on garbage
+        raise unreadable from err
+    recorded = loaded.pop(CONTENT_DIGEST, None) if isinstance(loaded, dict) else None
+    if recorded is None and warn_unverified:
+        log.warning("%s has no content digest (written by an older ftbench): it cannot be "
+                    "checked for damage", path)
+    elif recorded is not None and content_digest(loaded) != recorded:
+        raise UserError(f"{setting}={str(path)!r}: the {what} is damaged (its content does not "
+                        "match the digest written with it); allowed: an undamaged copy, or "
+                        "start the run again")
+    return loaded
 
 
 class SafeCheckpointIO(TorchCheckpointIO):
@@ -64,6 +115,7 @@ class SafeCheckpointIO(TorchCheckpointIO):
     """
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
+        checkpoint = {**checkpoint, CONTENT_DIGEST: content_digest(checkpoint)}
         atomic_write(path, lambda tmp: torch.save(checkpoint, tmp))
 
     def load_checkpoint(self, path, map_location=None, weights_only: bool | None = None) -> dict:
@@ -98,8 +150,8 @@ def set_random_state(state: dict[str, Any]) -> None:
 
 
 class Resumable(Callback):
-    """Makes a run resumable exactly: random generators in every checkpoint, and a
-    checkpoint when the process is stopped by SIGTERM or SIGINT (Ctrl+C).
+    """Makes a run resumable exactly: random generators and the digest of the run's config in
+    every checkpoint, and a checkpoint when the process is stopped by SIGTERM or SIGINT (Ctrl+C).
 
     The generators are captured when a checkpoint is written and put back when it is
     restored, before the train loader draws its first shuffle. Lightning turns SIGTERM into
@@ -109,11 +161,16 @@ class Resumable(Callback):
     on any exception, and its presence makes a fresh ``fit`` resume from any ``last.ckpt``.)
     """
 
-    def __init__(self, dirpath: str | Path) -> None:
+    def __init__(self, dirpath: str | Path, config_digest: str | None = None) -> None:
         self.path = Path(dirpath) / LAST_CHECKPOINT
+        self.config_digest = config_digest
 
     def state_dict(self) -> dict[str, Any]:
         return random_state()
+
+    def on_save_checkpoint(self, trainer: Trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        if self.config_digest is not None:  # a resume refuses a config edited since
+            checkpoint[CONFIG_DIGEST] = self.config_digest
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         set_random_state(state_dict)
@@ -121,9 +178,9 @@ class Resumable(Callback):
     def on_exception(self, trainer: Trainer, pl_module, exception: BaseException) -> None:
         fitting = trainer.state.fn == TrainerFn.FITTING
         if isinstance(exception, KeyboardInterrupt | SIGTERMException) and fitting:
-            trainer.save_checkpoint(self.path)
-            log.warning("interrupted: checkpoint saved; continue with: python -m ftbench.train "
-                        "resume=%s", self.path.parent)
+            trainer.save_checkpoint(self.path, weights_only=False)  # said, so Lightning says nothing
+            log.warning("interrupted: checkpoint saved; continue with: %s",
+                        resume_command(self.path.parent))
 
 
 class StartingWeights:

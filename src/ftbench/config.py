@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import get_args
 
 import timm
 import torch
@@ -18,11 +19,12 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
 from ftbench.backbone import check_model_name, check_weight_source, layer_groups
-from ftbench.checks import choice, integer, number
+from ftbench.checks import choice, choice_error, integer, number
 from ftbench.data.shifts import Shift, parse_shifts
 from ftbench.data.sources import BAD_IMAGE_POLICIES, SOURCES
 from ftbench.failures import UserError
 from ftbench.optim import OPTIMIZERS, SCHEDULES
+from ftbench.redaction import job_dirname
 from ftbench.strategies import build_plan
 
 # Shipped inside the package, so that an installed ftbench finds its configs anywhere.
@@ -30,6 +32,7 @@ CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")
 CONFIG_NAME = "config"
 WANDB_MODES = ("auto", "online", "offline", "disabled")
 PROGRESS_FORMS = ("auto", "bar", "lines")
+MAX_SEED = 2**32 - 1
 
 
 def _first_set(value, default):
@@ -42,9 +45,16 @@ def _unless_set(value, default):
 
 def register_resolvers() -> None:
     """The resolvers ``conf/config.yaml`` uses: a resumed run writes into its own folder
-    (``hydra.run.dir`` follows ``resume``) and Hydra saves no new config over the run's own."""
+    (``hydra.run.dir`` follows ``resume``), Hydra saves no new config over the run's own, and
+    a multirun's job folders are named without secrets."""
     OmegaConf.register_new_resolver("ftbench.first_set", _first_set, replace=True)
     OmegaConf.register_new_resolver("ftbench.unless_set", _unless_set, replace=True)
+    OmegaConf.register_new_resolver("ftbench.job_dirname", job_dirname, replace=True)
+
+
+# Registered on import too: a launcher's worker process (joblib) resolves a job's folder
+# after importing the task function's module, without running ``main``.
+register_resolvers()
 
 
 def validate_config(cfg: DictConfig) -> None:
@@ -53,6 +63,7 @@ def validate_config(cfg: DictConfig) -> None:
     check_names(cfg)
     check_numbers(cfg)
     eval_shifts(cfg)
+    check_trainer(cfg.trainer)
     build_plan(cfg.strategy, group_names(cfg.model.name), cfg.trainer.max_epochs)
 
 
@@ -94,7 +105,18 @@ def eval_shifts(cfg: DictConfig) -> list[Shift]:
 
 
 def check_numbers(cfg: DictConfig) -> None:
-    integer("seed", cfg.seed, lowest=0)
+    integer("seed", cfg.seed, lowest=0, highest=MAX_SEED, why="numpy's seeds are 32-bit")
+    integer("dataset.split_seed", cfg.dataset.split_seed, lowest=0, highest=MAX_SEED,
+            why="numpy's seeds are 32-bit")
+    if "upscale" in cfg.dataset:
+        integer("dataset.upscale", cfg.dataset.upscale, lowest=1)
+    for key in ("mean", "std"):
+        values = cfg.dataset.get(key)
+        if values is not None and (not OmegaConf.is_list(values) or len(values) not in (1, 3)):
+            raise UserError(f"dataset.{key}={values!r} is not valid; allowed: null (the "
+                            "backbone's own), or 3 numbers (one per colour channel)")
+        for i, value in enumerate(values or []):
+            number(f"dataset.{key}[{i}]", value, **({"above": 0} if key == "std" else {}))
     integer("trainer.max_epochs", cfg.trainer.max_epochs, lowest=1)
     integer("data.batch_size", cfg.data.batch_size, lowest=1)
     integer("data.num_workers", cfg.data.num_workers, lowest=0)
@@ -121,6 +143,37 @@ def check_numbers(cfg: DictConfig) -> None:
         number(f"optimizer.betas[{i}]", beta, at_least=0, below=1)
     number("model.drop_rate", cfg.model.drop_rate, at_least=0, below=1)
     number("model.label_smoothing", cfg.model.label_smoothing, at_least=0, below=1)
+
+
+def check_trainer(trainer: DictConfig) -> None:
+    """The Trainer settings Lightning would refuse in an error that does not name the key."""
+    from lightning.fabric.plugins.precision.precision import _PRECISION_INPUT
+    from lightning.pytorch.accelerators import AcceleratorRegistry
+
+    def flat(kind) -> list:
+        return [v for arg in get_args(kind) for v in (flat(arg) if get_args(arg) else [arg])]
+
+    precision = trainer.get("precision", "32-true")
+    if precision not in flat(_PRECISION_INPUT):
+        raise choice_error("trainer.precision", precision, dict.fromkeys(map(str, flat(_PRECISION_INPUT))))
+    names = sorted(AcceleratorRegistry.available_accelerators())
+    accelerator = choice("trainer.accelerator", trainer.get("accelerator", "auto"),
+                         ["auto", "gpu", *names])
+    present = [n for n in names if AcceleratorRegistry[n]["accelerator"].is_available()]
+    if accelerator not in ("auto", *present) and not (accelerator == "gpu" and
+                                                     {"cuda", "mps"} & set(present)):
+        raise UserError(f"trainer.accelerator={accelerator!r} is not available on this machine; "
+                        f"allowed: {', '.join(['auto', *present])}")
+    devices = trainer.get("devices", "auto")
+    if OmegaConf.is_list(devices):
+        ok = len(devices) > 0 and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                      for d in devices)
+    else:
+        ok = devices == "auto" or (isinstance(devices, int) and not isinstance(devices, bool)
+                                   and (devices >= 1 or devices == -1))
+    if not ok:
+        raise UserError(f"trainer.devices={devices!r} is not valid; allowed: an integer >= 1, -1 "
+                        "(every device), auto, or a list of device indices")
 
 
 @cache  # the jobs of a multirun share one process and mostly one model

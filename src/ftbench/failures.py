@@ -15,6 +15,8 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -57,6 +59,10 @@ def one_line(error: BaseException) -> str:
         if "not in struct" in str(error.__cause__) and key:
             return (f"{key} is not a setting; check its spelling (or add a new key with "
                     f"+{key}=...)")
+    appended = re.match(r"Could not append to config\. An item is already at '(.+)'", str(error))
+    if isinstance(error, HydraException) and appended:
+        key = appended.group(1)
+        return f"+{key}=... adds a setting, but {key} exists already; set it with {key}=..."
     if isinstance(error, UserError | Diverged | HydraException | OmegaConfBaseException):
         return _first_line(error)
     return f"{type(error).__name__}: {_first_line(error)}"
@@ -67,19 +73,43 @@ def _first_line(error: BaseException | str) -> str:
     return lines[0] if lines else type(error).__name__
 
 
+def hydra_quoted(value: str) -> str:
+    """``value`` as Hydra's override parser reads it back: quoted unless it is plain (the
+    folder of a multirun's job holds ``=`` and ``,``, which Hydra would parse). In a quoted
+    value Hydra unescapes only the backslashes before a quote and at the end."""
+    if re.fullmatch(r"[\w./-]+", value):
+        return value
+    escaped = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", value)
+    return "'" + re.sub(r"(\\+)$", lambda m: m.group(1) * 2, escaped) + "'"
+
+
+def resume_command(run_dir: str | Path) -> str:
+    """The command that continues the run in ``run_dir``, ready to paste into a shell."""
+    arg = "resume=" + hydra_quoted(str(run_dir))
+    if arg != shlex.quote(arg) and not re.search(r'[$`"\\!]', arg):
+        arg = f'"{arg}"'  # reads better than shlex's '"'"' for a value with single quotes
+    else:
+        arg = shlex.quote(arg)
+    return f"python -m ftbench.train {arg}"
+
+
 def exit_for(error: BaseException, run_dir: Path | None = None) -> NoReturn:
     """End the process with one line on stderr and an exit code that tells the kind of failure.
 
-    ``run_dir``: the run's folder, named in the command that continues an interrupted run.
+    ``run_dir``: the run's folder, named in the command that continues an interrupted run
+    (or carried by the error, as ``run_guarded`` does for a multirun's job).
     """
     if isinstance(error, _sigterm_exception()):
-        message, code = ("interrupted by SIGTERM; continue with: python -m ftbench.train "
-                         f"resume={run_dir or '<run folder>'}", EXIT_SIGTERM)
+        run_dir = run_dir or getattr(error, "run_dir", None)
+        hint = resume_command(run_dir) if run_dir else "python -m ftbench.train resume=<run folder>"
+        message, code = f"interrupted by SIGTERM; continue with: {hint}", EXIT_SIGTERM
     elif isinstance(error, Diverged):
         message, code = f"diverged: {one_line(error)}", EXIT_DIVERGED
     else:
         message, code = one_line(error), EXIT_USER_ERROR
-    print(f"ftbench: error: {message}", file=sys.stderr)
+    from ftbench.redaction import redact_text  # a bad value may be a secret
+
+    print(f"ftbench: error: {redact_text(message)}", file=sys.stderr)
     sys.exit(code)
 
 
@@ -122,6 +152,7 @@ def run_guarded(job: Callable[[], dict], record: Callable[[BaseException, str], 
     except _sigterm_exception() as err:  # a SystemExit: it stops a multirun too
         if not multirun:
             exit_for(err, run_dir)
+        err.run_dir = run_dir  # named when the multirun ends (exit_for)
         raise
     except Diverged as err:
         record(err, "diverged")

@@ -24,11 +24,12 @@ from lightning import Trainer
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from ftbench.config import WANDB_MODES
+from ftbench.failures import UserError
 from ftbench.flat import flatten
-from ftbench.redaction import redact
+from ftbench.redaction import redact, redact_config, redacted_argv
 
 log = logging.getLogger("ftbench")
 
@@ -45,7 +46,7 @@ def build_logger(cfg: DictConfig, resume_step: int | None = None) -> Logger | bo
     logger: Logger = hydra.utils.instantiate(cfg.logger)
     if resume_step is not None and isinstance(logger, RunCSVLogger):
         logger.continue_from(resume_step)
-    config = redact(OmegaConf.to_container(cfg, resolve=True))
+    config = redact_config(cfg)
     logger.log_hyperparams(wandb_config(config) if isinstance(logger, WandbLogger) else config)
     return logger
 
@@ -70,10 +71,14 @@ class RunCSVLogger(CSVLogger):
         path = Path(self.log_dir) / ExperimentWriter.NAME_METRICS_FILE
         fields, rows = [], []
         if path.is_file():
-            with open(path, newline="") as f:
-                reader = csv.DictReader(f)
-                fields = list(reader.fieldnames or [])
-                rows = [row for row in reader if row.get("step") and int(row["step"]) < step]
+            try:
+                with open(path, newline="") as f:
+                    reader = csv.DictReader(f)
+                    fields = list(reader.fieldnames or [])
+                    rows = [row for row in reader if row.get("step") and int(row["step"]) < step]
+            except (ValueError, csv.Error) as err:  # ValueError: a step that is no integer
+                raise UserError(f"resume: {str(path)!r} is not a readable metrics log ({err}); "
+                                "allowed: an intact file, or none (remove it to log afresh)") from err
         with warnings.catch_warnings():  # its warning that it deletes the old file: we keep it
             warnings.filterwarnings("ignore", ".*Previous log files in this directory.*")
             writer = self.experiment
@@ -142,13 +147,15 @@ def start_wandb_run(mode: str, init_timeout: float, sync_hint: bool = True, **in
         mode = "offline"
     if mode == "online":
         try:
-            return wandb.init(mode="online", settings=settings, **init)
+            with redacted_argv():  # W&B records the command line
+                return wandb.init(mode="online", settings=settings, **init)
         except (wandb.errors.Error, TimeoutError) as err:
             first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
             print(f"ftbench: W&B server unreachable ({first_line}); logging offline",
                   file=sys.stderr)
             mode = "offline"
-    run = wandb.init(mode=mode, settings=settings, **init)
+    with redacted_argv():
+        run = wandb.init(mode=mode, settings=settings, **init)
     if mode == "offline" and sync_hint:
         print(f"ftbench: W&B is offline; upload this run later with: wandb sync {Path(run.dir).parent}",
               file=sys.stderr)

@@ -1,51 +1,77 @@
-"""Keep credentials out of everything a run records or sends: results, saved configs, logs, W&B.
+"""Keep credentials out of everything a run records, sends or prints.
 
 Credentials belong in the environment or a netrc file, but a config can still carry one
 (``+logger.api_key=...``, or ``${oc.env:WANDB_API_KEY}`` in a value). A secret is the value
 of a key whose name says it holds one (``*key``, ``*token``, ``*secret``, ``*password``), or
-the value of an environment variable named that way, wherever it shows up.
+the value of an environment variable named that way, wherever it shows up: in configs and
+results (masked by key, or by the variable a value was read from), in free text such as log
+lines, Hydra's saved files and W&B's records (masked by value), and in job folder names
+(secret overrides are left out of them).
+
+Free text is searched for every secret of at least ``MIN_TEXT_SECRET`` characters that is
+known to be one (given under a secret key, or read from a secret variable), and for the
+values of secret-named environment variables of at least ``MIN_ENV_SECRET`` characters;
+shorter strings would mask ordinary words and numbers. A shorter secret is still masked as
+a config value.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
-from ftbench.run_io import atomic_write
+from ftbench.run_io import write_text
 
 # api_key, hf_token, client_secret, db_password, aws_access_key ... (not "keys", a list of names)
 SECRET_KEY = re.compile(r"api[_-]?key|token|secret|password|passwd|credential|key$", re.IGNORECASE)
 MASK = "***"
-_MIN_SECRET_LENGTH = 6  # shorter values would mask ordinary words and numbers
+MIN_ENV_SECRET = 6  # any secret-named environment variable
+MIN_TEXT_SECRET = 4  # a value known to be a secret
+_known: set[str] = set()  # values given under secret keys or read from secret variables
 
 
 def is_secret_name(name: object) -> bool:
     return isinstance(name, str) and bool(SECRET_KEY.search(name))
 
 
+def is_secret_key(dotted: str) -> bool:
+    """Whether a config path (``foo.api_key``, ``secrets.db``) holds a secret: any of its parts
+    is named like one (``redact`` masks a whole node under such a key)."""
+    return any(is_secret_name(part) for part in re.split(r"[.@\[\]]", dotted))
+
+
+def remember(values: Iterable[object]) -> None:
+    """Treat ``values`` as secrets from now on, in this process."""
+    _known.update(s for s in (str(v).strip() for v in values if v is not None) if s)
+
+
 def secret_values() -> list[str]:
-    """Values of secret-named environment variables, longest first."""
-    values = {v for k, v in os.environ.items() if is_secret_name(k) and len(v) >= _MIN_SECRET_LENGTH}
-    return sorted(values, key=len, reverse=True)
+    """Every secret to search free text for, longest first."""
+    env = {v for k, v in os.environ.items() if is_secret_name(k) and len(v) >= MIN_ENV_SECRET}
+    return sorted(env | {s for s in _known if len(s) >= MIN_TEXT_SECRET}, key=len, reverse=True)
+
+
+# ``api_key=abc`` / ``+wandb.api_key='a b'`` / ``keys=[a,b]``, as overrides appear in argv,
+# log lines and saved files.
+_ASSIGNMENT = re.compile(r"([\w.+~@-]*(?:api[_-]?keys?|key|tokens?|secrets?|passwords?|passwd|credentials?))="
+                         r"(\[[^\]]*\]|\{[^}]*\}|'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^\s'\",\]]+)",
+                         re.IGNORECASE)
 
 
 def redact_text(text: str, secrets: list[str] | None = None) -> str:
     for value in secret_values() if secrets is None else secrets:
         text = text.replace(value, MASK)
-    return _redact_assignments(text)
-
-
-# ``api_key=abc`` / ``+wandb.api_key=abc`` as Hydra overrides appear in argv and saved files.
-_ASSIGNMENT = re.compile(r"([\w.+~-]*(?:key|token|secret|password|passwd|credentials?))=([^\s'\",\]]+)",
-                         re.IGNORECASE)
-
-
-def _redact_assignments(text: str) -> str:
     return _ASSIGNMENT.sub(lambda m: f"{m.group(1)}={MASK}", text)
 
 
@@ -58,33 +84,153 @@ def redact(data: Any, secrets: list[str] | None = None) -> Any:
     if isinstance(data, list | tuple):
         return [redact(v, secrets) for v in data]
     if isinstance(data, str):
-        return redact_text(data, secrets)
+        return MASK if data.strip() in _known else redact_text(data, secrets)
     return data
 
 
-def redact_saved_configs(hydra_dir: Path) -> None:
-    """Rewrite the YAML files Hydra saved for this run (config, overrides) without secrets."""
-    for path in sorted(hydra_dir.glob("*.yaml")):
-        data = yaml.safe_load(path.read_text())
+# ${oc.env:NAME}, ${oc.env:NAME,default}, ${oc.decode:${oc.env:NAME}}
+_ENV_REFERENCE = re.compile(r"oc\.env:\s*['\"]?([A-Za-z_]\w*)")
+
+
+def redact_config(cfg: DictConfig) -> Any:
+    """The resolved config as plain containers, secrets masked: values under secret keys, and
+    values read from secret-named environment variables whatever their length (which are
+    remembered as secrets for free text too)."""
+    raw = OmegaConf.to_container(cfg, resolve=False)
+    try:
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException:  # the failure may be an interpolation that cannot resolve
+        resolved = raw
+    return redact(_mask_env_values(raw, resolved))
+
+
+def _mask_env_values(raw: Any, resolved: Any) -> Any:
+    if isinstance(raw, str) and any(is_secret_name(n) for n in _ENV_REFERENCE.findall(raw)):
+        remember(_leaves(resolved))
+        return MASK
+    if isinstance(raw, dict) and isinstance(resolved, dict):
+        return {k: _mask_env_values(raw.get(k), v) for k, v in resolved.items()}
+    if isinstance(raw, list) and isinstance(resolved, list) and len(raw) == len(resolved):
+        return [_mask_env_values(r, v) for r, v in zip(raw, resolved, strict=True)]
+    return resolved
+
+
+def _leaves(value: Any) -> Iterator[object]:
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list | tuple):
+        for item in value:
+            yield from _leaves(item)
+    else:
+        yield value
+
+
+def _split_override(arg: str) -> tuple[str, str, str] | None:
+    """``(prefix with key, key, value text)`` of a ``key=value`` command-line override."""
+    if arg.startswith("-") or "=" not in arg:
+        return None
+    head, _, value = arg.partition("=")
+    return head, head.lstrip("+~"), value
+
+
+def override_secrets(args: Iterable[str]) -> list[str]:
+    """The values that command-line overrides ``args`` give to secret keys (each element of a
+    list, a quoted value without its quotes, every value of a sweep)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser, found = OverridesParser.create(), []
+    for arg in args:
+        parts = _split_override(arg)
+        if parts is None or not is_secret_key(parts[1]):
+            continue
+        found.append(parts[2].strip("'\""))
+        try:
+            override = parser.parse_override(arg)
+            values = (list(override.sweep_iterator()) if override.is_sweep_override()
+                      else [override.value()])
+        except Exception:  # Hydra reports the bad syntax itself; the raw text is remembered
+            continue
+        found.extend(str(v) for v in _leaves(values) if v is not None)
+    return found
+
+
+def redact_overrides(args: Iterable[str]) -> list[str]:
+    """Command-line arguments with the values of secret keys (and known secrets) masked."""
+    clean = []
+    for arg in args:
+        parts = _split_override(arg)
+        clean.append(f"{parts[0]}={MASK}" if parts and is_secret_key(parts[1]) else redact_text(arg))
+    return clean
+
+
+@contextmanager
+def redacted_argv() -> Iterator[None]:
+    """``sys.argv`` without secrets while a library records it (W&B stores the command line)."""
+    saved = sys.argv
+    sys.argv = [saved[0], *redact_overrides(saved[1:])] if saved else saved
+    try:
+        yield
+    finally:
+        sys.argv = saved
+
+
+def redact_saved_configs(folder: Path, pattern: str = "*.yaml") -> None:
+    """Rewrite the YAML files Hydra saved (config, overrides, hydra, multirun) without secrets."""
+    for path in sorted(Path(folder).glob(pattern)):
+        try:
+            data = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError):
+            continue
         clean = redact(data)
         if clean != data:
-            text = yaml.safe_dump(clean, sort_keys=False)
-            atomic_write(path, lambda tmp, text=text: Path(tmp).write_text(text))
+            write_text(path, yaml.safe_dump(clean, sort_keys=False))
 
 
-class RedactingFilter(logging.Filter):
-    """Masks secrets in every record a handler writes (Hydra's log file, the console)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
+def _redact_record(record: logging.LogRecord) -> None:
+    try:
         message = record.getMessage()
-        clean = redact_text(message)
-        if clean != message:
-            record.msg, record.args = clean, None
-        return True
+    except Exception:  # a bad format string: logging reports it when the record is emitted
+        return
+    clean = redact_text(message)
+    if clean != message:
+        record.msg, record.args = clean, None
+    if record.exc_info and record.exc_info[0] is not None and not record.exc_text:
+        record.exc_text = redact_text(logging.Formatter().formatException(record.exc_info))
 
 
-def redact_logs() -> None:
-    """Attach the filter to the root logger's handlers, which every library logger reaches."""
-    for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
-            handler.addFilter(RedactingFilter())
+def install_log_redaction() -> None:
+    """Mask secrets in every log record this process creates, whatever handler writes it.
+
+    A record factory rather than a handler filter: Hydra replaces its handlers when it
+    configures logging for a job, after its launcher has logged the job's overrides.
+    """
+    base = logging.getLogRecordFactory()
+    if getattr(base, "redacts_secrets", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = base(*args, **kwargs)
+        _redact_record(record)
+        return record
+
+    factory.redacts_secrets = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
+MAX_DIRNAME = 200  # bytes; file systems allow 255 per folder name
+
+
+def job_dirname(*, _root_: DictConfig) -> str:
+    """Hydra's ``override_dirname`` for a job's folder, without secret overrides, as one
+    folder name (``/`` replaced) short enough for any file system (a long one keeps its
+    start and a digest of the whole)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    spec = _root_.hydra.job.config.override_dirname
+    items = [o.input_line for o in OverridesParser.create().parse_overrides(list(_root_.hydra.overrides.task))
+             if o.key_or_group not in spec.exclude_keys and not is_secret_key(o.key_or_group)]
+    name = spec.item_sep.join(sorted(items)).replace("=", spec.kv_sep).replace("/", "_")
+    if len(name.encode()) > MAX_DIRNAME:
+        digest = hashlib.sha1(name.encode()).hexdigest()[:10]
+        name = name.encode()[:MAX_DIRNAME - 11].decode(errors="ignore") + "_" + digest
+    return name

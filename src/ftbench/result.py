@@ -16,10 +16,9 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from ftbench.failures import one_line
-from ftbench.redaction import redact
+from ftbench.redaction import redact_config
 from ftbench.run_io import read_json, write_json
 
 RESULT_FILE = "result.json"
@@ -31,11 +30,7 @@ def identity(cfg: DictConfig) -> dict:
     record = {key: OmegaConf.select(cfg, path, default=None, throw_on_resolution_failure=False)
               for key, path in (("strategy", "strategy.name"), ("model", "model.name"),
                                 ("dataset", "dataset.name"), ("seed", "seed"))}
-    try:
-        config = OmegaConf.to_container(cfg, resolve=True)
-    except OmegaConfBaseException:  # the failure may be an interpolation that cannot resolve
-        config = OmegaConf.to_container(cfg, resolve=False)
-    record["config"] = redact(config)
+    record["config"] = redact_config(cfg)
     return record
 
 

@@ -8,20 +8,29 @@ is null while resuming), so a run can be resumed as often as it is interrupted.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 from pathlib import Path
 
 import torch
+import yaml
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from torch import nn
 
 from ftbench.checkpointing import (
+    CONFIG_DIGEST,
     LAST_CHECKPOINT,
     changed_left_out_groups,
     left_out_keys,
     load_checkpoint,
 )
 from ftbench.failures import UserError
+from ftbench.redaction import redact
 from ftbench.result import RESULT_FILE, read_result
+
+log = logging.getLogger("ftbench")
 
 SAVED_CONFIG = Path(".hydra") / "config.yaml"
 
@@ -51,22 +60,48 @@ def load_run(run_dir: str | Path, extra_overrides: list[str]) -> tuple[DictConfi
     if not checkpoint.is_file():
         raise UserError(f"resume={str(run_dir)!r} has no {LAST_CHECKPOINT}: the run stopped "
                         "before its first epoch ended; start it again instead")
-    if (run_dir / RESULT_FILE).is_file() and read_result(run_dir).get("status") == "completed":
-        raise UserError(f"resume={str(run_dir)!r} has already completed ({RESULT_FILE})")
-    cfg = OmegaConf.load(config)
-    cfg.resume = None  # the saved config is the run's own; it does not resume anything itself
+    if (run_dir / RESULT_FILE).is_file():
+        try:
+            status = read_result(run_dir).get("status")
+        except (OSError, ValueError, AttributeError) as err:  # AttributeError: not an object
+            raise UserError(f"resume={str(run_dir)!r}: its {RESULT_FILE} is not readable JSON; "
+                            "allowed: a run folder whose files are intact") from err
+        if status == "completed":
+            raise UserError(f"resume={str(run_dir)!r} has already completed ({RESULT_FILE})")
+    try:
+        cfg = OmegaConf.load(config)
+        if not isinstance(cfg, DictConfig):
+            raise ValueError("not a mapping")
+        cfg.resume = None  # the saved config is the run's own; it does not resume anything itself
+    except (OSError, ValueError, yaml.YAMLError, OmegaConfBaseException) as err:
+        raise UserError(f"resume={str(run_dir)!r}: its {SAVED_CONFIG} is not a readable config "
+                        f"({str(err).splitlines()[0] if str(err) else type(err).__name__}); "
+                        "allowed: a run folder whose files are intact") from err
     return cfg, checkpoint
 
 
-def check_checkpoint_fits(checkpoint: str | Path, model: nn.Module) -> int:
-    """Refuse a checkpoint that does not fit ``model``, freshly built from the run's config:
-    tensors of other shapes (e.g. another number of classes), or groups the checkpoint left
-    out as starting weights that are not ``model``'s (e.g. a changed weight file).
+def config_digest(cfg: DictConfig) -> str:
+    """A digest of the config as the run saved it (``.hydra/config.yaml``: unresolved, secrets
+    masked), kept in every checkpoint: a resume from a config edited since is refused."""
+    data = redact(OmegaConf.to_container(cfg, resolve=False))
+    data.pop("resume", None)
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def check_checkpoint_fits(checkpoint: str | Path, model: nn.Module, config: str | None = None) -> int:
+    """Refuse a checkpoint that is damaged (its content digest), that does not fit ``model``,
+    freshly built from the run's config (tensors of other shapes, e.g. another number of
+    classes; groups the checkpoint left out as starting weights that are not ``model``'s,
+    e.g. a changed weight file), or that was trained with another config than ``config``
+    (a ``config_digest``; the run's saved config edited since).
 
     Called before the trainer exists, so a refused resume leaves the run folder untouched.
     Returns the checkpoint's global step, where the resumed run's logs go on.
     """
-    saved = load_checkpoint(checkpoint)
+    saved = load_checkpoint(checkpoint, warn_unverified=True)
+    if not isinstance(saved, dict) or not isinstance(saved.get("state_dict"), dict):
+        raise UserError(f"resume checkpoint {str(checkpoint)!r} is not a checkpoint of a run "
+                        "(no state_dict)")
     state = saved.get("state_dict", {})
     start = {f"model.{k}": v for k, v in model.state_dict().items()}
     expected = dict(start)
@@ -88,4 +123,8 @@ def check_checkpoint_fits(checkpoint: str | Path, model: nn.Module) -> int:
         raise UserError(f"resume checkpoint {str(checkpoint)!r}: the starting weights of groups "
                         f"{', '.join(differ)} differ from those it was trained from (was "
                         "model.weights changed?); allowed: the weights the run started with")
+    if config is not None and saved.get(CONFIG_DIGEST, config) != config:
+        raise UserError(f"resume checkpoint {str(checkpoint)!r} was trained with another config "
+                        f"than the run's {SAVED_CONFIG} (edited since?); allowed: the config the "
+                        "run was started with")
     return int(saved.get("global_step", 0))

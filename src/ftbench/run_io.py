@@ -18,11 +18,26 @@ import torch
 from torch import nn
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates files readable by their owner only; a run's files get the usual modes
+FILE_MODE = 0o666 & ~_umask()
+
+
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
-    """Call ``write(tmp_path)`` then rename onto ``path``; no partial file is ever visible."""
+    """Call ``write(tmp_path)`` then rename onto ``path``; no partial file is ever visible.
+
+    The temporary file is ``.<name>.<random>.tmp`` beside ``path``; one that a killed
+    process left is removed when a run next takes the folder (``run_folder.lock``).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, FILE_MODE)
     os.close(fd)
     try:
         write(tmp)
@@ -72,8 +87,9 @@ def save_weights(path: str | Path, model: nn.Module) -> Path:
     return atomic_write(path, lambda tmp: save_file(state, tmp))
 
 
-def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor]) -> Path:
+def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor],
+                 metadata: dict[str, str] | None = None) -> Path:
     from safetensors.torch import save_file
 
     tensors = {k: v.contiguous() for k, v in tensors.items()}
-    return atomic_write(path, lambda tmp: save_file(tensors, tmp))
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))

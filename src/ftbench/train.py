@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 import warnings
 from collections.abc import Sequence
@@ -17,9 +18,11 @@ from typing import TYPE_CHECKING
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from lightning import Callback, Trainer, seed_everything
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
 from ftbench.backbone import create_backbone, group_param_count, layer_groups
@@ -28,16 +31,23 @@ from ftbench.config import CONFIG_DIR, CONFIG_NAME, eval_shifts, register_resolv
 from ftbench.data import FineTuneDataModule
 from ftbench.data.features import FeatureCache
 from ftbench.divergence import DivergenceGuard
-from ftbench.failures import UserError, exit_for, one_line_errors, run_guarded
+from ftbench.failures import UserError, exit_for, one_line, one_line_errors, run_guarded
 from ftbench.loggers import build_logger, publish_result
 from ftbench.metering import Meter
 from ftbench.module import FineTuneModule
 from ftbench.preview import RunPreview
 from ftbench.progress import progress_bar
-from ftbench.redaction import redact_logs, redact_saved_configs
+from ftbench.redaction import (
+    install_log_redaction,
+    override_secrets,
+    redact_saved_configs,
+    remember,
+)
+from ftbench.report.callback import write_report_quietly
 from ftbench.result import WEIGHTS_FILE, completed_result, failed_result, write_result
-from ftbench.resume import check_checkpoint_fits, resume_target
+from ftbench.resume import check_checkpoint_fits, config_digest, resume_target
 from ftbench.robustness import ShiftEvaluation
+from ftbench.run_folder import discard_refused, is_rank_zero, lock, release, release_all
 from ftbench.run_io import save_weights
 from ftbench.strategies import build_plan
 
@@ -62,7 +72,8 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
                                     num_workers=cfg.data.num_workers, pin_memory=cfg.data.pin_memory)
     model = create_backbone(cfg.model.name, datamodule.num_classes, weights=cfg.model.weights,
                             drop_rate=cfg.model.drop_rate)
-    resume_step = None if ckpt_path is None else check_checkpoint_fits(ckpt_path, model)
+    config = config_digest(cfg)  # kept in every checkpoint; a resume checks it
+    resume_step = None if ckpt_path is None else check_checkpoint_fits(ckpt_path, model, config)
     if cfg.model.compile:
         model.compile()  # in place: parameter names, layer groups and saved keys stay as they are
     datamodule.resolve_for(model)
@@ -84,17 +95,16 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
         # it holds the whole epoch (save_last alone only saves alongside a top-k checkpoint)
         callbacks += [ModelCheckpoint(dirpath=run_dir, filename=Path(LAST_CHECKPOINT).stem, save_top_k=1,
                                       save_on_train_epoch_end=True, enable_version_counter=False),
-                      Resumable(run_dir)]
+                      Resumable(run_dir, config)]
     cache = None
     if cached:
         cache = FeatureCache(store_dir=cfg.data.feature_store)
         callbacks.append(cache)
     shifted = ShiftEvaluation(eval_shifts(cfg), cache)  # when the test ends: the shifted test sets
     callbacks.append(shifted)
-    trainer: Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=callbacks, logger=build_logger(cfg, resume_step),
-        default_root_dir=str(run_dir), plugins=[SafeCheckpointIO()], enable_checkpointing=not search_trial,
-    )
+    trainer = build_trainer(cfg, callbacks=callbacks, logger=build_logger(cfg, resume_step),
+                            default_root_dir=str(run_dir), plugins=[SafeCheckpointIO()],
+                            enable_checkpointing=not search_trial)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     tested = {} if search_trial else trainer.test(module, datamodule=datamodule, verbose=False)[0]
 
@@ -122,6 +132,15 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
     return result
 
 
+def build_trainer(cfg: DictConfig, **kwargs) -> Trainer:
+    """Lightning's Trainer as ``cfg.trainer`` says; a setting it refuses is one line."""
+    try:
+        return hydra.utils.instantiate(cfg.trainer, **kwargs)
+    except InstantiationException as err:
+        cause = err.__cause__ or err
+        raise UserError(f"trainer: Lightning refuses these settings ({one_line(cause)})") from err
+
+
 def _quiet_third_party() -> None:
     # Lightning's tips (workers, logging interval, tensor cores) are noise for a benchmark run.
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
@@ -140,25 +159,45 @@ def run(cfg: DictConfig) -> float | None:
     _quiet_third_party()
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
-    redact_logs()
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    keep_secrets(hydra_cfg.overrides.task)  # again: a launcher's worker process has its own logging
     if hydra_cfg.output_subdir is not None:
         redact_saved_configs(run_dir / hydra_cfg.output_subdir)
-    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    if multirun:
+        redact_saved_configs(Path(hydra_cfg.sweep.dir), "multirun.yaml")
     try:
+        if is_rank_zero():  # a single run's folder is locked already (RunFolderGuard)
+            lock(run_dir, "hydra.sweep.dir" if multirun else "hydra.run.dir")
         cfg, ckpt_path = resume_target(cfg, hydra_cfg.overrides.task, multirun)
     except UserError as err:
         exit_for(err)
+    try:
+        return run_job(cfg, run_dir, ckpt_path, multirun)
+    except SIGTERMException:  # only a multirun's job gets here: report the jobs that finished
+        write_report_quietly(Path(hydra_cfg.sweep.dir))
+        raise
+    finally:
+        release(run_dir)
+
+
+def run_job(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None, multirun: bool) -> float | None:
+    """Fit; a failure ends a single run with one line and is recorded in a multirun."""
+
+    def job() -> dict:
+        try:
+            trial = None
+            if cfg.tune.phase == "search":
+                from ftbench.tune.trial import search_trial  # optuna only where a search runs
+
+                trial = search_trial(cfg)
+            return fit(cfg, run_dir, ckpt_path, search_trial=trial)
+        except UserError:
+            if not multirun:
+                discard_refused(run_dir)  # a refused single run leaves no run behind
+            raise
 
     def record(error: BaseException, status: str) -> None:
         write_result(run_dir, failed_result(cfg, error, status))
-
-    def job() -> dict:
-        trial = None
-        if cfg.tune.phase == "search":
-            from ftbench.tune.trial import search_trial  # optuna only where a search runs
-
-            trial = search_trial(cfg)
-        return fit(cfg, run_dir, ckpt_path, search_trial=trial)
 
     result = run_guarded(job, record, run_dir, multirun)
     if result is None:
@@ -169,9 +208,20 @@ def run(cfg: DictConfig) -> float | None:
     return result["metrics"]["val_acc"]  # the value a Hydra sweeper optimises
 
 
+def keep_secrets(overrides: Sequence[str]) -> None:
+    """Mask the secrets ``overrides`` give (and secret environment variables) in every log
+    line from now on, Hydra's own included."""
+    remember(override_secrets(overrides))
+    install_log_redaction()
+
+
 def main() -> object:
     register_resolvers()
-    return one_line_errors(run)()
+    keep_secrets(sys.argv[1:])  # before Hydra logs a multirun's jobs with their overrides
+    try:
+        return one_line_errors(run)()
+    finally:
+        release_all()  # the process ends here, or a test calls main again
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ Sources (``model.weights``):
 - a path to a ``.safetensors`` / ``.pth`` / ``.pt`` / ``.bin`` file, or a Lightning ``.ckpt``.
 
 Every file is read with safetensors or ``torch.load(weights_only=True)``: a pickle that
-would run code is refused, never executed.
+would run code is refused, never executed; a file that is not one of these is refused too.
 """
 
 from __future__ import annotations
@@ -77,8 +77,10 @@ def _unwrap_state_dict(obj: object, path: Path) -> dict[str, torch.Tensor]:
             if key in obj and isinstance(obj[key], Mapping):
                 obj = obj[key]
                 break
-    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise UserError(f"model.weights={str(path)!r}: the file holds no state dict of tensors")
+    if (not isinstance(obj, Mapping) or not all(isinstance(k, str) for k in obj)
+            or not all(isinstance(v, torch.Tensor) for v in obj.values())):
+        raise UserError(f"model.weights={str(path)!r}: the file holds no state dict of tensors "
+                        "(names mapped to tensors)")
     # timm strips DDP's "module." and torch.compile's "_orig_mod."; Lightning prefixes the
     # module attribute name ("model.") to every key.
     return {re.sub(r"^model\.", "", k): v for k, v in clean_state_dict(dict(obj)).items()}

@@ -15,6 +15,7 @@ per epoch; augmentation applies in the epochs where backbone groups train.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import time
 from pathlib import Path
@@ -25,8 +26,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from ftbench.flops import flop_counter
-from ftbench.hashing import update_hash
+from ftbench.hashing import tensors_digest, update_hash
 from ftbench.run_io import save_tensors
+
+log = logging.getLogger("ftbench")
 
 
 @torch.no_grad()  # not inference_mode: the features later feed autograd (the head)
@@ -108,22 +111,31 @@ def backbone_hash(model: nn.Module, precision: str = "32-true"):
 
 
 def features_key(model: nn.Module, inputs: torch.Tensor, precision: str = "32-true",
-                 backbone=None) -> str:
-    """What determines the features: the architecture, every backbone tensor, every input,
-    and the precision the backbone ran in (bf16 features are not float32 features).
+                 backbone=None, labels: torch.Tensor | None = None) -> str:
+    """What determines the stored features and labels: the architecture, every backbone
+    tensor, every input, the precision the backbone ran in (bf16 features are not float32
+    features) and the labels.
 
     Hashing contents rather than config values means no setting can be forgotten: another
-    weight file, transform or split gives another key. ``backbone`` is
+    weight file, transform, split or labelling gives another key. ``backbone`` is
     ``backbone_hash(model, precision)``, if the caller keeps it for several inputs.
     """
     h = (backbone or backbone_hash(model, precision)).copy()
     update_hash(h, inputs)
+    if labels is not None:
+        h.update(b"labels")
+        update_hash(h, labels)
     return h.hexdigest()[:40]
 
 
 class DiskFeatureStore:
     """Features on disk, keyed by content, so later runs on the same frozen backbone and data
-    (other seeds, other head-only strategies) skip the backbone entirely."""
+    (other seeds, other head-only strategies) skip the backbone entirely.
+
+    Each file holds a digest of its tensors, checked on every read together with the labels
+    and the number of items: a damaged or truncated file is recomputed (with a warning), never
+    trained on. The labels served are always the data set's own.
+    """
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
@@ -131,17 +143,35 @@ class DiskFeatureStore:
     def path(self, key: str) -> Path:
         return self.root / f"{key}.safetensors"
 
-    def load(self, key: str) -> TensorDataset | None:
-        from safetensors.torch import load_file
+    def load(self, key: str, labels: torch.Tensor) -> TensorDataset | None:
+        """The stored features of ``labels``' items, or None if absent or damaged."""
+        from safetensors import SafetensorError, safe_open
 
         path = self.path(key)
         if not path.is_file():
             return None
-        tensors = load_file(str(path))
-        return TensorDataset(tensors["features"], tensors["labels"])
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                recorded = (f.metadata() or {}).get("digest")
+                features, stored_labels = f.get_tensor("features"), f.get_tensor("labels")
+            intact = (recorded == _digest(features, stored_labels) and features.ndim == 2
+                      and len(features) == len(labels)
+                      and torch.equal(stored_labels, labels))
+        except (SafetensorError, OSError, KeyError, RuntimeError, ValueError):
+            intact = False
+        if not intact:
+            log.warning("feature store: %s is damaged or does not match its data; computing the "
+                        "features again", path)
+            return None
+        return TensorDataset(features, labels)
 
     def save(self, key: str, features: TensorDataset) -> None:
-        save_tensors(self.path(key), {"features": features.tensors[0], "labels": features.tensors[1]})
+        tensors = {"features": features.tensors[0], "labels": features.tensors[1]}
+        save_tensors(self.path(key), tensors, metadata={"digest": _digest(*tensors.values())})
+
+
+def _digest(features: torch.Tensor, labels: torch.Tensor) -> str:
+    return tensors_digest([("features", features), ("labels", labels)])
 
 
 class FeatureCache(Callback):
@@ -211,8 +241,9 @@ class FeatureCache(Callback):
         if self.store is not None and isinstance(dataset, TensorDataset):
             if self._backbone_hash is None:
                 self._backbone_hash = backbone_hash(pl_module.model, str(trainer.precision))
-            key = features_key(pl_module.model, dataset.tensors[0], backbone=self._backbone_hash)
-            stored = self.store.load(key)
+            key = features_key(pl_module.model, dataset.tensors[0], backbone=self._backbone_hash,
+                               labels=dataset.tensors[1])
+            stored = self.store.load(key, dataset.tensors[1])
             if stored is not None:
                 return stored, False
         batch_size = extraction_batch_size(pl_module.device, first_input(dataset).shape)

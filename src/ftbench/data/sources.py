@@ -17,12 +17,19 @@ from PIL import Image
 from sklearn.model_selection import train_test_split
 from torch.utils.data import Dataset, Subset
 
+from ftbench.data.folders import (
+    BAD_IMAGE_POLICIES,
+    LinkSafeImageFolder,
+    image_folder,
+    is_readable_image,
+    load_rgb,
+    warn_shared_images,
+)
 from ftbench.failures import UserError
 
 log = logging.getLogger(__name__)
 
-# What to do with a file that has an image extension but cannot be read as an image.
-BAD_IMAGE_POLICIES = ("error", "skip")
+__all__ = ["BAD_IMAGE_POLICIES", "SOURCES", "Splits", "load_splits"]
 
 
 class LabeledImages(Dataset):
@@ -60,8 +67,15 @@ def labels_of(dataset: Dataset) -> np.ndarray:
 def stratified_split(dataset: Dataset, fraction: float, seed: int) -> tuple[Subset, Subset]:
     """Split off ``fraction`` of ``dataset``, keeping class proportions; fixed by ``seed``."""
     labels = labels_of(dataset)
-    keep, held = train_test_split(np.arange(len(labels)), test_size=fraction,
-                                  stratify=labels, random_state=seed)
+    try:
+        keep, held = train_test_split(np.arange(len(labels)), test_size=fraction,
+                                      stratify=labels, random_state=seed)
+    except ValueError as err:  # too few images in a class, or too few for every class
+        counts = np.bincount(labels)
+        raise UserError(f"dataset: {len(labels)} images in {np.count_nonzero(counts)} classes "
+                        f"(the fewest: {counts[counts > 0].min()}) cannot be split keeping every "
+                        f"class in each split ({str(err).splitlines()[0]}); allowed: more images "
+                        "per class, or other dataset.val_fraction / dataset.test_fraction") from err
     if isinstance(dataset, Subset):  # index the base dataset directly: one level, clear indices
         base = np.asarray(dataset.indices)
         dataset, keep, held = dataset.dataset, base[keep], base[held]
@@ -98,11 +112,12 @@ def imagefolder(cfg) -> Splits:
     root = Path(cfg.root)
     if not root.is_dir():
         raise UserError(f"dataset.root={str(root)!r}: no such folder")
-    policy = cfg.bad_images
+    digests: dict[str, str] = {}  # file -> digest of its bytes, filled while the files are checked
+    folder = partial(image_folder, bad_images=cfg.bad_images, digests=digests)
     if (root / "train").is_dir():
-        train = _image_folder(root / "train", policy)
-        val = _image_folder(root / "val", policy) if (root / "val").is_dir() else None
-        test = _image_folder(root / "test", policy) if (root / "test").is_dir() else None
+        train = folder(root / "train")
+        val = folder(root / "val") if (root / "val").is_dir() else None
+        test = folder(root / "test") if (root / "test").is_dir() else None
         for name, split in (("val", val), ("test", test)):
             if split is not None and split.classes != train.classes:
                 raise UserError(f"dataset.root={str(root)!r}: {name}/ has classes "
@@ -111,40 +126,34 @@ def imagefolder(cfg) -> Splits:
             train, test = stratified_split(train, cfg.test_fraction, cfg.split_seed)
         if val is None:
             train, val = stratified_split(train, cfg.val_fraction, cfg.split_seed)
-        return Splits(train, val, test, _classes_of(train))
-    full = _image_folder(root, policy)
-    train, val, test = _three_way(full, cfg)
-    return Splits(train, val, test, full.classes)
+        splits = Splits(train, val, test, _classes_of(train))
+    else:
+        full = folder(root)
+        splits = Splits(*_three_way(full, cfg), full.classes)
+    warn_shared_images({name: _files_of(getattr(splits, name)) for name in ("train", "val", "test")},
+                       digests, root)
+    return splits
 
 
 def _classes_of(dataset: Dataset) -> list[str]:
     return _classes_of(dataset.dataset) if isinstance(dataset, Subset) else list(dataset.classes)
 
 
-def _image_folder(root: Path, bad_images: str = "error"):
-    from torchvision.datasets import ImageFolder
-
-    class_dirs = sorted(p for p in root.iterdir() if p.is_dir())
-    if len(class_dirs) < 2:
-        raise UserError(f"dataset.root={str(root)!r} has {len(class_dirs)} class folder(s); "
-                        "allowed: at least 2 subfolders, one per class")
-    try:
-        return ImageFolder(str(root), loader=load_rgb, allow_empty=False,
-                           is_valid_file=partial(is_readable_image, bad_images=bad_images))
-    except FileNotFoundError as err:  # raised for a class folder without images
-        raise UserError(f"dataset.root={str(root)!r}: {str(err).splitlines()[0]}") from err
+def _files_of(dataset: Dataset) -> list[str]:
+    if isinstance(dataset, Subset):
+        files = _files_of(dataset.dataset)
+        return [files[i] for i in dataset.indices]
+    return [path for path, _ in dataset.samples]
 
 
 def ood_folder(root: str, classes: list[str], bad_images: str = "error"):
     """``dataset.ood_root``: ``root/<class>/<image>`` of the training classes (all or some),
     labelled with the training data's class indices. A class the training data lacks is an
     error, raised from the folder names alone, before any image is read."""
-    from torchvision.datasets import ImageFolder
-
     path = Path(root)
     if not path.is_dir():
         raise UserError(f"dataset.ood_root={root!r}: no such folder")
-    found = sorted(p.name for p in path.iterdir() if p.is_dir())
+    found, _ = LinkSafeImageFolder.find_classes(path)
     if not found:
         raise UserError(f"dataset.ood_root={root!r} has no class folder; allowed: subfolders "
                         f"named like the training classes ({', '.join(classes)})")
@@ -153,8 +162,9 @@ def ood_folder(root: str, classes: list[str], bad_images: str = "error"):
         raise UserError(f"dataset.ood_root={root!r}: class folder(s) {', '.join(foreign)} not among "
                         f"the training classes; allowed: {', '.join(classes)}")
 
-    class TrainingClasses(ImageFolder):
-        def find_classes(self, directory):
+    class TrainingClasses(LinkSafeImageFolder):
+        @staticmethod
+        def find_classes(directory):
             return found, {name: classes.index(name) for name in found}
 
     try:
@@ -162,42 +172,6 @@ def ood_folder(root: str, classes: list[str], bad_images: str = "error"):
                                is_valid_file=partial(is_readable_image, bad_images=bad_images))
     except FileNotFoundError as err:  # raised for a class folder without images
         raise UserError(f"dataset.ood_root={root!r}: {str(err).splitlines()[0]}") from err
-
-
-# PIL reports a file that is not a (whole) image in several ways.
-_UNREADABLE = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
-
-
-def is_readable_image(path: str, bad_images: str = "error") -> bool:
-    """Whether ``path`` is an image file to use; a corrupt one is an error or skipped.
-
-    The check reads the file's structure without decoding its pixels (``Image.verify``), so a
-    folder of broken files is caught before training starts, at a fraction of a full decode.
-    """
-    from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
-
-    if not has_file_allowed_extension(path, IMG_EXTENSIONS):
-        return False
-    try:
-        with Image.open(path) as image:
-            image.verify()
-    except _UNREADABLE as err:
-        if bad_images == "skip":
-            log.warning("skipping %s: not a readable image (%s)", path, type(err).__name__)
-            return False
-        raise UserError(f"dataset.root: {path!r} is not a readable image ({type(err).__name__}); "
-                        "remove or replace it, or set dataset.bad_images=skip") from err
-    return True
-
-
-def load_rgb(path: str) -> Image.Image:
-    """torchvision's PIL loader, with a one-line error naming a file that fails to decode."""
-    try:
-        with open(path, "rb") as f:
-            return Image.open(f).convert("RGB")
-    except _UNREADABLE as err:
-        raise UserError(f"dataset.root: {path!r} could not be decoded ({type(err).__name__}); "
-                        "remove or replace it") from err
 
 
 # torchvision datasets: name -> (class name, kwargs per split or None where we split off).

@@ -19,6 +19,19 @@ from ftbench.report.tables import records
 log = logging.getLogger("ftbench")
 
 
+def write_report_quietly(root: Path) -> tuple[list, dict[str, Path]] | None:
+    """Write the report of the sweep in ``root`` and return its runs and files; a broken report
+    must not take the runs down with it (None, and the reason logged)."""
+    try:
+        runs = collect(root)
+        paths = write_report(root, runs)
+    except Exception as err:
+        log.error("report not written into %s: %s", root, err)
+        return None
+    log.info("report: %s", paths["report.md"])
+    return runs, paths
+
+
 class WriteReport(Callback):
     """Write ``report.md``, ``report.csv`` and the plots when a multirun ends, and print the table.
 
@@ -37,14 +50,9 @@ class WriteReport(Callback):
 
     def _write(self, config: DictConfig, final: bool = False) -> None:
         root = Path(config.hydra.sweep.dir)
-        try:
-            runs = collect(root)
-            paths = write_report(root, runs)
-        except Exception as err:  # a broken report must not take the runs down with it
-            log.error("report not written into %s: %s", root, err)
-            return
-        log.info("report: %s", paths["report.md"])
-        if final:
+        written = write_report_quietly(root)
+        if written and final:
+            runs, paths = written
             print(summary_text(runs, paths), end="", flush=True)
             self._to_wandb(root, runs, paths, str(config.hydra.sweep.dir))
 

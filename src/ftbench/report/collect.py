@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -51,18 +52,54 @@ class Run:
 
 
 def killed_record(job_dir: Path) -> dict:
-    """A job that left its Hydra config but no result: it crashed or was killed."""
-    record = {"status": "failed", "error": f"no {RESULT_FILE} (the job crashed or was killed)"}
+    """A job that left its Hydra config but no result: it crashed, was killed or interrupted."""
+    from ftbench.failures import resume_command  # light: no torch
+
+    error = f"no {RESULT_FILE} (the job crashed or was killed)"
+    if (job_dir / "last.ckpt").is_file():
+        error = (f"no {RESULT_FILE}: interrupted after a checkpoint; continue with: "
+                 f"{resume_command(job_dir.absolute())}")
+    record = {"status": "failed", "error": error}
     try:
         config = OmegaConf.to_container(OmegaConf.load(job_dir / SAVED_CONFIG), resolve=False)
-    except (OSError, ValueError, OmegaConfBaseException):
+    except (OSError, ValueError, yaml.YAMLError, OmegaConfBaseException):
         config = None
     if isinstance(config, dict):
-        conf = OmegaConf.create(config)
-        record.update(config=config, seed=config.get("seed"), **{
-            key: OmegaConf.select(conf, f"{key}.name", default=None, throw_on_resolution_failure=False)
+        record.update(config=config, seed=_plain(config.get("seed")), **{
+            key: _plain((config.get(key) or {}).get("name") if isinstance(config.get(key), dict)
+                        else None)
             for key in ("strategy", "model", "dataset")})
     return record
+
+
+def _plain(value):
+    return value if isinstance(value, str | int | float | bool) or value is None else str(value)
+
+
+# the parts of a result.json the report reads, and the JSON type each must have
+_SHAPE = {"metrics": dict, "config": dict, "cost": dict, "data": dict, "history": list,
+          "groups": list}
+
+
+def problem(data: object) -> str | None:
+    """Why a ``result.json`` cannot be reported (its parts of the wrong type, a completed
+    run without a numeric test accuracy), or None."""
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    for key, kind in _SHAPE.items():
+        if key in data and not isinstance(data[key], kind):
+            return f"{key} is {type(data[key]).__name__ if data[key] is not None else 'null'}, " \
+                   f"not {'an object' if kind is dict else 'a list'}"
+    if not all(isinstance(entry, dict) for entry in data.get("history", [])):
+        return "history holds an entry that is not an object"
+    for key in ("status", "strategy", "error"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            return f"{key} is not a string"
+    if data.get("status", "completed" if "metrics" in data else "failed") == "completed":
+        acc = (data.get("metrics") or {}).get("test_acc")
+        if isinstance(acc, bool) or not isinstance(acc, int | float) or not math.isfinite(acc):
+            return f"metrics.test_acc is {acc!r}, not a number"
+    return None
 
 
 def read_record(job_dir: Path) -> dict:
@@ -71,9 +108,13 @@ def read_record(job_dir: Path) -> dict:
     except FileNotFoundError:
         return killed_record(job_dir)
     except (OSError, ValueError) as err:
-        return {"status": "failed", "error": f"unreadable {RESULT_FILE}: {err}"}
-    if not isinstance(data, dict):
-        return {"status": "failed", "error": f"unreadable {RESULT_FILE}: not a JSON object"}
+        return {"status": "unreadable", "error": f"unreadable {RESULT_FILE}: {err}"}
+    reason = problem(data)
+    if reason is not None:
+        record = {"status": "unreadable", "error": f"unreadable {RESULT_FILE}: {reason}"}
+        if isinstance(data, dict):
+            record.update({k: _plain(data.get(k)) for k in ("strategy", "seed")})
+        return record
     data.setdefault("status", "completed" if "metrics" in data else "failed")
     return data
 

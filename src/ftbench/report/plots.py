@@ -7,6 +7,7 @@ Every strategy keeps one colour in every plot; settings of a study within one st
 from __future__ import annotations
 
 import json
+import logging
 import statistics
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from ftbench.report.style import MARKERS, colour  # noqa: E402
 from ftbench.report.style import legend as _legend  # noqa: E402
 from ftbench.report.style import markers as _markers  # noqa: E402
 from ftbench.report.style import save as _save  # noqa: E402
+
+log = logging.getLogger("ftbench")
 
 
 def _accuracy_axis(ax) -> None:
@@ -219,27 +222,39 @@ def confusion_matrix(run, path: Path) -> Path | None:
 
 
 def draw_all(rows: list[Row], out_dir: Path) -> dict[str, Path]:
-    """Every plot the runs allow, by title; a plot without data is not drawn."""
-    drawn = {
-        "Accuracy against training FLOPs": accuracy_against_cost(
+    """Every plot the runs allow, by title; a plot without data is not drawn, and one that
+    fails on malformed data is left out with a warning rather than taking the report down."""
+    plots = {
+        "Accuracy against training FLOPs": lambda: accuracy_against_cost(
             rows, "cost.train_flops", "FLOP", "training compute", out_dir / "accuracy_vs_flops.png"),
-        "Accuracy against training time": accuracy_against_cost(
+        "Accuracy against training time": lambda: accuracy_against_cost(
             rows, "cost.train_seconds", "s", "training wall-clock", out_dir / "accuracy_vs_time.png"),
-        "Accuracy under shift": accuracy_under_shift(rows, out_dir / "accuracy_under_shift.png"),
-        "Accuracy against training memory": accuracy_against_cost(
+        "Accuracy under shift": lambda: accuracy_under_shift(rows, out_dir / "accuracy_under_shift.png"),
+        "Accuracy against training memory": lambda: accuracy_against_cost(
             rows, "cost.train_memory_mb", "MB", "training memory", out_dir / "accuracy_vs_memory.png",
             FuncFormatter(lambda mb, _: f"{mb:,.0f} MB")),  # MB of 2**20 bytes, as in the table
-        "Validation learning curves": learning_curves(rows, out_dir / "learning_curves.png"),
-        "Per-group learning rates": group_learning_rates(rows, out_dir / "group_lrs.png"),
-        "Drift from the pretrained weights": drift_by_group(rows, out_dir / "drift.png"),
-        "Accuracy against training-set size": accuracy_against_setting(
+        "Validation learning curves": lambda: learning_curves(rows, out_dir / "learning_curves.png"),
+        "Per-group learning rates": lambda: group_learning_rates(rows, out_dir / "group_lrs.png"),
+        "Drift from the pretrained weights": lambda: drift_by_group(rows, out_dir / "drift.png"),
+        "Accuracy against training-set size": lambda: accuracy_against_setting(
             rows, "train_fraction", "data.train_size", "training-set size (images, log scale)",
             out_dir / "accuracy_vs_train_size.png", log_x=True),
-        "Accuracy against lr_decay": accuracy_against_setting(
+        "Accuracy against lr_decay": lambda: accuracy_against_setting(
             rows, "lr_decay", "config.strategy.lr_decay", "lr_decay (LR ratio between neighbouring groups)",
             out_dir / "accuracy_vs_lr_decay.png"),
     }
     done = [run for row in rows for run in row.runs]
     if len(done) == 1:  # one run: which classes it confuses
-        drawn["Test confusion matrix"] = confusion_matrix(done[0], out_dir / "confusion_matrix.png")
-    return {title: path for title, path in drawn.items() if path is not None}
+        plots["Test confusion matrix"] = lambda: confusion_matrix(done[0], out_dir / "confusion_matrix.png")
+    drawn = {}
+    for title, draw in plots.items():
+        try:
+            path = draw()
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError) as err:
+            plt.close("all")
+            log.warning("plot %r not drawn: a run's result.json does not have the expected "
+                        "shape (%s: %s)", title, type(err).__name__, err)
+            continue
+        if path is not None:
+            drawn[title] = path
+    return drawn

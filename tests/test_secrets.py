@@ -1,0 +1,105 @@
+"""No secret reaches a file a run, a multirun, the report or W&B writes, nor the console."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from tests.helpers import FAST, make_cfg
+
+MASK = "***"
+
+# a value under a secret key, a quoted one, a list of them, one below a secret key, and one read
+# from a short secret environment variable (shorter than the 6 characters every secret-named
+# variable is masked at)
+SECRETS = {"plain": "hunter2-pass", "quoted": "tok with space 123", "listed": ["key-one-111", "key-two-222"],
+           "below": "zz9-db-pass", "env": "ab12c"}
+OVERRIDES = [f"+foo.password={SECRETS['plain']}", f"+foo.token='{SECRETS['quoted']}'",
+             f"+foo.api_keys=[{','.join(SECRETS['listed'])}]", f"+vault.secrets.db={SECRETS['below']}",
+             "+notes.remote=${oc.env:MY_TOKEN}"]
+ENV = {"MY_TOKEN": SECRETS["env"]}
+
+
+def every_secret() -> list[str]:
+    return [SECRETS["plain"], SECRETS["quoted"], *SECRETS["listed"], SECRETS["below"], SECRETS["env"]]
+
+
+def leaks(root: Path, *console: str) -> list[str]:
+    """Where any secret appears: file contents (bytes, binary files included), file and
+    folder names, console text."""
+    found = []
+    for secret in every_secret():
+        for path in root.rglob("*"):
+            if secret in str(path.relative_to(root)):
+                found.append(f"{secret!r} in the name {path}")
+            elif path.is_file() and secret.encode() in path.read_bytes():
+                found.append(f"{secret!r} in {path}")
+        found += [f"{secret!r} on the console" for text in console if secret in text]
+    return found
+
+
+def test_quoted_listed_and_short_env_secrets_reach_no_file_of_a_run(tmp_path, cli, monkeypatch):
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    code, stderr = cli(f"hydra.run.dir={tmp_path}", *FAST, "trainer.max_epochs=1", *OVERRIDES)
+    console = cli.stdout + stderr
+    assert code == 0, console[-2000:]
+    assert {"overrides.yaml", "hydra.yaml", "result.json", "hparams.yaml", "last.ckpt"} <= \
+        {p.name for p in tmp_path.rglob("*")}
+    assert leaks(tmp_path, console) == []
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["config"]["foo"] == {"password": MASK, "token": MASK, "api_keys": MASK}
+    assert result["config"]["vault"] == {"secrets": MASK}
+    assert result["config"]["notes"]["remote"] == MASK  # masked by where it came from
+
+
+@pytest.mark.slow
+def test_no_secret_reaches_any_file_of_a_multirun_with_wandb_nor_the_console(tmp_path):
+    sweep = tmp_path / "sweep"
+    env = {**os.environ, **ENV, "WANDB_MODE": "offline", "HOME": str(tmp_path / "home"),
+           "WANDB_CONFIG_DIR": str(tmp_path / "home" / "wandb")}
+    env.pop("WANDB_API_KEY", None)
+    proc = subprocess.run([sys.executable, "-m", "ftbench.train", "-m", f"hydra.sweep.dir={sweep}",
+                           "strategy=linear_probe", "seed=0,1", "logger=wandb", "logger.mode=offline",
+                           *FAST, "trainer.max_epochs=1", *OVERRIDES],
+                          capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # what the multirun wrote: two jobs, each with its W&B run, the sweep's config and report
+    assert len(list(sweep.glob("*/result.json"))) == 2
+    assert len(list(sweep.glob("*/wandb/offline-run-*/run-*.wandb"))) == 2
+    assert {"multirun.yaml", "report.md", "last.ckpt", "output.log", "debug.log"} <= \
+        {p.name for p in sweep.rglob("*")}
+    assert "#1 : " in proc.stdout + proc.stderr  # the launcher's lines, with the overrides
+    assert leaks(sweep, proc.stdout, proc.stderr) == []
+
+
+def test_job_folder_names_leave_out_secret_overrides_and_stay_short():
+    from ftbench.redaction import job_dirname
+
+    root = OmegaConf.create({"hydra": {
+        "overrides": {"task": ["seed=1", "+foo.password=hunter2-pass", "+db.api_key=[a1b2,c3d4]",
+                               "+secrets.db=zz9zz9", "dataset.root=/data/x", "resume=r"]},
+        "job": {"config": {"override_dirname": {"kv_sep": "=", "item_sep": ",",
+                                                 "exclude_keys": ["resume"]}}}}})
+    assert job_dirname(_root_=root) == "dataset.root=_data_x,seed=1"
+    root.hydra.overrides.task = [f"model.name=m{i:03d}x" + "y" * 40 for i in range(20)]
+    name = job_dirname(_root_=root)
+    assert len(name.encode()) <= 200 and name.startswith("model.name=m000x")
+    root.hydra.overrides.task[-1] += "z"  # another job: another name, however long
+    assert job_dirname(_root_=root) != name
+
+
+def test_a_saved_config_with_its_secrets_masked_has_the_digest_of_the_run():
+    from ftbench.redaction import redact
+    from ftbench.resume import config_digest
+
+    cfg = make_cfg(*FAST, "+foo.password=hunter2-pass")
+    saved = OmegaConf.create(redact(OmegaConf.to_container(cfg, resolve=False)))
+    assert saved.foo.password == MASK
+    assert config_digest(saved) == config_digest(cfg)
