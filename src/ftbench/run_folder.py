@@ -138,6 +138,9 @@ class RunFolderGuard(Callback):
         try:
             if config.get("resume"):
                 raise UserError(f"resume={config.resume!r} continues one run; allowed: without -m")
-            lock(config.hydra.sweep.dir, "hydra.sweep.dir")
+            # the tuned comparison's workers share their sweep folder on purpose: its Optuna
+            # storage hands each trial and final run to one of them (each job folder is locked)
+            if not str(config.hydra.sweeper.get("_target_", "")).endswith(".TunedSweeper"):
+                lock(config.hydra.sweep.dir, "hydra.sweep.dir")
         except UserError as err:
             exit_for(err)
