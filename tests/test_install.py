@@ -37,8 +37,8 @@ def test_a_wheel_installed_into_a_fresh_venv_trains_from_any_folder_with_a_users
     run(sys.executable, "-m", "pip", "--python", venv / "bin" / "python", "install", "-q",
         "--no-deps", wheel)
     # the dependencies come from this environment; ftbench itself only from the wheel
-    site = Path(run(venv / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])")
-                .stdout.strip())
+    purelib = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    site = Path(run(venv / "bin" / "python", "-c", purelib).stdout.strip())
     (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
 
     elsewhere = tmp_path / "elsewhere"

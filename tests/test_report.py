@@ -15,6 +15,7 @@ from hydra import compose, initialize_config_dir
 from ftbench.config import CONFIG_DIR
 from ftbench.report import write_report
 from ftbench.report.cli import main as report_main
+from ftbench.report.rows import show
 from ftbench.run_io import write_json
 from ftbench.train import fit
 from tests.helpers import FAST, make_cfg
@@ -113,8 +114,24 @@ def test_studies_split_rows_by_their_setting_and_add_their_plot(tmp_path, templa
     assert not (size / "plots" / "accuracy_vs_lr_decay.png").exists()
 
 
+def test_the_surgical_study_plots_accuracy_by_the_group_that_trained(tmp_path, template):
+    names = [g["name"] for g in template["groups"]]
+    settings = [[], *[[n] for n in names[:-1]], "all"]
+    write_runs(tmp_path, [fake_run(template, "surgical", s, 0.5 + i / 100, 1e9, strategy__groups=groups)
+                          for i, groups in enumerate(settings) for s in (0, 1)])
+    write_report(tmp_path)
+    rows = read_csv(tmp_path / "report.csv")
+    assert [r["setting"] for r in rows] == [f"groups={show(g)}" for g in settings]  # stem to top
+    assert rows[1]["setting"] == f"groups=[{names[0]}]"
+    assert (tmp_path / "plots" / "accuracy_by_trained_group.png").read_bytes()[:8] == PNG_MAGIC
+    assert "plots/accuracy_by_trained_group.png" in (tmp_path / "report.md").read_text()
+
+
 @pytest.mark.parametrize("experiment, swept", [
-    ("compare", {"strategy": "linear_probe,full,discriminative,gradual,partial,lp_ft", "seed": "0,1,2"}),
+    ("compare", {"strategy": "linear_probe,full,discriminative,gradual,partial,lp_ft,surgical,bitfit,lora",
+                 "seed": "0,1,2"}),
+    ("surgical", {"strategy.groups": "[],[stem],[stage1],[stage2],[stage3],[stage4],[stage5],[stage6],"
+                                     "[stage7],all", "seed": "0,1,2"}),
     ("data_size", {"dataset.train_fraction": "0.05,0.2,1.0", "seed": "0,1,2"}),
     ("lr_decay", {"strategy.lr_decay": "1,1.5,2,2.6,4", "seed": "0,1,2"}),
 ])
@@ -128,6 +145,16 @@ def test_experiments_sweep_what_their_study_needs(experiment, swept):
     assert cfg.hydra.callbacks.report._target_ == "ftbench.report.callback.WriteReport"
     if experiment == "lr_decay":
         assert cfg.strategy.name == "discriminative"
+    if experiment == "surgical":
+        assert cfg.strategy.name == "surgical"
+
+
+def test_the_surgical_study_sweeps_the_groups_of_the_model_it_runs_on():
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["experiment=surgical", "model.name=test_vit"],
+                      return_hydra_config=True)
+    assert str(cfg.hydra.sweeper.params["strategy.groups"]) == \
+        "[],[stem],[stage1],[stage2],[stage3],[stage4],[stage5],[stage6],all"
 
 
 @pytest.mark.slow

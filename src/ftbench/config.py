@@ -17,6 +17,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
+from ftbench.adapters import ADAPTER_STRATEGIES, resolve_targets
 from ftbench.backbone import check_model_name, check_weight_source, layer_groups
 from ftbench.checks import choice, integer, number
 from ftbench.data.sources import BAD_IMAGE_POLICIES, SOURCES
@@ -38,11 +39,25 @@ def _unless_set(value, default):
     return default if value in (None, "") else None
 
 
+def surgical_sweep(model_name: str) -> str:
+    """``strategy.groups`` values of the surgical study as a Hydra sweep: the probe (``[]``),
+    each backbone group of ``model_name`` alone, and every group (``all``)."""
+    return ",".join(["[]", *(f"[{name}]" for name in group_names(model_name)[:-1]), "all"])
+
+
+def groups_label(groups) -> str:
+    """``strategy.groups`` in a folder name: ``stage1``, ``stem+stage2``, ``none``, ``all``."""
+    return groups if isinstance(groups, str) else "+".join(str(g) for g in groups) or "none"
+
+
 def register_resolvers() -> None:
-    """The resolvers ``conf/config.yaml`` uses: a resumed run writes into its own folder
-    (``hydra.run.dir`` follows ``resume``) and Hydra saves no new config over the run's own."""
+    """The resolvers the configs use: a resumed run writes into its own folder (``hydra.run.dir``
+    follows ``resume``) and Hydra saves no new config over the run's own; ``experiment=surgical``
+    sweeps the groups of the model it runs on."""
     OmegaConf.register_new_resolver("ftbench.first_set", _first_set, replace=True)
     OmegaConf.register_new_resolver("ftbench.unless_set", _unless_set, replace=True)
+    OmegaConf.register_new_resolver("ftbench.surgical_sweep", surgical_sweep, replace=True)
+    OmegaConf.register_new_resolver("ftbench.groups_label", groups_label, replace=True)
 
 
 def validate_config(cfg: DictConfig) -> None:
@@ -51,6 +66,8 @@ def validate_config(cfg: DictConfig) -> None:
     check_names(cfg)
     check_numbers(cfg)
     build_plan(cfg.strategy, group_names(cfg.model.name), cfg.trainer.max_epochs)
+    if cfg.strategy.name in ADAPTER_STRATEGIES:
+        resolve_targets(meta_model(cfg.model.name), cfg.strategy.target_modules)
 
 
 def check_resolvable(cfg: DictConfig) -> None:
@@ -111,8 +128,13 @@ def check_numbers(cfg: DictConfig) -> None:
 
 
 @cache  # the jobs of a multirun share one process and mostly one model
-def group_names(model_name: str) -> tuple[str, ...]:
-    """The layer groups of ``model_name`` (head included), without allocating weights."""
+def meta_model(model_name: str) -> torch.nn.Module:
+    """The architecture of ``model_name``, built without allocating weights (never modified)."""
     with torch.device("meta"):
-        model = timm.create_model(model_name, num_classes=2)
-    return tuple(g.name for g in layer_groups(model))
+        return timm.create_model(model_name, num_classes=2)
+
+
+@cache
+def group_names(model_name: str) -> tuple[str, ...]:
+    """The layer groups of ``model_name`` (head included)."""
+    return tuple(g.name for g in layer_groups(meta_model(model_name)))

@@ -19,6 +19,7 @@ from lightning import Callback, Trainer, seed_everything
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
 
+from ftbench.adapters import add_adapters
 from ftbench.backbone import create_backbone, group_param_count, layer_groups
 from ftbench.checkpointing import LAST_CHECKPOINT, Resumable, SafeCheckpointIO
 from ftbench.config import CONFIG_DIR, CONFIG_NAME, register_resolvers, validate_config
@@ -50,6 +51,9 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
                                     num_workers=cfg.data.num_workers, pin_memory=cfg.data.pin_memory)
     model = create_backbone(cfg.model.name, datamodule.num_classes, weights=cfg.model.weights,
                             drop_rate=cfg.model.drop_rate)
+    # LoRA's adapters, before the groups are computed (each joins its layer's group) and after
+    # seeding (their initialisation is random); a no-op for strategies without adapters
+    merge_adapters = add_adapters(model, cfg.strategy)
     resume_step = None if ckpt_path is None else check_checkpoint_fits(ckpt_path, model)
     if cfg.model.compile:
         model.compile()  # in place: parameter names, layer groups and saved keys stay as they are
@@ -76,6 +80,7 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
     )
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     tested = trainer.test(module, datamodule=datamodule, verbose=False)[0]
+    merge_adapters()  # from here on a plain timm model: its cost, groups and saved weights
 
     result = completed_result(
         cfg,
@@ -84,7 +89,7 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
                  "epochs": trainer.current_epoch},
         cost=meter.cost(trainer, module, cache.summary() if cache else None),
         history=meter.history,
-        groups=[{"name": g.name, "params": group_param_count(model, g)} for g in groups],
+        groups=[{"name": g.name, "params": group_param_count(model, g)} for g in layer_groups(model)],
         data={"num_classes": datamodule.num_classes,
               **{f"{split}_size": len(datamodule.datasets[split]) for split in ("train", "val", "test")},
               "augmented": datamodule.augmented,

@@ -19,7 +19,7 @@ COLUMNS = ["strategy", "setting", "runs", "failed", "test_acc_mean", "test_acc_c
 def row_record(row: Row) -> dict:
     return {
         "strategy": row.strategy,
-        "setting": " ".join(f"{k}={v}" for k, v in row.setting.items()),
+        "setting": row.setting_text,
         "runs": len(row.runs),
         "failed": len(row.failed),
         "test_acc_mean": row.mean("metrics.test_acc"),
