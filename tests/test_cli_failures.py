@@ -41,7 +41,7 @@ def cli(monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    ([*FAST, "strategy=foo"], "strategy='foo' is not valid; allowed: discriminative, full, gradual"),
+    ([*FAST, "strategy=foo"], "strategy='foo' is not valid; allowed: bitfit, discriminative, full, gradual"),
     ([*FAST, "model=foo"], "model='foo' is not valid; allowed: convnext_tiny"),
     ([*FAST, "strategy.lr_dekay=2"], "strategy.lr_dekay is not a setting"),
     ([*FAST, "+strategy=full"], "Multiple values for strategy"),

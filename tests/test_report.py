@@ -183,6 +183,21 @@ def test_a_multirun_with_a_failed_job_still_reports_it(tmp_path, capsys):
     assert (sweep / "report.md").is_file()
 
 
+@pytest.mark.slow
+def test_experiment_surgical_runs_each_group_of_its_model_and_draws_its_plot(tmp_path):
+    sweep = tmp_path / "sweep"
+    cmd = [sys.executable, "-m", "ftbench.train", "-m", "experiment=surgical", "seed=0,1",
+           f"hydra.sweep.dir={sweep}", *FAST, "trainer.max_epochs=1"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = read_csv(sweep / "report.csv")
+    groups = ["stem", *(f"stage{i}" for i in range(1, 6))]  # test_efficientnet's, from FAST
+    assert [r["setting"] for r in rows] == ["groups=[]", *(f"groups=[{g}]" for g in groups), "groups=all"]
+    assert all(r["runs"] == "2" and r["failed"] == "0" for r in rows)
+    assert (sweep / "1_none_seed1" / "result.json").is_file() and (sweep / "15_all_seed1").is_dir()
+    assert (sweep / "plots" / "accuracy_by_trained_group.png").read_bytes()[:8] == PNG_MAGIC
+
+
 def test_report_cli_rejects_a_folder_without_runs(tmp_path, capsys):
     assert report_main([str(tmp_path)]) == 2
     assert "no result.json" in capsys.readouterr().err

@@ -117,6 +117,12 @@ def test_lora_merges_into_a_plain_timm_model_with_the_adapted_logits(run_fit, st
     assert result["cost"]["trainable_params"] == peft_count + head
     assert result["cost"]["total_params"] == sum(v.numel() for v in plain.parameters())
     assert not result["cost"]["feature_cache"]["used"]
+    start_weights = read_state_dict(path)
+    for group in groups:  # drift is that of the merged weights, not of the adapters
+        params = [n for n in group.param_names if n in saved]
+        moved = sum(float((saved[n] - start_weights[n]).pow(2).sum()) for n in params)
+        size = sum(float(start_weights[n].pow(2).sum()) for n in params)
+        assert result["cost"]["drift"][group.name] == pytest.approx((moved / size) ** 0.5, rel=1e-4)
     adapted_groups = {keys[f"{t}.weight"] for t in default_targets(plain)}
     for group in groups[:-1]:  # the merged weights moved where adapters were, nowhere else
         assert (result["cost"]["drift"][group.name] > 0) == (group.name in adapted_groups), group.name

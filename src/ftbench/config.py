@@ -42,6 +42,7 @@ def _unless_set(value, default):
 def surgical_sweep(model_name: str) -> str:
     """``strategy.groups`` values of the surgical study as a Hydra sweep: the probe (``[]``),
     each backbone group of ``model_name`` alone, and every group (``all``)."""
+    check_model_name(model_name)
     return ",".join(["[]", *(f"[{name}]" for name in group_names(model_name)[:-1]), "all"])
 
 
