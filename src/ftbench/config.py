@@ -1,8 +1,9 @@
 """The configuration: where it lives, its resolvers, and the one check of it before any heavy work.
 
 Every value a user can set is checked here, once, before data or weights are read: the
-layer groups that ``strategy.trainable_groups`` counts come from the architecture built on
-PyTorch's ``meta`` device, which allocates nothing. Checks that need the data (folders,
+layer groups that ``strategy.trainable_groups`` counts and ``strategy.groups`` names, and the
+layers ``strategy.target_modules`` may adapt, come from the architecture built on PyTorch's
+``meta`` device, which allocates nothing. Checks that need the data (folders,
 images, the number of classes) or the weights file run where those are read, and raise the
 same one-line ``UserError``. The code that uses a value afterwards trusts it.
 """
