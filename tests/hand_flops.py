@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch import nn
 
+from ftbench.adapters import add_adapters
 from ftbench.backbone import create_backbone, layer_groups
 from ftbench.flops import flop_counter
 from ftbench.module import FineTuneModule
@@ -36,7 +37,8 @@ class HandCount:
         else:  # timm Attention over (B, N, C) tokens: Q K^T and P V
             b, n, c = x.shape
             forward = 2 * 2 * b * n * n * c
-            needs_grad = x.requires_grad or module.qkv.weight.requires_grad
+            # q, k, v need gradients if the input does or qkv trains (its weight, or adapters)
+            needs_grad = x.requires_grad or any(p.requires_grad for p in module.qkv.parameters())
             self.total += forward * (1 + 2 * needs_grad)
             return
         self.total += forward * (1 + x.requires_grad + module.weight.requires_grad)
@@ -50,9 +52,11 @@ def step_flops(name: str, strategy: str, image_size: int = 32, batch: int = 4) -
     """(counted, by hand) FLOPs of one training step of ``strategy``'s first epoch."""
     torch.manual_seed(0)
     model = create_backbone(name, num_classes=10, weights="none")
-    groups = layer_groups(model)
     cfg = OmegaConf.create({"name": strategy, "lr": 1e-3, "lr_decay": 2.0, "unfreeze_every": 1,
-                            "trainable_groups": 1, "probe_epochs": 1})
+                            "trainable_groups": 1, "probe_epochs": 1, "groups": ["stage1"],
+                            "rank": 4, "alpha": 8, "dropout": 0.0, "target_modules": None})
+    add_adapters(model, cfg)  # LoRA's; its layers are Conv2d and Linear, counted like the others
+    groups = layer_groups(model)
     plan = build_plan(cfg, [g.name for g in groups], 3)
     module = FineTuneModule(model, groups, plan, None, 10, channels_last=True)  # epoch 0's groups
     module.train()

@@ -26,7 +26,7 @@ from tests.helpers import train_cli as train
 
 
 @pytest.mark.parametrize("args, message", [
-    ([*FAST, "strategy=foo"], "strategy='foo' is not valid; allowed: discriminative, full, gradual"),
+    ([*FAST, "strategy=foo"], "strategy='foo' is not valid; allowed: bitfit, discriminative, full, gradual"),
     ([*FAST, "model=foo"], "model='foo' is not valid; allowed: convnext_tiny"),
     ([*FAST, "strategy.lr_dekay=2"], "strategy.lr_dekay is not a setting"),
     ([*FAST, "+strategy=full"], "Multiple values for strategy"),
@@ -176,13 +176,13 @@ def test_a_multirun_stopped_by_sigterm_reports_its_jobs_and_names_a_command_that
     import ftbench.train as train_module
     from tests.test_resume import SigtermAtEpochEnd
 
-    def fit_stopped_in_the_second_job(cfg, run_dir, ckpt_path=None, extra_callbacks=()):
+    def fit_stopped_in_the_second_job(cfg, run_dir, ckpt_path=None, extra_callbacks=(), **kwargs):
         stop = [SigtermAtEpochEnd()] if cfg.seed == 1 else []
-        return fit(cfg, run_dir, ckpt_path, [*extra_callbacks, *stop])
+        return fit(cfg, run_dir, ckpt_path, [*extra_callbacks, *stop], **kwargs)
 
     monkeypatch.setattr(train_module, "fit", fit_stopped_in_the_second_job)
     code, stderr = cli("-m", f"hydra.sweep.dir={tmp_path}", *FAST, "strategy=full", "seed=0,1,2")
-    assert code == 143
+    assert code == 143, stderr
     prefix = "ftbench: error: interrupted by SIGTERM; continue with: "
     line = stderr.strip().splitlines()[-1]
     assert line.startswith(prefix)

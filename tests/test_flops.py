@@ -65,8 +65,11 @@ MODELS = ["test_efficientnet", "test_resnet", "test_vit", "test_convnext", "tf_e
 @pytest.mark.parametrize("name", MODELS)
 def test_step_flops_agree_with_an_independent_count(name):
     size = 160 if name == "test_vit" else 32  # test_vit's patch grid is fixed at 160 px
-    steps = {s: step_flops(name, s, image_size=size) for s in ("full", "partial", "linear_probe")}
+    strategies = ("full", "partial", "linear_probe", "surgical", "bitfit", "lora")
+    steps = {s: step_flops(name, s, image_size=size) for s in strategies}
     for strategy, (flops, by_hand) in steps.items():
         assert flops == pytest.approx(by_hand, rel=0.02), strategy
     assert 0 < steps["linear_probe"][0] <= 0.4 * steps["full"][0]
     assert steps["linear_probe"][0] < steps["partial"][0] < steps["full"][0]
+    # BitFit needs every input gradient but no weight gradient; LoRA adds its adapters' work
+    assert steps["linear_probe"][0] < steps["bitfit"][0] < steps["lora"][0]

@@ -28,7 +28,8 @@ def test_train_help_lists_strategies_groups_and_common_overrides(monkeypatch, ca
         options = sorted(f.stem for f in (Path(CONFIG_DIR) / group).glob("*.yaml"))
         assert f"{group}: {', '.join(options)}" in out
     for override in ("strategy.unfreeze_every=2", "dataset=imagefolder dataset.root=", "dataset.image_size=",
-                     "logger=wandb", "resume=", "-m experiment=compare", "-m experiment=tuned"):
+                     "logger=wandb", "resume=", "-m experiment=compare", "-m experiment=tuned",
+                     "-m experiment=surgical"):
         assert override in out
 
 

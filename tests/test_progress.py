@@ -31,10 +31,10 @@ def test_durations_read_as_clock_times():
 
 
 def test_the_sweep_plan_counts_the_jobs_the_basic_sweeper_launches():
-    assert sweep_plan(hydra_cfg("experiment=compare")) == (18, ["strategy", "seed"])
+    assert sweep_plan(hydra_cfg("experiment=compare")) == (27, ["strategy", "seed"])
     # the command line replaces a swept key of the experiment, and adds its own
     cfg = hydra_cfg("experiment=compare", task=("seed=0,1", "strategy.lr=0.1,0.2", "model.drop_rate=0.1"))
-    assert sweep_plan(cfg) == (6 * 2 * 2, ["strategy", "seed", "strategy.lr"])
+    assert sweep_plan(cfg) == (9 * 2 * 2, ["strategy", "seed", "strategy.lr"])
 
 
 def job_config(sweep_dir, num: int, *task: str):
@@ -51,8 +51,8 @@ def test_job_lines_count_jobs_by_their_records_and_estimate_the_time_left(tmp_pa
     caplog.set_level(logging.INFO, logger="ftbench")
     progress = SweepProgress()
     progress.on_multirun_start(hydra_cfg("experiment=compare", task=("seed=0,1",)))
-    assert progress.total == 12 and progress.swept == ["strategy", "seed"]
-    assert caplog.records[0].getMessage().startswith("multirun: 12 jobs over strategy x seed into multirun/")
+    assert progress.total == 18 and progress.swept == ["strategy", "seed"]
+    assert caplog.records[0].getMessage().startswith("multirun: 18 jobs over strategy x seed into multirun/")
     caplog.clear()
 
     def run_job(num: int, seconds: float, status: str) -> None:
@@ -68,11 +68,11 @@ def test_job_lines_count_jobs_by_their_records_and_estimate_the_time_left(tmp_pa
     run_job(1, 30, "failed")
     lines = [r.getMessage() for r in caplog.records]
     assert lines == [
-        "job 1/12 (strategy=full seed=0) starts: 0 of 12 done, elapsed 0:00, time left unknown until "
+        "job 1/18 (strategy=full seed=0) starts: 0 of 18 done, elapsed 0:00, time left unknown until "
         "a job has finished",
-        "job 1/12 (strategy=full seed=0) completed in 0:30: 1 of 12 done, elapsed 0:30, about 5:30 left",
-        "job 2/12 (strategy=full seed=1) starts: 1 of 12 done, elapsed 0:30, about 5:30 left",
-        "job 2/12 (strategy=full seed=1) failed in 0:30: 2 of 12 done, elapsed 1:00, about 5:00 left"]
+        "job 1/18 (strategy=full seed=0) completed in 0:30: 1 of 18 done, elapsed 0:30, about 8:30 left",
+        "job 2/18 (strategy=full seed=1) starts: 1 of 18 done, elapsed 0:30, about 8:30 left",
+        "job 2/18 (strategy=full seed=1) failed in 0:30: 2 of 18 done, elapsed 1:00, about 8:00 left"]
 
 
 def test_a_single_run_prints_no_job_lines(tmp_path, caplog):

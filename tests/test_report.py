@@ -15,6 +15,7 @@ from hydra import compose, initialize_config_dir
 from ftbench.config import CONFIG_DIR
 from ftbench.report import write_report
 from ftbench.report.cli import main as report_main
+from ftbench.report.rows import show
 from ftbench.run_io import write_json
 from ftbench.train import fit
 from tests.helpers import FAST, make_cfg
@@ -174,8 +175,24 @@ def test_studies_split_rows_by_their_setting_and_add_their_plot(tmp_path, templa
     assert not (size / "plots" / "accuracy_vs_lr_decay.png").exists()
 
 
+def test_the_surgical_study_plots_accuracy_by_the_group_that_trained(tmp_path, template):
+    names = [g["name"] for g in template["groups"]]
+    settings = [[], *[[n] for n in names[:-1]], "all"]
+    write_runs(tmp_path, [fake_run(template, "surgical", s, 0.5 + i / 100, 1e9, strategy__groups=groups)
+                          for i, groups in enumerate(settings) for s in (0, 1)])
+    write_report(tmp_path)
+    rows = read_csv(tmp_path / "report.csv")
+    assert [r["setting"] for r in rows] == [f"groups={show(g)}" for g in settings]  # stem to top
+    assert rows[1]["setting"] == f"groups=[{names[0]}]"
+    assert (tmp_path / "plots" / "accuracy_by_trained_group.png").read_bytes()[:8] == PNG_MAGIC
+    assert "plots/accuracy_by_trained_group.png" in (tmp_path / "report.md").read_text()
+
+
 @pytest.mark.parametrize("experiment, swept", [
-    ("compare", {"strategy": "linear_probe,full,discriminative,gradual,partial,lp_ft", "seed": "0,1,2"}),
+    ("compare", {"strategy": "linear_probe,full,discriminative,gradual,partial,lp_ft,surgical,bitfit,lora",
+                 "seed": "0,1,2"}),
+    ("surgical", {"strategy.groups": "[],[stem],[stage1],[stage2],[stage3],[stage4],[stage5],[stage6],"
+                                     "[stage7],all", "seed": "0,1,2"}),
     ("data_size", {"dataset.train_fraction": "0.05,0.2,1.0", "seed": "0,1,2"}),
     ("lr_decay", {"strategy.lr_decay": "1,1.5,2,2.6,4", "seed": "0,1,2"}),
 ])
@@ -189,6 +206,16 @@ def test_experiments_sweep_what_their_study_needs(experiment, swept):
     assert cfg.hydra.callbacks.report._target_ == "ftbench.report.callback.WriteReport"
     if experiment == "lr_decay":
         assert cfg.strategy.name == "discriminative"
+    if experiment == "surgical":
+        assert cfg.strategy.name == "surgical"
+
+
+def test_the_surgical_study_sweeps_the_groups_of_the_model_it_runs_on():
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["experiment=surgical", "model.name=test_vit"],
+                      return_hydra_config=True)
+    assert str(cfg.hydra.sweeper.params["strategy.groups"]) == \
+        "[],[stem],[stage1],[stage2],[stage3],[stage4],[stage5],[stage6],all"
 
 
 @pytest.mark.slow
@@ -215,6 +242,21 @@ def test_a_multirun_with_a_failed_job_still_reports_it(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| linear_probe | 1 | 1 |" in out and str(sweep / "report.md") in out
     assert (sweep / "report.md").is_file()
+
+
+@pytest.mark.slow
+def test_experiment_surgical_runs_each_group_of_its_model_and_draws_its_plot(tmp_path):
+    sweep = tmp_path / "sweep"
+    cmd = [sys.executable, "-m", "ftbench.train", "-m", "experiment=surgical", "seed=0,1",
+           f"hydra.sweep.dir={sweep}", *FAST, "trainer.max_epochs=1"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = read_csv(sweep / "report.csv")
+    groups = ["stem", *(f"stage{i}" for i in range(1, 6))]  # test_efficientnet's, from FAST
+    assert [r["setting"] for r in rows] == ["groups=[]", *(f"groups=[{g}]" for g in groups), "groups=all"]
+    assert all(r["runs"] == "2" and r["failed"] == "0" for r in rows)
+    assert (sweep / "1_none_seed1" / "result.json").is_file() and (sweep / "15_all_seed1").is_dir()
+    assert (sweep / "plots" / "accuracy_by_trained_group.png").read_bytes()[:8] == PNG_MAGIC
 
 
 def test_report_cli_rejects_a_folder_without_runs(tmp_path, capsys):
@@ -349,14 +391,15 @@ def test_malformed_jobs_are_listed_as_unreadable_with_the_reason(tmp_path, templ
         (tmp_path / f"bad{i}" / "result.json").write_text(json.dumps(data))
     nan = fake_run(template, "full", 8, 0.5, 1e9)
     (tmp_path / "bad_nan").mkdir()
-    (tmp_path / "bad_nan" / "result.json").write_text(json.dumps(nan).replace("0.5", "NaN", 1))
+    nan["metrics"]["test_acc"] = float("nan")  # json.dumps writes NaN, which JSON does not allow
+    (tmp_path / "bad_nan" / "result.json").write_text(json.dumps(nan))
     for name, text in (("bad_yaml", "a: [1, 2\nb: {"), ("yaml_list", "- 1\n- 2\n")):
         (tmp_path / name / ".hydra").mkdir(parents=True)
         (tmp_path / name / ".hydra" / "config.yaml").write_text(text)
 
     assert report_main([str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "| full | 2 | 2 | 0.7000 ± 1.2706 |" in out  # the mean of the two good runs only
+    assert "| full | 2 | 2 | 0.7000 ± 1.2706 (n=2) † |" in out  # the mean of the two good runs only
     for i, reason in enumerate(broken):
         assert f"| unreadable result.json: {reason} | bad{i} |" in out, reason
     assert "| unreadable result.json: metrics.test_acc is nan, not a number | bad_nan |" in out

@@ -50,7 +50,10 @@ def _assert_same_run(a, a_dir, b, b_dir):
 
 
 @pytest.mark.parametrize("strategy", [["strategy=gradual"],
-                                      ["strategy=lp_ft", "strategy.probe_epochs=1"]])
+                                      ["strategy=lp_ft", "strategy.probe_epochs=1"],
+                                      ["strategy=surgical", "strategy.groups=[stage2]"],
+                                      ["strategy=lora", "strategy.dropout=0.2"]],
+                         ids=["gradual", "lp_ft", "surgical", "lora"])
 def test_a_run_crashed_mid_schedule_resumes_to_the_uninterrupted_result(tmp_path, strategy, pretrained):
     weights = f"model.weights={pretrained[0]}"
     whole = _fit(tmp_path / "whole", *strategy, weights)
@@ -138,6 +141,18 @@ def test_checkpoints_leave_out_the_groups_that_have_not_trained_yet(tmp_path, pr
     assert not left_out & saved["state_dict"].keys()
     start = read_state_dict(path)
     assert {f"model.{k}" for k in start} == left_out | saved["state_dict"].keys()  # nothing lost
+
+
+def test_a_surgical_checkpoint_leaves_out_every_group_it_does_not_train(tmp_path, pretrained):
+    path, groups = pretrained
+    run_dir = tmp_path / "run"
+    with pytest.raises(Crash):
+        _fit(run_dir, "strategy=surgical", "strategy.groups=[stage2]", f"model.weights={path}",
+             extra_callbacks=[CrashAtEpoch(1)])
+    saved = torch.load(run_dir / "last.ckpt", weights_only=True)
+    assert list(saved[LEFT_OUT]) == [g.name for g in groups if g.name not in ("stage2", "head")]
+    trained = {f"model.{n}" for g in groups if g.name in ("stage2", "head") for n in g.param_names}
+    assert trained <= saved["state_dict"].keys() and not trained & left_out_keys(saved)
 
 
 def test_a_resume_from_other_starting_weights_is_refused_and_changes_nothing(tmp_path, pretrained):

@@ -11,7 +11,7 @@ import yaml
 from omegaconf import OmegaConf
 from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
 
-from ftbench.config import CONFIG_DIR
+from ftbench.config import CONFIG_DIR, group_names
 from ftbench.strategies import build_plan
 from tests.helpers import make_cfg
 
@@ -66,7 +66,7 @@ def test_every_sweep_parameter_composes_and_lands_where_intended(path):
             else:
                 assert OmegaConf.select(cfg, key) == pytest.approx(value), key
         # raises on an invalid strategy
-        build_plan(cfg.strategy, [f"g{i}" for i in range(6)], cfg.trainer.max_epochs)
+        build_plan(cfg.strategy, group_names(cfg.model.name), cfg.trainer.max_epochs)
 
 
 def test_the_three_studies_are_there():

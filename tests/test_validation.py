@@ -31,6 +31,12 @@ from tests.helpers import FAST, image_folder, make_cfg, save_image
     (["strategy=lp_ft", "strategy.probe_epochs=2"],
      "strategy.probe_epochs=2 is not valid; allowed: an integer 1..1"),
     (["strategy=lp_ft", "trainer.max_epochs=1"], "strategy=lp_ft needs trainer.max_epochs >= 2"),
+    (["strategy=surgical", "strategy.groups=[stage9]"], "strategy.groups: 'stage9' is not a backbone "
+     "group of this model; allowed: a list of stem, stage1, stage2, stage3, stage4, stage5 or "
+     "their indices 0..5"),
+    (["strategy=surgical", "strategy.groups=stage9"], "strategy.groups: 'stage9' is not a backbone group"),
+    (["strategy=lora", "strategy.rank=0"], "strategy.rank=0 is not valid; allowed: an integer >= 1"),
+    (["strategy=lora", "strategy.target_modules=[nope]"], "strategy.target_modules: 'nope' matches no"),
     (["dataset.train_fraction=0"], "dataset.train_fraction=0 is not valid; allowed: a number > 0 and <= 1"),
     (["dataset.train_fraction=1.5"], "dataset.train_fraction=1.5 is not valid"),
     (["data.batch_size=0"], "data.batch_size=0 is not valid; allowed: an integer >= 1"),

@@ -1,8 +1,9 @@
 """The configuration: where it lives, its resolvers, and the one check of it before any heavy work.
 
 Every value a user can set is checked here, once, before data or weights are read: the
-layer groups that ``strategy.trainable_groups`` counts come from the architecture built on
-PyTorch's ``meta`` device, which allocates nothing. Checks that need the data (folders,
+layer groups that ``strategy.trainable_groups`` counts and ``strategy.groups`` names, and the
+layers ``strategy.target_modules`` may adapt, come from the architecture built on PyTorch's
+``meta`` device, which allocates nothing. Checks that need the data (folders,
 images, the number of classes) or the weights file run where those are read, and raise the
 same one-line ``UserError``. The code that uses a value afterwards trusts it.
 """
@@ -18,6 +19,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
+from ftbench.adapters import ADAPTER_STRATEGIES, resolve_targets
 from ftbench.backbone import check_model_name, check_weight_source, layer_groups
 from ftbench.checks import choice, choice_error, integer, number
 from ftbench.data.shifts import Shift, parse_shifts
@@ -43,13 +45,28 @@ def _unless_set(value, default):
     return default if value in (None, "") else None
 
 
+def surgical_sweep(model_name: str) -> str:
+    """``strategy.groups`` values of the surgical study as a Hydra sweep: the probe (``[]``),
+    each backbone group of ``model_name`` alone, and every group (``all``)."""
+    check_model_name(model_name)
+    return ",".join(["[]", *(f"[{name}]" for name in group_names(model_name)[:-1]), "all"])
+
+
+def groups_label(groups) -> str:
+    """``strategy.groups`` in a folder name: ``stage1``, ``stem+stage2``, ``none``, ``all``."""
+    return groups if isinstance(groups, str) else "+".join(str(g) for g in groups) or "none"
+
+
 def register_resolvers() -> None:
-    """The resolvers ``conf/config.yaml`` uses: a resumed run writes into its own folder
-    (``hydra.run.dir`` follows ``resume``), Hydra saves no new config over the run's own, and
-    a multirun's job folders are named without secrets."""
+    """The resolvers the configs use: a resumed run writes into its own folder (``hydra.run.dir``
+    follows ``resume``), Hydra saves no new config over the run's own, a multirun's job folders
+    are named without secrets, and ``experiment=surgical`` sweeps the groups of the model it
+    runs on."""
     OmegaConf.register_new_resolver("ftbench.first_set", _first_set, replace=True)
     OmegaConf.register_new_resolver("ftbench.unless_set", _unless_set, replace=True)
     OmegaConf.register_new_resolver("ftbench.job_dirname", job_dirname, replace=True)
+    OmegaConf.register_new_resolver("ftbench.surgical_sweep", surgical_sweep, replace=True)
+    OmegaConf.register_new_resolver("ftbench.groups_label", groups_label, replace=True)
 
 
 # Registered on import too: a launcher's worker process (joblib) resolves a job's folder
@@ -65,6 +82,8 @@ def validate_config(cfg: DictConfig) -> None:
     eval_shifts(cfg)
     check_trainer(cfg.trainer)
     build_plan(cfg.strategy, group_names(cfg.model.name), cfg.trainer.max_epochs)
+    if cfg.strategy.name in ADAPTER_STRATEGIES:
+        resolve_targets(meta_model(cfg.model.name), cfg.strategy.target_modules)
 
 
 def check_resolvable(cfg: DictConfig) -> None:
@@ -177,8 +196,13 @@ def check_trainer(trainer: DictConfig) -> None:
 
 
 @cache  # the jobs of a multirun share one process and mostly one model
-def group_names(model_name: str) -> tuple[str, ...]:
-    """The layer groups of ``model_name`` (head included), without allocating weights."""
+def meta_model(model_name: str) -> torch.nn.Module:
+    """The architecture of ``model_name``, built without allocating weights (never modified)."""
     with torch.device("meta"):
-        model = timm.create_model(model_name, num_classes=2)
-    return tuple(g.name for g in layer_groups(model))
+        return timm.create_model(model_name, num_classes=2)
+
+
+@cache
+def group_names(model_name: str) -> tuple[str, ...]:
+    """The layer groups of ``model_name`` (head included)."""
+    return tuple(g.name for g in layer_groups(meta_model(model_name)))

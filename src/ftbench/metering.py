@@ -47,7 +47,6 @@ class Meter(Callback):
         self._val_start = 0.0
         self._resumed_seconds = 0.0  # of an epoch a signal interrupted, restored on resume
         self._initial: list[list[torch.Tensor]] = []
-        self.drift: dict[str, float] = {}
 
     # -- time -------------------------------------------------------------------------------
     @staticmethod
@@ -162,15 +161,22 @@ class Meter(Callback):
         pl_module.log("epoch_train_seconds", seconds)
         pl_module.log("epoch_train_flops", flops)
 
-    @torch.no_grad()
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.memory.training_ends()
+
+    @torch.no_grad()
+    def measure_drift(self, pl_module: LightningModule) -> dict[str, float]:
+        """Per group, ``||w - w0|| / ||w0||`` over the parameters the model holds now: after a
+        LoRA merge, the pretrained weights with the adapters folded in (not the adapters)."""
+        held = {id(p) for p in pl_module.model.parameters()}
+        drift = {}
         for group, params, initial in zip(pl_module.groups, pl_module.group_params,
                                           self._initial, strict=True):
-            moved = sum(float((p.detach().cpu() - w0).pow(2).sum())
-                        for p, w0 in zip(params, initial, strict=True))
-            size = sum(float(w0.pow(2).sum()) for w0 in initial)
-            self.drift[group.name] = (moved / size) ** 0.5 if size > 0 else 0.0
+            pairs = [(p, w0) for p, w0 in zip(params, initial, strict=True) if id(p) in held]
+            moved = sum(float((p.detach().cpu() - w0).pow(2).sum()) for p, w0 in pairs)
+            size = sum(float(w0.pow(2).sum()) for _, w0 in pairs)
+            drift[group.name] = (moved / size) ** 0.5 if size > 0 else 0.0
+        return drift
 
     # -- the result's blocks ----------------------------------------------------------------
     def cost(self, trainer: Trainer, pl_module: LightningModule, feature_cache: dict | None = None) -> dict:
@@ -178,7 +184,8 @@ class Meter(Callback):
 
         With cached features a training step runs the head only; the backbone's one pass over
         the training split ran in the cache and is training compute and time too (its passes
-        over val and test are evaluation). A collective under DDP: every rank calls it.
+        over val and test are evaluation). Drift is measured here, on the weights the run ends
+        with. A collective under DDP: every rank calls it.
         """
         cache = feature_cache or {"used": False}
         extraction = cache.get("flops", {})
@@ -206,7 +213,7 @@ class Meter(Callback):
                              "flops_per_image": p["flops_per_image"]} for p in self.flops.phases],
             "eval_flops_per_image": dict(self.flops.eval_per_image),
             "feature_cache": cache,
-            "drift": dict(self.drift),
+            "drift": self.measure_drift(pl_module),
         }
         cost = reduce_over_ranks(trainer, cost)
         scalars = {f"cost/{k}": float(v) for k, v in cost.items() if isinstance(v, int | float)}

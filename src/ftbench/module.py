@@ -27,6 +27,11 @@ STAGES = ("train", "val", "test")
 MAX_CONFUSION_CLASSES = 256
 
 
+def keeps_statistics(module: nn.Module) -> bool:
+    """Does ``module`` update running statistics in train mode (BatchNorm, EvoNorm-B, ...)?"""
+    return any(name.startswith("running_") for name, _ in module.named_buffers(recurse=False))
+
+
 class BatchMean(Metric):
     """Mean of a per-batch value weighted by batch size, summed over ranks at compute.
 
@@ -110,16 +115,21 @@ class FineTuneModule(LightningModule):
             self.train(True)
 
     def train(self, mode: bool = True):
-        # Lightning calls train() at every epoch and after every validation; frozen groups
-        # (and, for BitFit-like plans, the whole backbone) stay in eval mode so that their
-        # BatchNorm statistics never move.
+        # Lightning calls train() at every epoch and after every validation; frozen groups stay
+        # in eval mode so that their BatchNorm statistics never move, and so do the statistics
+        # layers of a backbone whose plan trains only some of its parameters (BitFit, LoRA).
         super().train(mode)
         if mode:
             last = len(self._group_modules) - 1
             for i, (modules, on) in enumerate(zip(self._group_modules, self.trainable, strict=True)):
-                if not on or (self.plan.backbone_in_eval and i < last):
+                if not on:
                     for m in modules:
                         m.eval()
+                elif self.plan.backbone_stats_frozen and i < last:
+                    for m in modules:
+                        for layer in m.modules():
+                            if keeps_statistics(layer):
+                                layer.eval()
         return self
 
     def trainable_params(self, mask: Sequence[bool]) -> int:

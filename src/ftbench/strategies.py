@@ -2,10 +2,11 @@
 
 Every strategy is the same mechanism with different settings (the table in the README). A
 plan says, as a pure function of training *progress* (epochs, fractions allowed), which
-layer groups train; a static rule says which parameters of a training group move (all of
-them, or only biases for BitFit); and each group's LR is ``lr / lr_decay**i`` for group *i*
-counted from the top. Nothing has to be replayed or checkpointed: a resumed run derives its
-state from its step counter alone, and the optimizer holds every group from step 0.
+layer groups train (any of them: the top ones, a chosen one, all); a static rule says which
+parameters of a training group move (all of them, only biases for BitFit, only the adapters
+for LoRA); and each group's LR is ``lr / lr_decay**i`` for group *i* counted from the top.
+Nothing has to be replayed or checkpointed: a resumed run derives its state from its step
+counter alone, and the optimizer holds every group from step 0.
 
 The set of training groups only ever grows with progress (gradual unfreezing, LP-FT), so
 what has trained up to a point is what trains at that point.
@@ -16,9 +17,10 @@ Groups are ordered bottom (stem) to top; the last one is the new classifier, "he
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from ftbench.adapters import ADAPTER_PREFIX
 from ftbench.checks import choice_error, integer, number
 from ftbench.failures import UserError
 
@@ -43,9 +45,10 @@ class StrategyPlan:
     lr_decay: float
     schedule: Callable[[float], Mask]  # progress in epochs -> per group, bottom to top: trains?
     trains_param: Callable[[str, str], bool] = every_param  # (group, parameter name) -> moves?
-    # The backbone's normalisation statistics stay put while only some of its parameters train
-    # (BitFit, adapters): those strategies promise every other backbone tensor unchanged.
-    backbone_in_eval: bool = False
+    # The backbone's running statistics (BatchNorm) stay put while only some of its parameters
+    # train (BitFit, adapters): those strategies promise every other backbone tensor unchanged.
+    # Only the layers that keep statistics run in eval mode; dropout (LoRA's own) stays on.
+    backbone_stats_frozen: bool = False
     changes_within_epochs: bool = False  # the mask may change between two steps of one epoch
 
     @property
@@ -135,6 +138,60 @@ def _lp_ft(cfg, names: tuple[str, ...], max_epochs: int) -> dict:
     return {"schedule": lambda progress: head_only if progress < probe else everything}
 
 
+def _surgical(cfg, names: tuple[str, ...], max_epochs: int) -> dict:
+    chosen = surgical_groups(cfg.groups, names[:-1])
+    mask = tuple(name in chosen for name in names[:-1]) + (True,)
+    return {"schedule": lambda progress: mask}
+
+
+def surgical_groups(value, backbone: Sequence[str]) -> set[str]:
+    """``strategy.groups``: backbone groups by name or index (from the stem, 0; or from the top,
+    -1), one such group alone, ``all`` (every group: the full fine-tune of the surgical study) or ``[]`` (the probe)."""
+    allowed = (f"a list of {', '.join(backbone)} or their indices 0..{len(backbone) - 1} "
+               f"(-{len(backbone)}..-1 from the top), [] or all")
+    if value == "all":
+        return set(backbone)
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        value = [value]  # one group: stage1, or -1 (as a search space's choice names it)
+    if not isinstance(value, Iterable):
+        raise UserError(f"strategy.groups={value!r} is not valid; allowed: {allowed}")
+    chosen = set()
+    for item in value:
+        if isinstance(item, int) and not isinstance(item, bool) and -len(backbone) <= item < len(backbone):
+            chosen.add(backbone[item])
+        elif item in backbone:
+            chosen.add(item)
+        else:
+            raise UserError(f"strategy.groups: {item!r} is not a backbone group of this model; "
+                            f"allowed: {allowed}")
+    return chosen
+
+
+def _bitfit(cfg, names: tuple[str, ...], max_epochs: int) -> dict:
+    everything = top(len(names), len(names))
+    return {"schedule": lambda progress: everything, "trains_param": bias_or_head,
+            "backbone_stats_frozen": True}
+
+
+def bias_or_head(group: str, param: str) -> bool:
+    """BitFit: every bias vector (of convolutions, linear and normalisation layers), the whole head."""
+    return group == HEAD or param.rsplit(".", 1)[-1] == "bias"
+
+
+def _lora(cfg, names: tuple[str, ...], max_epochs: int) -> dict:
+    integer("strategy.rank", cfg.rank, 1)
+    number("strategy.alpha", cfg.alpha, above=0)
+    number("strategy.dropout", cfg.dropout, at_least=0, below=1)
+    everything = top(len(names), len(names))
+    return {"schedule": lambda progress: everything, "trains_param": adapter_or_head,
+            "backbone_stats_frozen": True}
+
+
+def adapter_or_head(group: str, param: str) -> bool:
+    """LoRA: the adapters' parameters (which sit in the group of the layer they adapt), the head."""
+    return group == HEAD or ADAPTER_PREFIX in param
+
+
 # name -> factory(strategy cfg, group names, max_epochs) -> the plan's schedule and rules
 STRATEGIES: dict[str, Callable[..., dict]] = {
     "linear_probe": _linear_probe,
@@ -143,4 +200,7 @@ STRATEGIES: dict[str, Callable[..., dict]] = {
     "gradual": _gradual,
     "partial": _partial,
     "lp_ft": _lp_ft,
+    "surgical": _surgical,
+    "bitfit": _bitfit,
+    "lora": _lora,
 }

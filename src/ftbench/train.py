@@ -25,6 +25,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
+from ftbench.adapters import add_adapters
 from ftbench.backbone import create_backbone, group_param_count, layer_groups
 from ftbench.checkpointing import LAST_CHECKPOINT, Resumable, SafeCheckpointIO
 from ftbench.config import CONFIG_DIR, CONFIG_NAME, eval_shifts, register_resolvers, validate_config
@@ -72,6 +73,9 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
                                     num_workers=cfg.data.num_workers, pin_memory=cfg.data.pin_memory)
     model = create_backbone(cfg.model.name, datamodule.num_classes, weights=cfg.model.weights,
                             drop_rate=cfg.model.drop_rate)
+    # LoRA's adapters, before the groups are computed (each joins its layer's group) and after
+    # seeding (their initialisation is random); a no-op for strategies without adapters
+    merge_adapters = add_adapters(model, cfg.strategy)
     config = config_digest(cfg)  # kept in every checkpoint; a resume checks it
     resume_step = None if ckpt_path is None else check_checkpoint_fits(ckpt_path, model, config)
     if cfg.model.compile:
@@ -107,6 +111,7 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
                             enable_checkpointing=not search_trial)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     tested = {} if search_trial else trainer.test(module, datamodule=datamodule, verbose=False)[0]
+    merge_adapters()  # from here on a plain timm model: its cost, groups and saved weights
 
     result = completed_result(
         cfg,
@@ -117,7 +122,7 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
         cost={**meter.cost(trainer, module, cache.summary() if cache else None),
               "wall_seconds": time.perf_counter() - started},  # the whole job: data, fit, test
         history=meter.history,
-        groups=[{"name": g.name, "params": group_param_count(model, g)} for g in groups],
+        groups=[{"name": g.name, "params": group_param_count(model, g)} for g in layer_groups(model)],
         data={"num_classes": datamodule.num_classes, "classes": datamodule.classes,
               **{f"{split}_size": len(datamodule.datasets[split]) for split in ("train", "val", "test")},
               "augmented": datamodule.augmented,

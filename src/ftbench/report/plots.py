@@ -221,6 +221,40 @@ def confusion_matrix(run, path: Path) -> Path | None:
     return _save(fig, path)
 
 
+def _trained(groups, names: list[str]) -> tuple[tuple, str]:
+    """A surgical setting's place on the x axis (probe, single groups bottom to top, combinations,
+    full) and its tick label; groups may be named or indexed, as ``strategy.groups`` allows."""
+    if groups == "all":
+        return (3,), "all (full)"
+    if not groups:
+        return (0,), "none (probe)"
+    picked = sorted(names.index(g) if g in names else int(g) % len(names) for g in groups)
+    return (1 if len(picked) == 1 else 2, picked), "+".join(names[i] for i in picked)
+
+
+def accuracy_by_trained_group(rows: list[Row], path: Path) -> Path | None:
+    """The surgical study: test accuracy against the backbone group that trained with the head."""
+    rows = [r for r in rows if r.strategy == "surgical" and "groups" in r.setting and r.runs]
+    if len(rows) < 2:
+        return None
+    names = [g["name"] for g in rows[0].runs[0].data.get("groups", [])[:-1]]
+    placed = sorted(((*_trained(r.setting["groups"], names), r) for r in rows), key=lambda t: t[0])
+    fig, ax = plt.subplots(figsize=(max(6.5, 0.6 * len(placed) + 2.5), 4.5))
+    for x, (_, label, row) in enumerate(placed):
+        reference = label.endswith(("(probe)", "(full)"))
+        ax.errorbar(x, row.mean("metrics.test_acc"), yerr=row.ci95("metrics.test_acc") or 0.0,
+                    fmt="s" if reference else "o", capsize=4, markersize=7, color=colour("surgical"),
+                    markerfacecolor="white" if reference else colour("surgical"))
+    ax.set_xticks(range(len(placed)), [label for _, label, _ in placed], rotation=30, ha="right")
+    ax.set_xlabel("backbone group trained with the head (input → output); hollow: references")
+    ax.set_ylabel("test accuracy (fraction; mean ± 95% CI)")
+    _accuracy_axis(ax)
+    seeds = sorted({len(r.runs) for _, _, r in placed})
+    ax.set_title(f"Surgical fine-tuning: which group to train (n={'/'.join(map(str, seeds))} seeds)")
+    ax.grid(alpha=0.3, axis="y")
+    return _save(fig, path)
+
+
 def draw_all(rows: list[Row], out_dir: Path) -> dict[str, Path]:
     """Every plot the runs allow, by title; a plot without data is not drawn, and one that
     fails on malformed data is left out with a warning rather than taking the report down."""
@@ -242,6 +276,8 @@ def draw_all(rows: list[Row], out_dir: Path) -> dict[str, Path]:
         "Accuracy against lr_decay": lambda: accuracy_against_setting(
             rows, "lr_decay", "config.strategy.lr_decay", "lr_decay (LR ratio between neighbouring groups)",
             out_dir / "accuracy_vs_lr_decay.png"),
+        "Accuracy by the group that trained (surgical)": lambda: accuracy_by_trained_group(
+            rows, out_dir / "accuracy_by_trained_group.png"),
     }
     done = [run for row in rows for run in row.runs]
     if len(done) == 1:  # one run: which classes it confuses

@@ -22,10 +22,13 @@ STUDY_KNOBS = {
     "model.name": "model", "dataset.name": "dataset", "dataset.train_fraction": "train_fraction",
     "strategy.lr": "lr", "strategy.lr_decay": "lr_decay", "strategy.unfreeze_every": "unfreeze_every",
     "strategy.trainable_groups": "trainable_groups", "strategy.probe_epochs": "probe_epochs",
+    "strategy.groups": "groups", "strategy.rank": "rank", "strategy.alpha": "alpha",
+    "strategy.dropout": "dropout", "strategy.target_modules": "target_modules",
     "trainer.max_epochs": "epochs", "optimizer.name": "optimizer", "optimizer.schedule": "schedule",
 }
-# How a run was recorded, shown or resumed: never a setting of the comparison.
-NOT_SETTINGS = ("seed", "resume", "progress", "logger", "paths", "hydra", "tune", "data.num_workers",
+# How a run was recorded, shown, resumed or searched for: never a setting of the comparison.
+NOT_SETTINGS = ("seed", "resume", "progress", "logger", "paths", "hydra", "tune", "strategy.search",
+                "data.num_workers",
                 "data.pin_memory", "data.feature_store", "dataset.download", "trainer.enable_progress_bar",
                 "trainer.enable_model_summary", "trainer.log_every_n_steps", "trainer.default_root_dir")
 FEW_SEEDS = 3  # below this many seeds an interval is flagged
@@ -48,8 +51,13 @@ class Row:
     context: tuple = ()
 
     @property
+    def setting_text(self) -> str:
+        """``lr_decay=2``, ``groups=[stage1,stage2]``: as the setting is written on the command line."""
+        return " ".join(f"{k}={show(v)}" for k, v in self.setting.items())
+
+    @property
     def label(self) -> str:
-        return " ".join([self.strategy, *(f"{k}={v}" for k, v in self.setting.items())])
+        return " ".join(filter(None, [self.strategy, self.setting_text]))
 
     def values(self, path: str) -> list[float]:
         return [v for v in (run.number(path) for run in self.runs) if v is not None]
@@ -142,7 +150,7 @@ def group_rows(runs: list[Run]) -> list[Row]:
             row = keyed.setdefault(tuple(json.dumps(v) for v in setting.values()),
                                    Row(strategy, setting, context=context))
             (row.runs if run.completed else row.failed).append(run)
-        rows.extend(sorted(keyed.values(), key=lambda r: [_sortable(v) for v in r.setting.values()]))
+        rows.extend(sorted(keyed.values(), key=_setting_order))
     return rows
 
 
@@ -154,13 +162,32 @@ def shift_keys(rows: list[Row]) -> list[str]:
             keys += [k for k in run.get(SHIFT) or {} if k != "mean" and k not in keys]
     return keys
 
+
 def _order(key: str) -> int:
     order = list(STUDY_KNOBS)
     return order.index(key) if key in order else len(order)
 
 
-def _sortable(value) -> tuple:
-    return (0, value, "") if isinstance(value, int | float) else (1, 0, str(value))
+def show(value) -> str:
+    """A setting's value as on the command line: lists without quotes."""
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(show(v) for v in value) + "]"
+    return str(value)
+
+
+def _setting_order(row: Row) -> list[tuple]:
+    """Numbers in order, then lists (layer groups bottom to top, as the runs name them), then text."""
+    runs = row.runs or row.failed
+    names = [g.get("name") for g in runs[0].data.get("groups") or []] if runs else []
+    return [_sortable(v, names) for v in row.setting.values()]
+
+
+def _sortable(value, names: list[str]) -> tuple:
+    if isinstance(value, int | float):
+        return (0, value, "")
+    if isinstance(value, list):
+        return (1, [(names.index(v), "") if v in names else (len(names), str(v)) for v in value], "")
+    return (2, 0, str(value))
 
 
 def strategy_order(name: str) -> tuple[int, str]:

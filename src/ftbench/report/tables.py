@@ -21,7 +21,7 @@ def row_record(row: Row, extra: dict | None = None) -> dict:
     extra = extra or {}
     return {
         "strategy": row.strategy,
-        "setting": " ".join(f"{k}={v}" for k, v in row.setting.items()),
+        "setting": row.setting_text,
         "runs": len(row.runs),
         "failed": len(row.failed),
         "test_acc_mean": row.mean("metrics.test_acc"),

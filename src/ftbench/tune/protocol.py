@@ -78,7 +78,7 @@ class TunedComparison:
                 raise UserError(f"strategy={strategy} has no search space (strategy.search); "
                                 "allowed: a strategy whose YAML declares one")
             self.spaces[strategy] = space
-            self.defaults[strategy] = {k: cfg.strategy[k] for k in space}
+            self.defaults[strategy] = {k: as_choice(cfg.strategy[k]) for k in space}
 
     # -- the protocol ----------------------------------------------------------------------------
     def run(self) -> None:
@@ -239,6 +239,13 @@ def tell(study: optuna.Study, trial: optuna.Trial, record: dict) -> None:
     else:
         trial.set_user_attr("error", str(record.get("error", "no result")))
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
+
+
+def as_choice(value):
+    """A default as a search space holds it: a one-item list (``groups: [stage1]``) as its item."""
+    if OmegaConf.is_list(value) and len(value) == 1:
+        return value[0]
+    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
 
 
 def contains(dist: optuna.distributions.BaseDistribution, value) -> bool:

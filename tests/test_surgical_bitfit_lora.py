@@ -1,0 +1,181 @@
+"""surgical, bitfit and lora on every tiny timm family: what they train, and only that."""
+
+from __future__ import annotations
+
+import pytest
+import timm
+import torch
+from omegaconf import OmegaConf
+from safetensors.torch import save_file
+
+from ftbench.adapters import ADAPTER_PREFIX, add_adapters, default_targets, resolve_targets
+from ftbench.backbone import create_backbone, layer_groups
+from ftbench.failures import UserError
+from ftbench.module import FineTuneModule, keeps_statistics
+from ftbench.strategies import build_plan
+from ftbench.weights import read_state_dict
+
+TINY = ["test_resnet", "test_efficientnet", "test_convnext", "test_vit"]
+
+
+@pytest.fixture(scope="module")
+def start(tmp_path_factory):
+    """Per model name: a 'pretrained' weight file (so that every run starts from known
+    weights), the model's layer groups, and the state-dict keys each group owns."""
+    cache = {}
+
+    def _start(name: str):
+        if name not in cache:
+            torch.manual_seed(7)
+            model = create_backbone(name, num_classes=10, weights="none")
+            with torch.no_grad():  # statistics as a trained net has them, and no residual branch
+                for m in model.modules():  # zeroed by timm's init (its gradients would be zero)
+                    if keeps_statistics(m):
+                        m.weight.uniform_(0.5, 1.5)
+                        m.running_mean.normal_(0, 0.1)
+                        m.running_var.uniform_(0.5, 1.5)
+            path = tmp_path_factory.mktemp(name) / "start.safetensors"
+            save_file({k: v.contiguous() for k, v in model.state_dict().items()}, path)
+            groups = layer_groups(model)
+            owner = {n.rsplit(".", 1)[0]: g.name for g in groups for n in g.param_names}
+            keys = {k: owner[k.rsplit(".", 1)[0]] for k in model.state_dict()}  # buffers included
+            cache[name] = path, groups, keys
+        return cache[name]
+
+    return _start
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_surgical_moves_the_chosen_group_and_nothing_else(run_fit, start, name):
+    path, groups, keys = start(name)
+    result, run_dir = run_fit(f"model.name={name}", f"model.weights={path}", "strategy=surgical",
+                              "strategy.groups=[stage1]")
+    before, after = read_state_dict(path), read_state_dict(run_dir / "model.safetensors")
+    assert after.keys() == before.keys() and (run_dir / "result.json").is_file()
+    outside = [k for k, g in keys.items() if g not in ("stage1", "head")]
+    assert any(k.endswith("running_var") for k in outside) or name in ("test_convnext", "test_vit")
+    for k in outside:
+        assert torch.equal(before[k], after[k]), k  # BatchNorm statistics included
+    assert any(not torch.equal(before[k], after[k]) for k, g in keys.items() if g == "stage1")
+    assert all(h["trainable_groups"] == ["stage1", "head"] for h in result["history"])
+    assert not result["cost"]["feature_cache"]["used"]
+    trains = {g.name for g in groups} - {"stage1", "head"}
+    assert all(result["cost"]["drift"][g] == 0.0 for g in trains)
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_bitfit_moves_biases_and_the_head_and_nothing_else(run_fit, start, name):
+    path, groups, keys = start(name)
+    result, run_dir = run_fit(f"model.name={name}", f"model.weights={path}", "strategy=bitfit")
+    before, after = read_state_dict(path), read_state_dict(run_dir / "model.safetensors")
+    backbone = [k for k, g in keys.items() if g != "head"]
+    biases = [k for k in backbone if k.endswith(".bias")]
+    for k in backbone:
+        if k not in biases:
+            assert torch.equal(before[k], after[k]), k  # weights and BatchNorm statistics
+    assert sum(not torch.equal(before[k], after[k]) for k in biases) > len(biases) // 2
+    head = sum(before[k].numel() for k, g in keys.items() if g == "head")
+    assert result["cost"]["trainable_params"] == sum(before[k].numel() for k in biases) + head
+    assert not result["cost"]["feature_cache"]["used"]
+
+
+def _logits(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return model.eval()(x)
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_lora_merges_into_a_plain_timm_model_with_the_adapted_logits(run_fit, start, name):
+    from peft import LoraConfig, get_peft_model
+
+    path, groups, keys = start(name)
+    result, run_dir = run_fit(f"model.name={name}", f"model.weights={path}", "strategy=lora",
+                              "strategy.rank=4", "strategy.lr=0.05")
+    saved = read_state_dict(run_dir / "model.safetensors")
+    assert not any(ADAPTER_PREFIX in k or "base_layer" in k for k in saved)
+    plain = timm.create_model(name, num_classes=10)
+    plain.load_state_dict(saved, strict=True)
+
+    # the adapted model as trained: the starting weights, adapters, and the last checkpoint
+    cfg = result["config"]["strategy"]
+    adapted = create_backbone(name, num_classes=10, weights=str(path))
+    add_adapters(adapted, OmegaConf.create(cfg))
+    state = torch.load(run_dir / "last.ckpt", weights_only=True)["state_dict"]
+    adapted.load_state_dict({k.removeprefix("model."): v for k, v in state.items()}, strict=True)
+    x = torch.randn(4, 3, 32, 32)
+    expected = _logits(adapted, x)
+    assert torch.allclose(_logits(plain, x), expected, rtol=1e-4, atol=1e-5)
+    start_model = create_backbone(name, num_classes=10, weights=str(path))
+    start_model.load_state_dict({k: v for k, v in saved.items() if keys[k] == "head"},
+                                strict=False)  # the trained head alone
+    assert not torch.allclose(_logits(start_model, x), expected, atol=1e-4)  # the adapters did work
+
+    fresh = timm.create_model(name, num_classes=10)
+    peft_count, _ = get_peft_model(fresh, LoraConfig(r=4, target_modules=default_targets(fresh))
+                                   ).get_nb_trainable_parameters()
+    head = sum(saved[k].numel() for k, g in keys.items() if g == "head")
+    assert result["cost"]["trainable_params"] == peft_count + head
+    assert result["cost"]["total_params"] == sum(v.numel() for v in plain.parameters())
+    assert not result["cost"]["feature_cache"]["used"]
+    start_weights = read_state_dict(path)
+    for group in groups:  # drift is that of the merged weights, not of the adapters
+        params = [n for n in group.param_names if n in saved]
+        moved = sum(float((saved[n] - start_weights[n]).pow(2).sum()) for n in params)
+        size = sum(float(start_weights[n].pow(2).sum()) for n in params)
+        assert result["cost"]["drift"][group.name] == pytest.approx((moved / size) ** 0.5, rel=1e-4)
+    adapted_groups = {keys[f"{t}.weight"] for t in default_targets(plain)}
+    for group in groups[:-1]:  # the merged weights moved where adapters were, nowhere else
+        assert (result["cost"]["drift"][group.name] > 0) == (group.name in adapted_groups), group.name
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("test_vit", {"qkv", "fc1", "fc2"}),
+    ("test_efficientnet", {"conv_stem", "conv", "conv_exp", "conv_pw", "conv_pwl", "conv_reduce",
+                           "conv_expand", "conv_head"}),  # all but conv_dw (depthwise)
+])
+def test_adapters_join_the_group_of_the_layer_they_wrap(name, expected):
+    torch.manual_seed(0)
+    model = create_backbone(name, num_classes=10, weights="none")
+    plain_groups = {n.removesuffix(".weight"): g.name for g in layer_groups(model)
+                    for n in g.param_names}
+    targets = default_targets(model)
+    assert {t.rsplit(".", 1)[-1] for t in targets} == expected  # never depthwise, never the head
+    add_adapters(model, OmegaConf.create({"name": "lora", "rank": 2, "alpha": 4, "dropout": 0.0,
+                                          "target_modules": None}))
+    adapters = 0
+    for group in layer_groups(model):
+        for param in group.param_names:
+            if ADAPTER_PREFIX in param:
+                layer = param.split(".lora_", 1)[0]
+                assert plain_groups[layer] == group.name, param
+                adapters += 1
+    assert adapters == 2 * len(targets)
+
+
+def test_lora_runs_adapter_dropout_but_keeps_batchnorm_statistics():
+    model = create_backbone("test_efficientnet", num_classes=10, weights="none")
+    add_adapters(model, OmegaConf.create({"name": "lora", "rank": 2, "alpha": 4, "dropout": 0.5,
+                                          "target_modules": None}))
+    groups = layer_groups(model)
+    cfg = OmegaConf.create({"name": "lora", "lr": 1e-3, "lr_decay": 1.0, "rank": 2, "alpha": 4,
+                            "dropout": 0.5})
+    module = FineTuneModule(model, groups, build_plan(cfg, [g.name for g in groups], 2), None, 10)
+    module.train()
+    statistics = [m for m in model.modules() if keeps_statistics(m)]
+    dropouts = [m for n, m in model.named_modules() if "lora_dropout." in n]
+    assert statistics and not any(m.training for m in statistics)
+    assert dropouts and all(m.training for m in dropouts)
+
+
+@pytest.mark.parametrize("targets, message", [
+    (["nothing_here"], "'nothing_here' matches no linear or convolution layer"),
+    (["classifier"], "'classifier' matches no linear or convolution layer"),
+    (["conv_dw"], "'conv_dw' matches only grouped or depthwise convolutions"),
+    ("conv_pw", "strategy.target_modules='conv_pw' is not valid"),
+])
+def test_bad_lora_targets_are_one_line_errors(targets, message):
+    model = create_backbone("test_efficientnet", num_classes=10, weights="none")
+    with pytest.raises(UserError, match=message) as err:
+        resolve_targets(model, targets)
+    assert "\n" not in str(err.value)
+    assert resolve_targets(model, ["conv_pw"]) == [n for n in default_targets(model) if n.endswith("conv_pw")]
