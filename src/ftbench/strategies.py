@@ -146,7 +146,8 @@ def _surgical(cfg, names: tuple[str, ...], max_epochs: int) -> dict:
 
 def surgical_groups(value, backbone: Sequence[str]) -> set[str]:
     """``strategy.groups``: backbone groups by name or index (from the stem, 0; or from the top,
-    -1), one such group alone, ``all`` (every group: the full fine-tune of the surgical study) or ``[]`` (the probe)."""
+    -1), one such group alone, ``all`` (every group: the full fine-tune of the surgical study)
+    or ``[]`` (the probe)."""
     allowed = (f"a list of {', '.join(backbone)} or their indices 0..{len(backbone) - 1} "
                f"(-{len(backbone)}..-1 from the top), [] or all")
     if value == "all":
