@@ -406,3 +406,14 @@ def test_malformed_jobs_are_listed_as_unreadable_with_the_reason(tmp_path, templ
     for name in ("bad_yaml", "yaml_list"):
         assert f"| no result.json (the job crashed or was killed) | {name} |" in out
     assert (tmp_path / "report.md").is_file()
+
+
+def test_a_search_trial_is_read_by_its_validation_accuracy_a_final_run_by_its_test_accuracy():
+    from ftbench.report.collect import problem
+
+    search = {"status": "completed", "config": {"tune": {"phase": "search"}},
+              "metrics": {"val_acc": 0.9, "test_acc": None}}
+    assert problem(search) is None  # never tested: the search looks at validation only
+    assert problem({**search, "metrics": {"val_acc": None}}) == "metrics.val_acc is None, not a number"
+    final = {**search, "config": {"tune": {"phase": "tuned"}}}
+    assert problem(final) == "metrics.test_acc is None, not a number"

@@ -96,9 +96,12 @@ def problem(data: object) -> str | None:
         if data.get(key) is not None and not isinstance(data[key], str):
             return f"{key} is not a string"
     if data.get("status", "completed" if "metrics" in data else "failed") == "completed":
-        acc = (data.get("metrics") or {}).get("test_acc")
+        # a search trial of the tuned comparison is judged on validation only, never tested
+        tune = (data.get("config") or {}).get("tune")
+        metric = "val_acc" if isinstance(tune, dict) and tune.get("phase") == "search" else "test_acc"
+        acc = (data.get("metrics") or {}).get(metric)
         if isinstance(acc, bool) or not isinstance(acc, int | float) or not math.isfinite(acc):
-            return f"metrics.test_acc is {acc!r}, not a number"
+            return f"metrics.{metric} is {acc!r}, not a number"
     return None
 
 
