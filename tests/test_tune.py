@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
 from ftbench.train import fit
+from ftbench.tune.studies import counted
 from ftbench.tune.trial import SearchTrial
 from tests.helpers import FAST, make_cfg
 
@@ -29,11 +30,6 @@ def tuned_command(sweep: Path, *overrides: str, base: list[str] = TINY) -> list[
 
 def study(sweep: Path, name: str) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=f"sqlite:///{sweep}/optuna.db")
-
-
-def counted(s: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    return [t for t in s.get_trials() if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
-            or (t.state == TrialState.FAIL and "outcome" in t.user_attrs)]
 
 
 def results(folder: Path) -> list[dict]:
@@ -181,3 +177,14 @@ def test_two_workers_on_one_study_run_the_budget_once(tmp_path):
     ran = [r["config"]["tune"]["phase"] for r in results(sweep) if r["config"]["tune"]["phase"] != "search"]
     assert sorted(ran) in (["default"], ["default", "tuned"])  # each final run once, by one worker
     assert OmegaConf.load(sweep / "multirun.yaml").tune.trials == 4
+
+
+def test_a_trial_killed_while_being_told_counts_once_through_its_retry():
+    s = optuna.create_study(direction="maximize")
+    told_half = optuna.trial.create_trial(state=TrialState.FAIL, user_attrs={"outcome": "completed"})
+    failed_job = optuna.trial.create_trial(state=TrialState.FAIL, user_attrs={"outcome": "failed"})
+    for trial in (told_half, failed_job):
+        s.add_trial(trial)
+    s.add_trial(optuna.trial.create_trial(state=TrialState.COMPLETE, value=0.5,
+                                          system_attrs={"failed_trial": 0}))  # the retry of trial 0
+    assert [t.number for t in counted(s)] == [1, 2]

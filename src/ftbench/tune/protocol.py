@@ -109,7 +109,7 @@ class TunedComparison:
             batch = []
             for _ in range(min(room, self.tune.batch)):
                 study.sampler = studies.seeded_sampler(self.tune, strategy, len(study.trials))
-                batch.append(study.ask(self.spaces[strategy]))
+                batch.append(studies.ask(self.storage, study, self.spaces[strategy]))
             self.run_trials(study, strategy, batch)
 
     def settle(self, strategy: str) -> None:
@@ -182,7 +182,7 @@ class TunedComparison:
                     return
                 time.sleep(self.tune.heartbeat_seconds)
                 continue
-            batch = [study.ask() for _ in range(min(len(waiting), self.tune.batch))]
+            batch = [studies.ask(self.storage, study) for _ in range(min(len(waiting), self.tune.batch))]
             runs = []
             for trial in batch:
                 job = self.final_job(trial)

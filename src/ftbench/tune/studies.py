@@ -14,12 +14,15 @@ trials are never run again.
 from __future__ import annotations
 
 import threading
+import time
 import warnings
 import zlib
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import optuna
+import sqlalchemy
+from filelock import FileLock
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
@@ -27,6 +30,7 @@ FINAL_STUDY = "final"
 # the study's trials that ran and were decided; a stale trial (failed for lack of heartbeat)
 # has no outcome and does not count: its retry does
 OUTCOME = "outcome"
+CREATE_ATTEMPTS = 4
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 # heartbeats outside Study.optimize are what several workers need; Optuna marks them experimental
@@ -46,9 +50,22 @@ def open_storage(url: str, heartbeat_seconds: float) -> optuna.storages.BaseStor
         from optuna.storages.journal import JournalFileBackend
 
         return optuna.storages.JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
-    return RDBStorage(url, heartbeat_interval=max(1, round(heartbeat_seconds)),
-                      grace_period=max(2, round(3 * heartbeat_seconds)),
-                      heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback())
+    # Workers started together would each create the tables of a new database, and all but
+    # one fail ("table ... already exists"): an SQLite file is created under a file lock, and
+    # a server database is retried once its tables exist.
+    lock = FileLock(f"{url.removeprefix('sqlite:///')}.lock") if url.startswith("sqlite:///") \
+        else nullcontext()
+    for attempt in range(CREATE_ATTEMPTS):
+        try:
+            with lock:
+                return RDBStorage(url, heartbeat_interval=max(1, round(heartbeat_seconds)),
+                                  grace_period=max(2, round(3 * heartbeat_seconds)),
+                                  heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback())
+        except sqlalchemy.exc.SQLAlchemyError:
+            if attempt == CREATE_ATTEMPTS - 1:
+                raise
+            time.sleep(1.0 + attempt)
+    raise AssertionError("unreachable")
 
 
 def pruner(tune) -> optuna.pruners.BasePruner:
@@ -88,9 +105,12 @@ def seeded_sampler(tune, strategy: str, trial_number: int) -> optuna.samplers.TP
 def counted(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     """The trials that count against the budget: run and decided (completed, pruned, or failed
     after running); not those failed for lack of heartbeat, whose retries count instead."""
-    return [t for t in study.get_trials(deepcopy=False)
+    trials = study.get_trials(deepcopy=False)
+    # a worker killed while telling leaves an outcome on a trial that then goes stale
+    retried = {RetryHeartbeatStaleTrialCallback.retried_trial_number(t) for t in trials}
+    return [t for t in trials
             if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
-            or (t.state == TrialState.FAIL and OUTCOME in t.user_attrs)]
+            or (t.state == TrialState.FAIL and OUTCOME in t.user_attrs and t.number not in retried)]
 
 
 def in_flight(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -101,6 +121,16 @@ def fail_stale(study: optuna.Study) -> None:
     """Fail the trials whose worker stopped beating; they are queued again (journal storage
     keeps no heartbeats: there, a dead worker's trial stays running)."""
     optuna.storages.fail_stale_trials(study)
+
+
+def ask(storage, study: optuna.Study, space: dict | None = None) -> optuna.Trial:
+    """``study.ask``, with the trial's first heartbeat recorded at once: a trial without any
+    heartbeat never goes stale, so a worker killed between asking and launching its job
+    would leave it running for ever. ``storage``: the study's, as ``open_storage`` made it."""
+    trial = study.ask(space)
+    if isinstance(storage, RDBStorage) and storage.get_heartbeat_interval() is not None:
+        storage.record_heartbeat(trial._trial_id)
+    return trial
 
 
 @contextmanager
