@@ -20,11 +20,15 @@ def make_cfg(*overrides: str, run_dir: Path) -> DictConfig:
     return helpers.make_cfg("trainer.enable_progress_bar=false", *overrides, run_dir=run_dir)
 
 
-def parse_args(doc: str, epochs: int, repeats: int, example: str) -> argparse.Namespace:
-    """``--epochs``, ``--repeats`` and trailing Hydra overrides, shared by the benchmarks."""
+def parse_args(doc: str, epochs: int, repeats: int, example: str,
+               flags: dict[str, str] | None = None) -> argparse.Namespace:
+    """``--epochs``, ``--repeats``, a benchmark's own on/off ``flags`` (name -> help) and
+    trailing Hydra overrides, shared by the benchmarks."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--epochs", type=int, default=epochs)
     parser.add_argument("--repeats", type=int, default=repeats)
+    for flag, help_text in (flags or {}).items():
+        parser.add_argument(flag, action="store_true", help=help_text)
     parser.add_argument("overrides", nargs="*", help=f"Hydra overrides, e.g. {example}")
     return parser.parse_args()
 

@@ -192,7 +192,7 @@ def test_a_wandb_multirun_logs_its_comparison_in_one_summary_run_of_its_group(no
         assert row["test_acc"] == pytest.approx(result["metrics"]["test_acc"])
         assert row["train_flops"] == pytest.approx(result["cost"]["train_flops"])
         assert row["trainable_params"] == result["cost"]["trainable_params"]
-        assert row["shift_acc"] is None  # no shifted test set in this run
+        assert row["shift_acc"] == pytest.approx(result["metrics"]["shift"]["mean"])  # eval.shifts
     strategies = table_rows(tmp_path, "comparison/strategies")
     assert [(r["strategy"], r["test_acc_n"]) for r in strategies] == [("linear_probe", 2), ("full", 2)]
     images = list(tmp_path.glob("wandb/offline-run-*/files/media/images/plots/*.png"))
