@@ -48,7 +48,8 @@ def plain_images_per_second(overrides: list[str], epochs: int) -> float:
     seed_everything(cfg.seed, verbose=False)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dm = FineTuneDataModule(cfg.dataset, batch_size=cfg.data.batch_size)
-    model = create_backbone(cfg.model.name, dm.num_classes, weights=cfg.model.weights)
+    model = create_backbone(cfg.model.name, dm.num_classes, weights=cfg.model.weights,
+                            drop_rate=cfg.model.drop_rate)
     dm.resolve_for(model)
     dm.setup()
     train = dm.datasets["train"]
