@@ -32,7 +32,7 @@ from ftbench.train import fit
 def ftbench_images_per_second(overrides: list[str], epochs: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         cfg = make_cfg(*overrides, "strategy=full", f"trainer.max_epochs={epochs}",
-                       "+trainer.limit_val_batches=0", "+trainer.limit_test_batches=1",
+                       "+trainer.limit_val_batches=0", "+trainer.limit_test_batches=1", "eval.shifts=[]",
                        run_dir=Path(tmp))
         result = fit(cfg, Path(tmp))
     return result["cost"]["images_per_second"]
@@ -56,7 +56,7 @@ def plain_images_per_second(overrides: list[str], epochs: int) -> float:
     if not isinstance(train, TensorDataset):
         raise SystemExit("the overhead benchmark compares in-memory training: use a deterministic "
                          "dataset (dataset.augment=false) that fits dataset.in_memory_max")
-    images, labels = (t.to(device) for t in train.tensors)
+    images, labels = train.tensors  # on the host, like ftbench's: each batch is copied over
     groups = layer_groups(model)
     plan = build_plan(cfg.strategy, [g.name for g in groups], epochs)
     fmt = torch.channels_last if cfg.model.channels_last else torch.contiguous_format
@@ -70,10 +70,11 @@ def plain_images_per_second(overrides: list[str], epochs: int) -> float:
     def run() -> int:
         seen = 0
         for _ in range(epochs):
-            order = torch.randperm(len(labels), device=device)
+            order = torch.randperm(len(labels))
             for start in range(0, len(labels), batch_size):
                 index = order[start:start + batch_size]
-                x, y = images[index].contiguous(memory_format=fmt), labels[index]
+                x = images[index].to(device, non_blocking=True).contiguous(memory_format=fmt)
+                y = labels[index].to(device, non_blocking=True)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                     loss = torch.nn.functional.cross_entropy(model(x), y)
                 loss.backward()
