@@ -48,7 +48,9 @@ class Run:
 
     @property
     def completed(self) -> bool:
-        return self.status == "completed" and self.number("metrics.test_acc") is not None
+        """Ran to the end with its accuracy: the test's, or a search trial's validation one."""
+        metric = "val_acc" if self.get("config.tune.phase") == "search" else "test_acc"
+        return self.status == "completed" and self.number(f"metrics.{metric}") is not None
 
 
 def killed_record(job_dir: Path) -> dict:

@@ -2,8 +2,9 @@
 
 Strategies are compared in pairs over the seeds both ran (the same seeds give the same data
 order and initial head, so a paired test removes the seed's share of the spread), with
-Holm's correction over all pairs. The recommendation is the cheapest strategy whose
-accuracy is not significantly below the most accurate one's.
+Holm's correction over all pairs for the table. The recommendation is the cheapest strategy
+whose accuracy is not significantly below the most accurate one's, each strategy tested
+against that one, Holm-corrected over those comparisons only.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import statistics
 from collections.abc import Mapping
 
 from ftbench.report.fmt import num, si
-from ftbench.report.stats import ALPHA, Paired, all_pairs
+from ftbench.report.stats import ALPHA, Paired, against, all_pairs
 
 
 def paired_table(pairs: list[Paired]) -> str:
@@ -29,21 +30,16 @@ def paired_table(pairs: list[Paired]) -> str:
 
 
 def recommendation(by_strategy: Mapping[str, Mapping], costs: Mapping[str, float | None],
-                   pairs: list[Paired], cost_name: str) -> str:
+                   cost_name: str) -> str:
     """One sentence: the cheapest strategy not significantly below the most accurate one."""
     means = {s: statistics.fmean(v.values()) for s, v in by_strategy.items() if v}
     if not means:
         return "No strategy completed: nothing to recommend."
     best = max(means, key=means.get)
-    tested = {frozenset((p.a, p.b)): p for p in pairs}
-
-    def not_below_best(s: str) -> bool:
-        pair = tested.get(frozenset((s, best)))
-        return s == best or (pair is not None and pair.p is not None and not pair.significant)
-
-    untested = [s for s in means if s != best and tested.get(frozenset((s, best))) is not None
-                and tested[frozenset((s, best))].p is None]
-    candidates = [s for s in means if not_below_best(s) and costs.get(s) is not None]
+    tested = against(best, {s: by_strategy[s] for s in means})
+    untested = [s for s, pair in tested.items() if pair.p is None]
+    candidates = [s for s in means if (s == best or (s not in untested and not tested[s].significant))
+                  and costs.get(s) is not None]
     pick = min(candidates, key=lambda s: costs[s]) if candidates else best
     n = min((len(v) for v in by_strategy.values() if v), default=0)
     caveat = (f" ({len(untested)} strategies could not be tested against it: fewer than 2 shared "
@@ -55,11 +51,12 @@ def recommendation(by_strategy: Mapping[str, Mapping], costs: Mapping[str, float
     return (f"**Recommendation: {pick}** — the cheapest strategy ({cost_name}: "
             f"{si(costs[pick], 'FLOP')}, against {si(costs.get(best), 'FLOP')} for {best}) whose "
             f"test accuracy ({means[pick]:.4f}) is not significantly below the best ({best}, "
-            f"{means[best]:.4f}; paired t-test over n={n} seeds, Holm-corrected, α={ALPHA}){caveat}.")
+            f"{means[best]:.4f}; paired t-tests against it over n={n} seeds, Holm-corrected over "
+            f"those {len(tested)}, α={ALPHA}){caveat}.")
 
 
 def compare(by_strategy: Mapping[str, Mapping], costs: Mapping[str, float | None],
             cost_name: str) -> tuple[str, str]:
     """(the recommendation sentence, the paired table) for ``by_strategy``: name -> {seed: acc}."""
     pairs = all_pairs(by_strategy)
-    return recommendation(by_strategy, costs, pairs, cost_name), paired_table(pairs)
+    return recommendation(by_strategy, costs, cost_name), paired_table(pairs)

@@ -23,6 +23,7 @@ from ftbench.report.tables import (
     failed_table,
     markdown_table,
     shift_table,
+    unfinished,
     write_csv,
 )
 from ftbench.run_io import write_text
@@ -69,7 +70,7 @@ def write_report(root: Path, runs: list[Run] | None = None) -> dict[str, Path]:
         f"## Accuracy under shift\n\n{shift_table(rows)}",
         f"## Which differences are real\n\n{PAIRED_NOTES}\n\n{paired}",
         marginal_table(rows, si, num), per_class_table(rows),
-        f"## Failed runs\n\n{failed_table([r for r in runs if not r.completed])}",
+        f"## Failed runs\n\n{failed_table([r for r in runs if unfinished(r)])}",
         f"## Plots\n\n{_images(root, plot_paths)}"])
     return paths
 
@@ -91,8 +92,7 @@ def write_tuned_report(root: Path, runs: list[Run]) -> dict[str, Path]:
     by_strategy = {t.strategy: t.tuned for t in items if t.tuned}
     advice, paired = compare(by_strategy, {t.strategy: t.total_flops() for t in items},
                              "total training FLOPs, search included")
-    failed = [r for r in runs if (tuned.phase(r) == tuned.SEARCH and r.status not in ("completed", "pruned"))
-              or (tuned.phase(r) != tuned.SEARCH and not r.completed)]
+    failed = [r for r in runs if unfinished(r)]
     _write(paths["report.md"], [
         f"# Fine-tuning strategies compared, each tuned\n\n{context(runs)}", advice,
         tuned.protocol(runs, items), f"## Default against tuned\n\n{tuned.default_against_tuned(items)}",
@@ -116,7 +116,7 @@ def summary_text(runs: list[Run], paths: dict[str, Path]) -> str:
         if any(row.few_seeds() for row in rows):
             out.write(f"† fewer than {FEW_SEEDS} seeds: too few for an interval to say much "
                       "(report.md says how many a ranking needs).\n\n")
-        failed = [r for r in runs if not r.completed]
+        failed = [r for r in runs if unfinished(r)]
         if failed:
             out.write(f"Runs without a result:\n\n{failed_table(failed)}\n\n")
     for name, path in paths.items():

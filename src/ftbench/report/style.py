@@ -37,7 +37,8 @@ def markers(rows: list[Row]) -> dict[int, str]:
 
 def save(fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:  # a figure made with its own layout keeps it
+        fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path

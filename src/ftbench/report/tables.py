@@ -117,7 +117,7 @@ def context(runs: list[Run]) -> str:
         return ", ".join(found) or "n/a"
 
     return (f"Model: {values('model')}. Dataset: {values('dataset')}. Seeds: {values('seed')}. "
-            f"Jobs: {len(runs)}, of which {sum(not r.completed for r in runs)} failed.")
+            f"Jobs: {len(runs)}, of which {sum(unfinished(r) for r in runs)} failed.")
 
 
 NOTES = """\
@@ -140,3 +140,8 @@ Each pair of strategies over the seeds both ran (a seed fixes the data order and
 initialisation, so pairing removes its share of the spread): the mean difference of test
 accuracy, Student's paired t-test (two-sided), and its p-value corrected for all the pairs at
 once (Holm). "significant": corrected p < 0.05."""
+
+
+def unfinished(run: Run) -> bool:
+    """Did not end as planned: a pruned search trial did (the pruner stopped it)."""
+    return not run.completed and run.status != "pruned"

@@ -18,7 +18,9 @@ def sensitivity(items: list[Tuning], path: Path) -> Path | None:
         return None
     cols = min(3, len(shown))
     rows = (len(shown) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows), squeeze=False)
+    # constrained layout: tight_layout cannot place a colour bar shared by several axes
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows), squeeze=False,
+                             layout="constrained")
     decays = [r.number("config.strategy.lr_decay") or 1.0 for t in shown for r in t.trials]
     low, high = min(decays), max(max(decays), min(decays) + 1e-9)
     cmap = plt.get_cmap("viridis")

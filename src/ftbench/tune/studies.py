@@ -34,7 +34,7 @@ CREATE_ATTEMPTS = 4
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 # heartbeats outside Study.optimize are what several workers need; Optuna marks them experimental
-warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning, module="ftbench")
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 warnings.filterwarnings("ignore", message=".*Heartbeat of storage is supposed to be used with Study.optimize")
 
 
