@@ -20,10 +20,10 @@ from pathlib import Path
 from statistics import median
 
 from benchmarks.common import machine, make_cfg, quiet, timed
+from ftbench.strategies import STRATEGIES
 from tests import helpers
 
 TARGET_OVERHEAD = 0.95
-STRATEGIES = ("linear_probe", "full", "discriminative", "gradual", "partial", "lp_ft")
 # a few batches of a tiny model: what the dry run trains everywhere a device run trains more
 TINY = ["model.name=test_efficientnet", "model.weights=none"]
 FEW_BATCHES = ["+trainer.limit_train_batches=3", "+trainer.limit_val_batches=1",

@@ -12,6 +12,7 @@ import pytest
 
 from benchmarks import device_check
 from benchmarks.device_check import PARTS, SUMMARY_JSON, SUMMARY_MD, main, wheel_problems
+from ftbench.strategies import STRATEGIES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,7 +31,8 @@ def test_the_dry_run_runs_every_part_on_the_cpu_and_writes_both_summaries(tmp_pa
     assert list(parts) == [name for name, *_ in PARTS]
     assert all(p["status"] == "ok" for p in parts.values()), parts
     runs = parts["strategies"]["result"]["runs"]
-    assert [r["status"] for r in runs] == ["completed"] * 6 and all(r["train_memory_mb"] > 0 for r in runs)
+    assert [r["strategy"] for r in runs] == list(STRATEGIES)
+    assert all(r["status"] == "completed" and r["train_memory_mb"] > 0 for r in runs)
     assert parts["strategies"]["result"]["diverging_run"]["status"] == "diverged"
     assert parts["overhead"]["result"]["ratio"] > 0
     assert set(parts["feature_cache"]["result"]["modes"]) == {"uncached", "cached", "stored"}

@@ -17,11 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import hydra
-import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
 from hydra.types import RunMode
-from lightning import Callback, Trainer, seed_everything
+from lightning import Callback, seed_everything
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
@@ -33,7 +31,7 @@ from ftbench.config import CONFIG_DIR, CONFIG_NAME, eval_shifts, register_resolv
 from ftbench.data import FineTuneDataModule
 from ftbench.data.features import FeatureCache
 from ftbench.divergence import DivergenceGuard
-from ftbench.failures import UserError, exit_for, one_line, one_line_errors, run_guarded
+from ftbench.failures import UserError, exit_for, one_line_errors, run_guarded
 from ftbench.loggers import build_logger, publish_result
 from ftbench.metering import Meter
 from ftbench.module import FineTuneModule
@@ -52,6 +50,7 @@ from ftbench.robustness import ShiftEvaluation
 from ftbench.run_folder import discard_refused, is_rank_zero, lock, release, release_all
 from ftbench.run_io import save_weights
 from ftbench.strategies import build_plan
+from ftbench.trainer import build_trainer
 
 if TYPE_CHECKING:
     from ftbench.tune.trial import SearchTrial
@@ -136,21 +135,6 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
         write_result(run_dir, result)
     publish_result(trainer, result)
     return result
-
-
-def build_trainer(cfg: DictConfig, **kwargs) -> Trainer:
-    """Lightning's Trainer as ``cfg.trainer`` says; a setting it refuses is one line."""
-    try:
-        trainer = hydra.utils.instantiate(cfg.trainer, **kwargs)
-    except InstantiationException as err:
-        cause = err.__cause__ or err
-        raise UserError(f"trainer: Lightning refuses these settings ({one_line(cause)})") from err
-    # deterministic=True also fills every new tensor with NaN (torch's guard against kernels
-    # that read memory they never wrote): a tenth of a CPU step's time, for no kernel ftbench
-    # runs reads such memory. The deterministic kernels themselves stay on; the same-seed and
-    # resume tests check that runs still repeat bit for bit.
-    torch.utils.deterministic.fill_uninitialized_memory = False
-    return trainer
 
 
 def _quiet_third_party() -> None:
