@@ -188,3 +188,14 @@ def test_a_trial_killed_while_being_told_counts_once_through_its_retry():
     s.add_trial(optuna.trial.create_trial(state=TrialState.COMPLETE, value=0.5,
                                           system_attrs={"failed_trial": 0}))  # the retry of trial 0
     assert [t.number for t in counted(s)] == [1, 2]
+
+
+def test_of_two_workers_asking_for_the_last_trial_at_once_the_later_gives_way():
+    from ftbench.tune.studies import within_budget
+
+    s = optuna.create_study(direction="maximize")
+    for value in (0.1, 0.2, 0.3):
+        s.add_trial(optuna.trial.create_trial(state=TrialState.COMPLETE, value=value))
+    first, second = s.ask(), s.ask()  # both saw room for one more trial of a budget of 4
+    assert within_budget(s, first, 4) and not within_budget(s, second, 4)
+    assert within_budget(s, second, 5)

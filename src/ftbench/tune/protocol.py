@@ -109,8 +109,14 @@ class TunedComparison:
             batch = []
             for _ in range(min(room, self.tune.batch)):
                 study.sampler = studies.seeded_sampler(self.tune, strategy, len(study.trials))
-                batch.append(studies.ask(self.storage, study, self.spaces[strategy]))
-            self.run_trials(study, strategy, batch)
+                trial = studies.ask(self.storage, study, self.spaces[strategy])
+                if studies.within_budget(study, trial, self.tune.trials):
+                    batch.append(trial)
+                else:  # another worker asked the last trial of the budget at the same moment
+                    trial.set_user_attr("surplus", True)
+                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            if batch:
+                self.run_trials(study, strategy, batch)
 
     def settle(self, strategy: str) -> None:
         study = studies.open_study(self.storage, studies.search_study_name(strategy), self.tune)
