@@ -62,6 +62,8 @@ def test_saved_tensors_are_counted_by_storage_without_the_weights():
     assert saved.bytes == 4 * (4 * 8 + 4 * 16)
     t = torch.zeros(10, 10)
     assert storage_bytes([t, t[2:], t.view(-1), t.t()]) == t.nbytes
+    # tensors without storage of their own hold no memory of the account
+    assert storage_bytes([torch.empty(4, device="meta"), t.to_sparse(), t]) == t.nbytes
 
 
 def test_on_cuda_the_figure_is_the_allocators_peak_above_the_start_and_survives_a_resume(monkeypatch):

@@ -48,12 +48,12 @@ def peak_memory_mb(device: torch.device) -> float:
 
 
 def _storage(tensor: torch.Tensor) -> tuple[int, int] | None:
-    """(address, bytes) of the memory a tensor lives in; None for tensors without storage."""
-    try:
-        storage = tensor.untyped_storage()
-        return storage.data_ptr(), storage.nbytes()
-    except (RuntimeError, NotImplementedError, TypeError):  # sparse, fake or meta tensors
+    """(address, bytes) of the memory a tensor lives in; None for tensors without storage of
+    their own (sparse or other non-strided layouts, meta tensors)."""
+    if tensor.layout != torch.strided or tensor.is_meta:
         return None
+    storage = tensor.untyped_storage()
+    return storage.data_ptr(), storage.nbytes()
 
 
 def storage_bytes(tensors: Iterable[torch.Tensor], exclude: frozenset[int] = frozenset()) -> int:
