@@ -49,8 +49,14 @@ class Run:
     @property
     def completed(self) -> bool:
         """Ran to the end with its accuracy: the test's, or a search trial's validation one."""
-        metric = "val_acc" if self.get("config.tune.phase") == "search" else "test_acc"
-        return self.status == "completed" and self.number(f"metrics.{metric}") is not None
+        return self.status == "completed" and self.number(f"metrics.{judged_by(self.data)}") is not None
+
+
+def judged_by(data: dict) -> str:
+    """The metric a completed record must hold: ``test_acc``, or ``val_acc`` for a search trial
+    of the tuned comparison, which is judged on validation only and never tested."""
+    tune = (data.get("config") or {}).get("tune")
+    return "val_acc" if isinstance(tune, dict) and tune.get("phase") == "search" else "test_acc"
 
 
 def killed_record(job_dir: Path) -> dict:
@@ -98,9 +104,7 @@ def problem(data: object) -> str | None:
         if data.get(key) is not None and not isinstance(data[key], str):
             return f"{key} is not a string"
     if data.get("status", "completed" if "metrics" in data else "failed") == "completed":
-        # a search trial of the tuned comparison is judged on validation only, never tested
-        tune = (data.get("config") or {}).get("tune")
-        metric = "val_acc" if isinstance(tune, dict) and tune.get("phase") == "search" else "test_acc"
+        metric = judged_by(data)
         acc = (data.get("metrics") or {}).get(metric)
         if isinstance(acc, bool) or not isinstance(acc, int | float) or not math.isfinite(acc):
             return f"metrics.{metric} is {acc!r}, not a number"

@@ -105,20 +105,21 @@ def seeded_sampler(tune, strategy: str, trial_number: int) -> optuna.samplers.TP
 def within_budget(study: optuna.Study, trial: optuna.Trial, budget: int) -> bool:
     """Is ``trial`` one of the first ``budget`` trials of the search? Workers that ask at once
     would each see room for one more; the storage numbers trials atomically, so the one whose
-    earlier trials (run, running or queued) already fill the budget gives way."""
-    trials = study.get_trials(deepcopy=False)
-    retried = {RetryHeartbeatStaleTrialCallback.retried_trial_number(t) for t in trials}
-    earlier = [t for t in trials if t.number < trial.number and (
-        t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
-        or (t.state == TrialState.FAIL and OUTCOME in t.user_attrs and t.number not in retried))]
-    return len(earlier) < budget
+    earlier trials (decided, running or queued) already fill the budget gives way."""
+    earlier = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number]
+    pending = [t for t in earlier if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    return len(_decided(earlier)) + len(pending) < budget
 
 
 def counted(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     """The trials that count against the budget: run and decided (completed, pruned, or failed
     after running); not those failed for lack of heartbeat, whose retries count instead."""
-    trials = study.get_trials(deepcopy=False)
-    # a worker killed while telling leaves an outcome on a trial that then goes stale
+    return _decided(study.get_trials(deepcopy=False))
+
+
+def _decided(trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
+    # a worker killed while telling leaves an outcome on a trial that then goes stale and is
+    # retried: the retry counts, not it
     retried = {RetryHeartbeatStaleTrialCallback.retried_trial_number(t) for t in trials}
     return [t for t in trials
             if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
