@@ -20,7 +20,7 @@ from pathlib import Path
 from statistics import median
 
 from benchmarks.common import machine, make_cfg, quiet, timed
-from ftbench.strategies import STRATEGIES
+from ftbench.finetune.strategies import STRATEGIES
 from tests import helpers
 
 TARGET_OVERHEAD = 0.95

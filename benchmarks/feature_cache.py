@@ -28,7 +28,7 @@ from lightning import LightningModule, Trainer
 from torch.utils.data import DataLoader, TensorDataset
 
 from benchmarks.common import machine, make_cfg, parse_args, quiet, timed, verdict
-from ftbench.backbone import create_backbone
+from ftbench.models.backbone import create_backbone
 from ftbench.train import fit
 
 MODES = {"uncached": ["data.cache_features=false"], "cached": [], "stored": []}

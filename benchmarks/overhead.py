@@ -22,10 +22,10 @@ from lightning import seed_everything
 from torch.utils.data import TensorDataset
 
 from benchmarks.common import machine, make_cfg, parse_args, quiet, timed, verdict
-from ftbench.backbone import create_backbone, layer_groups
 from ftbench.data import FineTuneDataModule
-from ftbench.optim import build_optimizer, build_scheduler
-from ftbench.strategies import build_plan
+from ftbench.finetune.optim import build_optimizer, build_scheduler
+from ftbench.finetune.strategies import build_plan
+from ftbench.models.backbone import create_backbone, layer_groups
 from ftbench.train import fit
 
 

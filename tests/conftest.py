@@ -32,7 +32,7 @@ def pretrained(tmp_path_factory):
     import torch
     from safetensors.torch import save_file
 
-    from ftbench.backbone import create_backbone, layer_groups
+    from ftbench.models.backbone import create_backbone, layer_groups
 
     torch.manual_seed(123)
     model = create_backbone("test_efficientnet", num_classes=10, weights="none")
@@ -67,7 +67,7 @@ def interrupted(tmp_path):
     run_dir = tmp_path / "run"
     cfg = make_cfg(*SCHEDULE, "strategy=gradual", run_dir=run_dir)
     with pytest.raises(Crash):
-        fit(cfg, run_dir, extra_callbacks=[CrashAtEpoch(1)])
+        fit(cfg, run_dir, callbacks=[CrashAtEpoch(1)])
     (run_dir / ".hydra").mkdir()
     OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
     return run_dir

@@ -9,11 +9,11 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch import nn
 
-from ftbench.adapters import add_adapters
-from ftbench.backbone import create_backbone, layer_groups
-from ftbench.flops import flop_counter
-from ftbench.module import FineTuneModule
-from ftbench.strategies import build_plan
+from ftbench.cost.flops import flop_counter
+from ftbench.finetune.module import FineTuneModule
+from ftbench.finetune.strategies import build_plan
+from ftbench.models.adapters import add_adapters
+from ftbench.models.backbone import create_backbone, layer_groups
 
 
 class HandCount:

@@ -88,3 +88,12 @@ def image_folder(root: Path, classes: dict[str, int] | tuple[str, ...] = ("cat",
         for i in range(count):
             save_image(root / name / f"{i}.png", seed=100 * c + i, size=size)
     return root
+
+
+def checked_fit(cfg: DictConfig, run_dir: Path, **kwargs) -> dict:
+    """``fit`` after the one check a run's preparation makes (``ftbench.train.prepare``)."""
+    from ftbench.config import validate_config
+    from ftbench.train import fit
+
+    validate_config(cfg)
+    return fit(cfg, run_dir, **kwargs)

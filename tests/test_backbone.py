@@ -4,9 +4,9 @@ import timm
 import torch
 from PIL import Image
 
-from ftbench.backbone import create_backbone, layer_groups
-from ftbench.failures import UserError
-from ftbench.weights import packaged_state_dict, read_state_dict
+from ftbench.models.backbone import create_backbone, layer_groups
+from ftbench.models.weights import packaged_state_dict, read_state_dict
+from ftbench.run.failures import UserError
 
 TINY = ["test_resnet", "test_efficientnet", "test_convnext", "test_vit"]
 
@@ -142,7 +142,7 @@ def test_timm_weights_out_of_reach_fail_at_once_with_one_line(unreachable_hub, c
 def test_timm_weights_in_the_local_cache_load_without_the_hub(unreachable_hub):
     from safetensors.torch import save_file
 
-    from ftbench.weights import weights_url
+    from ftbench.models.weights import weights_url
 
     assert weights_url("test_efficientnet") == "http://127.0.0.1:9"  # the hub, not a plain URL
     commit = "0" * 40

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ftbench.backbone import create_backbone
-from ftbench.failures import UserError
-from ftbench.train import fit
+from ftbench.models.backbone import create_backbone
+from ftbench.run.failures import UserError
 from tests.helpers import FAST, make_cfg
+from tests.helpers import checked_fit as fit
 
 
 class _Payload:

@@ -16,11 +16,11 @@ import torch
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from ftbench.divergence import DivergenceGuard
-from ftbench.failures import Diverged, run_guarded
+from ftbench.finetune.divergence import DivergenceGuard
+from ftbench.models.weights import read_state_dict
 from ftbench.report import cli as report
+from ftbench.run.failures import Diverged, run_guarded
 from ftbench.train import fit
-from ftbench.weights import read_state_dict
 from tests.helpers import FAST, make_cfg
 from tests.helpers import train_cli as train
 
@@ -176,9 +176,9 @@ def test_a_multirun_stopped_by_sigterm_reports_its_jobs_and_names_a_command_that
     import ftbench.train as train_module
     from tests.test_resume import SigtermAtEpochEnd
 
-    def fit_stopped_in_the_second_job(cfg, run_dir, ckpt_path=None, extra_callbacks=(), **kwargs):
+    def fit_stopped_in_the_second_job(cfg, run_dir, ckpt_path=None, callbacks=(), **kwargs):
         stop = [SigtermAtEpochEnd()] if cfg.seed == 1 else []
-        return fit(cfg, run_dir, ckpt_path, [*extra_callbacks, *stop], **kwargs)
+        return fit(cfg, run_dir, ckpt_path, [*callbacks, *stop], **kwargs)
 
     monkeypatch.setattr(train_module, "fit", fit_stopped_in_the_second_job)
     code, stderr = cli("-m", f"hydra.sweep.dir={tmp_path}", *FAST, "strategy=full", "seed=0,1,2")

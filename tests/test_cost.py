@@ -86,7 +86,7 @@ def test_validation_inside_fit_is_not_training_time():
     import torch
     from lightning.pytorch.trainer.states import TrainerFn
 
-    from ftbench.metering import Meter
+    from ftbench.cost.meter import Meter
 
     trainer = SimpleNamespace(current_epoch=0, global_step=0, loggers=[], training=False,
                               state=SimpleNamespace(fn=TrainerFn.FITTING))

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 from ftbench.data import FineTuneDataModule
 from ftbench.data.sources import labels_of, load_splits
-from ftbench.failures import UserError
+from ftbench.run.failures import UserError
 from tests.helpers import image_folder, make_cfg, save_image
 
 

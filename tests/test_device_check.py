@@ -12,7 +12,7 @@ import pytest
 
 from benchmarks import device_check
 from benchmarks.device_check import PARTS, SUMMARY_JSON, SUMMARY_MD, main, wheel_problems
-from ftbench.strategies import STRATEGIES
+from ftbench.finetune.strategies import STRATEGIES
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from ftbench.backbone import create_backbone
 from ftbench.data import FineTuneDataModule
-from ftbench.data.features import extract_features, extraction_batch_size
+from ftbench.finetune.features import extract_features, extraction_batch_size
+from ftbench.models.backbone import create_backbone
 from tests.helpers import make_cfg
 
 IMAGES, FEATURES = [3, 32, 32], [256]  # test_efficientnet's input and pre-logit width
@@ -123,7 +123,7 @@ def test_a_feature_store_lets_later_runs_skip_the_backbone(run_fit, tmp_path):
 
 
 def test_feature_keys_change_with_the_weights_and_the_inputs():
-    from ftbench.data.features import backbone_hash, features_key
+    from ftbench.finetune.features import backbone_hash, features_key
 
     model = create_backbone("test_resnet", num_classes=3, weights="none")
     x = torch.randn(4, 3, 16, 16)

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ftbench.flops import flop_counter
+from ftbench.cost.flops import flop_counter
 from tests.hand_flops import step_flops
 
 

@@ -2,8 +2,8 @@
 
 import torch
 
-from ftbench.backbone import create_backbone, group_modules, layer_groups
-from ftbench.weights import read_state_dict
+from ftbench.models.backbone import create_backbone, group_modules, layer_groups
+from ftbench.models.weights import read_state_dict
 
 
 def _tensors_of(groups, state):
@@ -42,8 +42,8 @@ def test_partial_moves_exactly_the_top_groups(run_fit, pretrained):
 def test_frozen_prefix_runs_without_autograd_and_its_batchnorm_in_eval(run_fit, pretrained):
     from omegaconf import OmegaConf
 
-    from ftbench.module import FineTuneModule
-    from ftbench.strategies import build_plan
+    from ftbench.finetune.module import FineTuneModule
+    from ftbench.finetune.strategies import build_plan
 
     path, _ = pretrained
     model = create_backbone("test_efficientnet", num_classes=10, weights=str(path))

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from ftbench.config import CONFIG_DIR
+from ftbench.finetune.strategies import STRATEGIES
 from ftbench.report.cli import main as report_main
-from ftbench.strategies import STRATEGIES
 from ftbench.train import main as train_main
 
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from ftbench.failures import UserError
+from ftbench.run.failures import UserError
 from tests.helpers import FAST, contents, make_cfg
 from tests.test_resume import _fit
 
@@ -65,7 +65,7 @@ def test_a_resume_from_a_saved_config_edited_since_is_refused(interrupted, cli):
 def test_a_damaged_feature_store_file_is_recomputed_with_a_warning(run_fit, tmp_path, caplog, damage):
     from torch.utils.data import TensorDataset
 
-    from ftbench.data.features import DiskFeatureStore
+    from ftbench.finetune.features import DiskFeatureStore
 
     store = tmp_path / "store"
     first, _ = run_fit("strategy=linear_probe", f"data.feature_store={store}")
@@ -93,8 +93,8 @@ def test_a_damaged_feature_store_file_is_recomputed_with_a_warning(run_fit, tmp_
 
 
 def test_feature_store_keys_change_with_the_labels():
-    from ftbench.backbone import create_backbone
-    from ftbench.data.features import features_key
+    from ftbench.finetune.features import features_key
+    from ftbench.models.backbone import create_backbone
 
     model = create_backbone("test_resnet", num_classes=3, weights="none")
     x, labels = torch.randn(4, 3, 16, 16), torch.tensor([0, 1, 2, 0])
@@ -104,7 +104,7 @@ def test_feature_store_keys_change_with_the_labels():
 
 
 def test_a_config_digest_does_not_depend_on_the_resume_setting():
-    from ftbench.resume import config_digest
+    from ftbench.run.resume import config_digest
 
     assert config_digest(make_cfg(*FAST)) == config_digest(make_cfg(*FAST, "resume=somewhere"))
     assert config_digest(make_cfg(*FAST)) != config_digest(make_cfg(*FAST, "strategy=full"))

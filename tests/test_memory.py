@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from ftbench.memory import MB, SavedForBackward, TrainingMemory, resident_storages, storage_bytes
+from ftbench.cost.memory import MB, SavedForBackward, TrainingMemory, resident_storages, storage_bytes
 from ftbench.train import fit
 from tests.helpers import FAST, make_cfg
 

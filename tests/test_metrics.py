@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ftbench.backbone import create_backbone
 from ftbench.data import FineTuneDataModule
-from ftbench.module import BatchMean
-from ftbench.weights import read_state_dict
+from ftbench.finetune.module import BatchMean
+from ftbench.models.backbone import create_backbone
+from ftbench.models.weights import read_state_dict
 from tests.helpers import FAST, make_cfg
 
 

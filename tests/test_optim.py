@@ -2,8 +2,8 @@ import pytest
 import timm
 from omegaconf import OmegaConf
 
-from ftbench.backbone import layer_groups
-from ftbench.optim import build_optimizer, build_scheduler, lr_factor, param_groups
+from ftbench.finetune.optim import build_optimizer, build_scheduler, lr_factor, param_groups
+from ftbench.models.backbone import layer_groups
 
 OPT = OmegaConf.create({"name": "adamw", "weight_decay": 0.05, "schedule": "cosine",
                         "warmup_epochs": 1, "min_lr_factor": 0.01, "betas": [0.9, 0.999],

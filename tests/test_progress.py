@@ -3,6 +3,7 @@ a run announces before it trains."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
@@ -13,8 +14,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from ftbench.config import CONFIG_DIR
-from ftbench.preview import limited, upscaling_note
-from ftbench.progress import SweepProgress, duration, sweep_plan
+from ftbench.cost.estimate import limited, upscaling_note
+from ftbench.tracking.progress import SweepProgress, duration, sweep_plan
 from ftbench.train import main
 from tests.helpers import FAST, image_folder
 
@@ -47,7 +48,7 @@ def test_job_lines_count_jobs_by_their_records_and_estimate_the_time_left(tmp_pa
     from hydra.types import RunMode
 
     clock = [1000.0]
-    monkeypatch.setattr("ftbench.progress.time.time", lambda: clock[0])
+    monkeypatch.setattr("ftbench.tracking.progress.time.time", lambda: clock[0])
     caplog.set_level(logging.INFO, logger="ftbench")
     progress = SweepProgress()
     progress.on_multirun_start(hydra_cfg("experiment=compare", task=("seed=0,1",)))
@@ -61,7 +62,9 @@ def test_job_lines_count_jobs_by_their_records_and_estimate_the_time_left(tmp_pa
         progress.on_job_start(config)
         clock[0] += seconds
         (tmp_path / str(num)).mkdir()
-        (tmp_path / str(num) / "result.json").write_text(f'{{"status": "{status}"}}')
+        record = {"status": status, "metrics": {"test_acc": 0.5}} if status == "completed" else \
+            {"status": status, "error": "boom"}
+        (tmp_path / str(num) / "result.json").write_text(json.dumps(record))
         progress.on_job_end(config, SimpleNamespace(status=None))
 
     run_job(0, 30, "completed")
@@ -148,14 +151,14 @@ def test_the_preview_leaves_the_run_as_it_would_be_without_it(run_fit, monkeypat
     # draws, BatchNorm statistics or gradients
     overrides = ("strategy=full", "dataset.augment=true", "trainer.max_epochs=1")
     with_preview, _ = run_fit(*overrides)
-    monkeypatch.setattr("ftbench.preview.RunPreview.on_fit_start", lambda *args: None)
+    monkeypatch.setattr("ftbench.cost.estimate.RunPreview.on_fit_start", lambda *args: None)
     without, _ = run_fit(*overrides)
     assert with_preview["metrics"]["test_acc"] == without["metrics"]["test_acc"]
     assert with_preview["history"][0]["train_loss"] == without["history"][0]["train_loss"]
 
 
 def test_the_time_estimate_counts_a_training_step_as_three_forwards_and_a_cached_probe_once():
-    from ftbench.preview import RunPreview
+    from ftbench.cost.estimate import RunPreview
 
     trainer = SimpleNamespace(current_epoch=0, max_epochs=3)
     lp_ft = SimpleNamespace(trainable_at=lambda epoch: (epoch >= 1, epoch >= 1, True))  # probe epoch 0

@@ -16,7 +16,7 @@ from ftbench.config import CONFIG_DIR
 from ftbench.report import write_report
 from ftbench.report.cli import main as report_main
 from ftbench.report.rows import show
-from ftbench.run_io import write_json
+from ftbench.run.atomic import write_json
 from ftbench.train import fit
 from tests.helpers import FAST, make_cfg
 
@@ -409,7 +409,7 @@ def test_malformed_jobs_are_listed_as_unreadable_with_the_reason(tmp_path, templ
 
 
 def test_a_search_trial_is_read_by_its_validation_accuracy_a_final_run_by_its_test_accuracy():
-    from ftbench.report.collect import problem
+    from ftbench.run.result import problem
 
     search = {"status": "completed", "config": {"tune": {"phase": "search"}},
               "metrics": {"val_acc": 0.9, "test_acc": None}}

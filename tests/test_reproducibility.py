@@ -21,7 +21,7 @@ def test_same_seed_same_metrics_another_seed_another_run(tmp_path):
 def test_a_deterministic_trainer_keeps_deterministic_kernels_without_filling_new_memory(tmp_path):
     import torch
 
-    from ftbench.trainer import build_trainer
+    from ftbench.finetune.trainer import build_trainer
 
     build_trainer(make_cfg("trainer.deterministic=true", run_dir=tmp_path), logger=False)
     # the promise (same seed, same run) rests on the kernels; filling every new tensor with

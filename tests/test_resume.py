@@ -15,11 +15,11 @@ from lightning import Callback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from safetensors.torch import save_file
 
-from ftbench.checkpointing import LEFT_OUT, left_out_keys
-from ftbench.failures import UserError
-from ftbench.metering import Meter
+from ftbench.cost.meter import Meter
+from ftbench.models.weights import read_state_dict
+from ftbench.run.checkpoints import LEFT_OUT, left_out_keys
+from ftbench.run.failures import UserError
 from ftbench.train import fit
-from ftbench.weights import read_state_dict
 from tests.helpers import SCHEDULE, Crash, CrashAtEpoch, make_cfg
 
 
@@ -58,7 +58,7 @@ def test_a_run_crashed_mid_schedule_resumes_to_the_uninterrupted_result(tmp_path
     weights = f"model.weights={pretrained[0]}"
     whole = _fit(tmp_path / "whole", *strategy, weights)
     with pytest.raises(Crash):
-        _fit(tmp_path / "cut", *strategy, weights, extra_callbacks=[CrashAtEpoch(1)])
+        _fit(tmp_path / "cut", *strategy, weights, callbacks=[CrashAtEpoch(1)])
     assert not (tmp_path / "cut" / "result.json").exists()
     saved = torch.load(tmp_path / "cut" / "last.ckpt", weights_only=True)
     assert saved["epoch"] == 0  # the last completed epoch
@@ -70,7 +70,7 @@ def test_a_resumed_gradual_run_trains_exactly_the_groups_of_its_schedule(tmp_pat
     path, groups = pretrained
     run_dir = tmp_path / "run"
     with pytest.raises(Crash):
-        _fit(run_dir, "strategy=gradual", f"model.weights={path}", extra_callbacks=[CrashAtEpoch(2)])
+        _fit(run_dir, "strategy=gradual", f"model.weights={path}", callbacks=[CrashAtEpoch(2)])
     result = _fit(run_dir, "strategy=gradual", f"model.weights={path}", ckpt_path=run_dir / "last.ckpt")
     names = [g.name for g in groups]
     assert [h["trainable_groups"] for h in result["history"]] == [names[-1:], names[-2:], names[-3:]]
@@ -86,7 +86,7 @@ def test_a_resumed_gradual_run_trains_exactly_the_groups_of_its_schedule(tmp_pat
 def test_sigterm_saves_a_checkpoint_that_resumes_exactly(tmp_path):
     whole = _fit(tmp_path / "whole", "strategy=gradual")
     with pytest.raises(SIGTERMException):
-        _fit(tmp_path / "cut", "strategy=gradual", extra_callbacks=[SigtermAtEpochEnd()])
+        _fit(tmp_path / "cut", "strategy=gradual", callbacks=[SigtermAtEpochEnd()])
     assert torch.load(tmp_path / "cut" / "last.ckpt", weights_only=True)["global_step"] == 3  # one epoch
     resumed = _fit(tmp_path / "cut", "strategy=gradual", ckpt_path=tmp_path / "cut" / "last.ckpt")
     _assert_same_run(whole, tmp_path / "whole", resumed, tmp_path / "cut")
@@ -97,7 +97,7 @@ def test_a_run_resumed_mid_epoch_keeps_its_schedule_and_counts_its_cost_once(tmp
     start = time.perf_counter()
     whole = _fit(tmp_path / "whole", "strategy=gradual")
     with pytest.raises(SIGTERMException):
-        _fit(tmp_path / "cut", "strategy=gradual", extra_callbacks=[SigtermMidEpoch()])
+        _fit(tmp_path / "cut", "strategy=gradual", callbacks=[SigtermMidEpoch()])
     saved = torch.load(tmp_path / "cut" / "last.ckpt", weights_only=True)
     assert saved["global_step"] == 4  # epoch 0's 3 steps and one of epoch 1
     resumed = _fit(tmp_path / "cut", "strategy=gradual", ckpt_path=tmp_path / "cut" / "last.ckpt")
@@ -122,7 +122,7 @@ def test_a_resumed_run_continues_its_metrics_csv(tmp_path, interrupt):
     log_steps = "trainer.log_every_n_steps=2"
     _fit(tmp_path / "whole", "strategy=gradual", log_steps)
     with pytest.raises((Crash, SIGTERMException)):
-        _fit(tmp_path / "cut", "strategy=gradual", log_steps, extra_callbacks=[interrupt])
+        _fit(tmp_path / "cut", "strategy=gradual", log_steps, callbacks=[interrupt])
     _fit(tmp_path / "cut", "strategy=gradual", log_steps, ckpt_path=tmp_path / "cut" / "last.ckpt")
     assert _logged(tmp_path / "cut") == _logged(tmp_path / "whole")
 
@@ -131,7 +131,7 @@ def test_checkpoints_leave_out_the_groups_that_have_not_trained_yet(tmp_path, pr
     path, groups = pretrained
     run_dir = tmp_path / "run"
     with pytest.raises(Crash):
-        _fit(run_dir, "strategy=gradual", f"model.weights={path}", extra_callbacks=[CrashAtEpoch(2)])
+        _fit(run_dir, "strategy=gradual", f"model.weights={path}", callbacks=[CrashAtEpoch(2)])
     saved = torch.load(run_dir / "last.ckpt", weights_only=True)
     assert saved["epoch"] == 1  # epochs 0 and 1 trained the top two groups
     trained = {f"model.{n}" for g in groups[-2:] for n in g.param_names}
@@ -148,7 +148,7 @@ def test_a_surgical_checkpoint_leaves_out_every_group_it_does_not_train(tmp_path
     run_dir = tmp_path / "run"
     with pytest.raises(Crash):
         _fit(run_dir, "strategy=surgical", "strategy.groups=[stage2]", f"model.weights={path}",
-             extra_callbacks=[CrashAtEpoch(1)])
+             callbacks=[CrashAtEpoch(1)])
     saved = torch.load(run_dir / "last.ckpt", weights_only=True)
     assert list(saved[LEFT_OUT]) == [g.name for g in groups if g.name not in ("stage2", "head")]
     trained = {f"model.{n}" for g in groups if g.name in ("stage2", "head") for n in g.param_names}
@@ -159,7 +159,7 @@ def test_a_resume_from_other_starting_weights_is_refused_and_changes_nothing(tmp
     path, groups = pretrained
     run_dir = tmp_path / "run"
     with pytest.raises(Crash):
-        _fit(run_dir, "strategy=linear_probe", f"model.weights={path}", extra_callbacks=[CrashAtEpoch(1)])
+        _fit(run_dir, "strategy=linear_probe", f"model.weights={path}", callbacks=[CrashAtEpoch(1)])
     changed = {k: v.clone() for k, v in read_state_dict(path).items()}
     changed["conv_stem.weight"] += 0.01
     other = tmp_path / "other.safetensors"
@@ -195,7 +195,7 @@ def test_the_seconds_an_epoch_ran_before_a_signal_count_after_a_mid_epoch_resume
 def test_an_interrupt_saves_its_checkpoint_without_a_notice_from_lightning(tmp_path, caplog):
     caplog.set_level(logging.INFO)
     with pytest.raises(SIGTERMException):
-        _fit(tmp_path, extra_callbacks=[SigtermAtEpochEnd()])
+        _fit(tmp_path, callbacks=[SigtermAtEpochEnd()])
     assert f"interrupted: checkpoint saved; continue with: python -m ftbench.train resume={tmp_path}" \
         in caplog.text
     assert "weights_only" not in caplog.text  # "`weights_only` was not set, defaulting to `False`"

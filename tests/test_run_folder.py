@@ -9,7 +9,7 @@ import sys
 import pytest
 from filelock import FileLock, Timeout
 
-from ftbench.run_io import write_json
+from ftbench.run.atomic import write_json
 from tests.helpers import FAST, contents
 
 LOCK_FILE = ".ftbench.lock"  # what a running run holds in its folder
@@ -98,7 +98,7 @@ def test_a_resume_of_a_folder_with_a_malformed_file_is_one_line(interrupted, cli
 
 
 def test_a_resume_with_a_malformed_metrics_log_is_refused(interrupted):
-    from ftbench.failures import UserError
+    from ftbench.run.failures import UserError
     from tests.test_resume import _fit
 
     (interrupted / "logs" / "metrics.csv").write_text("epoch,step,val_acc\n0,three,0.5\n")
@@ -107,7 +107,7 @@ def test_a_resume_with_a_malformed_metrics_log_is_refused(interrupted):
 
 
 def test_taking_a_folder_removes_the_temporary_files_a_killed_write_left(tmp_path):
-    from ftbench.run_folder import lock, release
+    from ftbench.run.folder import lock, release
 
     stale = tmp_path / ".result.json.k2j4h1.tmp"
     stale.write_text('{"status": "compl')
@@ -127,7 +127,7 @@ def test_atomically_written_files_get_the_usual_modes(tmp_path):
 def test_a_lock_is_free_once_its_process_is_gone(tmp_path):
     import subprocess
 
-    code = ("from ftbench.run_folder import lock; import os; "
+    code = ("from ftbench.run.folder import lock; import os; "
             f"lock({str(tmp_path)!r}, 'hydra.run.dir'); os._exit(9)")  # no clean-up at all
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 9
     lock = FileLock(tmp_path / LOCK_FILE)

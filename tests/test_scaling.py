@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ftbench.weights import read_state_dict
+from ftbench.models.weights import read_state_dict
 from tests.helpers import FAST, make_cfg
 
 from .test_wandb import logged_run

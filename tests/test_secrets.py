@@ -80,7 +80,7 @@ def test_no_secret_reaches_any_file_of_a_multirun_with_wandb_nor_the_console(tmp
 
 
 def test_job_folder_names_leave_out_secret_overrides_and_stay_short():
-    from ftbench.redaction import job_dirname
+    from ftbench.run.redaction import job_dirname
 
     root = OmegaConf.create({"hydra": {
         "overrides": {"task": ["seed=1", "+foo.password=hunter2-pass", "+db.api_key=[a1b2,c3d4]",
@@ -96,8 +96,8 @@ def test_job_folder_names_leave_out_secret_overrides_and_stay_short():
 
 
 def test_a_saved_config_with_its_secrets_masked_has_the_digest_of_the_run():
-    from ftbench.redaction import redact
-    from ftbench.resume import config_digest
+    from ftbench.run.redaction import redact
+    from ftbench.run.resume import config_digest
 
     cfg = make_cfg(*FAST, "+foo.password=hunter2-pass")
     saved = OmegaConf.create(redact(OmegaConf.to_container(cfg, resolve=False)))

@@ -8,13 +8,13 @@ import pytest
 import torch
 from torchvision.transforms import v2
 
-from ftbench.backbone import create_backbone
 from ftbench.config import eval_shifts
 from ftbench.data import FineTuneDataModule
 from ftbench.data.datamodule import materialize
 from ftbench.data.shifts import CORRUPTIONS, SEVERITIES, Shift, ShiftedImages
-from ftbench.failures import UserError
-from ftbench.hashing import StreamDigest
+from ftbench.models.backbone import create_backbone
+from ftbench.run.failures import UserError
+from ftbench.run.hashing import StreamDigest
 from ftbench.train import fit
 from tests.helpers import FAST, image_folder, make_cfg, train_cli
 

@@ -3,8 +3,8 @@
 import pytest
 from omegaconf import OmegaConf
 
-from ftbench.failures import UserError
-from ftbench.strategies import STRATEGIES, build_plan
+from ftbench.finetune.strategies import STRATEGIES, build_plan
+from ftbench.run.failures import UserError
 
 BASE = {"lr": 1e-3, "lr_decay": 2.0, "unfreeze_every": 2, "trainable_groups": 2,
         "probe_epochs": 3, "groups": ["stage1"], "rank": 4, "alpha": 8, "dropout": 0.0,

@@ -8,12 +8,12 @@ import torch
 from omegaconf import OmegaConf
 from safetensors.torch import save_file
 
-from ftbench.adapters import ADAPTER_PREFIX, add_adapters, default_targets, resolve_targets
-from ftbench.backbone import create_backbone, layer_groups
-from ftbench.failures import UserError
-from ftbench.module import FineTuneModule, keeps_statistics
-from ftbench.strategies import build_plan
-from ftbench.weights import read_state_dict
+from ftbench.finetune.module import FineTuneModule, keeps_statistics
+from ftbench.finetune.strategies import build_plan
+from ftbench.models.adapters import ADAPTER_PREFIX, add_adapters, default_targets, resolve_targets
+from ftbench.models.backbone import create_backbone, layer_groups
+from ftbench.models.weights import read_state_dict
+from ftbench.run.failures import UserError
 
 TINY = ["test_resnet", "test_efficientnet", "test_convnext", "test_vit"]
 

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
 
 from ftbench.config import CONFIG_DIR, group_names
-from ftbench.strategies import build_plan
+from ftbench.finetune.strategies import build_plan
 from tests.helpers import make_cfg
 
 SWEEPS = sorted((Path(__file__).parents[1] / "sweeps").glob("*.yaml"))
@@ -59,7 +59,7 @@ def test_every_sweep_parameter_composes_and_lands_where_intended(path):
     assert points
     for params in points:
         cfg = make_cfg(*agent_overrides(sweep, params))
-        assert cfg.logger._target_ == "ftbench.loggers.wandb_logger"
+        assert cfg.logger._target_ == "ftbench.tracking.loggers.wandb_logger"
         for key, value in params.items():
             if (Path(CONFIG_DIR) / key).is_dir():  # a config group: the choice picks the file
                 assert cfg[key].name == value

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from wandb.proto import wandb_internal_pb2
 
-from ftbench.loggers import default_group, has_wandb_credentials, resolve_mode
+from ftbench.tracking.loggers import default_group, has_wandb_credentials, resolve_mode
 from ftbench.train import fit
 from tests.helpers import FAST, make_cfg
 

@@ -19,20 +19,20 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
-from ftbench.adapters import ADAPTER_STRATEGIES, resolve_targets
-from ftbench.backbone import check_model_name, check_weight_source, layer_groups
-from ftbench.checks import choice, choice_error, integer, number
 from ftbench.data.shifts import Shift, parse_shifts
 from ftbench.data.sources import BAD_IMAGE_POLICIES, SOURCES
-from ftbench.failures import UserError
-from ftbench.optim import OPTIMIZERS, SCHEDULES
-from ftbench.redaction import job_dirname
-from ftbench.strategies import build_plan
+from ftbench.finetune.optim import OPTIMIZERS, SCHEDULES
+from ftbench.finetune.strategies import build_plan
+from ftbench.models.adapters import ADAPTER_STRATEGIES, resolve_targets
+from ftbench.models.backbone import check_model_name, check_weight_source, layer_groups
+from ftbench.run.checks import choice, choice_error, integer, number
+from ftbench.run.failures import UserError
+from ftbench.run.redaction import job_dirname
+from ftbench.tracking.loggers import WANDB_MODES
 
 # Shipped inside the package, so that an installed ftbench finds its configs anywhere.
 CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")
 CONFIG_NAME = "config"
-WANDB_MODES = ("auto", "online", "offline", "disabled")
 PROGRESS_FORMS = ("auto", "bar", "lines")
 MAX_SEED = 2**32 - 1
 

@@ -1,8 +1,14 @@
-"""``python -m ftbench.train``: compose the config, fine-tune, test, write the result.
+"""``python -m ftbench.train``: prepare the run, fine-tune, test, write the result.
 
 Read top to bottom, this file is the whole story of a run:
-config -> data + backbone + strategy plan -> module -> Trainer.fit/test (+ the shifted test
-sets) -> result.json.
+
+1. ``main`` -> Hydra composes the config; ``PrepareRun`` (a Hydra callback, before Hydra
+   writes anything) resolves ``resume=``, validates the config once and takes the run
+   folder's lock, so a refused single run leaves nothing behind.
+2. ``run`` (the Hydra task) -> ``run_job``: the prepared config, the callbacks the config asks
+   for (``callbacks:``), a failure ending a single run in one line or recorded in a multirun.
+3. ``fit``: data + backbone + strategy plan -> module -> ``Trainer.fit`` / ``test`` (+ the
+   shifted test sets) -> ``result.json``, ``predictions.npz``, ``model.safetensors``.
 """
 
 from __future__ import annotations
@@ -13,61 +19,53 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback as HydraCallback
 from hydra.types import RunMode
+from hydra.utils import instantiate
 from lightning import Callback, seed_everything
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from ftbench.adapters import add_adapters
-from ftbench.backbone import create_backbone, group_param_count, layer_groups
-from ftbench.checkpointing import LAST_CHECKPOINT, Resumable, SafeCheckpointIO
 from ftbench.config import CONFIG_DIR, CONFIG_NAME, eval_shifts, register_resolvers, validate_config
+from ftbench.cost.estimate import RunPreview
+from ftbench.cost.meter import Meter
 from ftbench.data import FineTuneDataModule
-from ftbench.data.features import FeatureCache
-from ftbench.divergence import DivergenceGuard
-from ftbench.failures import UserError, exit_for, one_line_errors, run_guarded
-from ftbench.loggers import build_logger, publish_result
-from ftbench.metering import Meter
-from ftbench.module import FineTuneModule
-from ftbench.preview import RunPreview
-from ftbench.progress import progress_bar
-from ftbench.redaction import (
-    install_log_redaction,
-    override_secrets,
-    redact_saved_configs,
-    remember,
-)
+from ftbench.finetune.divergence import DivergenceGuard
+from ftbench.finetune.features import FeatureCache
+from ftbench.finetune.module import FineTuneModule
+from ftbench.finetune.shifted import ShiftEvaluation
+from ftbench.finetune.strategies import build_plan
+from ftbench.finetune.trainer import build_trainer
+from ftbench.models.adapters import add_adapters
+from ftbench.models.backbone import create_backbone, group_param_count, layer_groups
 from ftbench.report.callback import write_report_quietly
-from ftbench.result import WEIGHTS_FILE, completed_result, failed_result, write_result
-from ftbench.resume import check_checkpoint_fits, config_digest, resume_target
-from ftbench.robustness import ShiftEvaluation
-from ftbench.run_folder import discard_refused, is_rank_zero, lock, release, release_all
-from ftbench.run_io import save_weights
-from ftbench.strategies import build_plan
-from ftbench.trainer import build_trainer
-
-if TYPE_CHECKING:
-    from ftbench.tune.trial import SearchTrial
+from ftbench.run.atomic import save_weights
+from ftbench.run.checkpoints import LAST_CHECKPOINT, Resumable, SafeCheckpointIO
+from ftbench.run.failures import UserError, exit_for, one_line_errors, run_guarded
+from ftbench.run.folder import check_new_run, is_rank_zero, lock, release, release_all, undo_refused
+from ftbench.run.predictions import write_predictions
+from ftbench.run.redaction import install_log_redaction, override_secrets, redact_saved_configs, remember
+from ftbench.run.result import PREDICTIONS_FILE, WEIGHTS_FILE, build_result, write_result
+from ftbench.run.resume import check_checkpoint_fits, config_digest, resume_target
+from ftbench.tracking.loggers import build_logger, publish_result
+from ftbench.tracking.progress import progress_bar
 
 log = logging.getLogger("ftbench")
 
 
 def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
-        extra_callbacks: Sequence[Callback] = (), search_trial: SearchTrial | None = None) -> dict:
-    """Fine-tune once as ``cfg`` says (continuing ``ckpt_path`` if given); write into ``run_dir``.
-
-    ``extra_callbacks`` join the run's own (a logger's, a test's). A ``search_trial`` (a trial
-    of the tuned comparison's search) reports to Optuna, may be pruned, and is neither tested
-    nor saved: the search looks at the validation split only.
-    """
-    validate_config(cfg)
+        callbacks: Sequence[Callback] = ()) -> dict:
+    """Fine-tune once as the (validated) ``cfg`` says, continuing ``ckpt_path`` if given; write
+    into ``run_dir``. ``callbacks`` join the run's own; one with a ``run_status`` (a pruned
+    search trial) names the status of a run it stopped early."""
     started = time.perf_counter()
+    keep = run_outputs(cfg)
     seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = FineTuneDataModule(cfg.dataset, batch_size=cfg.data.batch_size,
                                     num_workers=cfg.data.num_workers, pin_memory=cfg.data.pin_memory)
@@ -87,35 +85,29 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
                             label_smoothing=cfg.model.label_smoothing,
                             channels_last=cfg.model.channels_last)
 
-    # Head-only epochs train on cached features of the deterministic transform, augmented
-    # data or not (data/features.py)
-    cached = bool(cfg.data.cache_features) and plan.head_only_through(0)
+    # Head-only epochs train on cached features of the deterministic transform (finetune/features.py)
+    cache = FeatureCache(plan, store_dir=cfg.data.feature_store) if cfg.data.cache_features else None
     meter = Meter()
-    callbacks = [RunPreview(cached), meter, DivergenceGuard(), *extra_callbacks, *progress_bar(cfg)]
-    if search_trial:  # a search trial is never resumed: a dead worker's trial runs again whole
-        callbacks.append(search_trial)
-    else:
+    shifted = ShiftEvaluation(eval_shifts(cfg), cache)  # when the test ends: the shifted test sets
+    own = [RunPreview(cache), meter, DivergenceGuard(), *callbacks, *progress_bar(cfg)]
+    if keep.checkpoint:
         # last.ckpt after every epoch, written after every other callback's epoch end so that
         # it holds the whole epoch (save_last alone only saves alongside a top-k checkpoint)
-        callbacks += [ModelCheckpoint(dirpath=run_dir, filename=Path(LAST_CHECKPOINT).stem, save_top_k=1,
-                                      save_on_train_epoch_end=True, enable_version_counter=False),
-                      Resumable(run_dir, config)]
-    cache = None
-    if cached:
-        cache = FeatureCache(store_dir=cfg.data.feature_store)
-        callbacks.append(cache)
-    shifted = ShiftEvaluation(eval_shifts(cfg), cache)  # when the test ends: the shifted test sets
-    callbacks.append(shifted)
-    trainer = build_trainer(cfg, callbacks=callbacks, logger=build_logger(cfg, resume_step),
+        own += [ModelCheckpoint(dirpath=run_dir, filename=Path(LAST_CHECKPOINT).stem, save_top_k=1,
+                                save_on_train_epoch_end=True, enable_version_counter=False),
+                Resumable(run_dir, config)]
+    own += [c for c in (cache, shifted) if c is not None]
+    trainer = build_trainer(cfg, callbacks=own, logger=build_logger(cfg, resume_step),
                             default_root_dir=str(run_dir), plugins=[SafeCheckpointIO()],
-                            enable_checkpointing=not search_trial)
+                            enable_checkpointing=keep.checkpoint)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-    tested = {} if search_trial else trainer.test(module, datamodule=datamodule, verbose=False)[0]
+    tested = trainer.test(module, datamodule=datamodule, verbose=False)[0] if keep.test else {}
     merge_adapters()  # from here on a plain timm model: its cost, groups and saved weights
 
-    result = completed_result(
+    predictions = {"test": module.test_predictions(), **shifted.predictions} if keep.test else {}
+    result = build_result(
         cfg,
-        status=search_trial.status if search_trial else "completed",
+        status=next((c.run_status for c in callbacks if getattr(c, "run_status", None)), "completed"),
         metrics={"val_acc": meter.history[-1]["val_acc"] if meter.history else None,
                  "test_acc": tested.get("test_acc"), "test_loss": tested.get("test_loss"),
                  "epochs": trainer.current_epoch, **module.test_classes(datamodule.classes)},
@@ -128,26 +120,84 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
               "augmented": datamodule.augmented,
               "input_size": list(datamodule.data_config["input_size"])},
         shift=shifted.summary(),
+        predictions=PREDICTIONS_FILE if predictions.get("test") else None,
     )
     if trainer.is_global_zero:
-        if not search_trial:
+        if keep.weights:
             save_weights(run_dir / WEIGHTS_FILE, model)
+        if predictions.get("test"):
+            write_predictions(run_dir / PREDICTIONS_FILE, predictions)
         write_result(run_dir, result)
     publish_result(trainer, result)
     return result
 
 
-def _quiet_third_party() -> None:
-    # Lightning's tips (workers, logging interval, tensor cores) are noise for a benchmark run.
-    warnings.filterwarnings("ignore", ".*does not have many workers.*")
-    warnings.filterwarnings("ignore", ".*number of training batches.*")
-    warnings.filterwarnings("ignore", ".*module\\(s\\) in eval mode.*")  # frozen groups, on purpose
-    warnings.filterwarnings("ignore", ".*LeafSpec.*")
-    # last.ckpt lives in the run folder, next to Hydra's files: not a stale checkpoint folder
-    warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")
-    # device summary, tips and "loading train_dataloader" lines, printed for every job
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
-    os.environ.setdefault("TQDM_MININTERVAL", "1")
+@dataclass(frozen=True)
+class RunOutputs:
+    """What a run does besides training (``run:`` in the config). A search trial of the tuned
+    comparison does none of it: it is judged on validation, and a dead one runs again whole."""
+
+    test: bool = True
+    checkpoint: bool = True
+    weights: bool = True
+
+
+def run_outputs(cfg: DictConfig) -> RunOutputs:
+    # a run saved before ``run:`` existed did all three
+    return RunOutputs(*(bool(OmegaConf.select(cfg, f"run.{key}", default=True))
+                        for key in ("test", "checkpoint", "save_weights")))
+
+
+# -- the lifecycle around fit ------------------------------------------------------------------
+@dataclass
+class Prepared:
+    """A run ready to start: its validated config and the checkpoint it continues, if any."""
+
+    cfg: DictConfig
+    ckpt_path: Path | None = None
+
+
+_prepared: dict[Path, Prepared] = {}  # single runs prepared before Hydra wrote their folder
+
+
+def prepare(cfg: DictConfig, run_dir: Path, multirun: bool, overrides: Sequence[str]) -> Prepared:
+    """Resolve ``resume=``, validate the config once, check and lock the run folder."""
+    cfg, ckpt_path = resume_target(cfg, list(overrides), multirun)
+    first = is_rank_zero()  # DDP's other ranks share rank zero's folder
+    if first and not multirun and ckpt_path is None:
+        check_new_run(run_dir)  # first: whatever the values, the run it would overwrite
+    validate_config(cfg)
+    if first:
+        lock(run_dir, "resume" if ckpt_path else "hydra.sweep.dir" if multirun else "hydra.run.dir")
+    return Prepared(cfg, ckpt_path)
+
+
+class PrepareRun(HydraCallback):
+    """Hydra callback: prepare a single run before Hydra creates its folder or saves into it."""
+
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        run_dir = Path(os.path.abspath(config.hydra.run.dir))
+        with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
+            config.hydra.runtime.output_dir = str(run_dir)  # as Hydra sets it for the job
+        HydraConfig.instance().set_config(config)  # ${hydra:...} resolves while validating
+        task = config.copy()
+        with read_write(task), open_dict(task):
+            del task["hydra"]
+        try:
+            _prepared[run_dir] = prepare(task, run_dir, False, config.hydra.overrides.task)
+        except UserError as err:  # Hydra would turn a callback's exception into a warning
+            exit_for(err)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        try:
+            if config.get("resume"):
+                raise UserError(f"resume={config.resume!r} continues one run; allowed: without -m")
+            # the tuned comparison's workers share their sweep folder on purpose: its Optuna
+            # storage hands each job to one of them (each job folder is locked)
+            if not config.hydra.sweeper.get("shares_sweep_dir", False):
+                lock(config.hydra.sweep.dir, "hydra.sweep.dir")
+        except UserError as err:
+            exit_for(err)
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name=CONFIG_NAME, version_base="1.3")
@@ -162,13 +212,7 @@ def run(cfg: DictConfig) -> float | None:
     if multirun:
         redact_saved_configs(Path(hydra_cfg.sweep.dir), "multirun.yaml")
     try:
-        if is_rank_zero():  # a single run's folder is locked already (RunFolderGuard)
-            lock(run_dir, "hydra.sweep.dir" if multirun else "hydra.run.dir")
-        cfg, ckpt_path = resume_target(cfg, hydra_cfg.overrides.task, multirun)
-    except UserError as err:
-        exit_for(err)
-    try:
-        return run_job(cfg, run_dir, ckpt_path, multirun)
+        return run_job(cfg, run_dir, multirun)
     except SIGTERMException:  # only a multirun's job gets here: report the jobs that finished
         write_report_quietly(Path(hydra_cfg.sweep.dir))
         raise
@@ -176,32 +220,46 @@ def run(cfg: DictConfig) -> float | None:
         release(run_dir)
 
 
-def run_job(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None, multirun: bool) -> float | None:
-    """Fit; a failure ends a single run with one line and is recorded in a multirun."""
+def run_job(cfg: DictConfig, run_dir: Path, multirun: bool) -> float | None:
+    """Fit the prepared run; a failure ends a single run with one line and is recorded in a
+    multirun (its job is prepared here: a bad value is that job's failure, not the sweep's)."""
+    job = Prepared(cfg)
 
-    def job() -> dict:
+    def attempt() -> dict:
+        nonlocal job
+        job = _prepared.pop(run_dir, None) or prepare(cfg, run_dir, multirun,
+                                                       HydraConfig.get().overrides.task)
+        callbacks = [instantiate(c) for c in (job.cfg.get("callbacks") or {}).values()]
         try:
-            trial = None
-            if cfg.tune.phase == "search":
-                from ftbench.tune.trial import search_trial  # optuna only where a search runs
-
-                trial = search_trial(cfg)
-            return fit(cfg, run_dir, ckpt_path, search_trial=trial)
-        except UserError:
+            return fit(job.cfg, run_dir, job.ckpt_path, callbacks)
+        except UserError:  # found while reading the data or weights: the config could not tell
             if not multirun:
-                discard_refused(run_dir)  # a refused single run leaves no run behind
+                undo_refused(run_dir)
             raise
 
     def record(error: BaseException, status: str) -> None:
-        write_result(run_dir, failed_result(cfg, error, status))
+        write_result(run_dir, build_result(job.cfg, status=status, error=error))
 
-    result = run_guarded(job, record, run_dir, multirun)
+    result = run_guarded(attempt, record, run_dir, multirun)
     if result is None:
         return None
     metric = "test_acc" if result["metrics"]["test_acc"] is not None else "val_acc"
     log.info("%s: %s %s=%.4f train_seconds=%.1f -> %s", result["strategy"], result["status"], metric,
              result["metrics"][metric] or 0.0, result["cost"]["train_seconds"], run_dir)
     return result["metrics"]["val_acc"]  # the value a Hydra sweeper optimises
+
+
+def _quiet_third_party() -> None:
+    # Lightning's tips (workers, logging interval, tensor cores) are noise for a benchmark run.
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*number of training batches.*")
+    warnings.filterwarnings("ignore", ".*module\\(s\\) in eval mode.*")  # frozen groups, on purpose
+    warnings.filterwarnings("ignore", ".*LeafSpec.*")
+    # last.ckpt lives in the run folder, next to Hydra's files: not a stale checkpoint folder
+    warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")
+    # device summary, tips and "loading train_dataloader" lines, printed for every job
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+    os.environ.setdefault("TQDM_MININTERVAL", "1")
 
 
 def keep_secrets(overrides: Sequence[str]) -> None:
@@ -218,6 +276,7 @@ def main() -> object:
         return one_line_errors(run)()
     finally:
         release_all()  # the process ends here, or a test calls main again
+        _prepared.clear()
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from pathlib import Path
 from PIL import Image
 from torchvision.datasets import ImageFolder
 
-from ftbench.failures import UserError
+from ftbench.run.failures import UserError
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from omegaconf import OmegaConf
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
-from ftbench.failures import UserError
+from ftbench.run.failures import UserError
 
 SEVERITIES = (1, 2, 3, 4, 5)
 OOD_KEY = "ood_root"  # the user's own shifted folder, next to the corruptions in metrics.shift

@@ -25,7 +25,7 @@ from ftbench.data.folders import (
     load_rgb,
     warn_shared_images,
 )
-from ftbench.failures import UserError
+from ftbench.run.failures import UserError
 
 log = logging.getLogger(__name__)
 

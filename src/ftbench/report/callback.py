@@ -63,7 +63,7 @@ class WriteReport(Callback):
         settings = wandb_summary.wandb_settings(runs)
         if settings is None or settings.get("mode") == "disabled":
             return
-        from ftbench.loggers import sweep_group
+        from ftbench.tracking.loggers import sweep_group
 
         rows = group_rows(runs)
         plots = {title: path for title, path in paths.items() if path.suffix == ".png"}

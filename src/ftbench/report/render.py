@@ -26,7 +26,7 @@ from ftbench.report.tables import (
     unfinished,
     write_csv,
 )
-from ftbench.run_io import write_text
+from ftbench.run.atomic import write_text
 
 REPORT_MD, REPORT_CSV, PLOTS_DIR = "report.md", "report.csv", "plots"
 

@@ -191,7 +191,7 @@ def _sortable(value, names: list[str]) -> tuple:
 
 
 def strategy_order(name: str) -> tuple[int, str]:
-    from ftbench.strategies import STRATEGIES
+    from ftbench.finetune.strategies import STRATEGIES
 
     names = list(STRATEGIES)
     return (names.index(name) if name in names else len(names), name)

@@ -13,8 +13,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from ftbench.finetune.strategies import STRATEGIES  # noqa: E402
 from ftbench.report.rows import Row  # noqa: E402
-from ftbench.strategies import STRATEGIES  # noqa: E402
 
 PALETTE = plt.get_cmap("tab10").colors
 COLOURS = {name: PALETTE[i] for i, name in enumerate(STRATEGIES)}

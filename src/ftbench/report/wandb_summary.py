@@ -16,7 +16,7 @@ from pathlib import Path
 from ftbench.report.collect import Run
 from ftbench.report.rows import Row
 
-WANDB_LOGGER = "ftbench.loggers.wandb_logger"
+WANDB_LOGGER = "ftbench.tracking.loggers.wandb_logger"
 SUMMARY_JOB_TYPE = "summary"
 
 # (column, dotted path in result.json); None where a run lacks the figure
@@ -54,7 +54,7 @@ def log_summary_run(root: Path, runs: list[Run], rows: list[Row], records: list[
     """
     import wandb
 
-    from ftbench.loggers import resolve_mode, start_wandb_run
+    from ftbench.tracking.loggers import resolve_mode, start_wandb_run
 
     run = start_wandb_run(
         resolve_mode(settings.get("mode") or "auto"), float(settings.get("init_timeout") or 30),

@@ -27,8 +27,8 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 
 from ftbench.config import group_names, validate_config
-from ftbench.failures import UserError
-from ftbench.report.collect import RESULT_FILE, read_record
+from ftbench.run.failures import UserError
+from ftbench.run.result import RESULT_FILE, job_record
 from ftbench.tune import studies
 from ftbench.tune.space import as_override, check_space
 
@@ -36,6 +36,11 @@ log = logging.getLogger("ftbench")
 
 SEARCH, TUNED, DEFAULT = "search", "tuned", "default"
 RESERVED = ("strategy", "seed", "tune.phase", "tune.study", "tune.trial_id", "tune.job")
+# A search trial is an ordinary run with a callback that reports to its Optuna trial; it is
+# judged on validation only, never tested, saved or resumed (a dead trial runs again whole).
+SEARCH_TRIAL = ("run.test=false", "run.checkpoint=false", "run.save_weights=false",
+                "+callbacks.search_trial._target_=ftbench.tune.trial.search_trial",
+                "+callbacks.search_trial.tune=${tune}")
 
 
 class TunedComparison:
@@ -146,7 +151,7 @@ class TunedComparison:
         jobs = [[*self.arguments, f"strategy={strategy}", *(as_override(k, v) for k, v in t.params.items()),
                  f"seed={self.tune.search_seed}", f"tune.phase={SEARCH}", f"tune.study={study.study_name}",
                  # the trial's storage id, so that the job reports to this very trial
-                 f"tune.trial_id={t._trial_id}", f"tune.job=trial{t.number}"] for t in batch]
+                 f"tune.trial_id={t._trial_id}", f"tune.job=trial{t.number}", *SEARCH_TRIAL] for t in batch]
         records = self.launch(jobs, [t._trial_id for t in batch])
         for trial, record in zip(batch, records, strict=True):
             tell(study, trial, record)
@@ -160,7 +165,7 @@ class TunedComparison:
             return None
         first_id = next(t._trial_id for t in study.get_trials(deepcopy=False) if t.number == first)
         for path in Path(self.config.hydra.sweep.dir, SEARCH).rglob(RESULT_FILE):
-            record = read_record(path.parent)
+            record = job_record(path.parent)
             if ((record.get("config") or {}).get("tune") or {}).get("trial_id") == first_id \
                     and record.get("status") in ("completed", "pruned", "diverged"):
                 return record
@@ -170,7 +175,7 @@ class TunedComparison:
         with studies.heartbeat(self.storage, trial_ids):
             returns = self.launcher.launch(jobs, initial_job_idx=self.job_idx)
         self.job_idx += len(jobs)
-        return [read_record(Path(r.hydra_cfg.hydra.runtime.output_dir)) for r in returns]
+        return [job_record(Path(r.hydra_cfg.hydra.runtime.output_dir)) for r in returns]
 
     def final(self) -> None:
         study, created = studies.create_once(self.storage, studies.FINAL_STUDY, self.tune)

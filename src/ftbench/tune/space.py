@@ -20,9 +20,9 @@ from collections.abc import Mapping, Sequence
 import optuna
 from omegaconf import DictConfig, OmegaConf
 
-from ftbench.checks import number
-from ftbench.failures import UserError
-from ftbench.strategies import build_plan
+from ftbench.finetune.strategies import build_plan
+from ftbench.run.checks import number
+from ftbench.run.failures import UserError
 
 Distribution = optuna.distributions.BaseDistribution
 _FIELDS = {"low", "high", "log", "step", "choices"}

@@ -32,15 +32,17 @@ class SearchTrial(Callback):
             trainer.should_stop = True
 
     @property
-    def status(self) -> str:
-        return "pruned" if self.pruned else "completed"
+    def run_status(self) -> str | None:
+        """The status of the run this callback stopped (``ftbench.train.fit`` records it)."""
+        return "pruned" if self.pruned else None
 
 
-def search_trial(cfg: DictConfig) -> SearchTrial:
-    """The trial this job runs, from ``tune.study`` and ``tune.trial_id`` (set by the search)."""
+def search_trial(tune: DictConfig) -> SearchTrial:
+    """The trial this job runs, from ``tune.study`` and ``tune.trial_id`` (set by the search);
+    instantiated from the job's ``callbacks.search_trial``."""
     from hydra.core.hydra_config import HydraConfig
 
-    url = studies.storage_url(cfg.tune, HydraConfig.get().sweep.dir)
-    storage = studies.open_storage(url, cfg.tune.heartbeat_seconds)
-    study = studies.open_study(storage, cfg.tune.study, cfg.tune)
-    return SearchTrial(optuna.trial.Trial(study, cfg.tune.trial_id))
+    url = studies.storage_url(tune, HydraConfig.get().sweep.dir)
+    storage = studies.open_storage(url, tune.heartbeat_seconds)
+    study = studies.open_study(storage, tune.study, tune)
+    return SearchTrial(optuna.trial.Trial(study, tune.trial_id))

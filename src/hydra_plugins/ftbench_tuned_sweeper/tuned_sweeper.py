@@ -16,7 +16,8 @@ from omegaconf import DictConfig, OmegaConf
 
 
 class TunedSweeper(Sweeper):
-    def __init__(self) -> None:
+    def __init__(self, shares_sweep_dir: bool = True) -> None:
+        self.shares_sweep_dir = shares_sweep_dir  # read by ftbench.train.PrepareRun: no sweep lock
         self.hydra_context: HydraContext | None = None
         self.config: DictConfig | None = None
         self.launcher = None

@@ -13,9 +13,11 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
+if TYPE_CHECKING:  # torch only where tensors are written: the result's reader stays torch-free
+    import torch
+    from torch import nn
 
 
 def _umask() -> int:
@@ -32,7 +34,7 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
     """Call ``write(tmp_path)`` then rename onto ``path``; no partial file is ever visible.
 
     The temporary file is ``.<name>.<random>.tmp`` beside ``path``; one that a killed
-    process left is removed when a run next takes the folder (``run_folder.lock``).
+    process left is removed when a run next takes the folder (``ftbench.run.folder.lock``).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -30,9 +30,9 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch import nn
 
-from ftbench.failures import UserError, resume_command
-from ftbench.hashing import tensors_digest, update_hash
-from ftbench.run_io import atomic_write
+from ftbench.run.atomic import atomic_write
+from ftbench.run.failures import UserError, resume_command
+from ftbench.run.hashing import tensors_digest, update_hash
 
 log = logging.getLogger("ftbench")
 

@@ -19,16 +19,16 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from torch import nn
 
-from ftbench.checkpointing import (
+from ftbench.run.checkpoints import (
     CONFIG_DIGEST,
     LAST_CHECKPOINT,
     changed_left_out_groups,
     left_out_keys,
     load_checkpoint,
 )
-from ftbench.failures import UserError
-from ftbench.redaction import redact
-from ftbench.result import RESULT_FILE, read_result
+from ftbench.run.failures import UserError
+from ftbench.run.redaction import redact
+from ftbench.run.result import RESULT_FILE, read_result
 
 log = logging.getLogger("ftbench")
 

@@ -3,8 +3,8 @@
 During head-only epochs (``linear_probe``, the probe phase of ``lp_ft``, the first epochs of
 ``gradual``) the backbone is a fixed function of the input, so every epoch would recompute
 the same features: we compute each split's pre-logit features once and train the classifier
-on those tensors. The data module serves the cached features while they are valid; the
-module recognises them by their shape.
+on those tensors. The data module serves the cached features while they are valid, and it is
+the one to ask whether a split's inputs are features now (``serving_features``).
 
 Features always come from the deterministic (evaluation) transform. With
 ``dataset.augment=true`` the head-only epochs therefore train on un-augmented features, the
@@ -25,9 +25,10 @@ from lightning import Callback, LightningModule, Trainer
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from ftbench.flops import flop_counter
-from ftbench.hashing import tensors_digest, update_hash
-from ftbench.run_io import save_tensors
+from ftbench.cost.flops import flop_counter
+from ftbench.finetune.strategies import StrategyPlan
+from ftbench.run.atomic import save_tensors
+from ftbench.run.hashing import tensors_digest, update_hash
 
 log = logging.getLogger("ftbench")
 
@@ -181,7 +182,8 @@ class FeatureCache(Callback):
     soon as a backbone group starts to train: the data module then serves images again.
     """
 
-    def __init__(self, store_dir: str | None = None) -> None:
+    def __init__(self, plan: StrategyPlan, store_dir: str | None = None) -> None:
+        self.plan = plan
         self.store = DiskFeatureStore(store_dir) if store_dir else None
         self.seconds = 0.0
         self.train_seconds = 0.0  # of which: the train split's features
@@ -195,13 +197,14 @@ class FeatureCache(Callback):
         # the whole backbone is frozen and has not trained, so it holds its starting weights.
         self._backbone_hash = None
 
-    def _head_only(self, pl_module: LightningModule, epoch: int) -> bool:
-        return pl_module.plan.head_only_through(epoch)
+    def head_only(self, epoch: int) -> bool:
+        """Whether every epoch up to ``epoch`` trains the head alone (the backbone is unchanged)."""
+        return self.plan.head_only_through(epoch)
 
     def _update(self, trainer: Trainer, pl_module: LightningModule, epoch: int) -> None:
         self.epoch = epoch
         dm = trainer.datamodule
-        if not self._head_only(pl_module, epoch):
+        if not self.head_only(epoch):
             dm.serve_images()
             return
         # Test features are worth computing only if the backbone is still frozen at the end.
@@ -261,7 +264,7 @@ class FeatureCache(Callback):
 
     def backbone_frozen_throughout(self, trainer: Trainer, pl_module: LightningModule) -> bool:
         """Whether the backbone never trains in this run, so that its features stay valid."""
-        return self._head_only(pl_module, trainer.max_epochs - 1)
+        return self.head_only(trainer.max_epochs - 1)
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._backbone_hash = None

@@ -7,7 +7,7 @@ import math
 import torch
 from lightning import Callback, LightningModule, Trainer
 
-from ftbench.failures import Diverged
+from ftbench.run.failures import Diverged
 
 
 class DivergenceGuard(Callback):

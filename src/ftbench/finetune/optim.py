@@ -19,7 +19,7 @@ from functools import partial
 import torch
 from torch import nn
 
-from ftbench.backbone import LayerGroup
+from ftbench.models.backbone import LayerGroup
 
 
 class SkipFrozenGroups:

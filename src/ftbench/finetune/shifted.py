@@ -19,11 +19,12 @@ import torch
 from lightning import Callback, LightningModule, Trainer
 from torch.utils.data import Dataset
 
+from ftbench.cost.flops import FlopTally
 from ftbench.data.datamodule import materialize
-from ftbench.data.features import FeatureCache, extraction_flops_per_image
 from ftbench.data.shifts import OOD_KEY, Shift, with_mean
-from ftbench.flops import FlopTally
-from ftbench.hashing import StreamDigest
+from ftbench.finetune.features import FeatureCache, extraction_flops_per_image
+from ftbench.run.hashing import StreamDigest
+from ftbench.run.predictions import Predictions
 
 
 def limited(length: int, batch_size: int, limit: int | float) -> int:
@@ -40,6 +41,7 @@ class ShiftEvaluation(Callback):
         self.shifts = shifts
         self.cache = cache
         self.accuracy: dict[str, float] = {}
+        self.predictions: dict[str, Predictions] = {}  # per shifted set, for the report's bootstrap
         self.hashes: dict[str, str] = {}
         self.images = 0
         self.seconds = 0.0
@@ -78,15 +80,17 @@ class ShiftEvaluation(Callback):
             if computed:
                 per_image = extraction_flops_per_image(pl_module.model, images)
                 self.extraction_flops += per_image * len(images)
-            self.accuracy[key] = self._accuracy(trainer, pl_module, features)
+            self.predictions[key] = self._predict(trainer, pl_module, features, features=True)
         else:
-            self.accuracy[key] = self._accuracy(trainer, pl_module, dataset, digest)
+            self.predictions[key] = self._predict(trainer, pl_module, dataset, digest=digest)
+        self.accuracy[key] = float(self.predictions[key].correct.mean())
         self.hashes[key] = digest.hexdigest()
 
     @torch.no_grad()
-    def _accuracy(self, trainer: Trainer, pl_module: LightningModule, dataset: Dataset,
-                  digest: StreamDigest | None = None) -> float:
-        correct = total = 0
+    def _predict(self, trainer: Trainer, pl_module: LightningModule, dataset: Dataset,
+                 digest: StreamDigest | None = None, features: bool = False) -> Predictions:
+        """The model's prediction of every example of ``dataset``, in the set's order."""
+        batches = Predictions.collector()
         was_training = pl_module.training
         pl_module.eval()
         try:
@@ -96,16 +100,15 @@ class ShiftEvaluation(Callback):
                         digest.update(x, y)
                     x, y = x.to(pl_module.device), y.to(pl_module.device)
                     self.tally.eval_step_starts(x, len(y))
-                    logits = pl_module(x)
+                    logits = pl_module.classify_features(x) if features else pl_module(x)
                     self.tally.eval_step_ends(x, len(y))
-                    correct += int((logits.argmax(dim=1) == y).sum())
-                    total += len(y)
+                    batches.add(logits, y)
         finally:
             pl_module.train(was_training)
-        return correct / total
+        return batches.done()
 
     def summary(self) -> dict:
-        """What ``result.json`` records (see ``result.completed_result``)."""
+        """What ``result.json`` records (see ``ftbench.run.result.build_result``)."""
         return {"accuracy": with_mean(self.accuracy) if self.accuracy else None,
                 "hashes": dict(self.hashes), "images": self.images, "seconds": self.seconds,
                 "flops": self.tally.eval_flops + self.extraction_flops}

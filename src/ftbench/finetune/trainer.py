@@ -13,7 +13,7 @@ from hydra.errors import InstantiationException
 from lightning import Trainer
 from omegaconf import DictConfig
 
-from ftbench.failures import UserError, one_line
+from ftbench.run.failures import UserError, one_line
 
 
 def build_trainer(cfg: DictConfig, **kwargs) -> Trainer:

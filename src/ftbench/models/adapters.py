@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 from torch import nn
 
-from ftbench.failures import UserError
+from ftbench.run.failures import UserError
 
 ADAPTER_PREFIX = "lora_"  # peft's LoraModel.prefix: in the name of every adapter parameter
 ADAPTER_STRATEGIES = ("lora",)

@@ -27,8 +27,8 @@ import torch
 from timm.models import clean_state_dict, remap_state_dict
 from torch import nn
 
-from ftbench.checkpointing import LEFT_OUT, load_checkpoint
-from ftbench.failures import UserError
+from ftbench.run.checkpoints import LEFT_OUT, load_checkpoint
+from ftbench.run.failures import UserError
 
 WEIGHT_SOURCES = ("package", "timm", "none")
 WEIGHT_FILE_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")

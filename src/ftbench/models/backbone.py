@@ -14,8 +14,7 @@ import timm
 from timm.models import group_parameters
 from torch import nn
 
-from ftbench.failures import UserError
-from ftbench.weights import (
+from ftbench.models.weights import (
     WEIGHT_FILE_SUFFIXES,
     WEIGHT_SOURCES,
     load_into,
@@ -23,6 +22,7 @@ from ftbench.weights import (
     read_state_dict,
     timm_pretrained,
 )
+from ftbench.run.failures import UserError
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """What a run is about to cost, said before it trains.
 
 One line when fitting starts: images per epoch, epochs, input size, FLOPs of one image's
-forward (counted with ``ftbench.flops`` on a real training image) and a rough time estimate
+forward (counted with ``ftbench.cost.flops`` on a real training image) and a rough time estimate
 for this machine (a forward timed on a few images, a training step counted as three forwards
 where backbone groups train and one where only the head does). And one more line when the
 images are much smaller than the input size the weights expect: they are upscaled, and the
@@ -18,7 +18,7 @@ import torch
 from lightning import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities.seed import isolate_rng
 
-from ftbench.flops import flop_counter
+from ftbench.cost.flops import flop_counter
 
 log = logging.getLogger("ftbench")
 

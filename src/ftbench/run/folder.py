@@ -4,11 +4,12 @@
   into the same folder, or the same ``resume=`` started twice, is refused with one line. The
   operating system drops the lock when the process ends, however it ends (SIGKILL included).
 - A new run into a folder that holds a run (a checkpoint or a result) is refused, pointing at
-  ``resume=``; a resume of a folder that is not an unfinished run is refused. Both are checked
-  by ``RunFolderGuard.on_run_start``, after Hydra composed the config and before it creates
-  the folder or saves anything into it, so a refused start changes nothing.
-- A single run refused before it trained (a bad value, missing data) leaves nothing behind in
-  a folder it found empty: nothing that a report would count as a crashed job.
+  ``resume=`` (``check_new_run``). Single runs are checked and locked before Hydra creates the
+  folder or saves anything into it (``ftbench.train.PrepareRun``), so a refused start changes
+  nothing.
+- A single run refused later, by what only its data or weights reveal (a missing folder, a
+  corrupt image), is undone in a folder it found empty (``undo_refused``): nothing is left
+  that a report would count as a crashed job.
 
 Processes other than rank zero (DDP) share rank zero's folder and check nothing.
 """
@@ -21,12 +22,10 @@ import shutil
 from pathlib import Path
 
 from filelock import FileLock, Timeout
-from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
 
-from ftbench.checkpointing import LAST_CHECKPOINT
-from ftbench.failures import UserError, exit_for, resume_command
-from ftbench.result import RESULT_FILE
+from ftbench.run.checkpoints import LAST_CHECKPOINT
+from ftbench.run.failures import UserError, resume_command
+from ftbench.run.result import RESULT_FILE
 
 log = logging.getLogger("ftbench")
 
@@ -96,7 +95,16 @@ def remove_stale_temporaries(folder: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def discard_refused(folder: str | Path) -> None:
+def check_new_run(folder: str | Path) -> None:
+    """Refuse a new run into a folder that holds a run, pointing at ``resume=``."""
+    folder = _absolute(folder)
+    if holds_run(folder):
+        what = LAST_CHECKPOINT if (folder / LAST_CHECKPOINT).is_file() else RESULT_FILE
+        raise UserError(f"hydra.run.dir={str(folder)!r} holds a run already ({what}); "
+                        f"allowed: a new folder, or continue it with: {resume_command(folder)}")
+
+
+def undo_refused(folder: str | Path) -> None:
     """Remove what a refused single run wrote into ``folder``, if the folder was empty when the
     run took it and it trained nothing (no checkpoint): a refused command leaves no run."""
     folder = _absolute(folder)
@@ -108,39 +116,3 @@ def discard_refused(folder: str | Path) -> None:
         shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
     if not existed:
         folder.rmdir()
-
-
-class RunFolderGuard(Callback):
-    """Hydra callback: check and lock the run folder before Hydra writes into it."""
-
-    def on_run_start(self, config: DictConfig, **kwargs) -> None:
-        if not is_rank_zero():
-            return
-        try:
-            self._check_single_run(config)
-        except UserError as err:  # Hydra turns a callback's exception into a warning
-            exit_for(err)
-
-    def _check_single_run(self, config: DictConfig) -> None:
-        from ftbench.resume import resume_target
-
-        resume = config.get("resume")
-        folder = Path(config.hydra.run.dir)
-        if resume:  # refuses a missing folder, one that is not a run, a completed run
-            resume_target(config, list(config.hydra.overrides.task), multirun=False)
-        elif holds_run(folder):
-            what = LAST_CHECKPOINT if (folder / LAST_CHECKPOINT).is_file() else RESULT_FILE
-            raise UserError(f"hydra.run.dir={str(folder)!r} holds a run already ({what}); "
-                            f"allowed: a new folder, or continue it with: {resume_command(folder)}")
-        lock(folder, "resume" if resume else "hydra.run.dir")
-
-    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        try:
-            if config.get("resume"):
-                raise UserError(f"resume={config.resume!r} continues one run; allowed: without -m")
-            # the tuned comparison's workers share their sweep folder on purpose: its Optuna
-            # storage hands each trial and final run to one of them (each job folder is locked)
-            if not str(config.hydra.sweeper.get("_target_", "")).endswith(".TunedSweeper"):
-                lock(config.hydra.sweep.dir, "hydra.sweep.dir")
-        except UserError as err:
-            exit_for(err)

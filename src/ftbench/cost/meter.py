@@ -22,8 +22,8 @@ import torch
 from lightning import Callback, LightningModule, Trainer
 from lightning.pytorch.trainer.states import TrainerFn
 
-from ftbench.flops import FlopTally
-from ftbench.memory import TrainingMemory, peak_memory_mb, reset_peak_memory
+from ftbench.cost.flops import FlopTally
+from ftbench.cost.memory import TrainingMemory, peak_memory_mb, reset_peak_memory
 
 # summed over DDP ranks (each rank meters only its shard), or the slowest / fullest rank's
 SUMMED_COST = ("train_images", "train_flops", "eval_flops")
@@ -97,7 +97,8 @@ class Meter(Callback):
         self.flops.train_step_starts(self._step_mask, batch[0], len(batch[1]), trainer.current_epoch)
         if self.flops.counting:  # the first step of a phase: its memory is measured too
             self.memory.step_starts(pl_module, {"trainable": self._step_mask,
-                                                "input": list(batch[0].shape[1:])})
+                                                "input": list(batch[0].shape[1:]),
+                                                "features": trainer.datamodule.serving_features("train")})
 
     def on_after_backward(self, trainer: Trainer, pl_module: LightningModule) -> None:
         counted = self.flops.stop()

@@ -20,9 +20,9 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from ftbench.adapters import ADAPTER_PREFIX
-from ftbench.checks import choice_error, integer, number
-from ftbench.failures import UserError
+from ftbench.models.adapters import ADAPTER_PREFIX
+from ftbench.run.checks import choice_error, integer, number
+from ftbench.run.failures import UserError
 
 HEAD = "head"
 # progress just before the next epoch starts: the last step of an epoch runs below it

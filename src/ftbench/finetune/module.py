@@ -12,16 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from lightning import LightningModule
 from torch import nn
 from torchmetrics import Metric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
-from ftbench.backbone import LayerGroup, group_modules
-from ftbench.checkpointing import StartingWeights
-from ftbench.optim import build_optimizer, build_scheduler
-from ftbench.strategies import Mask, StrategyPlan
+from ftbench.finetune.optim import build_optimizer, build_scheduler
+from ftbench.finetune.strategies import Mask, StrategyPlan
+from ftbench.models.backbone import LayerGroup, group_modules
+from ftbench.run.checkpoints import StartingWeights
+from ftbench.run.predictions import Predictions
 
 STAGES = ("train", "val", "test")
 MAX_CONFUSION_CLASSES = 256
@@ -90,6 +92,7 @@ class FineTuneModule(LightningModule):
         if num_classes <= MAX_CONFUSION_CLASSES:
             self.test_class_metrics["confusion"] = MulticlassConfusionMatrix(num_classes,
                                                                              validate_args=False)
+        self._test_predictions = None
         self.apply_plan(0.0)
 
     # -- the plan ---------------------------------------------------------------------------
@@ -155,20 +158,29 @@ class FineTuneModule(LightningModule):
 
     # -- steps ----------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim == 2:  # cached pre-logit features (see data/features.py): only the head runs
-            x = nn.functional.dropout(x, p=getattr(self.model, "drop_rate", 0.0), training=self.training)
-            return self.model.get_classifier()(x)
         return self.model(x.contiguous(memory_format=self.memory_format))
+
+    def classify_features(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits of the backbone's cached pre-logit features: only the head runs (with the
+        model's dropout before it, as in the full forward)."""
+        features = nn.functional.dropout(features, p=getattr(self.model, "drop_rate", 0.0),
+                                         training=self.training)
+        return self.model.get_classifier()(features)
 
     def _shared_step(self, batch, stage: str) -> torch.Tensor:
         x, y = batch
-        logits = self(x)
+        features = self.trainer.datamodule.serving_features(stage)  # the data module knows
+        logits = self.classify_features(x) if features else self(x)
         loss = self.criterion(logits, y)
         self.epoch_metrics[f"{stage}_loss"].update(loss, len(y))
         self.epoch_metrics[f"{stage}_acc"].update(logits, y)
         if stage == "test":
             for metric in self.test_class_metrics.values():
                 metric.update(logits, y)
+            # a rank's k-th example is example k * world_size + rank (DistributedSampler, unshuffled)
+            start = self._test_predictions.seen * self.trainer.world_size + self.global_rank
+            positions = torch.arange(len(y), device=y.device) * self.trainer.world_size + start
+            self._test_predictions.add(logits, y, positions)
         return loss
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
@@ -219,6 +231,7 @@ class FineTuneModule(LightningModule):
 
     def on_test_epoch_start(self) -> None:
         self._reset_epoch("test")
+        self._test_predictions = Predictions.collector()
         for metric in self.test_class_metrics.values():
             metric.reset()
 
@@ -239,6 +252,22 @@ class FineTuneModule(LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")
+
+    def test_predictions(self) -> Predictions | None:
+        """Every test example's prediction (see ``ftbench.run.predictions``), over every rank;
+        None before a test. A collective under DDP: every rank calls it."""
+        if self._test_predictions is None:
+            return None
+        local = self._test_predictions.done()
+        if self.trainer.world_size == 1:
+            return local
+        # DistributedSampler pads every rank to the same length with repeats of the first examples
+        gathered = [self.all_gather(torch.as_tensor(getattr(local, f))).flatten(0, 1).cpu().numpy()
+                    for f in ("index", "label", "pred", "p_true")]
+        size = len(self.trainer.datamodule.datasets["test"])
+        _, first = np.unique(gathered[0], return_index=True)
+        keep = first[gathered[0][first] < size]
+        return Predictions(*(column[keep] for column in gathered))
 
     # -- checkpoints ----------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:

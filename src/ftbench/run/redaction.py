@@ -31,7 +31,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from ftbench.run_io import write_text
+from ftbench.run.atomic import write_text
 
 # api_key, hf_token, client_secret, db_password, aws_access_key ... (not "keys", a list of names)
 SECRET_KEY = re.compile(r"api[_-]?key|token|secret|password|passwd|credential|key$", re.IGNORECASE)

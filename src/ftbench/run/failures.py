@@ -2,7 +2,7 @@
 
 - A ``UserError`` (or a Hydra/OmegaConf error about the command line) is printed as one
   line and the process exits non-zero, with no traceback and no ``result.json``.
-- A NaN or infinite loss (``Diverged``, raised by ``ftbench.divergence.DivergenceGuard``) is
+- A NaN or infinite loss (``Diverged``, raised by ``ftbench.finetune.divergence.DivergenceGuard``) is
   recorded as ``status: "diverged"``.
 - In a multirun, a failing job writes a ``status: "failed"`` record and returns, so the
   other jobs go on; the report lists the failures next to the results.
@@ -107,7 +107,7 @@ def exit_for(error: BaseException, run_dir: Path | None = None) -> NoReturn:
         message, code = f"diverged: {one_line(error)}", EXIT_DIVERGED
     else:
         message, code = one_line(error), EXIT_USER_ERROR
-    from ftbench.redaction import redact_text  # a bad value may be a secret
+    from ftbench.run.redaction import redact_text  # a bad value may be a secret
 
     print(f"ftbench: error: {redact_text(message)}", file=sys.stderr)
     sys.exit(code)

@@ -23,6 +23,8 @@ from lightning import LightningModule, Trainer
 from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig
 
+from ftbench.run.result import RESULT_FILE, UnreadableResult, read_result
+
 log = logging.getLogger("ftbench")
 
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
@@ -85,7 +87,7 @@ class SweepProgress(HydraCallback):
 
     def _done(self, config: DictConfig) -> int:
         root = Path(str(config.hydra.sweep.dir))
-        written = sum(1 for p in root.rglob("result.json") if p.stat().st_mtime >= self.start)
+        written = sum(1 for p in root.rglob(RESULT_FILE) if p.stat().st_mtime >= self.start)
         return max(written, self.ended)
 
     def _status(self, config: DictConfig) -> str:
@@ -122,11 +124,9 @@ class SweepProgress(HydraCallback):
 
 def job_outcome(job_dir: Path, job_return: JobReturn) -> str:
     """What the job's own record says (completed, failed, diverged), else Hydra's status."""
-    import json
-
     try:
-        return str(json.loads((job_dir / "result.json").read_text()).get("status", "ended"))
-    except (OSError, ValueError, AttributeError):
+        return read_result(job_dir)["status"]
+    except (OSError, UnreadableResult):
         return job_return.status.name.lower() if job_return.status else "ended"
 
 
@@ -140,7 +140,7 @@ def progress_form(form: str, multirun: bool) -> str:
 def progress_bar(cfg: DictConfig) -> list[ProgressBar]:
     """The progress bar a run's config asks for, as the callbacks to add: ``EpochLines`` for
     lines, none for Lightning's own bar (or none at all: ``trainer.enable_progress_bar=false``)."""
-    from ftbench.loggers import in_multirun
+    from ftbench.tracking.loggers import in_multirun
 
     form = progress_form(cfg.get("progress", "auto"), in_multirun())
     return [EpochLines()] if cfg.trainer.enable_progress_bar and form == "lines" else []

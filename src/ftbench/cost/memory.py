@@ -188,7 +188,7 @@ class TrainingMemory:
             return {"train_memory_mb": self.device_peak / MB, "method": "cuda_allocator"}
         phases = []
         for phase in self.phases:
-            features = feature_bytes if len(phase["input"]) == 1 else 0  # steps on features
+            features = feature_bytes if phase.get("features") else 0  # steps on cached features
             parts = {"saved": phase["saved"], "grads": phase["grads"],
                      "optimizer": phase["optimizer"], "features": features}
             phases.append({"trainable": phase["trainable"], "input": phase["input"],

@@ -1,6 +1,6 @@
 """Value checks that end in one clear line: a choice, an integer or a number within bounds.
 
-Each raises :class:`ftbench.failures.UserError` naming the setting, the value and what is
+Each raises :class:`ftbench.run.failures.UserError` naming the setting, the value and what is
 allowed. The config is checked with these once, before any heavy work (``ftbench.config``).
 """
 
@@ -10,7 +10,7 @@ import math
 from collections.abc import Iterable
 from numbers import Integral, Real
 
-from ftbench.failures import UserError
+from ftbench.run.failures import UserError
 
 
 def choice_error(setting: str, value: object, allowed: Iterable[object]) -> UserError:

@@ -1,0 +1,1 @@
+"""How a backbone is fine-tuned: strategy plans, the LightningModule, its optimizer, the feature cache."""

@@ -1,0 +1,1 @@
+"""The backbone: timm models, where their weights come from, layer groups, LoRA adapters."""

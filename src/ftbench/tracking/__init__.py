@@ -1,0 +1,1 @@
+"""Where a run is watched: loggers (CSV, W&B) and progress lines."""

@@ -1,0 +1,189 @@
+"""Experiment tracking: the configured Lightning logger, per-group LRs, and the final summary.
+
+W&B runs online when credentials exist and offline otherwise, so a laptop without an
+account, a cluster node without network, and a CI job all finish the same way and leave a
+run folder that ``wandb sync`` can upload later. An online start that cannot reach its
+server gives up after ``init_timeout`` seconds and falls back to offline instead of hanging.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import netrc
+import os
+import sys
+import warnings
+from pathlib import Path
+from urllib.parse import urlparse
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from lightning import Trainer
+from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig
+
+from ftbench.run.failures import UserError
+from ftbench.run.redaction import redact, redact_config, redacted_argv
+from ftbench.tracking.flat import flatten
+
+log = logging.getLogger("ftbench")
+
+WANDB_MODES = ("auto", "online", "offline", "disabled")
+
+DEFAULT_WANDB_HOST = "https://api.wandb.ai"
+
+
+def build_logger(cfg: DictConfig, resume_step: int | None = None) -> Logger | bool:
+    """The logger ``cfg.logger`` names, holding the resolved config (secrets redacted).
+
+    ``resume_step``: the global step of the checkpoint a resumed run continues from.
+    """
+    if not cfg.get("logger"):
+        return False
+    logger: Logger = hydra.utils.instantiate(cfg.logger)
+    if resume_step is not None and isinstance(logger, RunCSVLogger):
+        logger.continue_from(resume_step)
+    config = redact_config(cfg)
+    logger.log_hyperparams(wandb_config(config) if isinstance(logger, WandbLogger) else config)
+    return logger
+
+
+def wandb_config(config: dict) -> dict:
+    """The config as W&B's panels compare it: flat dotted keys with typed values
+    (``strategy: gradual``, ``strategy.lr_decay: 2.6``), without the logger's own settings."""
+    return flatten({k: v for k, v in config.items() if k != "logger"})
+
+
+class RunCSVLogger(CSVLogger):
+    """Lightning's ``CSVLogger``, whose ``metrics.csv`` a resumed run continues.
+
+    Lightning's writer deletes an existing ``metrics.csv``. A resumed run keeps the rows of
+    the steps before its checkpoint and logs every later step itself, so the file reads as
+    one run (rows an interrupted run logged after its last checkpoint are dropped).
+    """
+
+    @rank_zero_only
+    def continue_from(self, step: int) -> None:
+        """Keep the logged rows of steps before ``step``; call before anything is logged."""
+        path = Path(self.log_dir) / ExperimentWriter.NAME_METRICS_FILE
+        fields, rows = [], []
+        if path.is_file():
+            try:
+                with open(path, newline="") as f:
+                    reader = csv.DictReader(f)
+                    fields = list(reader.fieldnames or [])
+                    rows = [row for row in reader if row.get("step") and int(row["step"]) < step]
+            except (ValueError, csv.Error) as err:  # ValueError: a step that is no integer
+                raise UserError(f"resume: {str(path)!r} is not a readable metrics log ({err}); "
+                                "allowed: an intact file, or none (remove it to log afresh)") from err
+        with warnings.catch_warnings():  # its warning that it deletes the old file: we keep it
+            warnings.filterwarnings("ignore", ".*Previous log files in this directory.*")
+            writer = self.experiment
+        if rows:
+            with open(path, "w", newline="") as f:
+                out = csv.DictWriter(f, fieldnames=fields)
+                out.writeheader()
+                out.writerows(rows)
+            writer.metrics_keys = fields  # later rows append under this header, or extend it
+
+
+def has_wandb_credentials() -> bool:
+    """An API key in the environment, an identity token file, or a netrc entry for the host."""
+    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
+        return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL", DEFAULT_WANDB_HOST)).hostname
+    path = Path(os.environ.get("NETRC", "~/.netrc")).expanduser()
+    try:
+        return path.is_file() and netrc.netrc(path).authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
+def resolve_mode(mode: str) -> str:
+    """``auto`` follows ``WANDB_MODE`` if set, else online with credentials and offline without."""
+    if mode != "auto":
+        return mode
+    env_mode = {"dryrun": "offline", "run": "online"}.get(os.environ.get("WANDB_MODE", ""),
+                                                           os.environ.get("WANDB_MODE"))
+    if env_mode in WANDB_MODES[1:]:
+        return env_mode
+    return "online" if has_wandb_credentials() else "offline"
+
+
+def in_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def default_group() -> str | None:
+    """Runs of one W&B sweep or one Hydra multirun share a group, so they compare at a glance."""
+    if os.environ.get("WANDB_SWEEP_ID"):
+        return f"sweep-{os.environ['WANDB_SWEEP_ID']}"
+    if in_multirun():
+        return sweep_group(HydraConfig.get().sweep.dir)
+    return None
+
+
+def sweep_group(sweep_dir) -> str:
+    """The W&B group of a Hydra multirun: its sweep folder, cut to W&B's 128 characters."""
+    return str(sweep_dir)[-128:]
+
+
+def start_wandb_run(mode: str, init_timeout: float, sync_hint: bool = True, **init):
+    """``wandb.init`` in ``mode``; an online start that fails or times out continues offline.
+
+    An offline run prints the ``wandb sync`` command that uploads it, once (W&B's own
+    closing lines, which repeat it, are kept quiet); ``sync_hint=False`` leaves that to the
+    caller, e.g. a multirun that names all its runs at the end.
+    """
+    import wandb
+
+    settings = wandb.Settings(init_timeout=init_timeout, reinit="finish_previous", quiet=True)
+    if mode == "online" and not has_wandb_credentials():
+        print("ftbench: logger.mode=online, but no W&B API key is configured (set WANDB_API_KEY "
+              "or run `wandb login`); logging offline", file=sys.stderr)
+        mode = "offline"
+    if mode == "online":
+        try:
+            with redacted_argv():  # W&B records the command line
+                return wandb.init(mode="online", settings=settings, **init)
+        except (wandb.errors.Error, TimeoutError) as err:
+            first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
+            print(f"ftbench: W&B server unreachable ({first_line}); logging offline",
+                  file=sys.stderr)
+            mode = "offline"
+    with redacted_argv():
+        run = wandb.init(mode=mode, settings=settings, **init)
+    if mode == "offline" and sync_hint:
+        print(f"ftbench: W&B is offline; upload this run later with: wandb sync {Path(run.dir).parent}",
+              file=sys.stderr)
+    return run
+
+
+def wandb_logger(project: str, save_dir: str, entity: str | None = None, group: str | None = None,
+                 tags: list[str] | None = None, name: str | None = None, job_type: str | None = None,
+                 mode: str = "auto", init_timeout: float = 30.0) -> WandbLogger:
+    """A ``WandbLogger`` whose run lives in ``save_dir/wandb`` (the Hydra run dir)."""
+    mode = resolve_mode(mode)
+    init = {"project": project, "entity": entity, "group": group or default_group(),
+            "tags": list(tags or []), "name": name, "job_type": job_type, "dir": save_dir}
+    Path(save_dir).mkdir(parents=True, exist_ok=True)
+    # Only rank zero talks to W&B; other ranks get Lightning's no-op experiment. The jobs of
+    # a multirun leave the `wandb sync` command to its end, where one line names them all.
+    run = (start_wandb_run(mode, init_timeout, sync_hint=not in_multirun(), **init)
+           if rank_zero_only.rank == 0 else None)
+    return WandbLogger(experiment=run, save_dir=save_dir, project=project)
+
+
+def publish_result(trainer: Trainer, result: dict) -> None:
+    """Put the cost figures and the whole result in each W&B run's summary, then close it."""
+    for logger in trainer.loggers:
+        if not isinstance(logger, WandbLogger) or not trainer.is_global_zero:
+            continue
+        run = logger.experiment
+        run.summary.update({"cost": result["cost"], "metrics": result["metrics"],
+                            "result": redact(result)})
+        run.finish()
