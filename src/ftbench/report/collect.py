@@ -57,7 +57,8 @@ def lookup(data, path: str, default=None):
 
 def collect(root: Path) -> list[Run]:
     """Every job under ``root``: a folder with a ``result.json`` or with Hydra's saved config."""
-    saved = {p.parent.parent for p in root.rglob(SAVED_CONFIG.name) if p.parent.name == SAVED_CONFIG.parent.name}
+    saved = {p.parent.parent for p in root.rglob(SAVED_CONFIG.name)
+             if p.parent.name == SAVED_CONFIG.parent.name}
     job_dirs = {p.parent for p in root.rglob(RESULT_FILE)} | saved
     return [Run(job_record(d), str(d.relative_to(root)) if d != root else ".")
             for d in sorted(job_dirs)]
