@@ -30,6 +30,7 @@ from ftbench.checkpointing import LAST_CHECKPOINT, Resumable, SafeCheckpointIO
 from ftbench.config import CONFIG_DIR, CONFIG_NAME, eval_shifts, register_resolvers, validate_config
 from ftbench.data import FineTuneDataModule
 from ftbench.data.features import FeatureCache
+from ftbench.data.split_hash import split_hashes
 from ftbench.divergence import DivergenceGuard
 from ftbench.failures import UserError, exit_for, one_line_errors, run_guarded
 from ftbench.loggers import build_logger, publish_result
@@ -126,7 +127,8 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
         data={"num_classes": datamodule.num_classes, "classes": datamodule.classes,
               **{f"{split}_size": len(datamodule.datasets[split]) for split in ("train", "val", "test")},
               "augmented": datamodule.augmented,
-              "input_size": list(datamodule.data_config["input_size"])},
+              "input_size": list(datamodule.data_config["input_size"]),
+              **split_hashes(datamodule.load())},
         shift=shifted.summary(),
     )
     if trainer.is_global_zero:
