@@ -140,6 +140,7 @@ def check_numbers(cfg: DictConfig) -> None:
     integer("data.batch_size", cfg.data.batch_size, lowest=1)
     integer("data.num_workers", cfg.data.num_workers, lowest=0)
     number("dataset.train_fraction", cfg.dataset.train_fraction, above=0, at_most=1)
+    check_exact_sizes(cfg.dataset)
     val, test = cfg.dataset.val_fraction, cfg.dataset.test_fraction
     number("dataset.val_fraction", val, above=0, below=1)
     number("dataset.test_fraction", test, above=0, below=1)
@@ -162,6 +163,24 @@ def check_numbers(cfg: DictConfig) -> None:
         number(f"optimizer.betas[{i}]", beta, at_least=0, below=1)
     number("model.drop_rate", cfg.model.drop_rate, at_least=0, below=1)
     number("model.label_smoothing", cfg.model.label_smoothing, at_least=0, below=1)
+
+
+def check_exact_sizes(dataset: DictConfig) -> None:
+    """``train_size``, ``train_per_class`` and ``val_size``: null or a count, and at most one
+    way to size the training set. Whether the data holds that many is checked where it is read."""
+    for key in ("train_size", "train_per_class", "val_size"):
+        value = dataset.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise UserError(f"dataset.{key}={value!r} is not valid; allowed: null, or an integer >= 1")
+    size, per_class = dataset.get("train_size"), dataset.get("train_per_class")
+    if size is not None and per_class is not None:
+        raise UserError(f"dataset.train_size={size} and dataset.train_per_class={per_class} are both "
+                        "set; allowed: one of them, the other null")
+    exact = "train_size" if size is not None else "train_per_class" if per_class is not None else None
+    if exact and dataset.train_fraction != 1.0:
+        raise UserError(f"dataset.train_fraction={dataset.train_fraction!r} and dataset.{exact}="
+                        f"{dataset[exact]} are both set; allowed: train_fraction=1.0 with an exact "
+                        f"count, or dataset.{exact}=null")
 
 
 def check_trainer(trainer: DictConfig) -> None:

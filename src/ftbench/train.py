@@ -36,6 +36,7 @@ from ftbench.config import CONFIG_DIR, CONFIG_NAME, eval_shifts, register_resolv
 from ftbench.cost.estimate import RunPreview
 from ftbench.cost.meter import Meter
 from ftbench.data import FineTuneDataModule
+from ftbench.data.split_hash import split_hashes
 from ftbench.finetune.divergence import DivergenceGuard
 from ftbench.finetune.features import FeatureCache
 from ftbench.finetune.module import FineTuneModule
@@ -118,7 +119,8 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
         data={"num_classes": datamodule.num_classes, "classes": datamodule.classes,
               **{f"{split}_size": len(datamodule.datasets[split]) for split in ("train", "val", "test")},
               "augmented": datamodule.augmented,
-              "input_size": list(datamodule.data_config["input_size"])},
+              "input_size": list(datamodule.data_config["input_size"]),
+              **split_hashes(datamodule.load())},
         shift=shifted.summary(),
         predictions=PREDICTIONS_FILE if predictions.get("test") else None,
     )

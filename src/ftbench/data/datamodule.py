@@ -12,7 +12,6 @@ linear probe is meant to, and augmentation applies where backbone groups train.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from lightning import LightningDataModule
 from timm.data import create_transform, resolve_data_config
@@ -21,7 +20,8 @@ from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset, default
 from torchvision.transforms.v2.functional import normalize
 
 from ftbench.data.shifts import Shift, ShiftedImages
-from ftbench.data.sources import Splits, labels_of, load_splits, ood_folder
+from ftbench.data.sizes import training_subset
+from ftbench.data.sources import Splits, load_splits, ood_folder
 
 
 class Transformed(Dataset):
@@ -91,19 +91,6 @@ def _as_batch(batch: list[torch.Tensor]) -> list[torch.Tensor]:
     return batch
 
 
-def subsample_per_class(dataset: Dataset, fraction: float, seed: int) -> Dataset:
-    """Keep ``fraction`` of each class (at least one image each): the dataset-size knob."""
-    if fraction == 1.0:
-        return dataset
-    labels = labels_of(dataset)
-    rng = np.random.default_rng(seed)
-    keep = []
-    for c in np.unique(labels):
-        idx = np.flatnonzero(labels == c)
-        keep.extend(rng.choice(idx, size=max(1, round(fraction * len(idx))), replace=False))
-    return Subset(dataset, sorted(int(i) for i in keep))
-
-
 def materialize(dataset: Dataset) -> TensorDataset:
     """Run a deterministic transform once over a split and keep the result as tensors."""
     images, labels = zip(*(dataset[i] for i in range(len(dataset))), strict=True)
@@ -146,8 +133,7 @@ class FineTuneDataModule(LightningDataModule):
     def load(self) -> Splits:
         if self.splits is None:
             splits = load_splits(self.cfg)
-            splits.train = subsample_per_class(splits.train, float(self.cfg.train_fraction),
-                                               self.cfg.split_seed)
+            splits.train = training_subset(splits.train, self.cfg, splits.classes)
             if self.cfg.get("ood_root"):  # its class names are checked before any model exists
                 self.ood = ood_folder(self.cfg.ood_root, splits.classes, self.cfg.bad_images)
             self.splits = splits

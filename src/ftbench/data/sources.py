@@ -25,6 +25,8 @@ from ftbench.data.folders import (
     load_rgb,
     warn_shared_images,
 )
+from ftbench.data.labels import labels_of
+from ftbench.data.sizes import resize_validation, take_validation
 from ftbench.run.failures import UserError
 
 log = logging.getLogger(__name__)
@@ -54,16 +56,6 @@ class Splits:
     classes: list[str]
 
 
-def labels_of(dataset: Dataset) -> np.ndarray:
-    """Labels without decoding images: every dataset we build exposes them somewhere."""
-    if isinstance(dataset, Subset):
-        return labels_of(dataset.dataset)[np.asarray(dataset.indices)]
-    for attr in ("labels", "targets", "_labels"):
-        if hasattr(dataset, attr):
-            return np.asarray(getattr(dataset, attr), dtype=np.int64)
-    raise TypeError(f"cannot read labels of {type(dataset).__name__}")
-
-
 def stratified_split(dataset: Dataset, fraction: float, seed: int) -> tuple[Subset, Subset]:
     """Split off ``fraction`` of ``dataset``, keeping class proportions; fixed by ``seed``."""
     labels = labels_of(dataset)
@@ -82,10 +74,22 @@ def stratified_split(dataset: Dataset, fraction: float, seed: int) -> tuple[Subs
     return Subset(dataset, sorted(int(i) for i in keep)), Subset(dataset, sorted(int(i) for i in held))
 
 
-def _three_way(dataset: Dataset, cfg) -> tuple[Subset, Subset, Subset]:
+def validation_split(train: Dataset, val: Dataset | None, cfg, share: float,
+                     classes: list[str]) -> tuple[Dataset, Dataset]:
+    """(train, val): the dataset's own validation split, cut to ``dataset.val_size`` if that
+    is set; or, for a dataset without one, a split off ``train``: ``val_size`` images if set,
+    else ``share`` of each class."""
+    if val is not None:
+        return train, resize_validation(val, cfg, classes)
+    if cfg.get("val_size") is not None:
+        return take_validation(train, cfg, classes)
+    return stratified_split(train, share, cfg.split_seed)
+
+
+def _three_way(dataset: Dataset, cfg, classes: list[str]) -> tuple[Dataset, Dataset, Subset]:
     rest, test = stratified_split(dataset, cfg.test_fraction, cfg.split_seed)
     val_share = cfg.val_fraction / (1.0 - cfg.test_fraction)
-    train, val = stratified_split(rest, val_share, cfg.split_seed)
+    train, val = validation_split(rest, None, cfg, val_share, classes)
     return train, val, test
 
 
@@ -101,8 +105,8 @@ def digits(cfg) -> Splits:
         .convert("RGB")
         for img in data.images
     ]
-    train, val, test = _three_way(LabeledImages(images, data.target), cfg)
-    return Splits(train, val, test, [str(c) for c in data.target_names])
+    classes = [str(c) for c in data.target_names]
+    return Splits(*_three_way(LabeledImages(images, data.target), cfg, classes), classes)
 
 
 def imagefolder(cfg) -> Splits:
@@ -122,21 +126,17 @@ def imagefolder(cfg) -> Splits:
             if split is not None and split.classes != train.classes:
                 raise UserError(f"dataset.root={str(root)!r}: {name}/ has classes "
                                 f"{split.classes}, train/ has {train.classes}")
+        classes = list(train.classes)
         if test is None:
             train, test = stratified_split(train, cfg.test_fraction, cfg.split_seed)
-        if val is None:
-            train, val = stratified_split(train, cfg.val_fraction, cfg.split_seed)
-        splits = Splits(train, val, test, _classes_of(train))
+        train, val = validation_split(train, val, cfg, cfg.val_fraction, classes)
+        splits = Splits(train, val, test, classes)
     else:
         full = folder(root)
-        splits = Splits(*_three_way(full, cfg), full.classes)
+        splits = Splits(*_three_way(full, cfg, full.classes), full.classes)
     warn_shared_images({name: _files_of(getattr(splits, name)) for name in ("train", "val", "test")},
                        digests, root)
     return splits
-
-
-def _classes_of(dataset: Dataset) -> list[str]:
-    return _classes_of(dataset.dataset) if isinstance(dataset, Subset) else list(dataset.classes)
 
 
 def _files_of(dataset: Dataset) -> list[str]:
@@ -206,16 +206,15 @@ def torchvision_source(name: str) -> Callable:
                     f"dataset={name}: not found in {str(root)!r} and {how}; put the "
                     f"{class_name} files there, or run once online with dataset.download=true"
                 ) from err
-        if "all" in parts:
-            train, val, test = _three_way(parts["all"], cfg)
-        else:
-            train, test = parts["train"], parts["test"]
-            val = parts.get("val")
-            if val is None:
-                train, val = stratified_split(train, cfg.val_fraction, cfg.split_seed)
         base = parts["all"] if "all" in parts else parts["train"]
         classes = list(getattr(base, "classes", []) or
                        [str(c) for c in sorted(set(labels_of(base).tolist()))])
+        if "all" in parts:
+            train, val, test = _three_way(parts["all"], cfg, classes)
+        else:
+            train, val = validation_split(parts["train"], parts.get("val"), cfg, cfg.val_fraction,
+                                          classes)
+            test = parts["test"]
         return Splits(train, val, test, classes)
 
     return load
