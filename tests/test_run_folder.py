@@ -3,10 +3,13 @@ refused command, files written as the user's other files are."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+from pathlib import Path
 
 import pytest
+import yaml
 from filelock import FileLock, Timeout
 
 from ftbench.run.atomic import write_json
@@ -136,3 +139,41 @@ def test_a_lock_is_free_once_its_process_is_gone(tmp_path):
     except Timeout:
         pytest.fail("the lock of a process that died is still held")
     lock.release()
+
+
+@pytest.mark.parametrize("bad", [["strategy.lr=-1"], ["resume=outputs/no/such/run"],
+                                 ["optimizer.name=adamax"]])
+def test_a_refused_run_writes_nothing_under_the_output_root(tmp_path, cli, monkeypatch, bad):
+    """Refused while it is prepared, before Hydra creates the run's folder or saves into it."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "outputs").mkdir()
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    code, line = last_line(cli(*FAST, *bad))
+    assert code == 2 and line.startswith("ftbench: error: ")
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_a_run_saved_by_the_previous_layout_resumes_to_the_uninterrupted_result(tmp_path, cli):
+    """tests/data/run_before_layout: a gradual run interrupted after its first epoch, saved
+    when the modules lived at the package's top level (its config names ftbench.loggers)."""
+    import shutil
+
+    import torch
+
+    saved = Path(__file__).parent / "data" / "run_before_layout"
+    run = shutil.copytree(saved, tmp_path / "run")
+    overrides = [o for o in yaml.safe_load((saved / ".hydra" / "overrides.yaml").read_text())
+                 if not o.startswith("hydra.")]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the folder was made: summation order is part of the result
+    try:
+        code, stderr = cli(f"resume={run}")
+        assert code == 0, stderr[-2000:]
+        code, stderr = cli(f"hydra.run.dir={tmp_path / 'whole'}", *overrides)
+        assert code == 0, stderr[-2000:]
+    finally:
+        torch.set_num_threads(threads)
+    resumed, whole = (json.loads((d / "result.json").read_text()) for d in (run, tmp_path / "whole"))
+    assert resumed["status"] == "completed" and len(resumed["history"]) == 3
+    assert resumed["metrics"]["test_acc"] == whole["metrics"]["test_acc"]
+    assert [h["val_acc"] for h in resumed["history"]] == [h["val_acc"] for h in whole["history"]]
