@@ -171,8 +171,10 @@ def protocol(runs: list[Run], items: list[Tuning]) -> str:
     tune = (trial.get("config.tune") or {}) if trial else {}
     seeds = sorted({s for t in items for s in t.default} | {s for t in items for s in t.tuned}, key=str)
     pruner = tune.get("pruner")
-    pruning = (f"median pruning from epoch {pruner['warmup_epochs'] + 1} after {pruner['startup_trials']} "
-               "trials" if pruner else "no pruning")
+    kind = str(pruner.get("kind", "median")) if isinstance(pruner, dict) else "none"
+    pruning = "no pruning" if kind == "none" else (
+        f"{kind.replace('_', ' ')} pruning after {pruner.get('startup_trials')} completed trials, once a "
+        f"trial's plan had trained its final set of groups for {pruner.get('warmup_epochs')} epoch(s)")
     return (f"**What was tuned.** Every strategy had the same budget: {tune.get('trials', '?')} search "
             f"trials over its own search space (below) on the **validation split** (the objective: the "
             f"last epoch's validation accuracy), the first trial being its shipped defaults, then TPE "

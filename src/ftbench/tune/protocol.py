@@ -75,6 +75,7 @@ class TunedComparison:
     def check(self) -> None:
         if not self.strategies:
             raise UserError("tune.strategies=[] is not valid; allowed: a list of strategies")
+        studies.pruner(self.tune)  # a wrong tune.pruner is one line before anything runs
         for strategy in self.strategies:
             cfg = self.compose([*self.arguments, f"strategy={strategy}"])
             validate_config(cfg)

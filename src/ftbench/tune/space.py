@@ -5,17 +5,32 @@ Optuna distribution written as YAML::
 
     search:
       lr: {low: 1.0e-4, high: 0.1, log: true}      # FloatDistribution
-      trainable_groups: {low: 1, high: 6}          # IntDistribution (both ends integers)
-      unfreeze_every: {choices: [0.5, 1, auto]}    # CategoricalDistribution
+      trainable_groups: {low: 1, high: groups}     # IntDistribution: up to every backbone group
+      probe_epochs: {low: 1, high: max_epochs/2}   # up to half the run
+      unfreeze_every: {choices: [auto, 0.5, 1, max_epochs/3]}   # CategoricalDistribution
 
-A space is checked once, before anything runs: every knob must be a setting of the strategy,
-every distribution well formed, and every end point (and every choice) a value the strategy
-accepts on this model (``build_plan`` is asked with it).
+A bound or a choice may be relative to the model and the training budget, so that one space
+fits every model and every ``trainer.max_epochs``: ``groups`` (the model's backbone groups,
+head excluded) or ``max_epochs``, alone or with one operation, ``-N``, ``+N``, ``*F`` or
+``/N`` (``max_epochs-1``, ``groups/2``). In an integer range (every literal end an integer)
+a relative bound is rounded inwards (``low`` up, ``high`` down); such a range may shrink to
+one value (``max_epochs/2`` with 2 epochs: ``probe_epochs`` 1). A whole result is an
+integer, any other keeps 4 significant digits; choices that resolve to the same value are
+kept once.
+
+A space is resolved and checked once, before anything runs: every knob must be a setting of
+the strategy, every distribution well formed, and every end point (and every choice) a value
+the strategy accepts on this model (``build_plan`` is asked with it). The resolved space, plain
+numbers only, is what the study records.
 """
 
 from __future__ import annotations
 
+import math
+import operator
+import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import optuna
 from omegaconf import DictConfig, OmegaConf
@@ -26,14 +41,62 @@ from ftbench.run.failures import UserError
 
 Distribution = optuna.distributions.BaseDistribution
 _FIELDS = {"low", "high", "log", "step", "choices"}
+SYMBOLS = ("groups", "max_epochs")
+_RELATIVE = re.compile(r"^\s*(groups|max_epochs)\s*(?:([-+*/])\s*(\d+(?:\.\d*)?|\.\d+))?\s*$")
+_OPERATIONS = {"-": operator.sub, "+": operator.add, "*": operator.mul, "/": operator.truediv}
+_RELATIVE_HELP = "groups or max_epochs, alone or with -N, +N, *F or /N (e.g. max_epochs-1, groups/2)"
+NEAR = 0.05  # a best value this close to a bound (share of the range) suggests widening it
+
+
+@dataclass(frozen=True)
+class Scale:
+    """What a relative bound measures: the model's backbone groups (head excluded) and the
+    training budget in epochs."""
+
+    groups: int
+    max_epochs: int
+
+    @classmethod
+    def of(cls, group_names: Sequence[str], max_epochs: int) -> Scale:
+        return cls(groups=len(group_names) - 1, max_epochs=max_epochs)
+
+    def describe(self) -> str:
+        return f"{self.groups} backbone groups, trainer.max_epochs={self.max_epochs}"
 
 
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def distribution(where: str, spec) -> Distribution:
-    """One knob's YAML spec -> an Optuna distribution; ``where`` names it in errors."""
+def is_relative(value) -> bool:
+    """Is ``value`` a bound written against the model or the budget (``max_epochs-1``)?"""
+    return isinstance(value, str) and _RELATIVE.match(value) is not None
+
+
+def resolve(where: str, value, scale: Scale | None):
+    """A relative bound or choice -> its number on ``scale``; any other value as it is."""
+    match = _RELATIVE.match(value) if isinstance(value, str) else None
+    if match is None:
+        return value
+    if scale is None:
+        raise UserError(f"{where}={value!r} is relative to the model and trainer.max_epochs; "
+                        "resolve it with check_space")
+    symbol, op, operand = match.groups()
+    base = getattr(scale, symbol)
+    if op is None:
+        return base
+    operand = float(operand) if "." in operand else int(operand)
+    if op == "/" and operand == 0:
+        raise UserError(f"{where}={value!r} is not valid; allowed: {_RELATIVE_HELP}, N > 0")
+    result = _OPERATIONS[op](base, operand)
+    # a whole number as an integer (max_epochs/3 with 6 epochs is 2), else 4 significant
+    # digits: the value appears in overrides, run configs and the report
+    return int(result) if float(result).is_integer() else float(f"{result:.4g}")
+
+
+def distribution(where: str, spec, scale: Scale | None = None) -> Distribution:
+    """One knob's YAML spec -> an Optuna distribution; ``where`` names it in errors, ``scale``
+    resolves relative bounds and choices."""
     if not isinstance(spec, Mapping) or not spec or set(spec) - _FIELDS:
         raise UserError(f"{where}={spec!r} is not valid; allowed: {{low: .., high: .., log: true|false, "
                         "step: ..}} or {choices: [..]}")
@@ -42,19 +105,46 @@ def distribution(where: str, spec) -> Distribution:
         if set(spec) != {"choices"} or not isinstance(choices, Sequence) or isinstance(choices, str) \
                 or not choices:
             raise UserError(f"{where}.choices={choices!r} is not valid; allowed: a non-empty list")
-        return optuna.distributions.CategoricalDistribution(list(choices))
+        resolved = []
+        for value in (resolve(f"{where}.choices", c, scale) for c in choices):
+            if value not in resolved:  # max_epochs/3 may equal a literal choice on some budgets
+                resolved.append(value)
+        return optuna.distributions.CategoricalDistribution(resolved)
     if "low" not in spec or "high" not in spec:
         raise UserError(f"{where} needs both low and high (or choices)")
+    for end in ("low", "high"):
+        if isinstance(spec[end], str) and not is_relative(spec[end]):
+            raise UserError(f"{where}.{end}={spec[end]!r} is not valid; allowed: a number, or "
+                            f"{_RELATIVE_HELP}")
     log, step = bool(spec.get("log", False)), spec.get("step")
-    low = number(f"{where}.low", spec["low"], above=0 if log else None)
-    high = number(f"{where}.high", spec["high"], above=low)
-    if _is_int(spec["low"]) and _is_int(spec["high"]):
+    integral = all(_is_int(spec[end]) or is_relative(spec[end]) for end in ("low", "high"))
+    low, high = _end(where, spec, "low", scale, integral), _end(where, spec, "high", scale, integral)
+    low = number(f"{where}.low", low, above=0 if log else None)
+    if is_relative(spec["low"]) or is_relative(spec["high"]):
+        if high < low:  # the model or the budget leaves the range empty
+            raise UserError(f"{where}: {spec['low']}..{spec['high']} is empty here ({scale.describe()}: "
+                            f"{_plain(low)}..{_plain(high)}); allowed: a range that holds a value")
+    else:
+        high = number(f"{where}.high", high, above=low)
+    if integral:
         return optuna.distributions.IntDistribution(int(low), int(high), log=log, step=int(step or 1))
     return optuna.distributions.FloatDistribution(low, high, log=log, step=step)
 
 
-def search_space(strategy_cfg: DictConfig) -> dict[str, Distribution]:
-    """The strategy's declared space, knob name -> distribution (in declaration order)."""
+def _end(where: str, spec: Mapping, end: str, scale: Scale | None, integral: bool):
+    value = resolve(f"{where}.{end}", spec[end], scale)
+    if integral and is_relative(spec[end]):  # rounded inwards: the range never passes its bound
+        value = math.ceil(value) if end == "low" else math.floor(value)
+    return value
+
+
+def _plain(value) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def search_space(strategy_cfg: DictConfig, scale: Scale | None = None) -> dict[str, Distribution]:
+    """The strategy's declared space, knob name -> distribution (in declaration order), its
+    relative bounds resolved on ``scale``."""
     declared = strategy_cfg.get("search") or {}
     knobs = [k for k in strategy_cfg if k not in ("name", "search")]
     space = {}
@@ -63,7 +153,7 @@ def search_space(strategy_cfg: DictConfig) -> dict[str, Distribution]:
         if knob not in knobs:
             raise UserError(f"{where} is not a setting of the strategy; allowed: {', '.join(knobs)}")
         space[knob] = distribution(where, OmegaConf.to_container(spec) if OmegaConf.is_config(spec)
-                                   else spec)
+                                   else spec, scale)
     return space
 
 
@@ -74,8 +164,9 @@ def end_points(dist: Distribution) -> list:
 
 
 def check_space(strategy_cfg: DictConfig, group_names: Sequence[str], max_epochs: int) -> dict:
-    """The space, after checking that the strategy accepts every end point on this model."""
-    space = search_space(strategy_cfg)
+    """The space resolved on this model and budget, after checking that the strategy accepts
+    every end point here."""
+    space = search_space(strategy_cfg, Scale.of(group_names, max_epochs))
     for knob, dist in space.items():
         for value in end_points(dist):
             probe = OmegaConf.merge(strategy_cfg, {knob: value})
@@ -85,6 +176,53 @@ def check_space(strategy_cfg: DictConfig, group_names: Sequence[str], max_epochs
                 raise UserError(f"strategy={strategy_cfg.name}: strategy.search.{knob} reaches "
                                 f"{value!r}, which the strategy refuses here: {err}") from err
     return space
+
+
+def near_bound(knob: str, dist: Distribution, value, *, within: float = NEAR,
+               limits: Sequence[float] = ()) -> str | None:
+    """A hint when ``value`` (a search's best) lies at or within ``within`` of its range from a
+    bound, measured on the range's own scale (log for a log range), else None.
+
+    An optimum on the edge of its space may lie beyond it, so the hint says to widen the space.
+    Choices have no order: never flagged. ``limits``: bounds the strategy itself cannot pass
+    (every backbone group, ``max_epochs-1`` probe epochs); an optimum there is not flagged,
+    as there is nothing to widen.
+    """
+    if isinstance(dist, optuna.distributions.CategoricalDistribution) \
+            or not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    low, high = float(dist.low), float(dist.high)
+    if high <= low or (dist.log and value <= 0):
+        return None
+    scaled = math.log if dist.log else float
+    share = (scaled(value) - scaled(low)) / (scaled(high) - scaled(low))
+    scale_note = " (log scale)" if dist.log else ""
+    for side, bound, distance in (("lower", low, share), ("upper", high, 1 - share)):
+        if distance <= within and bound not in limits:
+            where = f"at its {side} bound" if value == bound else \
+                f"within {within:.0%} of its {side} bound"
+            return (f"{knob}={value:.3g} is {where} {bound:g}{scale_note}; "
+                    f"widen strategy.search.{knob}")
+    return None
+
+
+def limits(strategy_cfg: DictConfig, knob: str, dist: Distribution, group_names: Sequence[str],
+           max_epochs: int) -> list[float]:
+    """The bounds of ``dist`` the strategy cannot pass on this model and budget (``lr_decay``
+    below 1, more groups than the model has), for ``near_bound``: a value just beyond each bound
+    is put to ``build_plan``."""
+    if isinstance(dist, optuna.distributions.CategoricalDistribution):
+        return []
+    integral = isinstance(dist, optuna.distributions.IntDistribution)
+    found = []
+    for bound, sign in ((dist.low, -1), (dist.high, 1)):
+        beyond = bound + sign * dist.step if integral and dist.step else \
+            (bound * 1.1 ** sign if bound > 0 else bound + sign * 0.1 * (dist.high - dist.low))
+        try:
+            build_plan(OmegaConf.merge(strategy_cfg, {knob: beyond}), group_names, max_epochs)
+        except UserError:
+            found.append(bound)
+    return found
 
 
 def as_override(knob: str, value) -> str:

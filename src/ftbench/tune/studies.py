@@ -26,6 +26,8 @@ from filelock import FileLock
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
+from ftbench.tune import pruning
+
 FINAL_STUDY = "final"
 # the study's trials that ran and were decided; a stale trial (failed for lack of heartbeat)
 # has no outcome and does not count: its retry does
@@ -69,11 +71,8 @@ def open_storage(url: str, heartbeat_seconds: float) -> optuna.storages.BaseStor
 
 
 def pruner(tune) -> optuna.pruners.BasePruner:
-    """Median pruning on per-epoch validation accuracy (``tune.pruner: null`` turns it off)."""
-    if not tune.pruner:
-        return optuna.pruners.NopPruner()
-    return optuna.pruners.MedianPruner(n_startup_trials=tune.pruner.startup_trials,
-                                       n_warmup_steps=tune.pruner.warmup_epochs)
+    """The pruner of ``tune.pruner`` (``ftbench.tune.pruning``; ``tune.pruner: null`` turns it off)."""
+    return pruning.pruner(tune)
 
 
 def search_study_name(strategy: str) -> str:

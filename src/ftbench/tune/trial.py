@@ -7,26 +7,36 @@ from lightning import Callback, LightningModule, Trainer
 from lightning.pytorch.trainer.states import TrainerFn
 from omegaconf import DictConfig
 
-from ftbench.tune import studies
+from ftbench.tune import pruning, studies
 
 
 class SearchTrial(Callback):
     """Reports validation accuracy after every epoch; stops the run when the pruner says so.
+
+    The pruner is asked only from the epoch ``pruning.first_prunable_epoch`` gives for the
+    run's plan (its final set of training groups, then ``warmup_epochs``), and once
+    ``startup_trials`` trials of the study have completed: a plan that unfreezes late is
+    judged like one that trains everything from the start, on the groups it ends with.
 
     Optuna's own Lightning callback raises ``TrialPruned``, which would lose the run's record;
     here the run stops at the end of the epoch (``trainer.should_stop``) and writes its
     ``result.json`` with ``status: pruned`` and what it cost, which the search counts.
     """
 
-    def __init__(self, trial: optuna.Trial) -> None:
+    def __init__(self, trial: optuna.Trial, warmup_epochs: int = 0, startup_trials: int = 0) -> None:
         self.trial = trial
+        self.warmup_epochs, self.startup_trials = warmup_epochs, startup_trials
         self.pruned = False
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         value = pl_module.epoch_value("val_acc")
         if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING or value is None:
             return
-        self.trial.report(value, trainer.current_epoch)
+        epoch = trainer.current_epoch
+        self.trial.report(value, epoch)
+        if epoch < pruning.first_prunable_epoch(pl_module.plan, trainer.max_epochs, self.warmup_epochs) \
+                or not pruning.startup_done(self.trial.study, self.startup_trials):
+            return
         if self.trial.should_prune():
             self.pruned = True
             trainer.should_stop = True
@@ -45,4 +55,7 @@ def search_trial(tune: DictConfig) -> SearchTrial:
     url = studies.storage_url(tune, HydraConfig.get().sweep.dir)
     storage = studies.open_storage(url, tune.heartbeat_seconds)
     study = studies.open_study(storage, tune.study, tune)
-    return SearchTrial(optuna.trial.Trial(study, tune.trial_id))
+    settings = tune.pruner
+    return SearchTrial(optuna.trial.Trial(study, tune.trial_id),
+                       warmup_epochs=settings.warmup_epochs if settings else 0,
+                       startup_trials=settings.startup_trials if settings else 0)
