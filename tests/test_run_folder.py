@@ -155,7 +155,7 @@ def test_a_refused_run_writes_nothing_under_the_output_root(tmp_path, cli, monke
 
 def test_a_run_saved_by_the_previous_layout_resumes_to_the_uninterrupted_result(tmp_path, cli):
     """tests/data/run_before_layout: a gradual run interrupted after its first epoch, saved
-    when the modules lived at the package's top level (its config names ftbench.tracking.loggers)."""
+    when the modules lived at the package's top level (its config names ftbench.loggers)."""
     import shutil
 
     import torch
