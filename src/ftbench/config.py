@@ -1,9 +1,9 @@
 """The configuration: where it lives, its resolvers, and the one check of it before any heavy work.
 
 Every value a user can set is checked here, once, before data or weights are read: the
-layer groups that ``strategy.trainable_groups`` counts and ``strategy.groups`` names, and the
-layers ``strategy.target_modules`` may adapt, come from the architecture built on PyTorch's
-``meta`` device, which allocates nothing. Checks that need the data (folders,
+layer groups that ``strategy.trainable_groups`` counts and ``strategy.groups`` names, the
+layers ``strategy.target_modules`` may adapt and the highest ``strategy.rank`` come from the
+architecture built on PyTorch's ``meta`` device, which allocates nothing. Checks that need the data (folders,
 images, the number of classes) or the weights file run where those are read, and raise the
 same one-line ``UserError``. The code that uses a value afterwards trusts it.
 """
@@ -19,7 +19,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
-from ftbench.adapters import ADAPTER_STRATEGIES, resolve_targets
+from ftbench.adapters import ADAPTER_STRATEGIES, check_adapters
 from ftbench.backbone import check_model_name, check_weight_source, layer_groups
 from ftbench.checks import choice, choice_error, integer, number
 from ftbench.data.shifts import Shift, parse_shifts
@@ -83,7 +83,7 @@ def validate_config(cfg: DictConfig) -> None:
     check_trainer(cfg.trainer)
     build_plan(cfg.strategy, group_names(cfg.model.name), cfg.trainer.max_epochs)
     if cfg.strategy.name in ADAPTER_STRATEGIES:
-        resolve_targets(meta_model(cfg.model.name), cfg.strategy.target_modules)
+        check_adapters(meta_model(cfg.model.name), cfg.strategy)
 
 
 def check_resolvable(cfg: DictConfig) -> None:
