@@ -28,6 +28,7 @@ from ftbench.failures import UserError
 from ftbench.optim import OPTIMIZERS, SCHEDULES
 from ftbench.redaction import job_dirname
 from ftbench.strategies import build_plan
+from ftbench.threads import check_threads, copies_started
 
 # Shipped inside the package, so that an installed ftbench finds its configs anywhere.
 CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")
@@ -193,6 +194,8 @@ def check_trainer(trainer: DictConfig) -> None:
     if not ok:
         raise UserError(f"trainer.devices={devices!r} is not valid; allowed: an integer >= 1, -1 "
                         "(every device), auto, or a list of device indices")
+    check_threads(trainer.get("threads", "auto"))
+    copies_started()
 
 
 @cache  # the jobs of a multirun share one process and mostly one model

@@ -3,7 +3,8 @@
 Every run writes ``result.json`` into its folder; the report reads nothing else. A completed
 run holds ``strategy``, ``model``, ``dataset``, ``seed``, ``metrics`` (with ``shift``, the accuracy
 under distribution shift), ``cost``, ``history``,
-``groups``, ``data``, the resolved ``config`` (secrets masked) and ``versions``; a failed or
+``groups``, ``data``, the resolved ``config`` (secrets masked), ``versions`` and ``runtime`` (the
+torch thread count it ran with, ``ftbench.threads``: float sums depend on it); a failed or
 diverged one holds the same identity, its ``status`` and a one-line ``error`` instead of
 ``metrics``.
 """
@@ -36,21 +37,23 @@ def identity(cfg: DictConfig) -> dict:
 
 def completed_result(cfg: DictConfig, *, metrics: dict, cost: dict, history: list[dict],
                      groups: list[dict], data: dict, shift: dict | None = None,
-                     status: str = "completed") -> dict:
+                     status: str = "completed", runtime: dict | None = None) -> dict:
     """A run that trained to its end (``completed``), or a search trial the pruner stopped
     (``pruned``: its cost and history are those of the epochs it ran).
 
     ``shift`` is ``robustness.ShiftEvaluation.summary()``: it adds ``metrics.shift`` (accuracy
     per shifted set and their ``mean``; None when none was evaluated), ``data.shift_hashes``
     (SHA-256 of each shifted set's model inputs and labels) and ``cost.shift_eval_flops``,
-    ``cost.shift_eval_seconds`` and ``cost.shift_eval_images``, apart from training and testing."""
+    ``cost.shift_eval_seconds`` and ``cost.shift_eval_images``, apart from training and testing.
+    ``runtime`` is ``ftbench.threads.ThreadShare.record()``."""
     shift = shift or {}
     metrics = {**metrics, "shift": shift.get("accuracy")}
     cost = {**cost, "shift_eval_flops": shift.get("flops", 0.0),
             "shift_eval_seconds": shift.get("seconds", 0.0), "shift_eval_images": shift.get("images", 0)}
     data = {**data, "shift_hashes": shift.get("hashes", {})}
     return {"status": status, **identity(cfg), "groups": groups, "metrics": metrics,
-            "cost": cost, "history": history, "data": data, "versions": versions()}
+            "cost": cost, "history": history, "data": data, "versions": versions(),
+            "runtime": runtime or {}}
 
 
 def failed_result(cfg: DictConfig | None, error: BaseException, status: str = "failed") -> dict:

@@ -50,6 +50,7 @@ from ftbench.robustness import ShiftEvaluation
 from ftbench.run_folder import discard_refused, is_rank_zero, lock, release, release_all
 from ftbench.run_io import save_weights
 from ftbench.strategies import build_plan
+from ftbench.threads import KeepThreads, apply_threads
 from ftbench.trainer import build_trainer
 
 if TYPE_CHECKING:
@@ -68,6 +69,8 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
     """
     validate_config(cfg)
     started = time.perf_counter()
+    threads = KeepThreads(cfg)  # the run's share of the machine's cores, from here on
+    threads.share = apply_threads(cfg)
     seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = FineTuneDataModule(cfg.dataset, batch_size=cfg.data.batch_size,
                                     num_workers=cfg.data.num_workers, pin_memory=cfg.data.pin_memory)
@@ -91,7 +94,8 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
     # data or not (data/features.py)
     cached = bool(cfg.data.cache_features) and plan.head_only_through(0)
     meter = Meter()
-    callbacks = [RunPreview(cached), meter, DivergenceGuard(), *extra_callbacks, *progress_bar(cfg)]
+    callbacks = [threads, RunPreview(cached, threads), meter, DivergenceGuard(), *extra_callbacks,
+                 *progress_bar(cfg)]
     if search_trial:  # a search trial is never resumed: a dead worker's trial runs again whole
         callbacks.append(search_trial)
     else:
@@ -128,6 +132,7 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
               "augmented": datamodule.augmented,
               "input_size": list(datamodule.data_config["input_size"])},
         shift=shifted.summary(),
+        runtime=threads.record(),
     )
     if trainer.is_global_zero:
         if not search_trial:
