@@ -417,3 +417,21 @@ def test_a_search_trial_is_read_by_its_validation_accuracy_a_final_run_by_its_te
     assert problem({**search, "metrics": {"val_acc": None}}) == "metrics.val_acc is None, not a number"
     final = {**search, "config": {"tune": {"phase": "tuned"}}}
     assert problem(final) == "metrics.test_acc is None, not a number"
+
+
+def test_the_report_says_when_the_runs_compared_mixed_thread_counts(tmp_path, template):
+    runs = [fake_run(template, strategy, s, 0.8, 3e9) for strategy in ("full", "linear_probe")
+            for s in (0, 1)]
+    for run in runs:
+        run["runtime"] = {"torch_threads": 1, "threads": "auto", "cores": 2, "workers": 2}
+    write_runs(tmp_path / "same", runs)
+    write_report(tmp_path / "same")
+    assert "thread counts" not in (tmp_path / "same" / "report.md").read_text()
+
+    runs[0]["runtime"]["torch_threads"] = 2  # one run started alone on the machine
+    write_runs(tmp_path / "mixed", runs)
+    write_report(tmp_path / "mixed")
+    md = (tmp_path / "mixed" / "report.md").read_text()
+    assert "⚠ These runs trained at different torch thread counts: 1 (3 runs), 2 (1 run)." in md
+    rows = [(r["strategy"], r["runs"]) for r in read_csv(tmp_path / "mixed" / "report.csv")]
+    assert rows == [("linear_probe", "2"), ("full", "2")]  # the count is no setting: rows stay whole

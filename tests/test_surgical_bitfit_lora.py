@@ -8,12 +8,14 @@ import torch
 from omegaconf import OmegaConf
 from safetensors.torch import save_file
 
+from ftbench.config import validate_config
 from ftbench.finetune.module import FineTuneModule, keeps_statistics
 from ftbench.finetune.strategies import build_plan
-from ftbench.models.adapters import ADAPTER_PREFIX, add_adapters, default_targets, resolve_targets
+from ftbench.models.adapters import ADAPTER_PREFIX, add_adapters, default_targets, full_rank, resolve_targets
 from ftbench.models.backbone import create_backbone, layer_groups
 from ftbench.models.weights import read_state_dict
 from ftbench.run.failures import UserError
+from tests.helpers import FAST, make_cfg
 
 TINY = ["test_resnet", "test_efficientnet", "test_convnext", "test_vit"]
 
@@ -179,3 +181,46 @@ def test_bad_lora_targets_are_one_line_errors(targets, message):
         resolve_targets(model, targets)
     assert "\n" not in str(err.value)
     assert resolve_targets(model, ["conv_pw"]) == [n for n in default_targets(model) if n.endswith("conv_pw")]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["strategy.target_modules=[]"], "strategy.target_modules=[] is not valid; allowed: null (the "
+                                     "defaults) or a non-empty list of layer names"),
+    (["strategy.rank=1000000000000"], "strategy.rank=1000000000000 is not valid; allowed: an integer "
+                                      "1..96 (the full rank of blocks.2.0.conv_exp, the widest layer"),
+    (["strategy.rank=97"], "strategy.rank=97 is not valid; allowed: an integer 1..96"),
+    # the bound follows the layers adapted: conv_pw alone is narrower than the defaults
+    (["strategy.target_modules=[conv_pw]", "strategy.rank=49"],
+     "allowed: an integer 1..48 (the full rank of blocks.4.0.conv_pw"),
+    (["strategy.rank=0"], "strategy.rank=0 is not valid; allowed: an integer >= 1"),
+    (["strategy.rank=-3"], "strategy.rank=-3 is not valid; allowed: an integer >= 1"),
+    (["strategy.rank=2.5"], "strategy.rank=2.5 is not valid; allowed: an integer >= 1"),
+    (["strategy.rank=eight"], "strategy.rank='eight' is not valid; allowed: an integer >= 1"),
+])
+def test_bad_lora_settings_are_refused_by_the_config_check(tmp_path, overrides, message):
+    with pytest.raises(UserError) as err:
+        validate_config(make_cfg(*FAST, "strategy=lora", *overrides, run_dir=tmp_path))
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_rank_bound_is_the_full_rank_of_the_widest_adapted_layer(tmp_path):
+    # of the layers lora adapts by default, blocks.2.0.conv_exp has the largest min(inputs, outputs)
+    model = create_backbone("test_efficientnet", num_classes=10, weights="none")
+    layers = dict(model.named_modules())
+    targets = default_targets(model)
+    assert max(full_rank(layers[n]) for n in targets) == 96
+    assert min(full_rank(layers[n]) for n in targets) < 16  # narrow layers do not bound the rank
+    for rank in (1, 16, 96):
+        validate_config(make_cfg(*FAST, "strategy=lora", f"strategy.rank={rank}", run_dir=tmp_path))
+    conv = torch.nn.Conv2d(8, 100, kernel_size=3)  # 8 x 3 x 3 = 72 inputs
+    assert full_rank(conv) == 72 and full_rank(torch.nn.Linear(5, 7)) == 5
+
+
+@pytest.mark.parametrize("bad", ["strategy.target_modules=[]", "strategy.rank=1000000000000"])
+def test_bad_lora_settings_are_one_line_and_leave_no_run_folder(tmp_path, cli, bad):
+    folder = tmp_path / "run"
+    code, stderr = cli(f"hydra.run.dir={folder}", *FAST, "strategy=lora", bad)
+    assert code == 2
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"ftbench: error: {bad}"), stderr
+    assert not folder.exists()

@@ -1,9 +1,9 @@
 """The configuration: where it lives, its resolvers, and the one check of it before any heavy work.
 
 Every value a user can set is checked here, once, before data or weights are read: the
-layer groups that ``strategy.trainable_groups`` counts and ``strategy.groups`` names, and the
-layers ``strategy.target_modules`` may adapt, come from the architecture built on PyTorch's
-``meta`` device, which allocates nothing. Checks that need the data (folders,
+layer groups that ``strategy.trainable_groups`` counts and ``strategy.groups`` names, the
+layers ``strategy.target_modules`` may adapt and the highest ``strategy.rank`` come from the
+architecture built on PyTorch's ``meta`` device, which allocates nothing. Checks that need the data (folders,
 images, the number of classes) or the weights file run where those are read, and raise the
 same one-line ``UserError``. The code that uses a value afterwards trusts it.
 """
@@ -23,11 +23,12 @@ from ftbench.data.shifts import Shift, parse_shifts
 from ftbench.data.sources import BAD_IMAGE_POLICIES, SOURCES
 from ftbench.finetune.optim import OPTIMIZERS, SCHEDULES
 from ftbench.finetune.strategies import build_plan
-from ftbench.models.adapters import ADAPTER_STRATEGIES, resolve_targets
+from ftbench.models.adapters import ADAPTER_STRATEGIES, check_adapters
 from ftbench.models.backbone import check_model_name, check_weight_source, layer_groups
 from ftbench.run.checks import choice, choice_error, integer, number
 from ftbench.run.failures import UserError
 from ftbench.run.redaction import job_dirname
+from ftbench.run.threads import check_threads, copies_started
 from ftbench.tracking.loggers import WANDB_MODES
 
 # Shipped inside the package, so that an installed ftbench finds its configs anywhere.
@@ -83,7 +84,7 @@ def validate_config(cfg: DictConfig) -> None:
     check_trainer(cfg.trainer)
     build_plan(cfg.strategy, group_names(cfg.model.name), cfg.trainer.max_epochs)
     if cfg.strategy.name in ADAPTER_STRATEGIES:
-        resolve_targets(meta_model(cfg.model.name), cfg.strategy.target_modules)
+        check_adapters(meta_model(cfg.model.name), cfg.strategy)
 
 
 def check_resolvable(cfg: DictConfig) -> None:
@@ -212,6 +213,8 @@ def check_trainer(trainer: DictConfig) -> None:
     if not ok:
         raise UserError(f"trainer.devices={devices!r} is not valid; allowed: an integer >= 1, -1 "
                         "(every device), auto, or a list of device indices")
+    check_threads(trainer.get("threads", "auto"))
+    copies_started()
 
 
 @cache  # the jobs of a multirun share one process and mostly one model

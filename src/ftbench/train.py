@@ -54,6 +54,7 @@ from ftbench.run.predictions import write_predictions
 from ftbench.run.redaction import install_log_redaction, override_secrets, redact_saved_configs, remember
 from ftbench.run.result import PREDICTIONS_FILE, WEIGHTS_FILE, build_result, write_result
 from ftbench.run.resume import check_checkpoint_fits, config_digest, resume_target
+from ftbench.run.threads import KeepThreads, apply_threads
 from ftbench.tracking.loggers import build_logger, publish_result
 from ftbench.tracking.progress import progress_bar
 
@@ -67,6 +68,8 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
     search trial) names the status of a run it stopped early."""
     started = time.perf_counter()
     keep = run_outputs(cfg)
+    threads = KeepThreads(cfg)  # the run's share of the machine's cores, from here on
+    threads.share = apply_threads(cfg)
     seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = FineTuneDataModule(cfg.dataset, batch_size=cfg.data.batch_size,
                                     num_workers=cfg.data.num_workers, pin_memory=cfg.data.pin_memory)
@@ -87,10 +90,12 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
                             channels_last=cfg.model.channels_last)
 
     # Head-only epochs train on cached features of the deterministic transform (finetune/features.py)
-    cache = FeatureCache(plan, store_dir=cfg.data.feature_store) if cfg.data.cache_features else None
+    cached = bool(cfg.data.cache_features) and plan.head_only_through(0)
+    cache = FeatureCache(plan, store_dir=cfg.data.feature_store) if cached else None
     meter = Meter()
     shifted = ShiftEvaluation(eval_shifts(cfg), cache)  # when the test ends: the shifted test sets
-    own = [RunPreview(cache), meter, DivergenceGuard(), *callbacks, *progress_bar(cfg)]
+    own = [threads, RunPreview(cache is not None, threads), meter, DivergenceGuard(), *callbacks,
+           *progress_bar(cfg)]
     if keep.checkpoint:
         # last.ckpt after every epoch, written after every other callback's epoch end so that
         # it holds the whole epoch (save_last alone only saves alongside a top-k checkpoint)
@@ -123,6 +128,7 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
               **split_hashes(datamodule.load())},
         shift=shifted.summary(),
         predictions=PREDICTIONS_FILE if predictions.get("test") else None,
+        runtime=threads.record(),
     )
     if trainer.is_global_zero:
         if keep.weights:

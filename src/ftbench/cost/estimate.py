@@ -1,9 +1,10 @@
 """What a run is about to cost, said before it trains.
 
 One line when fitting starts: images per epoch, epochs, input size, FLOPs of one image's
-forward (counted with ``ftbench.cost.flops`` on a real training image) and a rough time estimate
+forward (counted with ``ftbench.cost.flops`` on a real training image), a rough time estimate
 for this machine (a forward timed on a few images, a training step counted as three forwards
-where backbone groups train and one where only the head does). And one more line when the
+where backbone groups train and one where only the head does) and the torch threads the run
+computes with (``ftbench.run.threads``). And one more line when the
 images are much smaller than the input size the weights expect: they are upscaled, and the
 compute grows with the pixels.
 """
@@ -54,8 +55,9 @@ def upscaling_note(image_size: tuple[int, int], input_size: tuple[int, int]) -> 
 class RunPreview(Callback):
     """Logs the run's expected cost (and any upscaling) when fitting starts, on rank zero."""
 
-    def __init__(self, cached_head_epochs: bool = False) -> None:
+    def __init__(self, cached_head_epochs: bool = False, threads=None) -> None:
         self.cached_head_epochs = cached_head_epochs  # head-only epochs train on cached features
+        self.threads = threads  # ftbench.run.threads.KeepThreads: the run's thread count, said here
 
     @torch.no_grad()
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -86,11 +88,13 @@ class RunPreview(Callback):
         test_images = limited(len(test), dm.batch_size, trainer.limit_test_batches) // trainer.world_size
         cached = self.cached_head_epochs and dm.can_serve_features("train")
         forwards = self._forwards(trainer, pl_module, images, val_images, test_images, cached)
+        share = self.threads.share if self.threads is not None else None
         log.info("run: %d images per epoch x %d epochs at %s px, %s per image (forward); about %s "
                  "on this machine (a forward timed on %d images, a training step as %g forwards "
-                 "where backbone groups train)", images, trainer.max_epochs,
+                 "where backbone groups train)%s", images, trainer.max_epochs,
                  "x".join(str(d) for d in first.shape[1:]), _flops(counter.get_total_flops()),
-                 _duration(forwards * seconds), TIMED_IMAGES, TRAIN_FORWARDS)
+                 _duration(forwards * seconds), TIMED_IMAGES, TRAIN_FORWARDS,
+                 f"; {share.describe()}" if share else "")
 
     @staticmethod
     def _seconds_per_image(trainer: Trainer, pl_module: LightningModule, train) -> float:

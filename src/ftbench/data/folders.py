@@ -21,7 +21,7 @@ from pathlib import Path
 from PIL import Image
 from torchvision.datasets import ImageFolder
 
-from ftbench.run.failures import UserError
+from ftbench.run.failures import UserError, visible
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +44,22 @@ def warn_shared_images(splits: dict[str, list[str]], digests: dict[str, str], ro
                     str(root), len(shared), example)
 
 
+def names(items: list[str]) -> str:
+    """Folder names for a message, comma-separated, each on the message's line."""
+    return ", ".join(visible(item) for item in items)
+
+
 class LinkSafeImageFolder(ImageFolder):
     """torchvision's ``ImageFolder``, listing each file once: links to files are followed,
-    links to folders are not (a link back up a class folder would list it over and over)."""
+    links to folders are not (a link back up a class folder would list it over and over).
 
-    @staticmethod
-    def find_classes(directory: str | Path) -> tuple[list[str], dict[str, int]]:
+    ``setting``: the setting that names the folder, in every message about its files.
+    """
+
+    setting = "dataset.root"
+
+    @classmethod
+    def find_classes(cls, directory: str | Path) -> tuple[list[str], dict[str, int]]:
         """Subfolders, or links to folders; a link that loops is an error."""
         classes = []
         for entry in sorted(os.scandir(directory), key=lambda e: e.name):
@@ -58,14 +68,14 @@ class LinkSafeImageFolder(ImageFolder):
             except FileNotFoundError:  # a dangling link: no class
                 continue
             except OSError as err:
-                raise UserError(f"dataset.root: {entry.path!r} cannot be read "
+                raise UserError(f"{cls.setting}: {entry.path!r} cannot be read "
                                 f"({err.strerror}); remove it or fix the link") from err
             if is_dir:
                 classes.append(entry.name)
         return classes, {name: i for i, name in enumerate(classes)}
 
-    @staticmethod
-    def make_dataset(directory: str | Path, class_to_idx: dict[str, int], extensions=None,
+    @classmethod
+    def make_dataset(cls, directory: str | Path, class_to_idx: dict[str, int], extensions=None,
                      is_valid_file: Callable[[str], bool] | None = None,
                      allow_empty: bool = False) -> list[tuple[str, int]]:
         seen: set[tuple[int, int]] = set()
@@ -88,12 +98,12 @@ class LinkSafeImageFolder(ImageFolder):
                     if is_valid_file is None or is_valid_file(path):
                         samples.append((path, class_to_idx[name]))
         if repeated:
-            log.warning("dataset.root=%r: %d files are links to (or hard links of) files listed "
-                        "already; each file is used once", str(directory), repeated)
+            log.warning("%s=%r: %d files are links to (or hard links of) files listed already; "
+                        "each file is used once", cls.setting, str(directory), repeated)
         empty = sorted(set(class_to_idx) - {name for name, i in class_to_idx.items()
                                             if any(label == i for _, label in samples)})
         if empty and not allow_empty:
-            raise FileNotFoundError(f"Found no valid file for the classes {', '.join(empty)}")
+            raise FileNotFoundError(f"Found no valid file for the classes {names(empty)}")
         return samples
 
 
@@ -107,20 +117,22 @@ def image_folder(root: Path, bad_images: str = "error", digests: dict[str, str] 
     try:
         return folder()
     except FileNotFoundError as err:  # raised for a class folder without images
-        raise UserError(f"dataset.root={str(root)!r}: {str(err).splitlines()[0]}") from err
+        raise UserError(f"dataset.root={str(root)!r}: {visible(str(err))}") from err
 
 
 # PIL reports a file that is not a (whole) image in several ways.
 _UNREADABLE = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 
 
-def is_readable_image(path: str, bad_images: str = "error", digests: dict[str, str] | None = None) -> bool:
+def is_readable_image(path: str, bad_images: str = "error", digests: dict[str, str] | None = None,
+                      setting: str = "dataset.root") -> bool:
     """Whether ``path`` is an image file to use; a corrupt one is an error or skipped.
 
     The check reads the whole file but decodes little: ``Image.verify`` checks a file's
     structure without decoding its pixels, and a JPEG (whose ``verify`` checks nothing) is
     decoded at an eighth of its size, which still reads every block, so a truncated one is
     caught before training starts. ``digests`` collects each file's SHA-256 on the way.
+    ``setting`` names the folder ``path`` is in, in the error.
     """
     from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
 
@@ -137,20 +149,21 @@ def is_readable_image(path: str, bad_images: str = "error", digests: dict[str, s
                 image.verify()
     except _UNREADABLE as err:
         if bad_images == "skip":
-            log.warning("skipping %s: not a readable image (%s)", path, type(err).__name__)
+            log.warning("skipping %r: not a readable image (%s)", path, type(err).__name__)
             return False
-        raise UserError(f"dataset.root: {path!r} is not a readable image ({type(err).__name__}); "
+        raise UserError(f"{setting}: {path!r} is not a readable image ({type(err).__name__}); "
                         "remove or replace it, or set dataset.bad_images=skip") from err
     if digests is not None:
         digests[path] = hashlib.sha256(data).hexdigest()
     return True
 
 
-def load_rgb(path: str) -> Image.Image:
-    """torchvision's PIL loader, with a one-line error naming a file that fails to decode."""
+def load_rgb(path: str, setting: str = "dataset.root") -> Image.Image:
+    """torchvision's PIL loader, with a one-line error naming a file that fails to decode (and
+    ``setting``, the folder it is in)."""
     try:
         with open(path, "rb") as f:
             return Image.open(f).convert("RGB")
     except _UNREADABLE as err:
-        raise UserError(f"dataset.root: {path!r} could not be decoded ({type(err).__name__}); "
+        raise UserError(f"{setting}: {path!r} could not be decoded ({type(err).__name__}); "
                         "remove or replace it") from err

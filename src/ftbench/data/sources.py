@@ -23,15 +23,24 @@ from ftbench.data.folders import (
     image_folder,
     is_readable_image,
     load_rgb,
+    names,
     warn_shared_images,
 )
 from ftbench.data.labels import labels_of
 from ftbench.data.sizes import resize_validation, take_validation
-from ftbench.run.failures import UserError
+from ftbench.run.failures import UserError, visible
 
 log = logging.getLogger(__name__)
 
 __all__ = ["BAD_IMAGE_POLICIES", "SOURCES", "Splits", "load_splits"]
+
+OOD_SETTING = "dataset.ood_root"
+
+
+class OodImageFolder(LinkSafeImageFolder):
+    """A folder of ``dataset.ood_root``: its messages name that setting."""
+
+    setting = OOD_SETTING
 
 
 class LabeledImages(Dataset):
@@ -153,25 +162,26 @@ def ood_folder(root: str, classes: list[str], bad_images: str = "error"):
     path = Path(root)
     if not path.is_dir():
         raise UserError(f"dataset.ood_root={root!r}: no such folder")
-    found, _ = LinkSafeImageFolder.find_classes(path)
+    found, _ = OodImageFolder.find_classes(path)
     if not found:
         raise UserError(f"dataset.ood_root={root!r} has no class folder; allowed: subfolders "
-                        f"named like the training classes ({', '.join(classes)})")
+                        f"named like the training classes ({names(classes)})")
     foreign = [name for name in found if name not in classes]
     if foreign:
-        raise UserError(f"dataset.ood_root={root!r}: class folder(s) {', '.join(foreign)} not among "
-                        f"the training classes; allowed: {', '.join(classes)}")
+        raise UserError(f"dataset.ood_root={root!r}: class folder(s) {names(foreign)} not among "
+                        f"the training classes; allowed: {names(classes)}")
 
-    class TrainingClasses(LinkSafeImageFolder):
+    class TrainingClasses(OodImageFolder):
         @staticmethod
         def find_classes(directory):
             return found, {name: classes.index(name) for name in found}
 
     try:
-        return TrainingClasses(str(path), loader=load_rgb, allow_empty=False,
-                               is_valid_file=partial(is_readable_image, bad_images=bad_images))
+        return TrainingClasses(str(path), loader=partial(load_rgb, setting=OOD_SETTING), allow_empty=False,
+                               is_valid_file=partial(is_readable_image, bad_images=bad_images,
+                                                     setting=OOD_SETTING))
     except FileNotFoundError as err:  # raised for a class folder without images
-        raise UserError(f"dataset.ood_root={root!r}: {str(err).splitlines()[0]}") from err
+        raise UserError(f"dataset.ood_root={root!r}: {visible(str(err))}") from err
 
 
 # torchvision datasets: name -> (class name, kwargs per split or None where we split off).

@@ -11,15 +11,17 @@ import hydra
 import torch
 from hydra.errors import InstantiationException
 from lightning import Trainer
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from ftbench.run.failures import UserError, one_line
 
 
 def build_trainer(cfg: DictConfig, **kwargs) -> Trainer:
     """Lightning's Trainer as ``cfg.trainer`` says; a setting it refuses is one line."""
+    settings = OmegaConf.to_container(cfg.trainer, resolve=True)
+    settings.pop("threads", None)  # ftbench's own (ftbench.run.threads), not the Trainer's
     try:
-        trainer = hydra.utils.instantiate(cfg.trainer, **kwargs)
+        trainer = hydra.utils.instantiate(settings, **kwargs)
     except InstantiationException as err:
         cause = err.__cause__ or err
         raise UserError(f"trainer: Lightning refuses these settings ({one_line(cause)})") from err

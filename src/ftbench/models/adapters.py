@@ -12,8 +12,10 @@ again, and ``model.safetensors`` loads into ``timm.create_model(name, num_classe
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
+from omegaconf import OmegaConf
 from torch import nn
 
 from ftbench.run.failures import UserError
@@ -55,9 +57,10 @@ def resolve_targets(model: nn.Module, targets: Sequence[str] | None) -> list[str
     """
     if targets is None:
         return default_targets(model)
-    if isinstance(targets, str) or not all(isinstance(t, str) and t for t in targets):
+    listed = isinstance(targets, list | tuple) or OmegaConf.is_list(targets)
+    if not listed or not targets or not all(isinstance(t, str) and t for t in targets):
         raise UserError(f"strategy.target_modules={targets!r} is not valid; allowed: null (the "
-                        "defaults) or a list of layer names, e.g. [qkv,fc1,fc2]")
+                        "defaults) or a non-empty list of layer names, e.g. [qkv,fc1,fc2]")
     layers = _candidates(model)
     chosen: list[str] = []
     for target in targets:
@@ -71,6 +74,41 @@ def resolve_targets(model: nn.Module, targets: Sequence[str] | None) -> list[str
                             f"such as {', '.join(default_targets(model)[:3])}")
         chosen += [n for n in usable if n not in chosen]
     return chosen
+
+
+def full_rank(layer: nn.Module) -> int:
+    """The highest rank an update of ``layer``'s weight can have: min(inputs, outputs).
+
+    A convolution's inputs are its input channels times its kernel area: peft adapts it with a
+    convolution of the same kernel into ``rank`` channels, then a 1x1 convolution out.
+    """
+    if isinstance(layer, nn.Linear):
+        return min(layer.in_features, layer.out_features)
+    inputs = layer.in_channels // layer.groups * math.prod(layer.kernel_size)
+    return min(inputs, layer.out_channels)
+
+
+def check_rank(model: nn.Module, targets: Sequence[str], rank: int) -> None:
+    """Refuse a ``strategy.rank`` above the full rank of the widest layer it adapts.
+
+    Above that bound the update of every adapted layer is full-rank already: a higher rank adds
+    parameters (and memory, without limit) but no capacity. The bound is the widest layer's,
+    not the narrowest's: a rank above a narrow layer's full rank (a squeeze-excite projection
+    of 8 channels) is common practice and harmless, since the wider layers still gain from it.
+    """
+    layers = _candidates(model)
+    widest = max(targets, key=lambda name: full_rank(layers[name]))
+    bound = full_rank(layers[widest])
+    if rank > bound:
+        raise UserError(f"strategy.rank={rank!r} is not valid; allowed: an integer 1..{bound} (the "
+                        f"full rank of {widest}, the widest layer it adapts: a higher rank adds "
+                        "parameters, not capacity)")
+
+
+def check_adapters(model: nn.Module, strategy_cfg) -> None:
+    """The adapter settings of ``strategy_cfg`` against ``model`` (its architecture suffices:
+    a model on the ``meta`` device): the layers they adapt and the rank."""
+    check_rank(model, resolve_targets(model, strategy_cfg.target_modules), strategy_cfg.rank)
 
 
 def add_adapters(model: nn.Module, strategy_cfg) -> Callable[[], object]:

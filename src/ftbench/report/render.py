@@ -15,7 +15,14 @@ from ftbench.report.collect import Run, collect
 from ftbench.report.comparison import compare
 from ftbench.report.fmt import num, si
 from ftbench.report.rows import FEW_SEEDS, Row, group_rows
-from ftbench.report.sections import marginal_table, per_class_table, probe_text, rows_text, seeds_text
+from ftbench.report.sections import (
+    marginal_table,
+    per_class_table,
+    probe_text,
+    rows_text,
+    seeds_text,
+    threads_note,
+)
 from ftbench.report.tables import (
     NOTES,
     PAIRED_NOTES,
@@ -95,7 +102,8 @@ def write_tuned_report(root: Path, runs: list[Run]) -> dict[str, Path]:
     failed = [r for r in runs if unfinished(r)]
     _write(paths["report.md"], [
         f"# Fine-tuning strategies compared, each tuned\n\n{context(runs)}", advice,
-        tuned.protocol(runs, items), f"## Default against tuned\n\n{tuned.default_against_tuned(items)}",
+        tuned.protocol(runs, items), threads_note(runs),
+        f"## Default against tuned\n\n{tuned.default_against_tuned(items)}",
         f"## Which differences are real (tuned)\n\n{PAIRED_NOTES}\n\n{paired}",
         "## Sensitivity\n\nValidation accuracy over each strategy's trials: a wide spread means the "
         f"strategy needs its search.\n\n{tuned.sensitivity(items)}",

@@ -30,7 +30,8 @@ STUDY_KNOBS = {
 NOT_SETTINGS = ("seed", "resume", "progress", "logger", "paths", "hydra", "tune", "strategy.search",
                 "data.num_workers",
                 "data.pin_memory", "data.feature_store", "dataset.download", "trainer.enable_progress_bar",
-                "trainer.enable_model_summary", "trainer.log_every_n_steps", "trainer.default_root_dir")
+                "trainer.enable_model_summary", "trainer.log_every_n_steps", "trainer.default_root_dir",
+                "trainer.threads")
 FEW_SEEDS = 3  # below this many seeds an interval is flagged
 
 

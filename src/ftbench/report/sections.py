@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 
-from ftbench.report.collect import Run
+from ftbench.report.collect import Run, judged_by
 from ftbench.report.rows import FEW_SEEDS, Row, confounded_note
 from ftbench.report.stats import t_quantile
 
@@ -114,7 +114,29 @@ def rows_text(rows: list[Row]) -> str:
         lines.append("Runs are seeds of one row only if every setting but the seed is equal; these "
                      f"differ between rows: {', '.join(keys)}.")
     lines += [note for axis in STUDY_AXES if (note := confounded_note(rows, axis))]
-    return "\n\n".join(lines)
+    lines.append(threads_note([run for row in rows for run in row.runs]))
+    return "\n\n".join(line for line in lines if line)
+
+
+def threads_note(runs: list[Run]) -> str:
+    """A warning when the tested runs ran at different torch thread counts (``runtime`` in
+    ``result.json``): float sums, and so the trained weights, depend on the count."""
+    tested = [run for run in runs if run.completed and judged_by(run.data) == "test_acc"]
+    counts = Counter(int(threads) for run in tested
+                     if (threads := run.number("runtime.torch_threads")) is not None)
+    resumed = sum(1 for run in tested if run.get("runtime.resumed_from_threads"))
+    why = ("The same seed repeats a run bit for bit only at the same thread count (the sums run in "
+           "another order), so a difference of a few test images may come from the thread count "
+           "alone; set trainer.threads to one number to compare like with like.")
+    parts = []
+    if len(counts) > 1:
+        listed = ", ".join(f"{threads} ({n} run{'s' if n != 1 else ''})"
+                           for threads, n in sorted(counts.items()))
+        parts.append(f"These runs trained at different torch thread counts: {listed}.")
+    if resumed:
+        parts.append(f"{resumed} run{' was' if resumed == 1 else 's were'} resumed at another torch "
+                     f"thread count than {'it' if resumed == 1 else 'they'} started with.")
+    return f"⚠ {' '.join(parts)} {why}" if parts else ""
 
 
 def _head_only_first(run: Run) -> bool:

@@ -46,6 +46,13 @@ def _sigterm_exception() -> type[BaseException]:
     return SIGTERMException
 
 
+def visible(text: str) -> str:
+    """``text`` with each control character (a newline, a tab, a terminal escape) written as
+    its Python escape (``\\n``): a value read from a file name stays on its message's line and
+    cannot drive the terminal it is printed to. Other characters, accented ones too, stay."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def one_line(error: BaseException) -> str:
     """The error as a single line that names the bad value and, where known, what is allowed."""
     if isinstance(error, MissingConfigException) and error.missing_cfg_file:
@@ -63,7 +70,9 @@ def one_line(error: BaseException) -> str:
     if isinstance(error, HydraException) and appended:
         key = appended.group(1)
         return f"+{key}=... adds a setting, but {key} exists already; set it with {key}=..."
-    if isinstance(error, UserError | Diverged | HydraException | OmegaConfBaseException):
+    if isinstance(error, UserError):  # one line by design: a line break in it is a value's
+        return visible(str(error).strip()) or type(error).__name__
+    if isinstance(error, Diverged | HydraException | OmegaConfBaseException):
         return _first_line(error)
     return f"{type(error).__name__}: {_first_line(error)}"
 

@@ -69,6 +69,7 @@ class Result(TypedDict, total=False):
     groups: list[dict]        # layer groups: name, params
     data: dict                # classes, split sizes, input size, hashes
     versions: dict
+    runtime: dict             # torch_threads and what chose it (ftbench.run.threads)
     predictions: str | None   # PREDICTIONS_FILE beside result.json, or None
     error: str                # failed and diverged runs
 
@@ -104,8 +105,8 @@ def build_result(cfg, *, status: str = "completed", metrics: dict | None = None,
     ``error`` makes a failed (or diverged) record: identity, status, the error's one line. For
     a run that trained, ``shift`` is ``ShiftEvaluation.summary()``: it adds ``metrics.shift``,
     ``data.shift_hashes`` and the ``cost.shift_eval_*`` figures, kept apart from training.
-    ``runtime`` (threads and device) joins ``versions``: same seed, same result holds only for
-    the same versions, hardware and thread count.
+    ``runtime`` is ``ftbench.run.threads.ThreadShare.record()``: the same seed repeats a run bit
+    for bit only with the same versions, hardware and thread count.
     """
     record: Result = {"schema": SCHEMA_VERSION, "status": status}
     if cfg is not None:
@@ -126,7 +127,8 @@ def build_result(cfg, *, status: str = "completed", metrics: dict | None = None,
             data={**(data or {}), "shift_hashes": shift.get("hashes", {})},
             predictions=predictions,
         )
-    record["versions"] = {**versions(), **(runtime or {})}
+    record["versions"] = versions()
+    record["runtime"] = runtime or {}
     return record
 
 
@@ -225,7 +227,7 @@ def _bounded_int(text: str) -> int:
     return int(text)
 
 
-_PARTS = {"metrics": dict, "config": dict, "cost": dict, "data": dict, "versions": dict,
+_PARTS = {"metrics": dict, "config": dict, "cost": dict, "data": dict, "versions": dict, "runtime": dict,
           "history": list, "groups": list}
 _TEXTS = ("status", "strategy", "model", "dataset", "error", "predictions")
 

@@ -1,0 +1,162 @@
+"""A run's torch threads: its share of the machine's cores, said when it starts and recorded."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from ftbench.config import validate_config
+from ftbench.report.collect import Run
+from ftbench.report.sections import threads_note
+from ftbench.run.failures import UserError
+from ftbench.run.threads import (
+    WORKERS_ENV,
+    ThreadShare,
+    copies_started,
+    launcher_jobs,
+    resolve_threads,
+    thread_share,
+)
+from tests.helpers import FAST, make_cfg
+
+JOBLIB = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
+SUBMITIT_LOCAL = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher"
+BASIC = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
+
+
+@pytest.fixture(autouse=True)
+def keep_torch_threads():
+    """A run sets torch's thread count for the whole process: put it back after each test."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("setting, cores, workers, omp, expected", [
+    ("auto", 8, 1, None, 8),
+    ("auto", 8, 2, None, 4),
+    ("auto", 8, 3, None, 2),    # cores // workers
+    ("auto", 2, 2, None, 1),
+    ("auto", 2, 5, None, 1),    # never below one
+    ("auto", 16, 2, 4, 4),      # OMP_NUM_THREADS caps auto
+    ("auto", 16, 8, 4, 2),      # ... only from above
+    (3, 2, 2, None, 3),         # an explicit count wins over the share
+    (3, 2, 2, 1, 3),            # ... and over OMP_NUM_THREADS
+])
+def test_auto_is_the_cores_divided_by_the_workers_and_a_number_wins(setting, cores, workers, omp, expected):
+    assert resolve_threads(setting, cores, workers, omp) == expected
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5, "many", True, None])
+def test_a_bad_thread_setting_is_one_line(bad):
+    with pytest.raises(UserError) as err:
+        resolve_threads(bad, 2, 1)
+    assert str(err.value) == (f"trainer.threads={bad!r} is not valid; allowed: auto (the cores of this "
+                              "machine / the workers on it), or an integer >= 1")
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["trainer.threads=0"], "trainer.threads=0 is not valid; allowed: auto"),
+    (["trainer.threads=lots"], "trainer.threads='lots' is not valid; allowed: auto"),
+])
+def test_the_config_check_refuses_a_bad_thread_setting(tmp_path, overrides, message):
+    with pytest.raises(UserError, match=message) as err:
+        validate_config(make_cfg(*FAST, *overrides, run_dir=tmp_path))
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("launcher, batch, expected", [
+    (None, None, 1),                                      # a single run, or outside Hydra
+    ({"_target_": BASIC}, None, 1),                       # one job after another
+    ({"_target_": BASIC}, 4, 1),
+    ({"_target_": JOBLIB, "n_jobs": 2}, None, 2),
+    ({"_target_": JOBLIB, "n_jobs": -1}, None, 8),        # joblib: one job per core
+    ({"_target_": JOBLIB, "n_jobs": -2}, None, 7),        # all cores but one
+    ({"_target_": JOBLIB, "n_jobs": 4}, 2, 2),            # the tuned comparison launches tune.batch at once
+    ({"_target_": JOBLIB, "n_jobs": 2}, 3, 2),
+    ({"_target_": SUBMITIT_LOCAL}, 3, 3),
+])
+def test_the_launcher_says_how_many_jobs_share_the_machine(launcher, batch, expected):
+    assert launcher_jobs(OmegaConf.create(launcher) if launcher else None, batch, cores=8) == expected
+
+
+def test_copies_started_by_hand_are_counted_from_the_environment():
+    assert copies_started({}) == 1 and copies_started({WORKERS_ENV: " 3 "}) == 3
+    for bad in ("0", "-1", "two", "1.5"):
+        with pytest.raises(UserError, match=f"FTBENCH_WORKERS='{bad}' is not valid; allowed: an integer"):
+            copies_started({WORKERS_ENV: bad})
+
+
+def test_a_run_counts_copies_and_launcher_jobs_together(monkeypatch):
+    monkeypatch.setattr("ftbench.run.threads.available_cores", lambda: 8)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv(WORKERS_ENV, "2")
+    cfg = make_cfg(*FAST)
+    assert thread_share(cfg) == ThreadShare(threads=4, setting="auto", cores=8, workers=2)
+    monkeypatch.setattr("ftbench.run.threads._launcher_config",
+                        lambda: (OmegaConf.create({"_target_": JOBLIB, "n_jobs": 2}), True))
+    assert thread_share(cfg).workers == 4 and thread_share(cfg).threads == 2
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    share = thread_share(cfg)
+    assert share.threads == 1
+    assert share.describe() == "1 torch thread (OMP_NUM_THREADS=1; 8 cores / 4 workers on this machine)"
+    explicit = thread_share(make_cfg(*FAST, "trainer.threads=3"))
+    assert explicit.describe() == "3 torch threads (trainer.threads=3)"
+
+
+def test_a_run_applies_its_thread_count_says_it_and_records_it(run_fit, caplog):
+    caplog.set_level(logging.INFO, logger="ftbench")
+    torch.set_num_threads(1)
+    result, run_dir = run_fit("trainer.threads=2", "trainer.max_epochs=1")
+    assert result["runtime"] == {"torch_threads": 2, "threads": 2, "cores": result["runtime"]["cores"],
+                                 "workers": 1}
+    assert json.loads((run_dir / "result.json").read_text())["runtime"]["torch_threads"] == 2
+    assert torch.get_num_threads() == 2
+    start = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("run: "))
+    assert start.endswith("; 2 torch threads (trainer.threads=2)")
+
+
+def test_auto_records_the_count_it_chose(run_fit, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv(WORKERS_ENV, "64")  # more workers than cores: one thread
+    result, _ = run_fit("trainer.max_epochs=1")
+    assert result["runtime"]["torch_threads"] == 1 and result["runtime"]["threads"] == "auto"
+    assert result["runtime"]["workers"] == 64
+
+
+def _tested(threads: int, phase: str | None = None) -> Run:
+    metric = "val_acc" if phase == "search" else "test_acc"
+    return Run({"status": "completed", "strategy": "full", "metrics": {metric: 0.9},
+                "config": {"tune": {"phase": phase}}, "runtime": {"torch_threads": threads}})
+
+
+def test_the_note_on_mixed_thread_counts_looks_at_the_tested_runs_only():
+    assert threads_note([_tested(1), _tested(1, "tuned")]) == ""
+    assert threads_note([_tested(1), _tested(2, "search")]) == ""  # a search trial is not compared
+    note = threads_note([_tested(2), _tested(1, "default"), _tested(1, "tuned")])
+    assert note.startswith("⚠ These runs trained at different torch thread counts: 1 (2 runs), 2 (1 run).")
+    assert "bit for bit only at the same thread count" in note
+    resumed = _tested(1)
+    resumed.data["runtime"]["resumed_from_threads"] = [2]
+    note = threads_note([_tested(1), resumed])
+    assert note.startswith("⚠ 1 run was resumed at another torch thread count than it started with.")
+
+
+@pytest.mark.slow
+def test_a_resume_at_another_thread_count_says_so_and_records_it(interrupted, monkeypatch, caplog):
+    from ftbench.train import fit
+
+    cfg = OmegaConf.load(interrupted / ".hydra" / "config.yaml")
+    monkeypatch.setattr("ftbench.run.threads.available_cores", lambda: 4)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv(WORKERS_ENV, "2")  # the same config (auto), another share: 2 threads
+    started = torch.load(interrupted / "last.ckpt", weights_only=False)["callbacks"]["KeepThreads"]
+    assert started["torch_threads"] != [2]
+    result = fit(cfg, interrupted, ckpt_path=interrupted / "last.ckpt")
+    assert result["runtime"]["torch_threads"] == 2
+    assert result["runtime"]["resumed_from_threads"] == started["torch_threads"]
+    assert "resume: the run trained at" in caplog.text and "continues at 2" in caplog.text
