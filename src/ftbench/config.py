@@ -128,6 +128,13 @@ def check_numbers(cfg: DictConfig) -> None:
     integer("seed", cfg.seed, lowest=0, highest=MAX_SEED, why="numpy's seeds are 32-bit")
     integer("dataset.split_seed", cfg.dataset.split_seed, lowest=0, highest=MAX_SEED,
             why="numpy's seeds are 32-bit")
+    report = cfg.get("report") or {}
+    if "margin" in report:
+        number("report.margin", report.margin, at_least=0.0, below=1.0)
+    if "confidence" in report:
+        number("report.confidence", report.confidence, above=0.5, below=1.0)
+    if "resamples" in report:
+        integer("report.resamples", report.resamples, lowest=100)
     if "upscale" in cfg.dataset:
         integer("dataset.upscale", cfg.dataset.upscale, lowest=1)
     for key in ("mean", "std"):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ftbench.report.collect import RESULT_FILE, collect
 from ftbench.report.render import summary_text, write_report
+from ftbench.run.failures import UserError
 
 EXAMPLES = """\
 examples:
@@ -27,6 +28,10 @@ def main(argv: list[str] | None = None) -> int:
         description="Compare the runs of a sweep folder: reads every result.json under DIR and\n"
         "writes report.md, report.csv and plots/ into DIR.")
     parser.add_argument("dir", type=Path, help="a run or multirun folder")
+    parser.add_argument("--margin", type=float, help="the smallest accuracy difference that matters "
+                        "(default: the runs' report.margin, else 0.01)")
+    parser.add_argument("--confidence", type=float, help="of every interval (default 0.95)")
+    parser.add_argument("--resamples", type=int, help="bootstrap resamples (default 2000)")
     args = parser.parse_args(argv)
     if not args.dir.is_dir():
         print(f"ftbench-report: error: {str(args.dir)!r} is not a folder", file=sys.stderr)
@@ -36,5 +41,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ftbench-report: error: no {RESULT_FILE} or job folder under {str(args.dir)!r}",
               file=sys.stderr)
         return 2
-    print(summary_text(runs, write_report(args.dir, runs)), end="")
+    choice = {"margin": args.margin, "confidence": args.confidence, "resamples": args.resamples}
+    try:
+        paths = write_report(args.dir, runs, choice)
+    except UserError as err:
+        print(f"ftbench-report: error: {err}", file=sys.stderr)
+        return 2
+    print(summary_text(runs, paths), end="")
     return 0

@@ -8,9 +8,10 @@ the pairs of strategies compared over their shared seeds; a tuned comparison's f
 from __future__ import annotations
 
 import io
+from collections import Counter
 from pathlib import Path
 
-from ftbench.report import tuned
+from ftbench.report import judgement, tuned
 from ftbench.report.collect import Run, collect
 from ftbench.report.comparison import compare
 from ftbench.report.fmt import num, si
@@ -38,12 +39,20 @@ from ftbench.run.atomic import write_text
 REPORT_MD, REPORT_CSV, PLOTS_DIR = "report.md", "report.csv", "plots"
 
 
-def paired_section(rows: list[Row]) -> tuple[str, str]:
-    """The recommendation and the paired table over the rows' shared seeds."""
+def paired_section(rows: list[Row]) -> str:
+    """The paired table over the rows' shared seeds (a classical test beside the verdict)."""
     by_row = {row.label: {run.data.get("seed"): run.number("metrics.test_acc") for run in row.runs}
               for row in rows if row.runs}
-    costs = {row.label: row.mean("cost.train_flops") for row in rows}
-    return compare(by_row, costs, "training FLOPs")
+    return compare(by_row, {}, "")[1]
+
+
+def verdict_parts(root: Path, runs: list[Run], by_strategy: dict[str, list[Run]],
+                  costs: dict[str, float | None], cost_name: str, failed: dict[str, int],
+                  choice: dict | None) -> tuple[str, str]:
+    """(the recommendation sentence, the verdict section), from the runs' saved predictions."""
+    result, missing = judgement.judge(root, by_strategy, costs, judgement.settings(runs, choice))
+    return (judgement.recommendation(result, costs, cost_name),
+            judgement.section(result, missing, failed))
 
 
 def _images(root: Path, plot_paths: dict[str, Path]) -> str:
@@ -55,25 +64,30 @@ def _write(path: Path, parts: list[str]) -> None:
     write_text(path, "\n\n".join(part for part in parts if part) + "\n")
 
 
-def write_report(root: Path, runs: list[Run] | None = None) -> dict[str, Path]:
+def write_report(root: Path, runs: list[Run] | None = None, choice: dict | None = None) -> dict[str, Path]:
     """Write ``report.md``, ``report.csv`` and the plots into ``root``; return their paths.
 
-    ``runs`` are the jobs ``collect(root)`` read, if the caller has them already.
+    ``runs`` are the jobs ``collect(root)`` read, if the caller has them already; ``choice``
+    sets the verdict's ``margin``, ``confidence`` and ``resamples`` (``judgement.settings``).
     """
     from ftbench.report import plots  # matplotlib is imported only when a report is drawn
 
     runs = collect(root) if runs is None else runs
     if tuned.is_tuned_sweep(runs):
-        return write_tuned_report(root, runs)
+        return write_tuned_report(root, runs, choice)
     rows = group_rows(runs)
     plot_paths = plots.draw_all(rows, root / PLOTS_DIR)
     paths = {"report.md": root / REPORT_MD, "report.csv": root / REPORT_CSV, **plot_paths}
     write_csv(paths["report.csv"], rows)
-    advice, paired = paired_section(rows)
+    failed = Counter(row.label for row in rows for run in row.runs if unfinished(run))
+    advice, judged = verdict_parts(root, runs, {row.label: [r for r in row.runs if r.completed] for row in rows},
+                                   {row.label: row.mean("cost.train_flops") for row in rows},
+                                   "training FLOPs", failed, choice)
+    paired = paired_section(rows)
     labels = {id(run): row.label for row in rows for run in row.runs}
     _write(paths["report.md"], [
         f"# Fine-tuning strategies compared\n\n{context(runs)}", advice, rows_text(rows),
-        markdown_table(rows), seeds_text(rows), probe_text(runs, labels), NOTES,
+        markdown_table(rows), judged, seeds_text(rows), probe_text(runs, labels), NOTES,
         f"## Accuracy under shift\n\n{shift_table(rows)}",
         f"## Which differences are real\n\n{PAIRED_NOTES}\n\n{paired}",
         marginal_table(rows, si, num), per_class_table(rows),
@@ -82,7 +96,7 @@ def write_report(root: Path, runs: list[Run] | None = None) -> dict[str, Path]:
     return paths
 
 
-def write_tuned_report(root: Path, runs: list[Run]) -> dict[str, Path]:
+def write_tuned_report(root: Path, runs: list[Run], choice: dict | None = None) -> dict[str, Path]:
     from ftbench.report import plots, tuned_plots
 
     items = tuned.tunings(runs)
@@ -97,12 +111,15 @@ def write_tuned_report(root: Path, runs: list[Run]) -> dict[str, Path]:
     paths = {"report.md": root / REPORT_MD, "report.csv": root / REPORT_CSV, **plot_paths}
     write_csv(paths["report.csv"], rows)
     by_strategy = {t.strategy: t.tuned for t in items if t.tuned}
-    advice, paired = compare(by_strategy, {t.strategy: t.total_flops() for t in items},
-                             "total training FLOPs, search included")
+    paired = compare(by_strategy, {}, "")[1]
+    costs = {t.strategy: t.total_flops() for t in items}
+    failed = Counter(r.strategy for r in runs if tuned.phase(r) == tuned.TUNED and unfinished(r))
+    advice, judged = verdict_parts(root, runs, {t.strategy: t.tuned_runs for t in items if t.tuned_runs},
+                                   costs, "total training FLOPs, search included", failed, choice)
     failed = [r for r in runs if unfinished(r)]
     _write(paths["report.md"], [
         f"# Fine-tuning strategies compared, each tuned\n\n{context(runs)}", advice,
-        tuned.protocol(runs, items), threads_note(runs),
+        tuned.protocol(runs, items), threads_note(runs), judged,
         f"## Default against tuned\n\n{tuned.default_against_tuned(items)}",
         f"## Which differences are real (tuned)\n\n{PAIRED_NOTES}\n\n{paired}",
         "## Sensitivity\n\nValidation accuracy over each strategy's trials: a wide spread means the "
