@@ -78,6 +78,7 @@ def write_report(root: Path, runs: list[Run] | None = None) -> dict[str, Path]:
 def write_tuned_report(root: Path, runs: list[Run]) -> dict[str, Path]:
     from ftbench.report import plots, tuned_plots
 
+    runs = tuned.without_retried(runs)
     items = tuned.tunings(runs)
     rows = group_rows([r for t in items for r in t.tuned_runs])
     plot_dir = root / PLOTS_DIR
