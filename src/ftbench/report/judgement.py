@@ -112,7 +112,8 @@ def _unstable(failed: int, completed: int) -> str:
     return f", unstable: {failed} of {failed + completed} runs failed or diverged" if failed else ""
 
 
-def section(result: verdict.Verdict | None, missing: list[str], failed: Mapping[str, int] | None = None) -> str:
+def section(result: verdict.Verdict | None, missing: list[str],
+            failed: Mapping[str, int] | None = None) -> str:
     """The report's "Verdict" section: the table, its notes and the runs it could not use."""
     parts = ["## Verdict: which strategies are as good as the best", VERDICT_NOTES]
     parts.append(table(result, failed) if result is not None else "No run kept its predictions: no verdict.")

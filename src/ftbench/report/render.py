@@ -80,9 +80,9 @@ def write_report(root: Path, runs: list[Run] | None = None, choice: dict | None 
     paths = {"report.md": root / REPORT_MD, "report.csv": root / REPORT_CSV, **plot_paths}
     write_csv(paths["report.csv"], rows)
     failed = Counter(row.label for row in rows for run in row.runs if unfinished(run))
-    advice, judged = verdict_parts(root, runs, {row.label: [r for r in row.runs if r.completed] for row in rows},
-                                   {row.label: row.mean("cost.train_flops") for row in rows},
-                                   "training FLOPs", failed, choice)
+    completed = {row.label: [r for r in row.runs if r.completed] for row in rows}
+    costs = {row.label: row.mean("cost.train_flops") for row in rows}
+    advice, judged = verdict_parts(root, runs, completed, costs, "training FLOPs", failed, choice)
     paired = paired_section(rows)
     labels = {id(run): row.label for row in rows for run in row.runs}
     _write(paths["report.md"], [
@@ -99,6 +99,7 @@ def write_report(root: Path, runs: list[Run] | None = None, choice: dict | None 
 def write_tuned_report(root: Path, runs: list[Run], choice: dict | None = None) -> dict[str, Path]:
     from ftbench.report import plots, tuned_plots
 
+    runs = tuned.without_retried(runs)
     items = tuned.tunings(runs)
     rows = group_rows([r for t in items for r in t.tuned_runs])
     plot_dir = root / PLOTS_DIR

@@ -88,9 +88,18 @@ class Tuning:
         return out
 
 
+def without_retried(runs: list[Run]) -> list[Run]:
+    """The runs but the folders of search trials that another trial ran again: their worker
+    died, so the study failed them as stale and counts their retries instead; they are
+    neither trials nor failures of the comparison."""
+    retried = {(run.strategy, n) for run in runs if phase(run) == SEARCH
+               for n in (run.get("config.tune.retry_of") or []) if isinstance(n, int)}
+    return [r for r in runs if phase(r) != SEARCH or (r.strategy, _trial_number(r)) not in retried]
+
+
 def tunings(runs: list[Run]) -> list[Tuning]:
     by_strategy: dict[str, Tuning] = {}
-    for run in runs:
+    for run in without_retried(runs):
         t = by_strategy.setdefault(run.strategy, Tuning(run.strategy))
         seed, acc = run.data.get("seed"), run.number("metrics.test_acc")
         if phase(run) == SEARCH:

@@ -6,7 +6,8 @@ of a key whose name says it holds one (``*key``, ``*token``, ``*secret``, ``*pas
 the value of an environment variable named that way, wherever it shows up: in configs and
 results (masked by key, or by the variable a value was read from), in free text such as log
 lines, Hydra's saved files and W&B's records (masked by value), and in job folder names
-(secret overrides are left out of them).
+(secret overrides are left out of them). The password of a URL (``scheme://user:PASSWORD@host``,
+a database URL in ``tune.storage`` say) is a secret wherever the URL appears, whatever its key.
 
 Free text is searched for every secret of at least ``MIN_TEXT_SECRET`` characters that is
 known to be one (given under a secret key, or read from a secret variable), and for the
@@ -69,9 +70,21 @@ _ASSIGNMENT = re.compile(r"([\w.+~@-]*(?:api[_-]?keys?|key|tokens?|secrets?|pass
                          re.IGNORECASE)
 
 
+# ``postgresql://user:PASSWORD@host/db``: the password, up to the ``@`` (a ``/`` in it is
+# percent-encoded in a URL; a ``host:port/path@x`` is not mistaken for one)
+_URL_CREDENTIAL = re.compile(r"\b([a-z][a-z0-9+.\-]*://[^\s:/@'\"\[\]{},]*:)[^\s@/'\"]+(?=@)",
+                             re.IGNORECASE)
+
+
+def url_passwords(text: str) -> list[str]:
+    """The passwords of the URLs in ``text``."""
+    return [m.group(0)[len(m.group(1)):] for m in _URL_CREDENTIAL.finditer(text)]
+
+
 def redact_text(text: str, secrets: list[str] | None = None) -> str:
     for value in secret_values() if secrets is None else secrets:
         text = text.replace(value, MASK)
+    text = _URL_CREDENTIAL.sub(lambda m: f"{m.group(1)}{MASK}", text)
     return _ASSIGNMENT.sub(lambda m: f"{m.group(1)}={MASK}", text)
 
 
@@ -140,6 +153,7 @@ def override_secrets(args: Iterable[str]) -> list[str]:
 
     parser, found = OverridesParser.create(), []
     for arg in args:
+        found.extend(url_passwords(arg))  # in free text also where a URL is cut (a folder name)
         parts = _split_override(arg)
         if parts is None or not is_secret_key(parts[1]):
             continue
@@ -227,7 +241,8 @@ def job_dirname(*, _root_: DictConfig) -> str:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     spec = _root_.hydra.job.config.override_dirname
-    items = [o.input_line for o in OverridesParser.create().parse_overrides(list(_root_.hydra.overrides.task))
+    items = [redact_text(o.input_line, secrets=[])  # a URL's password, before "/" is replaced
+             for o in OverridesParser.create().parse_overrides(list(_root_.hydra.overrides.task))
              if o.key_or_group not in spec.exclude_keys and not is_secret_key(o.key_or_group)]
     name = spec.item_sep.join(sorted(items)).replace("=", spec.kv_sep).replace("/", "_")
     if len(name.encode()) > MAX_DIRNAME:

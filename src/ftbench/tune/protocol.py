@@ -7,11 +7,14 @@
    epoch's validation accuracy to its trial; the median pruner stops hopeless ones early
    (their cost still counts). Trials never look at the test split.
 2. **Final runs.** Each strategy's best configuration, and its default one, retrained on the
-   same ``tune.seeds`` seeds for every strategy, and tested once.
+   same ``tune.seeds`` seeds for every strategy (never the search seed), and tested once.
 
 Everything is kept in Optuna's storage in the sweep folder (``tune.storage``): the same command
 started again continues where it stopped, and several copies of it (processes, SLURM jobs)
-share the work (see ``ftbench.tune.studies``).
+share the work (see ``ftbench.tune.studies``). What the study compares is recorded when it is
+created; a start that would change it is refused (``ftbench.tune.identity``). Nothing is run
+before the numbers (``ftbench.tune.budget``), the search spaces, the storage
+(``ftbench.tune.storage``) and the identity are checked.
 """
 
 from __future__ import annotations
@@ -28,14 +31,17 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 
 from ftbench.config import group_names, validate_config
 from ftbench.run.failures import UserError
+from ftbench.run.redaction import redact_saved_configs, redact_text
 from ftbench.run.result import RESULT_FILE, job_record
-from ftbench.tune import studies
-from ftbench.tune.space import as_override, check_space
+from ftbench.tune import identity, storage, studies
+from ftbench.tune.budget import check_numbers
+from ftbench.tune.space import as_choice, as_override, check_space, contains
+from ftbench.tune.storage import is_empty
 
 log = logging.getLogger("ftbench")
 
 SEARCH, TUNED, DEFAULT = "search", "tuned", "default"
-RESERVED = ("strategy", "seed", "tune.phase", "tune.study", "tune.trial_id", "tune.job")
+RESERVED = ("strategy", "seed", "tune.phase", "tune.study", "tune.trial_id", "tune.job", "tune.retry_of")
 # A search trial is an ordinary run with a callback that reports to its Optuna trial; it is
 # judged on validation only, never tested, saved or resumed (a dead trial runs again whole).
 SEARCH_TRIAL = ("run.test=false", "run.checkpoint=false", "run.save_weights=false",
@@ -51,8 +57,7 @@ class TunedComparison:
         self.tune = config.tune
         self.arguments = self._plain(arguments)
         self.strategies = list(self.tune.strategies)
-        self.seeds = list(range(self.tune.seeds)) if isinstance(self.tune.seeds, int) \
-            else list(self.tune.seeds)
+        self.seeds: list[int] = []  # the final runs' seeds, once checked
         self.job_idx = 0
         self.spaces: dict[str, dict] = {}
         self.defaults: dict[str, dict] = {}
@@ -73,6 +78,7 @@ class TunedComparison:
 
     # -- checks, before anything runs ----------------------------------------------------------
     def check(self) -> None:
+        self.seeds = check_numbers(self.tune)
         if not self.strategies:
             raise UserError("tune.strategies=[] is not valid; allowed: a list of strategies")
         studies.pruner(self.tune)  # a wrong tune.pruner is one line before anything runs
@@ -90,10 +96,18 @@ class TunedComparison:
     def run(self) -> None:
         self.check()
         sweep_dir = Path(self.config.hydra.sweep.dir)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
+        url = storage.storage_url(self.tune, self.config.hydra.sweep.dir)
+        shown = redact_text(url, secrets=[])
+        if is_empty(url):  # an optuna.db deleted or emptied is no new study over old results
+            identity.refuse_fresh_over_results(f"tune.storage={shown!r}", sweep_dir)
+        if not self.tune.storage:
+            make_folder(sweep_dir)  # the default storage's file goes there
+        self.storage = storage.open_storage(url, self.tune.heartbeat_seconds)
+        identity.record_or_check(self.storage, identity.identity(
+            self.tune, self.spaces, self.defaults, self.seeds, self.arguments), sweep_dir, shown)
+        make_folder(sweep_dir)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")  # as Hydra's own sweeper does
-        url = studies.storage_url(self.tune, self.config.hydra.sweep.dir)
-        self.storage = studies.open_storage(url, self.tune.heartbeat_seconds)
+        redact_saved_configs(sweep_dir, "multirun.yaml")
         for strategy in self.strategies:
             log.info("tuned: searching %s (%d trials)", strategy, self.tune.trials)
             self.search(strategy)
@@ -102,39 +116,45 @@ class TunedComparison:
         log.info("tuned: final runs on seeds %s", self.seeds)
         self.final()
 
-    def search(self, strategy: str) -> None:
+    def search(self, strategy: str) -> bool:
+        """Run the strategy's trials until its budget is asked for; whether it asked any."""
         study, created = studies.create_once(self.storage, studies.search_study_name(strategy), self.tune)
         if created and all(contains(d, self.defaults[strategy][k]) for k, d in self.spaces[strategy].items()):
             study.enqueue_trial(self.defaults[strategy])  # the search starts from the defaults
+        asked = False
         while True:
-            studies.fail_stale(study)
+            studies.fail_stale(self.storage, study)
             room = self.tune.trials - len(studies.counted(study)) - len(
                 study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
             if room <= 0:
-                return
-            batch = []
-            for _ in range(min(room, self.tune.batch)):
-                study.sampler = studies.seeded_sampler(self.tune, strategy, len(study.trials))
-                trial = studies.ask(self.storage, study, self.spaces[strategy])
-                if studies.within_budget(study, trial, self.tune.trials):
-                    batch.append(trial)
-                else:  # another worker asked the last trial of the budget at the same moment
-                    trial.set_user_attr("surplus", True)
-                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            if batch:
-                self.run_trials(study, strategy, batch)
+                return asked
+            batch: list[optuna.Trial] = []
+            try:
+                for _ in range(min(room, self.tune.batch)):  # batch >= 1: each round asks
+                    study.sampler = studies.seeded_sampler(self.tune, strategy, len(study.trials))
+                    trial = studies.ask(self.storage, study, self.spaces[strategy])
+                    asked = True
+                    if studies.within_budget(study, trial, self.tune.trials):
+                        batch.append(trial)
+                    else:  # another worker asked the last trial of the budget at the same moment
+                        trial.set_user_attr("surplus", True)
+                        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                if batch:
+                    self.run_trials(study, strategy, batch)
+            except BaseException as err:  # no trial is left running by the search's own failure
+                studies.abandon(study, batch, err)
+                raise
 
     def settle(self, strategy: str) -> None:
+        """Wait for the trials other workers run; run those queued again meanwhile (a dead
+        worker's). Returns once none runs: a queued trial beyond the budget stays queued."""
         study = studies.open_study(self.storage, studies.search_study_name(strategy), self.tune)
         while True:
-            studies.fail_stale(study)
-            waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
-            if waiting:  # a dead worker's trial, queued again
-                self.search(strategy)
-            elif not studies.in_flight(study):
+            if self.search(strategy):  # it fails stale trials first, and queues them again
+                continue
+            if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
                 return
-            else:
-                time.sleep(self.tune.heartbeat_seconds)
+            time.sleep(self.tune.heartbeat_seconds)  # > 0: checked with the numbers
 
     def run_trials(self, study: optuna.Study, strategy: str, batch: list[optuna.Trial]) -> None:
         """Launch the trials' jobs together, and tell the study what each found."""
@@ -152,7 +172,10 @@ class TunedComparison:
         jobs = [[*self.arguments, f"strategy={strategy}", *(as_override(k, v) for k, v in t.params.items()),
                  f"seed={self.tune.search_seed}", f"tune.phase={SEARCH}", f"tune.study={study.study_name}",
                  # the trial's storage id, so that the job reports to this very trial
-                 f"tune.trial_id={t._trial_id}", f"tune.job=trial{t.number}", *SEARCH_TRIAL] for t in batch]
+                 f"tune.trial_id={t._trial_id}", f"tune.job=trial{t.number}", *SEARCH_TRIAL,
+                 # the trials it runs again (their folders are no trials of their own in the report)
+                 *([f"tune.retry_of={history}"] if (history := studies.retry_history(study, t)) else [])]
+                for t in batch]
         records = self.launch(jobs, [t._trial_id for t in batch])
         for trial, record in zip(batch, records, strict=True):
             tell(study, trial, record)
@@ -187,26 +210,36 @@ class TunedComparison:
                         study.enqueue_trial({}, user_attrs={"strategy": strategy, "seed": seed,
                                                             "config": config})
         while True:
-            studies.fail_stale(study)
+            studies.fail_stale(self.storage, study)
             waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
             if not waiting:
                 if not studies.in_flight(study):
                     return
                 time.sleep(self.tune.heartbeat_seconds)
                 continue
-            batch = [studies.ask(self.storage, study) for _ in range(min(len(waiting), self.tune.batch))]
-            runs = []
-            for trial in batch:
-                job = self.final_job(trial)
-                if job is None:  # nothing to run: the trial is marked done, and why
-                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                else:
-                    runs.append((trial, job))
-            if runs:
-                records = self.launch([job for _, job in runs], [t._trial_id for t, _ in runs])
-                for (trial, _), record in zip(runs, records, strict=True):
-                    trial.set_user_attr(studies.OUTCOME, record.get("status"))
-                    study.tell(trial, record.get("metrics", {}).get("test_acc") or 0.0)
+            batch: list[optuna.Trial] = []
+            try:
+                for _ in range(min(len(waiting), self.tune.batch)):
+                    batch.append(studies.ask(self.storage, study))
+                self.final_runs(study, batch)
+            except BaseException as err:  # no final run is left running by the search's own failure
+                studies.abandon(study, batch, err)
+                raise
+
+    def final_runs(self, study: optuna.Study, batch: list[optuna.Trial]) -> None:
+        """Launch the final runs of ``batch`` together, and tell the study what each found."""
+        runs = []
+        for trial in batch:
+            job = self.final_job(trial)
+            if job is None:  # nothing to run: the trial is marked done, and why
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            else:
+                runs.append((trial, job))
+        if runs:
+            records = self.launch([job for _, job in runs], [t._trial_id for t, _ in runs])
+            for (trial, _), record in zip(runs, records, strict=True):
+                trial.set_user_attr(studies.OUTCOME, record.get("status"))
+                study.tell(trial, record.get("metrics", {}).get("test_acc") or 0.0)
 
     def final_job(self, trial: optuna.Trial) -> list[str] | None:
         """The overrides of a queued final run, or None when there is nothing to run: a trial
@@ -233,6 +266,14 @@ class TunedComparison:
                 f"seed={seed}", f"tune.phase={config}", f"tune.job=seed{seed}"]
 
 
+def make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"hydra.sweep.dir={str(folder)!r}: cannot be created ({err.strerror or err}); "
+                        "allowed: a folder this user can create and write") from err
+
+
 def tell(study: optuna.Study, trial: optuna.Trial, record: dict) -> None:
     """Tell the study what a search job's ``result.json`` says, with what it cost."""
     status = record.get("status")
@@ -251,16 +292,3 @@ def tell(study: optuna.Study, trial: optuna.Trial, record: dict) -> None:
     else:
         trial.set_user_attr("error", str(record.get("error", "no result")))
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
-
-
-def as_choice(value):
-    """A default as a search space holds it: a one-item list (``groups: [stage1]``) as its item."""
-    if OmegaConf.is_list(value) and len(value) == 1:
-        return value[0]
-    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
-
-
-def contains(dist: optuna.distributions.BaseDistribution, value) -> bool:
-    if isinstance(dist, optuna.distributions.CategoricalDistribution):
-        return value in dist.choices
-    return isinstance(value, int | float) and dist.low <= value <= dist.high

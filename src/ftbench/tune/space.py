@@ -230,3 +230,16 @@ def as_override(knob: str, value) -> str:
     if isinstance(value, float):
         value = repr(value)
     return f"strategy.{knob}={value}"
+
+
+def as_choice(value):
+    """A default as a search space holds it: a one-item list (``groups: [stage1]``) as its item."""
+    if OmegaConf.is_list(value) and len(value) == 1:
+        return value[0]
+    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+
+
+def contains(dist: optuna.distributions.BaseDistribution, value) -> bool:
+    if isinstance(dist, optuna.distributions.CategoricalDistribution):
+        return value in dist.choices
+    return isinstance(value, int | float) and dist.low <= value <= dist.high

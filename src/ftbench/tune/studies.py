@@ -13,16 +13,15 @@ trials are never run again.
 
 from __future__ import annotations
 
+import copy
 import threading
-import time
 import warnings
 import zlib
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
+from datetime import datetime, timedelta
 
 import optuna
-import sqlalchemy
-from filelock import FileLock
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
@@ -32,42 +31,12 @@ FINAL_STUDY = "final"
 # the study's trials that ran and were decided; a stale trial (failed for lack of heartbeat)
 # has no outcome and does not count: its retry does
 OUTCOME = "outcome"
-CREATE_ATTEMPTS = 4
+ABANDONED = "abandoned"  # why the search failed a trial it had asked for
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 # heartbeats outside Study.optimize are what several workers need; Optuna marks them experimental
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 warnings.filterwarnings("ignore", message=".*Heartbeat of storage is supposed to be used with Study.optimize")
-
-
-def storage_url(tune, sweep_dir: str) -> str:
-    """``tune.storage``, or an SQLite file in the sweep folder."""
-    return tune.storage or f"sqlite:///{sweep_dir}/optuna.db"
-
-
-def open_storage(url: str, heartbeat_seconds: float) -> optuna.storages.BaseStorage:
-    """``url``: an RDB URL (``sqlite:///path/optuna.db``, PostgreSQL, MySQL), with heartbeats;
-    or ``journal:PATH`` for Optuna's journal file (no heartbeats: stale trials stay running)."""
-    if url.startswith("journal:"):
-        from optuna.storages.journal import JournalFileBackend
-
-        return optuna.storages.JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
-    # Workers started together would each create the tables of a new database, and all but
-    # one fail ("table ... already exists"): an SQLite file is created under a file lock, and
-    # a server database is retried once its tables exist.
-    lock = FileLock(f"{url.removeprefix('sqlite:///')}.lock") if url.startswith("sqlite:///") \
-        else nullcontext()
-    for attempt in range(CREATE_ATTEMPTS):
-        try:
-            with lock:
-                return RDBStorage(url, heartbeat_interval=max(1, round(heartbeat_seconds)),
-                                  grace_period=max(2, round(3 * heartbeat_seconds)),
-                                  heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback())
-        except sqlalchemy.exc.SQLAlchemyError:
-            if attempt == CREATE_ATTEMPTS - 1:
-                raise
-            time.sleep(1.0 + attempt)
-    raise AssertionError("unreachable")
 
 
 def pruner(tune) -> optuna.pruners.BasePruner:
@@ -129,27 +98,113 @@ def in_flight(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))
 
 
-def fail_stale(study: optuna.Study) -> None:
-    """Fail the trials whose worker stopped beating; they are queued again (journal storage
-    keeps no heartbeats: there, a dead worker's trial stays running)."""
+def fail_stale(storage, study: optuna.Study) -> None:
+    """Fail the trials whose worker stopped beating; they are queued again.
+
+    A trial that never beat (its worker died between asking for it and its first beat) is
+    stale too once it has been running for the grace period: Optuna's own check passes over
+    it, and the search would wait on it for ever. Journal storage keeps no heartbeats: there,
+    a dead worker's trial stays running. ``storage``: the study's, as ``open_storage`` made it.
+    """
     optuna.storages.fail_stale_trials(study)
+    if not _beats(storage):
+        return
+    grace = timedelta(seconds=storage.grace_period or 2 * storage.get_heartbeat_interval())
+    for trial in _never_beat(storage, study):
+        if trial.datetime_start is not None and _now(trial.datetime_start) - trial.datetime_start > grace:
+            try:
+                if not study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
+                    continue
+            except optuna.exceptions.UpdateFinishedTrialError:  # another worker failed it first
+                continue
+            RetryHeartbeatStaleTrialCallback()(study, study._storage.get_trial(trial._trial_id))
+
+
+def _beats(storage) -> bool:
+    return isinstance(storage, RDBStorage) and storage.get_heartbeat_interval() is not None
+
+
+def _now(like: datetime) -> datetime:
+    return datetime.now(like.tzinfo) if like.tzinfo else datetime.now()
+
+
+def _never_beat(storage: RDBStorage, study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """The study's running trials that have no heartbeat at all (Optuna has no public way to
+    tell them from trials that beat)."""
+    from optuna.storages._rdb import models
+
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    if not running:
+        return []
+    session = storage.scoped_session()
+    try:
+        beat = {row[0] for row in session.query(models.TrialHeartbeatModel.trial_id).filter(
+            models.TrialHeartbeatModel.trial_id.in_([t._trial_id for t in running]))}
+    finally:
+        session.close()
+    return [t for t in running if t._trial_id not in beat]
 
 
 def ask(storage, study: optuna.Study, space: dict | None = None) -> optuna.Trial:
-    """``study.ask``, with the trial's first heartbeat recorded at once: a trial without any
-    heartbeat never goes stale, so a worker killed between asking and launching its job
-    would leave it running for ever. ``storage``: the study's, as ``open_storage`` made it."""
-    trial = study.ask(space)
-    if isinstance(storage, RDBStorage) and storage.get_heartbeat_interval() is not None:
+    """``study.ask``, with the trial's first heartbeat recorded at once (a worker killed
+    between asking and launching its job leaves a trial that goes stale), and the trial failed
+    if its parameters cannot be set (a space whose distributions differ from the ones the
+    study holds: Optuna raises): no trial is left running by a failure of the search itself.
+    ``storage``: the study's, as ``open_storage`` made it."""
+    trial = study.ask()
+    if _beats(storage):
         storage.record_heartbeat(trial._trial_id)
+    try:
+        for name, dist in (space or {}).items():
+            suggest(trial, name, dist)
+    except BaseException as err:
+        trial.set_user_attr(ABANDONED, f"{type(err).__name__}: {err}"[:500])
+        study.tell(trial, state=TrialState.FAIL)
+        raise
     return trial
+
+
+def suggest(trial: optuna.Trial, name: str, dist: optuna.distributions.BaseDistribution):
+    """``trial``'s value of ``name`` in ``dist`` (as ``study.ask(space)`` would set it)."""
+    if isinstance(dist, optuna.distributions.CategoricalDistribution):
+        return trial.suggest_categorical(name, dist.choices)
+    if isinstance(dist, optuna.distributions.IntDistribution):
+        return trial.suggest_int(name, dist.low, dist.high, step=dist.step, log=dist.log)
+    return trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
+
+
+def abandon(study: optuna.Study, trials: Iterable[optuna.Trial], error: BaseException) -> None:
+    """Fail the ``trials`` not yet told, because the search itself failed while they were out
+    (an exception, Ctrl+C, SIGTERM), and queue each again, as a stale trial is: a later start
+    runs it, or takes its job's result if that job finished."""
+    for trial in trials:
+        if frozen(study, trial).state.is_finished():
+            continue
+        try:
+            trial.set_user_attr(ABANDONED, f"{type(error).__name__}: {error}"[:500])
+            failed = study.tell(trial, state=TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue
+        failed = copy.deepcopy(failed)  # the retry keeps the trial's own attributes, not these
+        failed.user_attrs = {k: v for k, v in failed.user_attrs.items() if k not in (ABANDONED, OUTCOME)}
+        RetryHeartbeatStaleTrialCallback()(study, failed)
+
+
+def frozen(study: optuna.Study, trial: optuna.Trial) -> optuna.trial.FrozenTrial:
+    """The stored state of ``trial``."""
+    return study._storage.get_trial(trial._trial_id)
+
+
+def retry_history(study: optuna.Study, trial: optuna.Trial) -> list[int]:
+    """The numbers of the trials ``trial`` retries (queued again after each went stale)."""
+    return list(RetryHeartbeatStaleTrialCallback.retry_history(frozen(study, trial)))
 
 
 @contextmanager
 def heartbeat(storage, trial_ids: Iterable[int]) -> Iterator[None]:
     """Beat for ``trial_ids`` while their jobs run, so that other workers know they are alive."""
     ids = list(trial_ids)
-    if not isinstance(storage, RDBStorage) or storage.get_heartbeat_interval() is None:
+    if not _beats(storage):
         yield
         return
     stop = threading.Event()

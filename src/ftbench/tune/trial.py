@@ -7,7 +7,7 @@ from lightning import Callback, LightningModule, Trainer
 from lightning.pytorch.trainer.states import TrainerFn
 from omegaconf import DictConfig
 
-from ftbench.tune import pruning, studies
+from ftbench.tune import pruning, storage, studies
 
 
 class SearchTrial(Callback):
@@ -52,9 +52,8 @@ def search_trial(tune: DictConfig) -> SearchTrial:
     instantiated from the job's ``callbacks.search_trial``."""
     from hydra.core.hydra_config import HydraConfig
 
-    url = studies.storage_url(tune, HydraConfig.get().sweep.dir)
-    storage = studies.open_storage(url, tune.heartbeat_seconds)
-    study = studies.open_study(storage, tune.study, tune)
+    url = storage.storage_url(tune, HydraConfig.get().sweep.dir)
+    study = studies.open_study(storage.open_storage(url, tune.heartbeat_seconds), tune.study, tune)
     settings = tune.pruner
     return SearchTrial(optuna.trial.Trial(study, tune.trial_id),
                        warmup_epochs=settings.warmup_epochs if settings else 0,
