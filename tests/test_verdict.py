@@ -160,14 +160,28 @@ def test_paired_differences_share_the_example_resample():
     assert judge(evidence, {}).difference("a", "b") == same
 
 
-def test_seeds_are_resampled_per_strategy():
-    # three seeds far apart: the interval spans them, much wider than the test examples alone give
+def test_three_seeds_far_apart_get_the_tails_of_students_t():
+    # 0.7, 0.8, 0.9, each run's correct examples inside the next's: the seed moves the accuracy,
+    # chance on the examples does not. A resample of three seeds never strays past the seeds seen;
+    # the one-sided 95% bound of a mean of three lies t(2) * sd / sqrt(3) = 0.1686 below it
     seeds = {s: np.arange(1000) < n for s, n in enumerate((700, 800, 900))}
-    evidence = Evidence(np.arange(1000), {"a": seeds})
-    replicates = bootstrap(evidence, resamples=1000)
+    replicates = bootstrap(Evidence(np.arange(1000), {"a": seeds}), resamples=4000)
+    assert replicates.observed[0] == pytest.approx(0.8)
+    below = 0.8 - np.quantile(replicates.accuracy[0], 0.05)
+    assert below == pytest.approx(stats.t.ppf(0.95, 2) * 0.1 / math.sqrt(3), rel=0.15)
+    assert np.std(replicates.examples_only[0]) < 0.015  # the test examples alone move it little
     acc = interval(replicates, "a")
-    assert acc.estimate == pytest.approx(0.8)
-    assert acc.high - acc.low > 0.1 > 4 * np.std(replicates.examples_only[0])
+    assert acc.low < 0.7 and acc.high == 1.0  # beyond the seeds seen, and never past 100%
+
+
+def test_chance_on_the_examples_is_not_counted_again_as_seed_noise():
+    # 20 runs that differ only by which examples each gets right by chance (no seed effect): the
+    # mean's spread is the binomial sqrt(p(1 - p) / (runs * examples)), which the example
+    # resample already carries; resampling the runs as they are would add it a second time
+    rng = np.random.default_rng(0)
+    runs = {k: rng.random(2000) < 0.8 for k in range(20)}
+    replicates = bootstrap(Evidence(np.arange(2000), {"a": runs}), resamples=2000)
+    assert np.std(replicates.accuracy[0]) == pytest.approx(math.sqrt(0.8 * 0.2 / (20 * 2000)), rel=0.15)
 
 
 def test_the_resolution_is_the_wilson_half_width():
@@ -187,6 +201,10 @@ def test_no_warning_where_the_task_can_rank():
     assert verdict.recommendation.pick == "a" and verdict.recommendation.undecided == ()
     assert not verdict.cannot_rank and verdict.notes == ()
     assert verdict.resolution < 0.01
+    # a margin of 0 asks for the best itself: a clear leader is shown to be it
+    strict = judge(evidence, {"a": 3.0, "b": 2.0, "c": 1.0}, margin=0.0, resamples=300)
+    assert [j.word for j in strict.strategies] == [EQUIVALENT, WORSE, WORSE]
+    assert strict["a"].to_best_low == 0.0 and strict.recommendation.pick == "a"
 
 
 def test_a_margin_finer_than_the_test_set_is_said():

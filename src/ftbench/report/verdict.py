@@ -5,7 +5,9 @@ examples happened to be drawn into it). Every interval here comes from one two-l
 that resamples both: in each replicate, each strategy's seeds are drawn with replacement, and
 one resample of the test examples, shared by every strategy, weighs each example. Sharing the
 example resample keeps strategies paired per example, so an image every strategy gets wrong
-moves all of them together and cancels from their differences.
+moves all of them together and cancels from their differences. The seed level is rescaled so
+that chance on the examples is not counted twice and a few seeds get Student's t tails
+(``_seed_spread``).
 
 A difference matters only beyond a **margin** (accuracy units) the user chooses. Against the
 best, each strategy is
@@ -30,6 +32,7 @@ strategies.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -156,9 +159,10 @@ def bootstrap(evidence: Evidence, resamples: int = 2000, seed: int = 0,
     matrix product gives every run's accuracy on every resampled test set; a seed resample is a
     vector of weights over a strategy's runs (see ``_seed_spread``), weighing those accuracies.
     """
-    if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 1:
+    if isinstance(resamples, bool) or not isinstance(resamples, numbers.Integral) or resamples < 1:
         raise _user_error(f"report.resamples={resamples}: the bootstrap needs a whole number of resamples, "
                           "at least 1 (e.g. 2000)")
+    resamples = int(resamples)
     rng = np.random.default_rng(seed)
     strategies = evidence.strategies
     runs = [np.asarray(list(evidence.correct[s].values()), dtype=np.float32) for s in strategies]
@@ -239,9 +243,11 @@ def _two_sided(estimate: float, values: np.ndarray, confidence: float) -> Interv
 
 
 def interval(replicates: Replicates, strategy: str) -> Interval:
-    """A strategy's mean test accuracy with its two-sided interval over seeds and test examples."""
+    """A strategy's mean test accuracy with its two-sided interval over seeds and test examples,
+    within [0, 1] (a few seeds' widened spread can reach past 100%)."""
     i = replicates.row(strategy)
-    return _two_sided(replicates.observed[i], replicates.accuracy[i], replicates.confidence)
+    both = _two_sided(replicates.observed[i], replicates.accuracy[i], replicates.confidence)
+    return Interval(both.estimate, max(0.0, both.low), min(1.0, both.high))
 
 
 def difference(replicates: Replicates, a: str, b: str) -> Interval:
@@ -280,16 +286,16 @@ def _lead(accuracy: np.ndarray) -> np.ndarray:
 
 
 def lower_bounds(replicates: Replicates) -> np.ndarray:
-    """One-sided lower bounds, at the replicates' confidence, of each strategy's true difference
-    to the best.
+    """One-sided lower bounds, at the replicates' confidence, of each strategy's true lead over
+    the best of the others (negative: its gap to the best).
 
     The best of the others is taken inside every replicate, so whichever strategy leads a
     replicate is the best it is measured against. Choosing a leader after the fact flatters
     the leader (the best of several noisy accuracies is too high), which shows as replicates
     sitting below the observed difference; the bias-corrected percentile (Efron 1987) moves
     the quantile by as much. Percentiles, unlike a mirrored (basic) interval, keep how lopsided
-    a difference is near 100%, where a missed image can only cost. Capped at 0: no strategy is
-    better than the best.
+    a difference is near 100%, where a missed image can only cost. A bound above 0 says the
+    strategy is the best; above −margin, that it is within the margin of it.
     """
     alpha = 1 - replicates.confidence
     observed = _lead(replicates.observed[:, None])
@@ -298,7 +304,7 @@ def lower_bounds(replicates: Replicates) -> np.ndarray:
     tie = np.isclose(lead, observed, rtol=0, atol=1e-12)
     below = ((lead < observed) & ~tie).mean(axis=1) + tie.mean(axis=1) / 2
     bias = special.ndtri(np.clip(below, 0.5 / resamples, 1 - 0.5 / resamples))
-    return np.minimum(0.0, _quantiles(lead, special.ndtr(2 * bias + special.ndtri(alpha))))
+    return _quantiles(lead, special.ndtr(2 * bias + special.ndtri(alpha)))
 
 
 def _quantiles(rows: np.ndarray, levels: np.ndarray) -> np.ndarray:
@@ -357,7 +363,7 @@ class ToDecide:
         ways = ([f"about {self.seeds} seeds per strategy"] if self.seeds is not None else []) + (
             [f"about {self.examples:,} test examples"] if self.examples is not None else [])
         if math.isfinite(self.scale):
-            ways.append(f"about {self.scale:.1f}× both")
+            ways.append(f"about {self.scale:.1f}× as many of both")
         return f"{self.strategy}: " + (", or ".join(ways) if ways else "nothing: it sits on the margin")
 
 
@@ -385,9 +391,10 @@ class Judged:
     """One strategy against the best, in accuracy: a row of the verdict's table.
 
     ``to_best`` is the observed difference to the observed best (≤ 0). ``to_best_low`` and
-    ``to_best_high`` are its one-sided bounds at the verdict's confidence (together a
-    2 × confidence − 1 two-sided interval, as in two one-sided tests); ``word`` is one of
-    ``WORDS``. ``best_share`` is the share of replicates in which this strategy led.
+    ``to_best_high`` bound the true difference to the best (≤ 0), each one-sided at the verdict's
+    confidence: the lower bound for this strategy (``lower_bounds``), the upper bound holding for
+    all strategies at once (``upper_bounds``). ``word`` is one of ``WORDS``. ``best_share`` is the
+    share of replicates in which this strategy led.
     """
 
     strategy: str
@@ -444,22 +451,20 @@ def judge(evidence: Evidence, costs: Mapping[str, float | None], margin: float =
           confidence: float = 0.95, resamples: int = 2000, seed: int = 0) -> Verdict:
     """Sort every strategy into equivalent / undecided / worse against the best, and recommend the
     cheapest equivalent one (``costs``: lower is cheaper, e.g. total FLOPs with the search)."""
-    if isinstance(margin, bool) or not isinstance(margin, int | float) or not 0 <= margin < 1:
+    if isinstance(margin, bool) or not isinstance(margin, numbers.Real) or not 0 <= margin < 1:
         raise _user_error(f"report.margin={margin}: the margin is an accuracy difference, at least 0 and "
                           "below 1 (e.g. 0.01 for one point)")
-    if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not 0.5 < confidence < 1:
+    if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real) or not 0.5 < confidence < 1:
         raise _user_error(f"report.confidence={confidence}: choose a confidence between 0.5 and 1, e.g. 0.95")
     replicates = bootstrap(evidence, resamples, seed, confidence)
     observed = replicates.observed
     lows, highs = lower_bounds(replicates), upper_bounds(replicates)
     leaders = np.bincount(replicates.accuracy.argmax(axis=0), minlength=len(observed)) / resamples
-    spans = np.quantile(replicates.accuracy, [(1 - confidence) / 2, (1 + confidence) / 2], axis=1)
     judged = []
     for i, strategy in enumerate(replicates.strategies):
         word = EQUIVALENT if lows[i] > -margin else WORSE if highs[i] < -margin else UNDECIDED
-        judged.append(Judged(strategy, replicates.seeds[i],
-                             Interval(float(observed[i]), float(spans[0, i]), float(spans[1, i])),
-                             float(observed[i] - observed.max()), float(lows[i]), float(highs[i]),
+        judged.append(Judged(strategy, replicates.seeds[i], interval(replicates, strategy),
+                             float(observed[i] - observed.max()), min(0.0, float(lows[i])), float(highs[i]),
                              word, float(leaders[i])))
     judged.sort(key=lambda j: -j.accuracy.estimate)
     width = resolution(evidence.examples, judged[0].accuracy.estimate, confidence)
