@@ -30,6 +30,20 @@ def test_pairs_use_only_the_seeds_both_ran_and_say_so_below_two():
     assert same.p == 1.0 and not same.significant
 
 
+def test_a_pair_with_no_spread_gets_no_p_value():
+    # 1.0 three times against 269/270 three times: a one-image gap on a 270-image test set.
+    # Zero spread is no evidence of certainty; the bootstrap over test examples judges it
+    # (tests/test_verdict.py), the t-test reports nothing rather than p = 0
+    pair = paired_test("a", "b", {0: 1.0, 1: 1.0, 2: 1.0}, {0: 269 / 270, 1: 269 / 270, 2: 269 / 270})
+    assert pair.p is None and pair.t is None and not pair.significant
+    assert pair.mean_difference == pytest.approx(1 / 270)
+    # equal gaps that differ only in their last bits are no spread either (scipy would give p ~ 1e-28)
+    rounded = paired_test("a", "b", {0: 1.0, 1: 269 / 270, 2: 1.0},
+                          {0: 269 / 270, 1: 268 / 270, 2: 269 / 270})
+    assert rounded.p is None and not rounded.significant
+    assert holm([None, 0.01]) == [None, pytest.approx(0.01)]
+
+
 def test_holm_by_hand():
     # sorted 0.01, 0.02, 0.04 -> 3*0.01=0.03, max(0.03, 2*0.02=0.04)=0.04, max(0.04, 1*0.04)=0.04
     assert holm([0.04, 0.01, None, 0.02]) == pytest.approx([0.04, 0.03, None, 0.04])
