@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from ftbench.failures import UserError
+from ftbench.run.failures import UserError
 from ftbench.report.verdict import (
     CANNOT_RANK,
     EQUIVALENT,

@@ -49,7 +49,7 @@ _CELLS_PER_CHUNK = 2_000_000  # replicates x examples drawn at once: bounds memo
 
 def _user_error(message: str) -> ValueError:
     """A ``UserError``, imported only when raised, so this module needs numpy and scipy alone."""
-    from ftbench.failures import UserError
+    from ftbench.run.failures import UserError
 
     return UserError(message)
 
