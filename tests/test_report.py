@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
@@ -17,6 +18,7 @@ from ftbench.report import write_report
 from ftbench.report.cli import main as report_main
 from ftbench.report.rows import show
 from ftbench.run.atomic import write_json
+from ftbench.run.predictions import Predictions, write_predictions
 from ftbench.train import fit
 from tests.helpers import FAST, make_cfg
 
@@ -45,9 +47,22 @@ def fake_run(template: dict, strategy: str, seed: int, test_acc: float, flops: f
     return run
 
 
-def write_runs(root: Path, runs: list[dict]) -> None:
+def write_runs(root: Path, runs: list[dict], examples: int = 200) -> None:
+    """Each run's record, and for a tested run predictions with its accuracy: the first
+    ``test_acc`` share of a seeded order of the examples right, the rest wrong."""
     for i, run in enumerate(runs):
-        write_json(root / f"{i}_{run['strategy']}_seed{run['seed']}" / "result.json", run)
+        folder = root / f"{i}_{run['strategy']}_seed{run['seed']}"
+        acc = run.get("metrics", {}).get("test_acc")
+        if isinstance(acc, float) and 0 <= acc <= 1:
+            rng = np.random.default_rng([i, int(run["seed"])])
+            label = np.arange(examples) % 10
+            right = np.zeros(examples, bool)
+            right[rng.permutation(examples)[:round(acc * examples)]] = True
+            sets = {"test": Predictions(np.arange(examples), label, np.where(right, label, (label + 1) % 10),
+                                        np.where(right, 0.9, 0.1).astype(np.float32))}
+            write_predictions(folder / "predictions.npz", sets)
+            run = {**run, "predictions": "predictions.npz"}
+        write_json(folder / "result.json", run)
 
 
 def read_csv(path: Path) -> list[dict]:
