@@ -102,7 +102,7 @@ def test_report_has_a_row_per_strategy_with_a_t_interval_and_lists_failed_runs(t
     # the pairs over shared seeds (0 and 1), Holm-corrected, and the recommendation on top
     assert "| linear_probe | discriminative | 2 | -0.2000 | -2.00 | 0.295 | 0.295 | no |" in md
     assert "## Which differences are real" in md
-    assert md.index("**Recommendation: ") < md.index("| strategy | runs |")
+    assert md.index("ecommendation") < md.index("| strategy | runs |") < md.index("## Verdict")
     for name in ("accuracy_vs_flops", "accuracy_vs_time", "accuracy_vs_memory", "learning_curves",
                  "group_lrs", "drift"):
         png = tmp_path / "plots" / f"{name}.png"
