@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from ftbench.run.failures import UserError
 from ftbench.report.verdict import (
     CANNOT_RANK,
     EQUIVALENT,
@@ -23,6 +22,7 @@ from ftbench.report.verdict import (
     judge,
     resolution,
 )
+from ftbench.run.failures import UserError
 
 
 def synthetic(rng: np.random.Generator, accuracies: dict[str, float], seeds: int = 3, examples: int = 1000,

@@ -24,255 +24,40 @@ choosing a leader after the fact flatters it; the upper bounds hold for every pa
 "equal", and a pair whose runs never differ in spread still gets an interval from the test
 examples, never p = 0.
 
-The recommendation is the cheapest strategy called equivalent. ``resolution`` says how finely the
-test set measures an accuracy, and the verdict warns when a task is too easy or too small to rank
-strategies.
+The recommendation is the cheapest strategy called equivalent; the verdict warns when a task is
+too easy or too small to rank strategies (``bootstrap.resolution``). The bootstrap: ``bootstrap``.
 """
+
 
 from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cache
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
+
+from ftbench.report.bootstrap import (
+    Evidence,
+    Interval,
+    Replicates,
+    _user_error,
+    align,
+    bootstrap,
+    difference,
+    interval,
+    resolution,
+)
+
+__all__ = ["Evidence", "Interval", "Replicates", "align", "bootstrap", "difference", "interval", "resolution"]
 
 EQUIVALENT, UNDECIDED, WORSE = "equivalent", "undecided", "worse"
 WORDS = (EQUIVALENT, UNDECIDED, WORSE)
 CANNOT_RANK = ("this task is too easy/small to rank these strategies; use a harder task, more test "
                "images, or fewer training images (dataset.train_fraction)")
-_CELLS_PER_CHUNK = 2_000_000  # replicates x examples drawn at once: bounds memory on large test sets
 
-
-def _user_error(message: str) -> ValueError:
-    """A ``UserError``, imported only when raised, so this module needs numpy and scipy alone."""
-    from ftbench.run.failures import UserError
-
-    return UserError(message)
-
-
-@dataclass(frozen=True, eq=False)
-class Evidence:
-    """Per-example correctness of every run on one dataset split.
-
-    ``correct[strategy][seed]`` is a boolean array aligned to ``index`` (the sorted example
-    indices every run was tested on). ``left_out`` counts examples some run lacked, which
-    ``align`` dropped so that every strategy is judged on the same examples.
-    """
-
-    index: np.ndarray
-    correct: Mapping[str, Mapping[Hashable, np.ndarray]]
-    left_out: int = 0
-
-    def __post_init__(self) -> None:
-        n = len(self.index)
-        if n == 0 or not self.correct:
-            raise ValueError("evidence needs at least one strategy and one test example")
-        for strategy, runs in self.correct.items():
-            if not runs:
-                raise ValueError(f"strategy {strategy!r} has no runs")
-            for seed, correct in runs.items():
-                if np.shape(correct) != (n,):
-                    raise ValueError(f"{strategy!r} seed {seed!r}: {np.shape(correct)} results "
-                                     f"for {n} examples")
-
-    @property
-    def examples(self) -> int:
-        return len(self.index)
-
-    @property
-    def strategies(self) -> tuple[str, ...]:
-        return tuple(self.correct)
-
-
-def align(runs: Mapping[str, Mapping[Hashable, Mapping[str, np.ndarray]]]) -> Evidence:
-    """Evidence from saved predictions: ``runs[strategy][seed]`` maps ``index``, ``label`` and
-    ``pred`` to arrays (a dict, or the ``np.load`` of a predictions file).
-
-    Runs are compared on the examples all of them have (their intersection; the count of the
-    others is ``Evidence.left_out``, for the report to state). Runs that give one example two
-    different labels come from different splits and cannot be paired.
-    """
-    loaded: dict[str, dict[Hashable, tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
-    for strategy, seeds in runs.items():
-        for seed, arrays in seeds.items():
-            index, label, pred = (np.asarray(arrays[k]).ravel() for k in ("index", "label", "pred"))
-            if not len(index) == len(label) == len(pred):
-                raise _user_error(f"predictions of {strategy} seed {seed}: index, label and pred "
-                                  "differ in length")
-            if len(np.unique(index)) != len(index):
-                raise _user_error(f"predictions of {strategy} seed {seed}: an example index appears twice")
-            order = np.argsort(index, kind="stable")
-            loaded.setdefault(strategy, {})[seed] = (index[order], label[order], pred[order])
-    every = [arrays for seeds in loaded.values() for arrays in seeds.values()]
-    if not every:
-        raise _user_error("no predictions to compare: every strategy needs at least one tested run")
-    shared = every[0][0]
-    for index, _, _ in every[1:]:
-        shared = np.intersect1d(shared, index, assume_unique=True)
-    if len(shared) == 0:
-        raise _user_error("the runs' predictions share no test example: they come from different splits")
-    union = np.unique(np.concatenate([index for index, _, _ in every]))
-    reference = every[0][1][np.searchsorted(every[0][0], shared)]
-    correct: dict[str, dict[Hashable, np.ndarray]] = {}
-    for strategy, seeds in loaded.items():
-        for seed, (index, label, pred) in seeds.items():
-            at = np.searchsorted(index, shared)
-            if not np.array_equal(label[at], reference):
-                raise _user_error(f"predictions of {strategy} seed {seed} give other labels to the same "
-                                  "examples: the runs come from different splits and cannot be paired")
-            correct.setdefault(strategy, {})[seed] = pred[at] == label[at]
-    return Evidence(shared, correct, left_out=len(union) - len(shared))
-
-
-@dataclass(frozen=True, eq=False)
-class Replicates:
-    """The bootstrap's replicate accuracies, strategies x resamples, at ``confidence``.
-
-    ``accuracy`` resamples seeds and test examples; ``seeds_only`` and ``examples_only`` resample
-    one source and hold the other as observed, from the same draws, so that each source's share
-    of an interval's width can be told apart.
-    """
-
-    strategies: tuple[str, ...]
-    observed: np.ndarray
-    accuracy: np.ndarray
-    seeds_only: np.ndarray
-    examples_only: np.ndarray
-    seeds: tuple[int, ...]
-    examples: int
-    confidence: float
-
-    def row(self, strategy: str) -> int:
-        return self.strategies.index(strategy)
-
-
-def bootstrap(evidence: Evidence, resamples: int = 2000, seed: int = 0,
-              confidence: float = 0.95) -> Replicates:
-    """The two-level bootstrap: in each replicate, every strategy's seeds resampled with
-    replacement (independently per strategy) and one resample of the test examples shared by all.
-
-    An example resample is a vector of counts (how often each example was drawn), so a single
-    matrix product gives every run's accuracy on every resampled test set; a seed resample is a
-    vector of weights over a strategy's runs (see ``_seed_spread``), weighing those accuracies.
-    """
-    if isinstance(resamples, bool) or not isinstance(resamples, numbers.Integral) or resamples < 1:
-        raise _user_error(f"report.resamples={resamples}: the bootstrap needs a whole number of resamples, "
-                          "at least 1 (e.g. 2000)")
-    resamples = int(resamples)
-    rng = np.random.default_rng(seed)
-    strategies = evidence.strategies
-    runs = [np.asarray(list(evidence.correct[s].values()), dtype=np.float32) for s in strategies]
-    correct = np.concatenate(runs)  # every run, strategy by strategy: runs x examples
-    ends = np.cumsum([len(r) for r in runs])
-    spans = list(zip(ends - [len(r) for r in runs], ends, strict=True))
-    n = evidence.examples
-    per_run = correct.mean(axis=1, dtype=np.float64)
-    spread = [_seed_spread(r, confidence) for r in runs]
-    shape = (len(strategies), resamples)
-    accuracy, seeds_only, examples_only = np.empty(shape), np.empty(shape), np.empty(shape)
-    chunk = max(1, _CELLS_PER_CHUNK // n)
-    for start in range(0, resamples, chunk):
-        b = min(chunk, resamples - start)
-        drawn = rng.integers(0, n, size=(b, n), dtype=np.int32) + (np.arange(b, dtype=np.int32) * n)[:, None]
-        counts = np.bincount(drawn.ravel(), minlength=b * n).reshape(b, n).astype(np.float32)
-        # whole numbers below 2**24: exact in float32, at a third of the float64 product's time
-        on_resample = (correct @ counts.T).astype(np.float64) / n  # runs x b
-        cols = slice(start, start + b)
-        for i, (lo, hi) in enumerate(spans):
-            k = hi - lo
-            weights = rng.multinomial(k, np.full(k, 1 / k), size=b) / k
-            weights = 1 / k + spread[i] * (weights - 1 / k)  # b x k
-            accuracy[i, cols] = np.einsum("bk,kb->b", weights, on_resample[lo:hi])
-            seeds_only[i, cols] = weights @ per_run[lo:hi]
-            examples_only[i, cols] = on_resample[lo:hi].mean(axis=0)
-    observed = np.array([per_run[lo:hi].mean() for lo, hi in spans])
-    return Replicates(strategies, observed, accuracy, seeds_only, examples_only,
-                      tuple(len(r) for r in runs), n, confidence)
-
-
-@cache
-def _small_sample(k: int, confidence: float) -> float:
-    """Student's t over the normal quantile, with k - 1 degrees of freedom: a mean of 3 seeds
-    strays further than a resample of the same 3 seeds can show."""
-    return float(stats.t.ppf(confidence, k - 1) / stats.norm.ppf(confidence))
-
-
-def _seed_spread(correct: np.ndarray, confidence: float) -> float:
-    """The factor on a strategy's seed-weight deviations (``correct``: runs x examples of 0/1).
-
-    Runs differ in accuracy for two reasons: the seed moves the model (the seed variance
-    component), and each run gets its own examples right by chance, which moves its accuracy
-    by about (per-example variance / examples). The example resample already carries the
-    second; resampling seeds as they are would count it again (Owen 2007, the pigeonhole
-    bootstrap), and with 0/1 outcomes it can dominate. So the seed variance is the
-    analysis-of-variance estimate (between-run variance less within / examples); K/(K-1) makes
-    a resampled mean of K seeds carry it unbiased (Rao & Wu 1988); and the t/normal quantile
-    ratio gives a few seeds the heavier tails of Student's t, as in a t-interval at
-    ``confidence``. With one seed there is no seed term to measure.
-    """
-    k, n = correct.shape
-    if k < 2:
-        return 0.0
-    between = float(np.var(correct.mean(axis=1, dtype=np.float64), ddof=1))
-    if between <= 0:
-        return 0.0
-    within = float(np.var(correct, axis=0, ddof=1, dtype=np.float64).mean())
-    seed_variance = max(0.0, (between - within / n) / (1 - 1 / n)) if n > 1 else between
-    return _small_sample(k, confidence) * math.sqrt(k / (k - 1) * seed_variance / between)
-
-
-@dataclass(frozen=True)
-class Interval:
-    """A point estimate and its bootstrap interval (percentiles of the replicates)."""
-
-    estimate: float
-    low: float
-    high: float
-
-    def __contains__(self, value: float) -> bool:
-        return self.low <= value <= self.high
-
-
-def _two_sided(estimate: float, values: np.ndarray, confidence: float) -> Interval:
-    low, high = np.quantile(values, [(1 - confidence) / 2, (1 + confidence) / 2])
-    return Interval(float(estimate), float(low), float(high))
-
-
-def interval(replicates: Replicates, strategy: str) -> Interval:
-    """A strategy's mean test accuracy with its two-sided interval over seeds and test examples,
-    within [0, 1] (a few seeds' widened spread can reach past 100%)."""
-    i = replicates.row(strategy)
-    both = _two_sided(replicates.observed[i], replicates.accuracy[i], replicates.confidence)
-    return Interval(both.estimate, max(0.0, both.low), min(1.0, both.high))
-
-
-def difference(replicates: Replicates, a: str, b: str) -> Interval:
-    """A − B in accuracy, with its two-sided interval: both strategies weighed by the same
-    example resample in each replicate, so the interval carries only what differs between them."""
-    i, j = replicates.row(a), replicates.row(b)
-    return _two_sided(replicates.observed[i] - replicates.observed[j],
-                      replicates.accuracy[i] - replicates.accuracy[j], replicates.confidence)
-
-
-def resolution(examples: int, accuracy: float, confidence: float = 0.95) -> float:
-    """The half-width of the Wilson score interval of an accuracy measured on ``examples`` test
-    examples: how finely the test set measures one strategy's accuracy.
-
-    A property of the test set alone (its size, and the accuracy it is measured at), stated
-    before any comparison, so a reader can judge whether a task can rank strategies at all.
-    Wilson rather than the normal interval, because the normal one shrinks to zero at 100%,
-    exactly where a too-easy task most needs the warning. Paired differences can be resolved
-    more finely where strategies fail on the same examples; the verdict's bounds use that.
-    """
-    if examples < 1 or not 0.0 <= accuracy <= 1.0:
-        raise ValueError(f"resolution of {examples} examples at accuracy {accuracy}")
-    z = float(special.ndtri((1 + confidence) / 2))
-    spread = accuracy * (1 - accuracy) / examples + z * z / (4 * examples * examples)
-    return z * math.sqrt(spread) / (1 + z * z / examples)
 
 
 def _lead(accuracy: np.ndarray) -> np.ndarray:
