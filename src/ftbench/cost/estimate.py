@@ -29,7 +29,8 @@ UPSCALE_NOTE_RATIO = 1.5  # input side / image side above which the upscaling is
 
 
 def limited(items: int, batch_size: int, limit: int | float | None) -> int:
-    """Items an epoch goes through under a ``limit_*_batches`` setting (an int or a fraction)."""
+    """Items an epoch goes through under a ``limit_*_batches`` setting (a count of batches, a
+    fraction of them, or None for all): Lightning's rule, for the estimate and the shifted sets."""
     batches = math.ceil(items / batch_size)
     if isinstance(limit, int) and not isinstance(limit, bool):
         batches = min(batches, limit)
