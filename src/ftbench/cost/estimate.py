@@ -19,6 +19,7 @@ from lightning import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities.seed import isolate_rng
 
 from ftbench.cost.flops import flop_counter
+from ftbench.tracking.units import duration, si
 
 log = logging.getLogger("ftbench")
 
@@ -90,8 +91,8 @@ class RunPreview(Callback):
         log.info("run: %d images per epoch x %d epochs at %s px, %s per image (forward); about %s "
                  "on this machine (a forward timed on %d images, a training step as %g forwards "
                  "where backbone groups train)", images, trainer.max_epochs,
-                 "x".join(str(d) for d in first.shape[1:]), _flops(counter.get_total_flops()),
-                 _duration(forwards * seconds), TIMED_IMAGES, TRAIN_FORWARDS)
+                 "x".join(str(d) for d in first.shape[1:]), si(counter.get_total_flops(), "FLOP"),
+                 duration(forwards * seconds), TIMED_IMAGES, TRAIN_FORWARDS)
 
     @staticmethod
     def _seconds_per_image(trainer: Trainer, pl_module: LightningModule, train) -> float:
@@ -122,18 +123,3 @@ class RunPreview(Callback):
             else:
                 total += images + val_images
         return total
-
-
-def _flops(value: float) -> str:
-    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if value >= factor:
-            return f"{value / factor:.3g} {prefix}FLOP"
-    return f"{value:.3g} FLOP"
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"

@@ -24,17 +24,11 @@ from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig
 
 from ftbench.run.result import RESULT_FILE, UnreadableResult, read_result
+from ftbench.tracking.units import duration
 
 log = logging.getLogger("ftbench")
 
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
-
-
-def duration(seconds: float) -> str:
-    """1:02:03, 4:05 or 0:07: hours only when there are some."""
-    seconds = max(0, round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
 def sweep_plan(config: DictConfig) -> tuple[int | None, list[str]]:
