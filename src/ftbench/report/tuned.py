@@ -16,6 +16,7 @@ from ftbench.report.collect import Run
 from ftbench.report.fmt import num, si
 from ftbench.report.rows import strategy_order
 from ftbench.report.stats import paired_test, t_half_width
+from ftbench.run.trials import best_trial
 
 SEARCH, DEFAULT, TUNED = "search", "default", "tuned"
 
@@ -54,8 +55,9 @@ class Tuning:
 
     @property
     def best(self) -> Run | None:
-        done = [r for r in self.trials if r.status == "completed" and r.number("metrics.val_acc") is not None]
-        return max(done, key=lambda r: (r.number("metrics.val_acc"), -_trial_number(r))) if done else None
+        """The trial the protocol retrained (``ftbench.run.trials.best_trial``)."""
+        return best_trial(self.trials, status=lambda r: r.status,
+                          val_acc=lambda r: r.number("metrics.val_acc"), number=_trial_number)
 
     @property
     def tuned_is_default(self) -> bool:
