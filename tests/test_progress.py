@@ -51,6 +51,13 @@ def job_config(sweep_dir, num: int, *task: str):
                                        "runtime": {"output_dir": str(sweep_dir / str(num))}}})
 
 
+def test_an_override_is_known_by_its_key_without_add_or_delete_marks():
+    from ftbench.run.overrides import override_key
+
+    assert [override_key(a) for a in ("seed=1", "+a.b=2", "++logger.api_key=x=y", "~strategy")] == [
+        "seed", "a.b", "logger.api_key", "strategy"]
+
+
 def test_job_lines_count_jobs_by_their_records_and_estimate_the_time_left(tmp_path, caplog, monkeypatch):
     from hydra.types import RunMode
 

@@ -32,6 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ftbench.run.atomic import write_text
+from ftbench.run.overrides import override_key
 
 # api_key, hf_token, client_secret, db_password, aws_access_key ... (not "keys", a list of names)
 SECRET_KEY = re.compile(r"api[_-]?key|token|secret|password|passwd|credential|key$", re.IGNORECASE)
@@ -130,7 +131,7 @@ def _split_override(arg: str) -> tuple[str, str, str] | None:
     if arg.startswith("-") or "=" not in arg:
         return None
     head, _, value = arg.partition("=")
-    return head, head.lstrip("+~"), value
+    return head, override_key(head), value
 
 
 def override_secrets(args: Iterable[str]) -> list[str]:

@@ -23,6 +23,7 @@ from lightning import LightningModule, Trainer
 from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig
 
+from ftbench.run.overrides import override_key
 from ftbench.run.result import RESULT_FILE, UnreadableResult, read_result
 from ftbench.tracking.units import duration
 
@@ -98,7 +99,7 @@ class SweepProgress(HydraCallback):
 
     def _job(self, config: DictConfig) -> str:
         number = f"job {config.hydra.job.num + 1}{f'/{self.total}' if self.total else ''}"
-        chosen = [o for o in config.hydra.overrides.task if o.split("=", 1)[0].lstrip("+~") in self.swept]
+        chosen = [o for o in config.hydra.overrides.task if override_key(o) in self.swept]
         return f"{number} ({' '.join(chosen)})" if chosen else number
 
     def on_job_start(self, config: DictConfig, **kwargs) -> None:
