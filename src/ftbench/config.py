@@ -119,8 +119,8 @@ def check_names(cfg: DictConfig) -> None:
 
 
 def eval_shifts(cfg: DictConfig) -> list[Shift]:
-    """The shifted test sets of ``eval.shifts`` (none in a run saved before they existed)."""
-    return parse_shifts(OmegaConf.select(cfg, "eval.shifts", default=[]))
+    """The shifted test sets of ``eval.shifts``."""
+    return parse_shifts(cfg.eval.shifts)
 
 
 def check_numbers(cfg: DictConfig) -> None:
