@@ -107,9 +107,9 @@ def test_report_shows_shifted_accuracy_its_drop_and_in_distribution_against_shif
             with_shift(fake_run(template, "linear_probe", 1, 0.9, 1e9), 0.6, 0.8),
             with_shift(fake_run(template, "full", 0, 0.9, 3e9), 0.4, 0.6),
             with_shift(fake_run(template, "full", 1, 1.0, 3e9), 0.5, 0.7)]
-    old = fake_run(template, "gradual", 0, 0.7, 2e9)
-    del old["metrics"]["shift"]  # a result from before shifted test sets: no figures, no error
-    write_runs(tmp_path, [*runs, old])
+    unshifted = fake_run(template, "gradual", 0, 0.7, 2e9)
+    unshifted["metrics"]["shift"] = None  # a run tested under no shift: no figures, no error
+    write_runs(tmp_path, [*runs, unshifted])
     paths = write_report(tmp_path)
 
     rows = {r["strategy"]: r for r in read_csv(tmp_path / "report.csv")}

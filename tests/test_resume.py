@@ -204,7 +204,7 @@ def test_an_interrupt_saves_its_checkpoint_without_a_notice_from_lightning(tmp_p
 @pytest.mark.slow
 def test_a_run_folder_saved_by_the_previous_release_resumes_to_the_end(tmp_path, cli):
     """``tests/data/run_before_layout``: a gradual run the previous release saved after its first
-    epoch (its config names the loggers' old path and has no ``run:`` node)."""
+    epoch (its config names ``ftbench.loggers.RunCSVLogger`` and has no ``run:`` node)."""
     import json
     import shutil
     from pathlib import Path

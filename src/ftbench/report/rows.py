@@ -103,8 +103,8 @@ def _is_setting(path: str) -> bool:
 def varying_keys(runs: list[Run]) -> list[str]:
     """Config paths whose values differ between ``runs`` (study knobs first, then by name).
 
-    Only paths every run records are compared: a key added to the config since an older run
-    was made says nothing about how the two differ.
+    Only paths every run records are compared: a key one run's config has and another's lacks
+    says nothing about how the two differ.
     """
     per_run = [leaves(run.get("config") or {}) for run in runs]
     if not per_run:
