@@ -90,9 +90,10 @@ def test_the_figure_is_the_fullest_phase_with_features_counted_only_where_steps_
     memory = TrainingMemory()
     memory.fit_starts(torch.device("cpu"))
     memory.phases = [
-        {"trainable": [False, True], "input": [1280], "saved": 1 * MB, "grads": 1 * MB, "optimizer": 2 * MB},
-        {"trainable": [True, True], "input": [3, 32, 32], "saved": 20 * MB, "grads": 3 * MB,
-         "optimizer": 6 * MB},
+        {"trainable": [False, True], "input": [1280], "features": True, "saved": 1 * MB, "grads": 1 * MB,
+         "optimizer": 2 * MB},
+        {"trainable": [True, True], "input": [3, 32, 32], "features": False, "saved": 20 * MB,
+         "grads": 3 * MB, "optimizer": 6 * MB},
     ]
     probe, everything = memory.summary(feature_bytes=100 * MB)["phases"]
     assert (probe["features_mb"], everything["features_mb"]) == (100, 0)

@@ -195,7 +195,9 @@ class TrainingMemory:
             return {"train_memory_mb": self.device_peak / MB, "method": "cuda_allocator"}
         phases = []
         for phase in self.phases:
-            features = feature_bytes if phase.get("features") else 0  # steps on cached features
+            # steps on cached features; a phase restored from a checkpoint that lacks the flag
+            # (tests/data/run_before_layout) is counted without them
+            features = feature_bytes if phase.get("features") else 0
             parts = {"saved": phase["saved"], "grads": phase["grads"],
                      "optimizer": phase["optimizer"], "features": features}
             phases.append({"trainable": phase["trainable"], "input": phase["input"],
