@@ -417,3 +417,22 @@ def test_a_search_trial_is_read_by_its_validation_accuracy_a_final_run_by_its_te
     assert problem({**search, "metrics": {"val_acc": None}}) == "metrics.val_acc is None, not a number"
     final = {**search, "config": {"tune": {"phase": "tuned"}}}
     assert problem(final) == "metrics.test_acc is None, not a number"
+
+
+def test_a_report_that_fails_at_the_end_of_a_multirun_is_logged_with_its_traceback(tmp_path, template,
+                                                                                 monkeypatch, caplog):
+    import logging
+
+    from ftbench.report import callback
+
+    def broken(root, runs):
+        raise KeyError("a bug in the report")
+
+    write_runs(tmp_path, [fake_run(template, "full", 0, 0.9, 1e9)])
+    monkeypatch.setattr(callback, "write_report", broken)
+    caplog.set_level(logging.ERROR, logger="ftbench")
+    assert callback.write_report_quietly(tmp_path) is None  # the runs stand
+    (record,) = caplog.records
+    assert record.getMessage() == f"report not written into {tmp_path}"
+    assert record.exc_info and record.exc_info[0] is KeyError
+    assert "Traceback" in caplog.text and "in broken" in caplog.text and "a bug in the report" in caplog.text
