@@ -1,4 +1,4 @@
-"""Shared by the tests and the benchmarks: the real Hydra config, tiny runs, CLI calls, images."""
+"""Shared by the tests: the real Hydra config, tiny runs, CLI calls, images."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from hydra import compose, initialize_config_dir
 from lightning import Callback
 from omegaconf import DictConfig, open_dict
 from PIL import Image
 
-from ftbench.config import CONFIG_DIR, CONFIG_NAME, register_resolvers
+from ftbench.config import compose_config, register_resolvers
 
 os.environ.setdefault("WANDB_MODE", "offline")
 register_resolvers()
@@ -57,8 +56,7 @@ def contents(run_dir: Path) -> dict[str, bytes]:
 
 def make_cfg(*overrides: str, run_dir: Path | None = None) -> DictConfig:
     """The composed config, as ``python -m ftbench.train OVERRIDES`` would see it."""
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose(config_name=CONFIG_NAME, overrides=list(overrides))
+    cfg = compose_config(*overrides)
     if run_dir is not None:
         with open_dict(cfg):
             cfg.logger.save_dir = str(run_dir)
