@@ -36,25 +36,6 @@ def results(folder: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(folder.rglob("result.json"))]
 
 
-@pytest.fixture
-def cli(monkeypatch, capsys):
-    """``python -m ftbench.train ARGS`` in this process: returns (exit code, stderr)."""
-    from ftbench.train import main
-
-    monkeypatch.setenv("HYDRA_FULL_ERROR", "0")
-
-    def _run(*args: str) -> tuple[int, str]:
-        monkeypatch.setattr(sys, "argv", ["ftbench.train", *args])
-        try:
-            main()
-            code = 0
-        except SystemExit as exit_:
-            code = exit_.code
-        return code, capsys.readouterr().err
-
-    return _run
-
-
 @pytest.mark.slow
 def test_every_strategy_gets_the_same_trials_then_default_and_tuned_runs_on_shared_seeds(tmp_path):
     sweep = tmp_path / "tuned"
