@@ -28,6 +28,8 @@ FAST = [
     "+trainer.limit_test_batches=2",
     "trainer.enable_progress_bar=false",
 ]
+# timm's tiny test models, one of each family the layer groups know
+TINY_MODELS = ["test_resnet", "test_efficientnet", "test_convnext", "test_vit"]
 # Dropout makes the run draw random numbers every step: a resume that lost the random state
 # would train on other masks and end elsewhere.
 SCHEDULE = [*FAST, "trainer.max_epochs=3", "model.drop_rate=0.2"]
