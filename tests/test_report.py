@@ -188,26 +188,34 @@ def test_the_surgical_study_plots_accuracy_by_the_group_that_trained(tmp_path, t
     assert "plots/accuracy_by_trained_group.png" in (tmp_path / "report.md").read_text()
 
 
-@pytest.mark.parametrize("experiment, swept", [
-    ("compare", {"strategy": "linear_probe,full,discriminative,gradual,partial,lp_ft,surgical,bitfit,lora",
-                 "seed": "0,1,2"}),
-    ("surgical", {"strategy.groups": "[],[stem],[stage1],[stage2],[stage3],[stage4],[stage5],[stage6],"
-                                     "[stage7],all", "seed": "0,1,2"}),
-    ("data_size", {"dataset.train_fraction": "0.05,0.2,1.0", "seed": "0,1,2"}),
-    ("lr_decay", {"strategy.lr_decay": "1,1.5,2,2.6,4", "seed": "0,1,2"}),
+@pytest.mark.parametrize("experiment, setting, strategy", [
+    ("compare", "strategy", None), ("surgical", "strategy.groups", "surgical"),
+    ("data_size", "dataset.train_fraction", None), ("lr_decay", "strategy.lr_decay", "discriminative"),
 ])
-def test_experiments_sweep_what_their_study_needs(experiment, swept):
+def test_every_job_an_experiment_sweeps_is_a_valid_run_and_the_sweep_ends_in_the_report(tmp_path, experiment,
+                                                                                      setting, strategy):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.utils import get_class
+
+    from ftbench.config import validate_config
+    from ftbench.finetune.strategies import STRATEGIES
+    from ftbench.report.callback import WriteReport
+
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(config_name="config", overrides=[f"experiment={experiment}"],
                       return_hydra_config=True)
-    params = cfg.hydra.sweeper.params
-    for key, value in swept.items():
-        assert str(params[key]) == value
-    assert cfg.hydra.callbacks.report._target_ == "ftbench.report.callback.WriteReport"
-    if experiment == "lr_decay":
-        assert cfg.strategy.name == "discriminative"
-    if experiment == "surgical":
-        assert cfg.strategy.name == "surgical"
+        sweeps = OverridesParser.create().parse_overrides(
+            [f"{key}={value}" for key, value in cfg.hydra.sweeper.params.items()])
+    swept = {o.key_or_group: list(o.sweep_string_iterator()) for o in sweeps}
+    for key, values in swept.items():
+        for value in values:  # each value a job gets, with the experiment's other settings
+            job = make_cfg(f"experiment={experiment}", f"{key}={value}", run_dir=tmp_path)
+            validate_config(job)
+            assert job.strategy.name == (value if key == "strategy" else strategy or job.strategy.name)
+    assert {setting, "seed"} <= set(swept) and len(swept[setting]) >= 3 and len(swept["seed"]) >= 3
+    if experiment == "compare":
+        assert swept["strategy"] == list(STRATEGIES)
+    assert get_class(cfg.hydra.callbacks.report._target_) is WriteReport
 
 
 def test_the_surgical_study_sweeps_the_groups_of_the_model_it_runs_on():
