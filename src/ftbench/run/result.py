@@ -15,14 +15,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 import stat
-import subprocess
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TypedDict
 
 from ftbench.run.atomic import write_json
+from ftbench.run.provenance import versions
 
 SCHEMA_VERSION = 1
 RESULT_FILE = "result.json"
@@ -293,35 +291,3 @@ def judged_by(data: dict) -> str:
         return "val_acc"
     return "test_acc"
 
-
-# -- provenance -------------------------------------------------------------------------------
-def versions() -> dict:
-    def dist(name: str) -> str | None:
-        try:
-            return version(name)
-        except PackageNotFoundError:
-            return None
-
-    import torch
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "timm": dist("timm"),
-        "lightning": dist("lightning"),
-        "ftbench": dist("ftbench"),
-        "git_commit": _git_commit(),
-    }
-
-
-def _git_commit() -> str | None:
-    """The commit of a source checkout (src/ftbench inside it); None for an installed wheel."""
-    root = Path(__file__).resolve().parents[3]
-    if not (root / ".git").exists():
-        return None
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             cwd=root, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
