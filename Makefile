@@ -1,5 +1,6 @@
 # make run   — set up, then compare every strategy on the embedded default (offline)
 # make test  — set up, then run the test suite (make test-fast: without the slow tests)
+# make lint  — ruff, and import-linter's contracts on the direction of imports
 # make device-wheels — the wheels benchmarks/device_check.py installs on a bare GPU machine
 PYTHON ?= python3
 VENV   ?= .venv
@@ -20,14 +21,15 @@ $(STAMP): pyproject.toml
 run: setup                       # prints a line per job and epoch, then the report's table
 	$(PY) -m ftbench.train -m experiment=compare seed=0,1 hydra.sweep.dir=multirun/make-run
 
-test: setup
-	$(PY) -m pytest -q
+test: setup                      # and the 15 slowest tests, to keep the suite's time in view
+	$(PY) -m pytest -q --durations=15
 
 test-fast: setup                 # the quick loop: everything but the tests marked slow
 	$(PY) -m pytest -q -m "not slow"
 
-lint: setup
+lint: setup                      # style, and the direction of imports (pyproject.toml's contracts)
 	$(PY) -m ruff check src tests benchmarks
+	$(VENV)/bin/lint-imports
 
 bench: setup
 	$(PY) -m benchmarks.overhead

@@ -10,14 +10,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
-from tests import helpers
+from ftbench.config import compose_config
 
 
 def make_cfg(*overrides: str, run_dir: Path) -> DictConfig:
-    """The real config (see tests/helpers.py), progress bar off."""
-    return helpers.make_cfg("trainer.enable_progress_bar=false", *overrides, run_dir=run_dir)
+    """The real config, as ``python -m ftbench.train OVERRIDES`` composes it, progress bar off,
+    logging into ``run_dir``."""
+    cfg = compose_config("trainer.enable_progress_bar=false", *overrides)
+    with open_dict(cfg):
+        cfg.logger.save_dir = str(run_dir)
+    return cfg
 
 
 def parse_args(doc: str, epochs: int, repeats: int, example: str,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -21,7 +22,6 @@ from statistics import median
 
 from benchmarks.common import machine, make_cfg, quiet, timed
 from ftbench.finetune.strategies import STRATEGIES
-from tests import helpers
 
 TARGET_OVERHEAD = 0.95
 # a few batches of a tiny model: what the dry run trains everywhere a device run trains more
@@ -53,7 +53,8 @@ def tail(text: str, lines: int = 3) -> str:
 
 def train_cli(*args: str):
     """``python -m ftbench.train ARGS``; the end of its output goes to this part's log."""
-    proc = helpers.train_cli(*args)
+    proc = subprocess.run([sys.executable, "-m", "ftbench.train", *args], capture_output=True, text=True,
+                          timeout=600)
     output = tail(proc.stdout + proc.stderr, 20)
     print(f"$ ftbench.train {' '.join(args)}\n-> exit {proc.returncode}\n{output}", flush=True)
     return proc

@@ -1,5 +1,5 @@
-"""Fixtures: fit tiny models in-process, the command line in-process, an interrupted run, and a
-known 'pretrained' starting point."""
+"""Fixtures: fit tiny models in-process, the command line in-process, an interrupted run, and
+known 'pretrained' starting points (test_efficientnet's, and one per tiny model family)."""
 
 from __future__ import annotations
 
@@ -39,6 +39,40 @@ def pretrained(tmp_path_factory):
     path = tmp_path_factory.mktemp("weights") / "pretrained.safetensors"
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, path)
     return path, layer_groups(model)
+
+
+@pytest.fixture(scope="session")
+def pretrained_per_model(tmp_path_factory):
+    """Per tiny model name (``TINY_MODELS``): a 'pretrained' weight file (so that every run
+    starts from known weights), the model's layer groups, and the state-dict keys each group
+    owns."""
+    import torch
+    from safetensors.torch import save_file
+
+    from ftbench.finetune.module import keeps_statistics
+    from ftbench.models.backbone import create_backbone, layer_groups
+
+    cache = {}
+
+    def _start(name: str):
+        if name not in cache:
+            torch.manual_seed(7)
+            model = create_backbone(name, num_classes=10, weights="none")
+            with torch.no_grad():  # statistics as a trained net has them, and no residual branch
+                for m in model.modules():  # zeroed by timm's init (its gradients would be zero)
+                    if keeps_statistics(m):
+                        m.weight.uniform_(0.5, 1.5)
+                        m.running_mean.normal_(0, 0.1)
+                        m.running_var.uniform_(0.5, 1.5)
+            path = tmp_path_factory.mktemp(name) / "start.safetensors"
+            save_file({k: v.contiguous() for k, v in model.state_dict().items()}, path)
+            groups = layer_groups(model)
+            owner = {n.rsplit(".", 1)[0]: g.name for g in groups for n in g.param_names}
+            keys = {k: owner[k.rsplit(".", 1)[0]] for k in model.state_dict()}  # buffers included
+            cache[name] = path, groups, keys
+        return cache[name]
+
+    return _start
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Shared by the tests and the benchmarks: the real Hydra config, tiny runs, CLI calls, images."""
+"""Shared by the tests: the real Hydra config, tiny runs, CLI calls, images."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from hydra import compose, initialize_config_dir
 from lightning import Callback
 from omegaconf import DictConfig, open_dict
 from PIL import Image
 
-from ftbench.config import CONFIG_DIR, CONFIG_NAME, register_resolvers
+from ftbench.config import compose_config, register_resolvers
 
 os.environ.setdefault("WANDB_MODE", "offline")
 register_resolvers()
@@ -29,6 +28,8 @@ FAST = [
     "+trainer.limit_test_batches=2",
     "trainer.enable_progress_bar=false",
 ]
+# timm's tiny test models, one of each family the layer groups know
+TINY_MODELS = ["test_resnet", "test_efficientnet", "test_convnext", "test_vit"]
 # Dropout makes the run draw random numbers every step: a resume that lost the random state
 # would train on other masks and end elsewhere.
 SCHEDULE = [*FAST, "trainer.max_epochs=3", "model.drop_rate=0.2"]
@@ -57,8 +58,7 @@ def contents(run_dir: Path) -> dict[str, bytes]:
 
 def make_cfg(*overrides: str, run_dir: Path | None = None) -> DictConfig:
     """The composed config, as ``python -m ftbench.train OVERRIDES`` would see it."""
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose(config_name=CONFIG_NAME, overrides=list(overrides))
+    cfg = compose_config(*overrides)
     if run_dir is not None:
         with open_dict(cfg):
             cfg.logger.save_dir = str(run_dir)

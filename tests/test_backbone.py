@@ -7,8 +7,7 @@ from PIL import Image
 from ftbench.models.backbone import create_backbone, layer_groups
 from ftbench.models.weights import packaged_state_dict, read_state_dict
 from ftbench.run.failures import UserError
-
-TINY = ["test_resnet", "test_efficientnet", "test_convnext", "test_vit"]
+from tests.helpers import TINY_MODELS as TINY
 
 
 @pytest.mark.parametrize("name", TINY)

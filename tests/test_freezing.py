@@ -1,9 +1,12 @@
-"""Frozen means frozen: weights, BatchNorm statistics, and no backward through the prefix."""
+"""Frozen means frozen: weights, BatchNorm statistics, and no backward through the prefix; what
+trains moves (a surgical group, BitFit's biases), on every tiny timm family."""
 
+import pytest
 import torch
 
 from ftbench.models.backbone import create_backbone, group_modules, layer_groups
 from ftbench.models.weights import read_state_dict
+from tests.helpers import TINY_MODELS
 
 
 def _tensors_of(groups, state):
@@ -74,3 +77,37 @@ def test_gradual_unfreezes_without_changing_the_optimizer_layout(run_fit):
     ckpt = torch.load(run_dir / "last.ckpt", map_location="cpu", weights_only=False)
     layer_groups_in_opt = {pg["layer_group"] for pg in ckpt["optimizer_states"][0]["param_groups"]}
     assert layer_groups_in_opt == set(range(len(result["groups"])))
+
+
+@pytest.mark.parametrize("name", TINY_MODELS)
+def test_surgical_moves_the_chosen_group_and_nothing_else(run_fit, pretrained_per_model, name):
+    path, groups, keys = pretrained_per_model(name)
+    result, run_dir = run_fit(f"model.name={name}", f"model.weights={path}", "strategy=surgical",
+                              "strategy.groups=[stage1]")
+    before, after = read_state_dict(path), read_state_dict(run_dir / "model.safetensors")
+    assert after.keys() == before.keys() and (run_dir / "result.json").is_file()
+    outside = [k for k, g in keys.items() if g not in ("stage1", "head")]
+    assert any(k.endswith("running_var") for k in outside) or name in ("test_convnext", "test_vit")
+    for k in outside:
+        assert torch.equal(before[k], after[k]), k  # BatchNorm statistics included
+    assert any(not torch.equal(before[k], after[k]) for k, g in keys.items() if g == "stage1")
+    assert all(h["trainable_groups"] == ["stage1", "head"] for h in result["history"])
+    assert not result["cost"]["feature_cache"]["used"]
+    trains = {g.name for g in groups} - {"stage1", "head"}
+    assert all(result["cost"]["drift"][g] == 0.0 for g in trains)
+
+
+@pytest.mark.parametrize("name", TINY_MODELS)
+def test_bitfit_moves_biases_and_the_head_and_nothing_else(run_fit, pretrained_per_model, name):
+    path, groups, keys = pretrained_per_model(name)
+    result, run_dir = run_fit(f"model.name={name}", f"model.weights={path}", "strategy=bitfit")
+    before, after = read_state_dict(path), read_state_dict(run_dir / "model.safetensors")
+    backbone = [k for k, g in keys.items() if g != "head"]
+    biases = [k for k in backbone if k.endswith(".bias")]
+    for k in backbone:
+        if k not in biases:
+            assert torch.equal(before[k], after[k]), k  # weights and BatchNorm statistics
+    assert sum(not torch.equal(before[k], after[k]) for k in biases) > len(biases) // 2
+    head = sum(before[k].numel() for k, g in keys.items() if g == "head")
+    assert result["cost"]["trainable_params"] == sum(before[k].numel() for k in biases) + head
+    assert not result["cost"]["feature_cache"]["used"]

@@ -11,6 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from ftbench.run.checkpoints import CONFIG_DIGEST, CONTENT_DIGEST, content_digest
 from ftbench.run.failures import UserError
 from tests.helpers import FAST, contents, make_cfg
 from tests.test_resume import _fit
@@ -46,6 +47,19 @@ def test_a_checkpoint_whose_optimizer_state_was_changed_is_refused(interrupted):
     saved["optimizer_states"][0]["state"] = {}  # well-formed, but not what was written
     torch.save(saved, path)
     with pytest.raises(UserError, match="the checkpoint is damaged"):
+        _fit(interrupted, "strategy=gradual", ckpt_path=path)
+
+
+@pytest.mark.parametrize("entry, message", [(CONTENT_DIGEST, "has no content digest"),
+                                            (CONFIG_DIGEST, "was trained with another config")])
+def test_a_checkpoint_without_its_digests_is_refused(interrupted, entry, message):
+    path = interrupted / "last.ckpt"
+    saved = torch.load(path, weights_only=True)
+    del saved[entry]
+    if entry != CONTENT_DIGEST:  # the content digest covers every other entry: written anew
+        saved[CONTENT_DIGEST] = content_digest({k: v for k, v in saved.items() if k != CONTENT_DIGEST})
+    torch.save(saved, path)
+    with pytest.raises(UserError, match=message):
         _fit(interrupted, "strategy=gradual", ckpt_path=path)
 
 

@@ -100,3 +100,22 @@ def test_the_figure_is_the_fullest_phase_with_features_counted_only_where_steps_
     assert (probe["features_mb"], everything["features_mb"]) == (100, 0)
     assert memory.summary(feature_bytes=100 * MB)["train_memory_mb"] == 104
     assert memory.summary(feature_bytes=0)["train_memory_mb"] == 29
+
+
+def test_a_peak_that_cannot_be_reset_is_said_with_the_reason(monkeypatch, tmp_path, caplog):
+    import logging
+
+    from ftbench.cost import memory
+
+    monkeypatch.setattr(memory, "_PROC_STATUS", tmp_path / "status")
+    (tmp_path / "status").write_text("VmHWM:\t1024 kB\n")
+    monkeypatch.setattr(memory, "_CLEAR_REFS", tmp_path / "no" / "clear_refs")  # not writable
+    caplog.set_level(logging.WARNING, logger="ftbench")
+    memory.reset_peak_memory(torch.device("cpu"))
+    (warning,) = caplog.records
+    assert "cannot reset this process's peak resident set size" in warning.getMessage()
+    assert "No such file or directory" in warning.getMessage()
+    caplog.clear()
+    monkeypatch.setattr(memory, "_CLEAR_REFS", tmp_path / "clear_refs")  # writable: no warning
+    memory.reset_peak_memory(torch.device("cpu"))
+    assert not caplog.records and (tmp_path / "clear_refs").read_text() == "5"

@@ -15,7 +15,8 @@ from omegaconf import OmegaConf
 
 from ftbench.config import CONFIG_DIR
 from ftbench.cost.estimate import limited, upscaling_note
-from ftbench.tracking.progress import SweepProgress, duration, sweep_plan
+from ftbench.tracking.progress import SweepProgress, sweep_plan
+from ftbench.tracking.units import duration, si
 from ftbench.train import main
 from tests.helpers import FAST, image_folder
 
@@ -31,6 +32,12 @@ def test_durations_read_as_clock_times():
     assert [duration(s) for s in (7, 65, 3723, -1)] == ["0:07", "1:05", "1:02:03", "0:00"]
 
 
+def test_amounts_read_with_three_digits_and_an_si_prefix():
+    assert [si(v, "FLOP") for v in (4.58e6, 1.234e12, 999, 0)] == [
+        "4.58 MFLOP", "1.23 TFLOP", "999 FLOP", "0 FLOP"]
+    assert si(2.5e16) == "25 P" and si(None) == "n/a"
+
+
 def test_the_sweep_plan_counts_the_jobs_the_basic_sweeper_launches():
     assert sweep_plan(hydra_cfg("experiment=compare")) == (27, ["strategy", "seed"])
     # the command line replaces a swept key of the experiment, and adds its own
@@ -42,6 +49,13 @@ def job_config(sweep_dir, num: int, *task: str):
     return OmegaConf.create({"hydra": {"mode": "MULTIRUN", "sweep": {"dir": str(sweep_dir)},
                                        "job": {"num": num}, "overrides": {"task": list(task)},
                                        "runtime": {"output_dir": str(sweep_dir / str(num))}}})
+
+
+def test_an_override_is_known_by_its_key_without_add_or_delete_marks():
+    from ftbench.run.overrides import override_key
+
+    assert [override_key(a) for a in ("seed=1", "+a.b=2", "++logger.api_key=x=y", "~strategy")] == [
+        "seed", "a.b", "logger.api_key", "strategy"]
 
 
 def test_job_lines_count_jobs_by_their_records_and_estimate_the_time_left(tmp_path, caplog, monkeypatch):
@@ -96,7 +110,7 @@ def test_a_run_logs_its_cost_before_training_and_one_line_per_epoch(run_fit, cap
     assert preview.startswith("run: 192 images per epoch x 2 epochs at 3x32x32 px, ")
     flops = float(re.search(r"px, ([\d.]+) MFLOP per image", preview).group(1)) * 1e6
     assert flops == pytest.approx(result["cost"]["eval_flops_per_image"]["3x32x32"], rel=5e-3)
-    assert re.search(r"; about \d+ (s|min|h) on this machine", preview)
+    assert re.search(r"; about \d+:\d\d on this machine", preview)
     epochs = [line for line in lines if line.startswith("epoch ")]
     assert len(epochs) == 2
     for k, (line, entry) in enumerate(zip(epochs, result["history"], strict=True)):

@@ -122,9 +122,9 @@ def test_report_shows_shifted_accuracy_its_drop_and_in_distribution_against_shif
             with_shift(fake_run(template, "linear_probe", 1, 0.9, 1e9), 0.6, 0.8),
             with_shift(fake_run(template, "full", 0, 0.9, 3e9), 0.4, 0.6),
             with_shift(fake_run(template, "full", 1, 1.0, 3e9), 0.5, 0.7)]
-    old = fake_run(template, "gradual", 0, 0.7, 2e9)
-    del old["metrics"]["shift"]  # a result from before shifted test sets: no figures, no error
-    write_runs(tmp_path, [*runs, old])
+    unshifted = fake_run(template, "gradual", 0, 0.7, 2e9)
+    unshifted["metrics"]["shift"] = None  # a run tested under no shift: no figures, no error
+    write_runs(tmp_path, [*runs, unshifted])
     paths = write_report(tmp_path)
 
     rows = {r["strategy"]: r for r in read_csv(tmp_path / "report.csv")}
@@ -203,26 +203,34 @@ def test_the_surgical_study_plots_accuracy_by_the_group_that_trained(tmp_path, t
     assert "plots/accuracy_by_trained_group.png" in (tmp_path / "report.md").read_text()
 
 
-@pytest.mark.parametrize("experiment, swept", [
-    ("compare", {"strategy": "linear_probe,full,discriminative,gradual,partial,lp_ft,surgical,bitfit,lora",
-                 "seed": "0,1,2"}),
-    ("surgical", {"strategy.groups": "[],[stem],[stage1],[stage2],[stage3],[stage4],[stage5],[stage6],"
-                                     "[stage7],all", "seed": "0,1,2"}),
-    ("data_size", {"dataset.train_fraction": "0.05,0.2,1.0", "seed": "0,1,2"}),
-    ("lr_decay", {"strategy.lr_decay": "1,1.5,2,2.6,4", "seed": "0,1,2"}),
+@pytest.mark.parametrize("experiment, setting, strategy", [
+    ("compare", "strategy", None), ("surgical", "strategy.groups", "surgical"),
+    ("data_size", "dataset.train_fraction", None), ("lr_decay", "strategy.lr_decay", "discriminative"),
 ])
-def test_experiments_sweep_what_their_study_needs(experiment, swept):
+def test_every_job_an_experiment_sweeps_is_a_valid_run_and_the_sweep_ends_in_the_report(tmp_path, experiment,
+                                                                                      setting, strategy):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.utils import get_class
+
+    from ftbench.config import validate_config
+    from ftbench.finetune.strategies import STRATEGIES
+    from ftbench.report.callback import WriteReport
+
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(config_name="config", overrides=[f"experiment={experiment}"],
                       return_hydra_config=True)
-    params = cfg.hydra.sweeper.params
-    for key, value in swept.items():
-        assert str(params[key]) == value
-    assert cfg.hydra.callbacks.report._target_ == "ftbench.report.callback.WriteReport"
-    if experiment == "lr_decay":
-        assert cfg.strategy.name == "discriminative"
-    if experiment == "surgical":
-        assert cfg.strategy.name == "surgical"
+        sweeps = OverridesParser.create().parse_overrides(
+            [f"{key}={value}" for key, value in cfg.hydra.sweeper.params.items()])
+    swept = {o.key_or_group: list(o.sweep_string_iterator()) for o in sweeps}
+    for key, values in swept.items():
+        for value in values:  # each value a job gets, with the experiment's other settings
+            job = make_cfg(f"experiment={experiment}", f"{key}={value}", run_dir=tmp_path)
+            validate_config(job)
+            assert job.strategy.name == (value if key == "strategy" else strategy or job.strategy.name)
+    assert {setting, "seed"} <= set(swept) and len(swept[setting]) >= 3 and len(swept["seed"]) >= 3
+    if experiment == "compare":
+        assert swept["strategy"] == list(STRATEGIES)
+    assert get_class(cfg.hydra.callbacks.report._target_) is WriteReport
 
 
 def test_the_surgical_study_sweeps_the_groups_of_the_model_it_runs_on():
@@ -450,3 +458,22 @@ def test_the_report_says_when_the_runs_compared_mixed_thread_counts(tmp_path, te
     assert "⚠ These runs trained at different torch thread counts: 1 (3 runs), 2 (1 run)." in md
     rows = [(r["strategy"], r["runs"]) for r in read_csv(tmp_path / "mixed" / "report.csv")]
     assert rows == [("linear_probe", "2"), ("full", "2")]  # the count is no setting: rows stay whole
+
+
+def test_a_report_that_fails_at_the_end_of_a_multirun_is_logged_with_its_traceback(tmp_path, template,
+                                                                                 monkeypatch, caplog):
+    import logging
+
+    from ftbench.report import callback
+
+    def broken(root, runs):
+        raise KeyError("a bug in the report")
+
+    write_runs(tmp_path, [fake_run(template, "full", 0, 0.9, 1e9)])
+    monkeypatch.setattr(callback, "write_report", broken)
+    caplog.set_level(logging.ERROR, logger="ftbench")
+    assert callback.write_report_quietly(tmp_path) is None  # the runs stand
+    (record,) = caplog.records
+    assert record.getMessage() == f"report not written into {tmp_path}"
+    assert record.exc_info and record.exc_info[0] is KeyError
+    assert "Traceback" in caplog.text and "in broken" in caplog.text and "a bug in the report" in caplog.text

@@ -28,3 +28,19 @@ def test_a_deterministic_trainer_keeps_deterministic_kernels_without_filling_new
     # NaN costs a tenth of a CPU step and buys it nothing
     assert torch.are_deterministic_algorithms_enabled()
     assert not torch.utils.deterministic.fill_uninitialized_memory
+
+
+def test_a_result_records_the_versions_and_the_commit_it_was_made_with():
+    import platform
+    import subprocess
+    from pathlib import Path
+
+    import torch
+
+    from ftbench.run.result import build_result
+
+    versions = build_result(None)["versions"]
+    assert versions["python"] == platform.python_version() and versions["torch"] == torch.__version__
+    checkout = Path(__file__).resolve().parents[1]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=checkout)
+    assert versions["git_commit"] == (head.stdout.strip() if (checkout / ".git").exists() else None)

@@ -199,3 +199,24 @@ def test_an_interrupt_saves_its_checkpoint_without_a_notice_from_lightning(tmp_p
     assert f"interrupted: checkpoint saved; continue with: python -m ftbench.train resume={tmp_path}" \
         in caplog.text
     assert "weights_only" not in caplog.text  # "`weights_only` was not set, defaulting to `False`"
+
+
+@pytest.mark.slow
+def test_a_run_folder_saved_by_the_previous_release_resumes_to_the_end(tmp_path, cli):
+    """``tests/data/run_before_layout``: a gradual run the previous release saved after its first
+    epoch (its config names ``ftbench.tracking.loggers.RunCSVLogger`` and has no ``run:`` node)."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(Path(__file__).parent / "data" / "run_before_layout", run_dir)
+    code, stderr = cli(f"resume={run_dir}")
+    assert code == 0, stderr
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["status"] == "completed" and result["metrics"]["epochs"] == 3
+    assert [h["epoch"] for h in result["history"]] == [0, 1, 2]
+    # the saved epoch is continued, not trained again
+    assert result["history"][0]["train_loss"] == pytest.approx(2.298888921737671, abs=0)
+    assert result["history"][0]["trainable_groups"] == ["head"]
+    assert (run_dir / "model.safetensors").is_file()

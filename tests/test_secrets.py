@@ -103,3 +103,24 @@ def test_a_saved_config_with_its_secrets_masked_has_the_digest_of_the_run():
     saved = OmegaConf.create(redact(OmegaConf.to_container(cfg, resolve=False)))
     assert saved.foo.password == MASK
     assert config_digest(saved) == config_digest(cfg)
+
+
+def test_a_saved_yaml_file_that_does_not_parse_is_withheld_with_a_warning(tmp_path, caplog):
+    import logging
+
+    import yaml
+
+    from ftbench.run.redaction import WITHHELD, redact_saved_configs
+
+    broken = tmp_path / "overrides.yaml"
+    broken.write_text("- seed=1\n  api_key: hunter2-pass\n b: [")
+    config = tmp_path / "config.yaml"
+    config.write_text("foo:\n  password: hunter2-pass\n")
+    caplog.set_level(logging.WARNING, logger="ftbench")
+    redact_saved_configs(tmp_path)
+    assert broken.read_text() == f"{WITHHELD}\n" and yaml.safe_load(broken.read_text()) is None
+    assert yaml.safe_load(config.read_text()) == {"foo": {"password": MASK}}
+    (warning,) = caplog.records
+    assert warning.levelname == "WARNING" and str(broken) in warning.getMessage()
+    assert "does not parse as YAML (mapping values are not allowed here at line 2" in warning.getMessage()
+    assert "hunter2" not in caplog.text

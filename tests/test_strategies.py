@@ -132,10 +132,13 @@ def test_lr_scales_divide_by_decay_per_group_from_the_top():
         assert upper / lower == pytest.approx(2.6, rel=1e-12)
 
 
-def test_every_strategy_has_a_config_file():
-    from pathlib import Path
+@pytest.mark.parametrize("name", list(STRATEGIES))
+def test_every_strategy_is_chosen_by_name_and_its_settings_plan_a_run_that_trains_the_head(name, tmp_path):
+    from ftbench.config import group_names, validate_config
+    from tests.helpers import make_cfg
 
-    from ftbench.config import CONFIG_DIR
-
-    shipped = {p.stem for p in (Path(CONFIG_DIR) / "strategy").glob("*.yaml")}
-    assert shipped == set(STRATEGIES)
+    cfg = make_cfg(f"strategy={name}", "model.name=test_efficientnet", "model.weights=none", run_dir=tmp_path)
+    validate_config(cfg)  # its config file holds only settings the strategy accepts
+    p = build_plan(cfg.strategy, group_names(cfg.model.name), cfg.trainer.max_epochs)
+    assert cfg.strategy.name == name
+    assert all(p.trainable(epoch)[-1] for epoch in range(cfg.trainer.max_epochs))

@@ -67,7 +67,3 @@ def test_every_sweep_parameter_composes_and_lands_where_intended(path):
                 assert OmegaConf.select(cfg, key) == pytest.approx(value), key
         # raises on an invalid strategy
         build_plan(cfg.strategy, group_names(cfg.model.name), cfg.trainer.max_epochs)
-
-
-def test_the_three_studies_are_there():
-    assert {p.stem for p in SWEEPS} >= {"discriminative_lr_decay", "strategies", "discriminative_bayes"}

@@ -36,25 +36,6 @@ def results(folder: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(folder.rglob("result.json"))]
 
 
-@pytest.fixture
-def cli(monkeypatch, capsys):
-    """``python -m ftbench.train ARGS`` in this process: returns (exit code, stderr)."""
-    from ftbench.train import main
-
-    monkeypatch.setenv("HYDRA_FULL_ERROR", "0")
-
-    def _run(*args: str) -> tuple[int, str]:
-        monkeypatch.setattr(sys, "argv", ["ftbench.train", *args])
-        try:
-            main()
-            code = 0
-        except SystemExit as exit_:
-            code = exit_.code
-        return code, capsys.readouterr().err
-
-    return _run
-
-
 @pytest.mark.slow
 def test_every_strategy_gets_the_same_trials_then_default_and_tuned_runs_on_shared_seeds(tmp_path):
     sweep = tmp_path / "tuned"
@@ -201,3 +182,28 @@ def test_of_two_workers_asking_for_the_last_trial_at_once_the_later_gives_way():
     first, second = s.ask(), s.ask()  # both saw room for one more trial of a budget of 4
     assert within_budget(s, first, 4) and not within_budget(s, second, 4)
     assert within_budget(s, second, 5)
+
+
+@pytest.mark.parametrize("outcomes, best", [
+    # (status, val_acc) per trial: the most accurate completed one, the earliest of a tie
+    ([("completed", 0.7), ("diverged", 0.0), ("completed", 0.8), ("completed", 0.8), ("pruned", 0.9)], 2),
+    ([("diverged", 0.0), ("pruned", 0.5), ("failed", None)], None),  # none completed
+])
+def test_the_search_and_its_report_pick_the_same_best_trial(outcomes, best):
+    from ftbench.report.collect import Run
+    from ftbench.report.tuned import Tuning
+    from ftbench.tune.studies import OUTCOME, best_trial
+
+    s = optuna.create_study(direction="maximize")
+    runs = []
+    for number, (status, val_acc) in enumerate(outcomes):
+        state = {"completed": TrialState.COMPLETE, "diverged": TrialState.COMPLETE,
+                 "pruned": TrialState.PRUNED}.get(status, TrialState.FAIL)
+        s.add_trial(optuna.trial.create_trial(state=state, user_attrs={OUTCOME: status},
+                                              value=val_acc if state == TrialState.COMPLETE else None))
+        runs.append(Run({"status": status, "metrics": {"val_acc": val_acc},
+                         "config": {"tune": {"job": f"trial{number}", "phase": "search"}}}))
+    chosen = best_trial(s)
+    assert (chosen and chosen.number) == best
+    reported = Tuning("full", trials=runs).best
+    assert (reported and reported.get("config.tune.job")) == (None if best is None else f"trial{best}")

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from wandb.proto import wandb_internal_pb2
 
+from ftbench.tracking.flat import flatten, leaves
 from ftbench.tracking.loggers import default_group, has_wandb_credentials, resolve_mode
 from ftbench.train import fit
 from tests.helpers import FAST, make_cfg
@@ -117,6 +118,15 @@ def test_offline_run_logs_config_metrics_lrs_and_result(no_credentials, tmp_path
     logged = [p for p in (tmp_path / "wandb").rglob("*") if p.is_file()]
     assert any(p.suffix == ".wandb" for p in logged)
     assert not [p for p in logged if SECRET.encode() in p.read_bytes()]
+
+
+def test_a_config_is_flat_dotted_leaves_with_each_node_named_by_its_name():
+    config = {"strategy": {"name": "gradual", "lr": 0.01}, "optimizer": {"betas": [0.9, 0.99]},
+              "model": {"name": None}, "seed": 0}
+    assert leaves(config) == {"strategy.name": "gradual", "strategy.lr": 0.01,
+                              "optimizer.betas": [0.9, 0.99], "model.name": None, "seed": 0}
+    assert flatten(config) == {"strategy": "gradual", "strategy.lr": 0.01,
+                               "optimizer.betas": [0.9, 0.99], "model.name": None, "seed": 0}
 
 
 def test_disabled_mode_leaves_no_run_folder(no_credentials, tmp_path):

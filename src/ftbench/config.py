@@ -75,6 +75,15 @@ def register_resolvers() -> None:
 register_resolvers()
 
 
+def compose_config(*overrides: str) -> DictConfig:
+    """The config ``python -m ftbench.train OVERRIDES`` runs with, composed without running it:
+    for code that calls ``ftbench.train.fit`` itself (benchmarks, notebooks, tests)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(config_name=CONFIG_NAME, overrides=list(overrides))
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Raise ``UserError`` for the first bad value in ``cfg``; return quietly when all is well."""
     check_resolvable(cfg)
@@ -120,8 +129,8 @@ def check_names(cfg: DictConfig) -> None:
 
 
 def eval_shifts(cfg: DictConfig) -> list[Shift]:
-    """The shifted test sets of ``eval.shifts`` (none in a run saved before they existed)."""
-    return parse_shifts(OmegaConf.select(cfg, "eval.shifts", default=[]))
+    """The shifted test sets of ``eval.shifts``."""
+    return parse_shifts(cfg.eval.shifts)
 
 
 def check_numbers(cfg: DictConfig) -> None:

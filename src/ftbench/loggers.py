@@ -1,5 +1,5 @@
-"""The loggers under the path that configs saved by earlier runs name as ``_target_``
-(``ftbench.loggers.RunCSVLogger``): a resume instantiates the run's own saved config."""
+"""The loggers under a second path, ``ftbench.loggers.RunCSVLogger``, which saved configs may
+name as ``_target_``: a resume instantiates the run's own saved config."""
 
 from ftbench.tracking.loggers import RunCSVLogger, wandb_logger
 

@@ -151,7 +151,7 @@ class RunOutputs:
 
 
 def run_outputs(cfg: DictConfig) -> RunOutputs:
-    # a run saved before ``run:`` existed did all three
+    # a saved config without a ``run:`` node (tests/data/run_before_layout) does all three
     return RunOutputs(*(bool(OmegaConf.select(cfg, f"run.{key}", default=True))
                         for key in ("test", "checkpoint", "save_weights")))
 

@@ -20,6 +20,7 @@ from lightning import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities.seed import isolate_rng
 
 from ftbench.cost.flops import flop_counter
+from ftbench.tracking.units import duration, si
 
 log = logging.getLogger("ftbench")
 
@@ -30,7 +31,8 @@ UPSCALE_NOTE_RATIO = 1.5  # input side / image side above which the upscaling is
 
 
 def limited(items: int, batch_size: int, limit: int | float | None) -> int:
-    """Items an epoch goes through under a ``limit_*_batches`` setting (an int or a fraction)."""
+    """Items an epoch goes through under a ``limit_*_batches`` setting (a count of batches, a
+    fraction of them, or None for all): Lightning's rule, for the estimate and the shifted sets."""
     batches = math.ceil(items / batch_size)
     if isinstance(limit, int) and not isinstance(limit, bool):
         batches = min(batches, limit)
@@ -92,8 +94,8 @@ class RunPreview(Callback):
         log.info("run: %d images per epoch x %d epochs at %s px, %s per image (forward); about %s "
                  "on this machine (a forward timed on %d images, a training step as %g forwards "
                  "where backbone groups train)%s", images, trainer.max_epochs,
-                 "x".join(str(d) for d in first.shape[1:]), _flops(counter.get_total_flops()),
-                 _duration(forwards * seconds), TIMED_IMAGES, TRAIN_FORWARDS,
+                 "x".join(str(d) for d in first.shape[1:]), si(counter.get_total_flops(), "FLOP"),
+                 duration(forwards * seconds), TIMED_IMAGES, TRAIN_FORWARDS,
                  f"; {share.describe()}" if share else "")
 
     @staticmethod
@@ -125,18 +127,3 @@ class RunPreview(Callback):
             else:
                 total += images + val_images
         return total
-
-
-def _flops(value: float) -> str:
-    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if value >= factor:
-            return f"{value / factor:.3g} {prefix}FLOP"
-    return f"{value:.3g} FLOP"
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"

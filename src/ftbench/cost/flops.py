@@ -141,7 +141,7 @@ class FlopTally:
         self.train_flops, self.eval_flops = state["train_flops"], state["eval_flops"]
         self.epoch_flops, self.phases = list(state["epoch_flops"]), list(state["phases"])
         self.eval_per_image = dict(state["eval_flops_per_image"])
-        self.running_epoch = state.get("running_epoch_flops", 0.0)
+        self.running_epoch = state["running_epoch_flops"]
 
 
 def shape_key(inputs: torch.Tensor) -> str:

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import logging
 import resource
 import sys
 from collections.abc import Iterable
@@ -20,19 +21,25 @@ import torch
 from torch import nn
 from torch.autograd.graph import saved_tensors_hooks
 
+log = logging.getLogger("ftbench")
+
 _PROC_STATUS = Path("/proc/self/status")
+_CLEAR_REFS = Path("/proc/self/clear_refs")  # Linux: writing 5 resets VmHWM, the peak RSS
 MB = 2**20
 
 
 def reset_peak_memory(device: torch.device) -> None:
-    """Start the peak afresh."""
+    """Start the peak afresh; where the system refuses (a container may), say so: the peak
+    then includes whatever ran earlier in this process (a multirun's earlier jobs)."""
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     elif _PROC_STATUS.exists():
         try:
-            Path("/proc/self/clear_refs").write_text("5")  # Linux: resets VmHWM, the peak RSS
-        except OSError:
-            pass
+            _CLEAR_REFS.write_text("5")
+        except OSError as err:
+            log.warning("peak memory: cannot reset this process's peak resident set size (%s: %s); "
+                        "peak_memory_mb is the process's peak so far, earlier jobs' included",
+                        _CLEAR_REFS, err.strerror or err)
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -188,7 +195,9 @@ class TrainingMemory:
             return {"train_memory_mb": self.device_peak / MB, "method": "cuda_allocator"}
         phases = []
         for phase in self.phases:
-            features = feature_bytes if phase.get("features") else 0  # steps on cached features
+            # steps on cached features; a phase restored from a checkpoint that lacks the flag
+            # (tests/data/run_before_layout) is counted without them
+            features = feature_bytes if phase.get("features") else 0
             parts = {"saved": phase["saved"], "grads": phase["grads"],
                      "optimizer": phase["optimizer"], "features": features}
             phases.append({"trainable": phase["trainable"], "input": phase["input"],

@@ -242,8 +242,7 @@ class Meter(Callback):
         self.trained, self._epoch_trained = list(state_dict["trained"]), list(state_dict["epoch_trained"])
         self._resumed_seconds = state_dict["running_epoch_seconds"]
         self.flops.load_state_dict(state_dict["flops"])
-        if "memory" in state_dict:  # checkpoints written before memory was metered have none
-            self.memory.load_state_dict(state_dict["memory"])
+        self.memory.load_state_dict(state_dict["memory"])
 
 
 def union(a: list[bool], b: list[bool]) -> list[bool]:

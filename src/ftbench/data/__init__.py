@@ -1,4 +1,4 @@
-"""Data: dataset sources, the LightningDataModule, and feature caching while the backbone is frozen."""
+"""Data: dataset sources, their splits and sizes, the shifted test sets, and the LightningDataModule."""
 
 from ftbench.data.datamodule import FineTuneDataModule
 from ftbench.data.sources import SOURCES, Splits, load_splits

@@ -284,10 +284,9 @@ class FeatureCache(Callback):
     def load_state_dict(self, state_dict: dict) -> None:
         self.epoch = state_dict["epoch"]
         self.seconds, self.images = state_dict["seconds"], state_dict["images"]
-        self.train_seconds = state_dict.get("train_seconds", 0.0)
+        self.train_seconds, self.bytes = state_dict["train_seconds"], state_dict["bytes"]
         self.loaded, self.used = state_dict["loaded"], state_dict["used"]
-        self.flops = dict(state_dict.get("flops", {}))
-        self.bytes = state_dict.get("bytes", 0)
+        self.flops = dict(state_dict["flops"])
 
     def summary(self) -> dict:
         return {"used": self.used, "seconds": self.seconds, "train_seconds": self.train_seconds,

@@ -12,26 +12,19 @@ Their FLOPs and time are counted apart from training and from the in-distributio
 
 from __future__ import annotations
 
-import math
 import time
 
 import torch
 from lightning import Callback, LightningModule, Trainer
 from torch.utils.data import Dataset
 
+from ftbench.cost.estimate import limited
 from ftbench.cost.flops import FlopTally
 from ftbench.data.datamodule import materialize
 from ftbench.data.shifts import OOD_KEY, Shift, with_mean
 from ftbench.finetune.features import FeatureCache, extraction_flops_per_image
 from ftbench.run.hashing import StreamDigest
 from ftbench.run.predictions import Predictions
-
-
-def limited(length: int, batch_size: int, limit: int | float) -> int:
-    """Images that ``limit_test_batches=limit`` leaves of a set of ``length`` (Lightning's rule)."""
-    batches = math.ceil(length / batch_size)
-    batches = min(batches, limit) if isinstance(limit, int) else int(batches * limit)
-    return min(length, batches * batch_size)
 
 
 class ShiftEvaluation(Callback):

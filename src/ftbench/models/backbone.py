@@ -127,7 +127,3 @@ def group_modules(model: nn.Module, groups: list[LayerGroup]) -> list[list[nn.Mo
 def group_param_count(model: nn.Module, group: LayerGroup) -> int:
     params = dict(model.named_parameters())
     return sum(params[n].numel() for n in group.param_names)
-
-
-def count_params(model: nn.Module, trainable_only: bool = False) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

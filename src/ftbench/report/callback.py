@@ -21,12 +21,13 @@ log = logging.getLogger("ftbench")
 
 def write_report_quietly(root: Path) -> tuple[list, dict[str, Path]] | None:
     """Write the report of the sweep in ``root`` and return its runs and files; a broken report
-    must not take the runs down with it (None, and the reason logged)."""
+    must not take the runs down with it (None, and the error logged with its traceback: a
+    failing report is a bug to find)."""
     try:
         runs = collect(root)
         paths = write_report(root, runs)
-    except Exception as err:
-        log.error("report not written into %s: %s", root, err)
+    except Exception:
+        log.exception("report not written into %s", root)
         return None
     log.info("report: %s", paths["report.md"])
     return runs, paths

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from ftbench.report.collect import Run
 from ftbench.report.stats import t_half_width
+from ftbench.tracking.flat import leaves
 
 # Short names for the settings studies vary; any other key is shown as its dotted path.
 STUDY_KNOBS = {
@@ -96,17 +97,6 @@ class Row:
         return (acc - chance) / (flops / 1e12)
 
 
-def config_leaves(config: dict, prefix: str = "") -> dict:
-    """Every leaf of a nested config by its dotted path."""
-    leaves = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            leaves.update(config_leaves(value, f"{prefix}{key}."))
-        else:
-            leaves[f"{prefix}{key}"] = value
-    return leaves
-
-
 def _is_setting(path: str) -> bool:
     return not any(path == p or path.startswith(f"{p}.") for p in NOT_SETTINGS)
 
@@ -114,15 +104,15 @@ def _is_setting(path: str) -> bool:
 def varying_keys(runs: list[Run]) -> list[str]:
     """Config paths whose values differ between ``runs`` (study knobs first, then by name).
 
-    Only paths every run records are compared: a key added to the config since an older run
-    was made says nothing about how the two differ.
+    Only paths every run records are compared: a key one run's config has and another's lacks
+    says nothing about how the two differ.
     """
-    leaves = [config_leaves(run.get("config") or {}) for run in runs]
-    if not leaves:
+    per_run = [leaves(run.get("config") or {}) for run in runs]
+    if not per_run:
         return []
-    common = set.intersection(*(set(leaf) for leaf in leaves))
+    common = set.intersection(*(set(leaf) for leaf in per_run))
     varying = [k for k in common if _is_setting(k)
-               and len({json.dumps(leaf[k], sort_keys=True) for leaf in leaves}) > 1]
+               and len({json.dumps(leaf[k], sort_keys=True) for leaf in per_run}) > 1]
     return sorted(varying, key=lambda k: (_order(k), k))
 
 

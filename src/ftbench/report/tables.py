@@ -6,7 +6,7 @@ import csv
 from pathlib import Path
 
 from ftbench.report.collect import Run
-from ftbench.report.fmt import num, si
+from ftbench.report.fmt import num, si, table_row
 from ftbench.report.rows import SHIFT, SHIFT_MEAN, Row, shift_keys
 from ftbench.report.sections import marginal
 
@@ -65,13 +65,12 @@ def markdown_table(rows: list[Row]) -> str:
              "| acc gain / TFLOP |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         r = row_record(row)
-        lines.append(
-            f"| {row.label} | {r['runs']} | {r['failed']} | {accuracy_cell(row)} "
-            f"| {accuracy_cell(row, SHIFT_MEAN)} | {num(r['shift_drop'], '.4f')} "
-            f"| {num(r['train_seconds'], '.1f')} s | {si(r['train_flops'], 'FLOP')} "
-            f"| {num(r['train_memory_mb'], '.1f')} MB "
-            f"| {si(r['trainable_params'])} / {si(r['total_params'])} "
-            f"| {num(r['images_per_second'], '.0f')} | {num(r['acc_gain_per_tflop'], '.3g')} |")
+        lines.append(table_row(
+            row.label, r["runs"], r["failed"], accuracy_cell(row), accuracy_cell(row, SHIFT_MEAN),
+            num(r["shift_drop"], ".4f"), f"{num(r['train_seconds'], '.1f')} s", si(r["train_flops"], "FLOP"),
+            f"{num(r['train_memory_mb'], '.1f')} MB",
+            f"{si(r['trainable_params'])} / {si(r['total_params'])}",
+            num(r["images_per_second"], ".0f"), num(r["acc_gain_per_tflop"], ".3g")))
     return "\n".join(lines)
 
 

@@ -13,9 +13,10 @@ import statistics
 from dataclasses import dataclass, field
 
 from ftbench.report.collect import Run
-from ftbench.report.fmt import num, si
+from ftbench.report.fmt import num, si, table_row
 from ftbench.report.rows import strategy_order
 from ftbench.report.stats import paired_test, t_half_width
+from ftbench.run.trials import best_trial
 
 SEARCH, DEFAULT, TUNED = "search", "default", "tuned"
 
@@ -54,8 +55,9 @@ class Tuning:
 
     @property
     def best(self) -> Run | None:
-        done = [r for r in self.trials if r.status == "completed" and r.number("metrics.val_acc") is not None]
-        return max(done, key=lambda r: (r.number("metrics.val_acc"), -_trial_number(r))) if done else None
+        """The trial the protocol retrained (``ftbench.run.trials.best_trial``)."""
+        return best_trial(self.trials, status=lambda r: r.status,
+                          val_acc=lambda r: r.number("metrics.val_acc"), number=_trial_number)
 
     @property
     def tuned_is_default(self) -> bool:
@@ -141,11 +143,11 @@ def default_against_tuned(items: list[Tuning]) -> str:
             f"{_params(t.params(best))} ({best.number('metrics.val_acc'):.4f})"
             + (" = default" if t.tuned_is_default else ""))
         failed = len(t.trials) - t.count("completed") - t.count("pruned")
-        lines.append(
-            f"| {t.strategy} | {_interval(t.default)} | {_interval(t.tuned)} | {diff} | {hyper} "
-            f"| {len(t.trials)} ({t.count('pruned')}, {failed}) | {si(t.search_cost('train_flops'), 'FLOP')} "
-            f"| {t.search_cost('wall_seconds') or t.search_cost('train_seconds'):.0f} s "
-            f"| {si(t.final_flops(), 'FLOP')} | {si(t.total_flops(), 'FLOP')} |")
+        lines.append(table_row(
+            t.strategy, _interval(t.default), _interval(t.tuned), diff, hyper,
+            f"{len(t.trials)} ({t.count('pruned')}, {failed})", si(t.search_cost("train_flops"), "FLOP"),
+            f"{t.search_cost('wall_seconds') or t.search_cost('train_seconds'):.0f} s",
+            si(t.final_flops(), "FLOP"), si(t.total_flops(), "FLOP")))
     return "\n".join(lines)
 
 

@@ -72,12 +72,13 @@ def _feed(h, obj: Any) -> None:
 
 
 def load_checkpoint(path: str | Path, setting: str = "resume", what: str = "checkpoint",
-                    warn_unverified: bool = False) -> Any:
+                    require_digest: bool = False) -> Any:
     """Read a PyTorch file with ``weights_only=True``: tensors and plain containers, no code;
     a checkpoint written with a content digest (``SafeCheckpointIO``) is checked against it.
 
     ``setting`` and ``what`` name, in the error, the option that gave the path and its kind.
-    ``warn_unverified``: say so when the file has no digest to check.
+    ``require_digest``: refuse a file without one (every checkpoint a run writes has one; a
+    weight file from elsewhere has none).
     """
     path = Path(path)
     if not path.is_file():
@@ -97,10 +98,10 @@ def load_checkpoint(path: str | Path, setting: str = "resume", what: str = "chec
             AttributeError, IndexError) as err:  # torch's readers fail in many ways on garbage
         raise unreadable from err
     recorded = loaded.pop(CONTENT_DIGEST, None) if isinstance(loaded, dict) else None
-    if recorded is None and warn_unverified:
-        log.warning("%s has no content digest (written by an older ftbench): it cannot be "
-                    "checked for damage", path)
-    elif recorded is not None and content_digest(loaded) != recorded:
+    if recorded is None and require_digest:
+        raise UserError(f"{setting}={str(path)!r}: the {what} has no content digest, so it cannot "
+                        "be checked for damage; allowed: the last.ckpt a run wrote")
+    if recorded is not None and content_digest(loaded) != recorded:
         raise UserError(f"{setting}={str(path)!r}: the {what} is damaged (its content does not "
                         "match the digest written with it); allowed: an undamaged copy, or "
                         "start the run again")

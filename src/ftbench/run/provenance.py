@@ -1,4 +1,5 @@
-"""Where a result came from: the versions of Python and the libraries, and the source commit."""
+"""Where a result comes from: the versions of Python and the libraries that produced it, and
+the source commit. Same seed, same result holds only for the same versions."""
 
 from __future__ import annotations
 

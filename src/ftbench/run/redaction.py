@@ -33,12 +33,16 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ftbench.run.atomic import write_text
+from ftbench.run.overrides import override_key
 
 # api_key, hf_token, client_secret, db_password, aws_access_key ... (not "keys", a list of names)
 SECRET_KEY = re.compile(r"api[_-]?key|token|secret|password|passwd|credential|key$", re.IGNORECASE)
 MASK = "***"
 MIN_ENV_SECRET = 6  # any secret-named environment variable
 MIN_TEXT_SECRET = 4  # a value known to be a secret
+# what a saved YAML file that does not parse holds instead of its content (a YAML comment)
+WITHHELD = "# withheld by ftbench: this file did not parse as YAML, so its secrets could not be masked"
+log = logging.getLogger("ftbench")
 _known: set[str] = set()  # values given under secret keys or read from secret variables
 
 
@@ -143,7 +147,7 @@ def _split_override(arg: str) -> tuple[str, str, str] | None:
     if arg.startswith("-") or "=" not in arg:
         return None
     head, _, value = arg.partition("=")
-    return head, head.lstrip("+~"), value
+    return head, override_key(head), value
 
 
 def override_secrets(args: Iterable[str]) -> list[str]:
@@ -189,15 +193,32 @@ def redacted_argv() -> Iterator[None]:
 
 
 def redact_saved_configs(folder: Path, pattern: str = "*.yaml") -> None:
-    """Rewrite the YAML files Hydra saved (config, overrides, hydra, multirun) without secrets."""
+    """Rewrite the YAML files Hydra saved (config, overrides, hydra, multirun) without secrets.
+
+    A file that does not parse cannot be searched for secrets by key: its content is replaced
+    by ``WITHHELD`` (and a warning names it), never left as it was. A file that cannot be read
+    or written raises.
+    """
     for path in sorted(Path(folder).glob(pattern)):
+        text = path.read_text()
         try:
-            data = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError):
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            write_text(path, f"{WITHHELD}\n")
+            log.warning("%s does not parse as YAML (%s): its content is replaced by a note, since "
+                        "secrets in it could not be masked", path, _yaml_problem(err))
             continue
         clean = redact(data)
         if clean != data:
             write_text(path, yaml.safe_dump(clean, sort_keys=False))
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """What is wrong and where, without the quoted text PyYAML's message carries (which may
+    hold a secret)."""
+    mark = getattr(err, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{getattr(err, 'problem', None) or type(err).__name__}{where}"
 
 
 def _redact_record(record: logging.LogRecord) -> None:

@@ -98,7 +98,7 @@ def check_checkpoint_fits(checkpoint: str | Path, model: nn.Module, config: str 
     Called before the trainer exists, so a refused resume leaves the run folder untouched.
     Returns the checkpoint's global step, where the resumed run's logs go on.
     """
-    saved = load_checkpoint(checkpoint, warn_unverified=True)
+    saved = load_checkpoint(checkpoint, require_digest=True)
     if not isinstance(saved, dict) or not isinstance(saved.get("state_dict"), dict):
         raise UserError(f"resume checkpoint {str(checkpoint)!r} is not a checkpoint of a run "
                         "(no state_dict)")
@@ -123,7 +123,7 @@ def check_checkpoint_fits(checkpoint: str | Path, model: nn.Module, config: str 
         raise UserError(f"resume checkpoint {str(checkpoint)!r}: the starting weights of groups "
                         f"{', '.join(differ)} differ from those it was trained from (was "
                         "model.weights changed?); allowed: the weights the run started with")
-    if config is not None and saved.get(CONFIG_DIGEST, config) != config:
+    if config is not None and saved.get(CONFIG_DIGEST) != config:
         raise UserError(f"resume checkpoint {str(checkpoint)!r} was trained with another config "
                         f"than the run's {SAVED_CONFIG} (edited since?); allowed: the config the "
                         "run was started with")

@@ -23,18 +23,13 @@ from lightning import LightningModule, Trainer
 from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig
 
+from ftbench.run.overrides import override_key
 from ftbench.run.result import RESULT_FILE, UnreadableResult, read_result
+from ftbench.tracking.units import duration
 
 log = logging.getLogger("ftbench")
 
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
-
-
-def duration(seconds: float) -> str:
-    """1:02:03, 4:05 or 0:07: hours only when there are some."""
-    seconds = max(0, round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
 def sweep_plan(config: DictConfig) -> tuple[int | None, list[str]]:
@@ -104,7 +99,7 @@ class SweepProgress(HydraCallback):
 
     def _job(self, config: DictConfig) -> str:
         number = f"job {config.hydra.job.num + 1}{f'/{self.total}' if self.total else ''}"
-        chosen = [o for o in config.hydra.overrides.task if o.split("=", 1)[0].lstrip("+~") in self.swept]
+        chosen = [o for o in config.hydra.overrides.task if override_key(o) in self.swept]
         return f"{number} ({' '.join(chosen)})" if chosen else number
 
     def on_job_start(self, config: DictConfig, **kwargs) -> None:

@@ -67,7 +67,7 @@ class TunedComparison:
     def _plain(arguments: Sequence[str]) -> list[str]:
         """The command's overrides, which every job gets; the protocol sets strategy and seed."""
         for override in OverridesParser.create().parse_overrides(list(arguments)):
-            key = override.get_key_element().lstrip("+~")
+            key = override.key_or_group
             if override.is_sweep_override():
                 raise UserError(f"{override.input_line!r}: experiment=tuned runs its own sweep; "
                                 "allowed: single values (tune.strategies=[...] picks the strategies)")

@@ -25,6 +25,7 @@ import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
+from ftbench.run.trials import best_trial as best_of
 from ftbench.tune import pruning
 
 FINAL_STUDY = "final"
@@ -226,6 +227,8 @@ def heartbeat(storage, trial_ids: Iterable[int]) -> Iterator[None]:
 
 
 def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
-    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if t.value is not None]
-    return max(done, key=lambda t: (t.value, -t.number)) if done else None
+    """The search's best trial by ``ftbench.run.trials.best_trial``: a trial's value is its
+    validation accuracy, its outcome the status its job recorded."""
+    return best_of(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
+                   status=lambda t: t.user_attrs.get(OUTCOME), val_acc=lambda t: t.value,
+                   number=lambda t: t.number)

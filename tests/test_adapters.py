@@ -1,4 +1,5 @@
-"""surgical, bitfit and lora on every tiny timm family: what they train, and only that."""
+"""LoRA's adapters (``models/adapters.py``): the layers they wrap and the group each joins, their
+dropout, the merge into a plain timm model, and the one-line errors of bad targets."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import pytest
 import timm
 import torch
 from omegaconf import OmegaConf
-from safetensors.torch import save_file
 
 from ftbench.config import validate_config
 from ftbench.finetune.module import FineTuneModule, keeps_statistics
@@ -15,70 +15,7 @@ from ftbench.models.adapters import ADAPTER_PREFIX, add_adapters, default_target
 from ftbench.models.backbone import create_backbone, layer_groups
 from ftbench.models.weights import read_state_dict
 from ftbench.run.failures import UserError
-from tests.helpers import FAST, make_cfg
-
-TINY = ["test_resnet", "test_efficientnet", "test_convnext", "test_vit"]
-
-
-@pytest.fixture(scope="module")
-def start(tmp_path_factory):
-    """Per model name: a 'pretrained' weight file (so that every run starts from known
-    weights), the model's layer groups, and the state-dict keys each group owns."""
-    cache = {}
-
-    def _start(name: str):
-        if name not in cache:
-            torch.manual_seed(7)
-            model = create_backbone(name, num_classes=10, weights="none")
-            with torch.no_grad():  # statistics as a trained net has them, and no residual branch
-                for m in model.modules():  # zeroed by timm's init (its gradients would be zero)
-                    if keeps_statistics(m):
-                        m.weight.uniform_(0.5, 1.5)
-                        m.running_mean.normal_(0, 0.1)
-                        m.running_var.uniform_(0.5, 1.5)
-            path = tmp_path_factory.mktemp(name) / "start.safetensors"
-            save_file({k: v.contiguous() for k, v in model.state_dict().items()}, path)
-            groups = layer_groups(model)
-            owner = {n.rsplit(".", 1)[0]: g.name for g in groups for n in g.param_names}
-            keys = {k: owner[k.rsplit(".", 1)[0]] for k in model.state_dict()}  # buffers included
-            cache[name] = path, groups, keys
-        return cache[name]
-
-    return _start
-
-
-@pytest.mark.parametrize("name", TINY)
-def test_surgical_moves_the_chosen_group_and_nothing_else(run_fit, start, name):
-    path, groups, keys = start(name)
-    result, run_dir = run_fit(f"model.name={name}", f"model.weights={path}", "strategy=surgical",
-                              "strategy.groups=[stage1]")
-    before, after = read_state_dict(path), read_state_dict(run_dir / "model.safetensors")
-    assert after.keys() == before.keys() and (run_dir / "result.json").is_file()
-    outside = [k for k, g in keys.items() if g not in ("stage1", "head")]
-    assert any(k.endswith("running_var") for k in outside) or name in ("test_convnext", "test_vit")
-    for k in outside:
-        assert torch.equal(before[k], after[k]), k  # BatchNorm statistics included
-    assert any(not torch.equal(before[k], after[k]) for k, g in keys.items() if g == "stage1")
-    assert all(h["trainable_groups"] == ["stage1", "head"] for h in result["history"])
-    assert not result["cost"]["feature_cache"]["used"]
-    trains = {g.name for g in groups} - {"stage1", "head"}
-    assert all(result["cost"]["drift"][g] == 0.0 for g in trains)
-
-
-@pytest.mark.parametrize("name", TINY)
-def test_bitfit_moves_biases_and_the_head_and_nothing_else(run_fit, start, name):
-    path, groups, keys = start(name)
-    result, run_dir = run_fit(f"model.name={name}", f"model.weights={path}", "strategy=bitfit")
-    before, after = read_state_dict(path), read_state_dict(run_dir / "model.safetensors")
-    backbone = [k for k, g in keys.items() if g != "head"]
-    biases = [k for k in backbone if k.endswith(".bias")]
-    for k in backbone:
-        if k not in biases:
-            assert torch.equal(before[k], after[k]), k  # weights and BatchNorm statistics
-    assert sum(not torch.equal(before[k], after[k]) for k in biases) > len(biases) // 2
-    head = sum(before[k].numel() for k, g in keys.items() if g == "head")
-    assert result["cost"]["trainable_params"] == sum(before[k].numel() for k in biases) + head
-    assert not result["cost"]["feature_cache"]["used"]
+from tests.helpers import FAST, TINY_MODELS, make_cfg
 
 
 def _logits(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -86,11 +23,11 @@ def _logits(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         return model.eval()(x)
 
 
-@pytest.mark.parametrize("name", TINY)
-def test_lora_merges_into_a_plain_timm_model_with_the_adapted_logits(run_fit, start, name):
+@pytest.mark.parametrize("name", TINY_MODELS)
+def test_lora_merges_into_a_plain_timm_model_with_the_adapted_logits(run_fit, pretrained_per_model, name):
     from peft import LoraConfig, get_peft_model
 
-    path, groups, keys = start(name)
+    path, groups, keys = pretrained_per_model(name)
     result, run_dir = run_fit(f"model.name={name}", f"model.weights={path}", "strategy=lora",
                               "strategy.rank=4", "strategy.lr=0.05")
     saved = read_state_dict(run_dir / "model.safetensors")
