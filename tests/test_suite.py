@@ -26,6 +26,7 @@ from ftbench.run.result import job_record
 from ftbench.train import fit
 from tests.helpers import FAST, image_folder, make_cfg
 from tests.test_report import PNG_MAGIC, fake_run
+from tests.test_wandb import logged_run, no_credentials, table_rows  # noqa: F401 (a fixture)
 
 STRATEGIES = ["linear_probe", "bitfit", "lp_ft", "full"]
 # task -> strategy -> mean test accuracy; each is the mean of three seeds at -0.01, 0, +0.01
@@ -60,11 +61,14 @@ def write_suite(root: Path, tasks: dict[str, dict], protocol: str = "compare", m
                   for t in tasks]}))
 
 
-def write_compare_task(root: Path, template: dict, task: str, means: dict[str, float]) -> None:
+def write_compare_task(root: Path, template: dict, task: str, means: dict[str, float],
+                       logger: dict | None = None) -> None:
     for strategy, mean in means.items():
         flops = LP_FT_FLOPS.get(task, 5e9) if strategy == "lp_ft" else FLOPS[strategy]
         for seed, offset in enumerate(OFFSETS):
             run = fake_run(template, strategy, seed, mean + offset, flops)
+            if logger:
+                run["config"]["logger"] = logger
             write_json(root / task / f"{strategy}_seed{seed}" / "result.json", run)
 
 
@@ -197,6 +201,30 @@ def test_the_tuned_protocol_counts_the_search_in_the_cost(tmp_path, template):
     (cell,) = [r for r in rows if r["task"] == "t1" and r["strategy"] == "lp_ft"]
     assert float(cell["search_flops"]) == 1e10 and float(cell["total_flops"]) == 1.5e10
     assert "search included" in paths["report.md"].read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("no_credentials")
+def test_a_suite_that_logged_to_wandb_logs_its_report_as_one_summary_run(tmp_path, template, capsys):
+    from ftbench.report.callback import WriteReport
+    from ftbench.report.wandb_summary import WANDB_LOGGER
+
+    root = tmp_path / "suite"
+    write_suite(root, MEANS)
+    logger = {"_target_": WANDB_LOGGER, "project": "ftbench", "mode": "offline", "init_timeout": 30}
+    for task, means in MEANS.items():
+        write_compare_task(root, template, task, means, logger)
+    WriteReport()._write_suite(root, final=True)
+
+    run = logged_run(root)  # the suite folder's own W&B run, in the suite's group
+    assert run["group"] == str(root) and run["config"]["suite"] == "hand"
+    assert run["summary"]["suite/tasks/_type"] == run["summary"]["suite/strategies/_type"] == "table-file"
+    assert run["summary"]["plots/cd_diagram/_type"] == "image-file"
+    strategies = {r["strategy"]: r for r in table_rows(root, "suite/strategies")}
+    assert strategies["lp_ft"]["recommended"] is True and strategies["full"]["average_rank"] == 1.7
+    assert len(table_rows(root, "suite/tasks")) == 20
+    out = capsys.readouterr()
+    assert "`lp_ft` is the cheapest strategy" in out.out and "wandb sync" in out.err
 
 
 # -- the checks a suite makes before anything runs ------------------------------------------------
