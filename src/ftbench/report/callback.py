@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 from ftbench.report.collect import collect
 from ftbench.report.render import summary_text, write_report
 from ftbench.report.rows import group_rows
+from ftbench.report.suite_results import is_suite
 from ftbench.report.tables import records
 
 log = logging.getLogger("ftbench")
@@ -31,6 +32,20 @@ def write_report_quietly(root: Path) -> tuple[list, dict[str, Path]] | None:
         return None
     log.info("report: %s", paths["report.md"])
     return runs, paths
+
+
+def write_suite_report_quietly(root: Path) -> tuple | None:
+    """Write the report across the tasks of the suite in ``root``; return what it found and its
+    files, or None (the reason logged): the tasks' results stand without it."""
+    from ftbench.report.suite_report import write_suite_report
+
+    try:
+        cross, paths = write_suite_report(root)
+    except Exception as err:
+        log.error("report across tasks not written into %s: %s", root, err)
+        return None
+    log.info("report across tasks: %s", paths["report.md"])
+    return cross, paths
 
 
 class WriteReport(Callback):
@@ -51,6 +66,9 @@ class WriteReport(Callback):
 
     def _write(self, config: DictConfig, final: bool = False) -> None:
         root = Path(config.hydra.sweep.dir)
+        if is_suite(root):
+            self._write_suite(root, final)
+            return
         written = write_report_quietly(root)
         if written and final:
             runs, paths = written
@@ -77,6 +95,37 @@ class WriteReport(Callback):
         command = wandb_summary.sync_command(root)
         if command:
             print(f"ftbench: W&B is offline; upload this multirun's runs later with: {command}",
+                  file=sys.stderr)
+
+    @staticmethod
+    def _write_suite(root: Path, final: bool) -> None:
+        """A suite's folder (``experiment=benchmark``): the report across its tasks."""
+        written = write_suite_report_quietly(root)
+        if not (written and final):
+            return
+        from ftbench.report import wandb_summary
+        from ftbench.report.suite_report import cell_records, strategy_records, suite_summary_text
+
+        cross, paths = written
+        print(suite_summary_text(cross, paths), end="", flush=True)
+        runs = [run for task in cross.results.tasks for cell in task.cells.values() for run in cell.runs]
+        settings = wandb_summary.wandb_settings(runs + [r for t in cross.results.tasks for r in t.failed])
+        if settings is None or settings.get("mode") == "disabled":
+            return
+        from ftbench.tracking.loggers import sweep_group
+
+        plots = {title: path for title, path in paths.items() if path.suffix == ".png"}
+        try:
+            folder = wandb_summary.log_suite_summary_run(
+                root, cross.results.record.name,
+                {"tasks": cell_records(cross), "strategies": strategy_records(cross)}, plots, settings,
+                sweep_group(str(root)))
+            log.info("W&B summary run of the suite: %s", folder)
+        except Exception as err:  # the report on disk stands without it
+            log.error("W&B summary run of the suite not logged: %s", err)
+        command = wandb_summary.sync_command(root)
+        if command:
+            print(f"ftbench: W&B is offline; upload this suite's runs later with: {command}",
                   file=sys.stderr)
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs) -> None:

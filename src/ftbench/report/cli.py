@@ -1,6 +1,8 @@
 """``python -m ftbench.report DIR`` (or ``ftbench-report DIR``): rebuild a sweep's report.
 
-Reads every ``result.json`` under DIR and writes report.md, report.csv and plots/ into it.
+Reads every ``result.json`` under DIR and writes report.md, report.csv and plots/ into it. A
+suite's folder (it holds ``suite.yaml``) gets the report across its tasks
+(``ftbench.report.suite_report``); a task's own report is its folder's.
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ from pathlib import Path
 
 from ftbench.report.collect import RESULT_FILE, collect
 from ftbench.report.render import summary_text, write_report
+from ftbench.report.suite_results import is_suite
 from ftbench.run.failures import UserError
 
 EXAMPLES = """\
 examples:
   python -m ftbench.report multirun/compare/tf_efficientnet_lite0-digits/2025-01-31_12-00-00
   ftbench-report outputs/2025-01-31/12-00-00_gradual    one run: per-class accuracy, confusion matrix
+  python -m ftbench.report multirun/benchmark/embedded-compare-tf_efficientnet_lite0
+                                                         a suite (its suite.yaml): the report across tasks
 
 The table is printed; report.md adds how many seeds a ranking needs, the marginal cost of
 each extra accuracy point, per-class accuracy and the plots."""
@@ -26,16 +31,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="ftbench-report", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
         description="Compare the runs of a sweep folder: reads every result.json under DIR and\n"
-        "writes report.md, report.csv and plots/ into DIR.")
+        "writes report.md, report.csv and plots/ into DIR. A suite's folder (with suite.yaml)\n"
+        "gets the report across its tasks; each task's folder is a sweep folder of its own.")
     parser.add_argument("dir", type=Path, help="a run or multirun folder")
     parser.add_argument("--margin", type=float, help="the smallest accuracy difference that matters "
-                        "(default: the runs' report.margin, else 0.01)")
+                        "(default: the runs' or the suite's report.margin, else 0.01)")
     parser.add_argument("--confidence", type=float, help="of every interval (default 0.95)")
     parser.add_argument("--resamples", type=int, help="bootstrap resamples (default 2000)")
     args = parser.parse_args(argv)
     if not args.dir.is_dir():
         print(f"ftbench-report: error: {str(args.dir)!r} is not a folder", file=sys.stderr)
         return 2
+    if is_suite(args.dir):
+        return suite_report(args.dir, args.margin)
     runs = collect(args.dir)
     if not runs:
         print(f"ftbench-report: error: no {RESULT_FILE} or job folder under {str(args.dir)!r}",
@@ -48,4 +56,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ftbench-report: error: {err}", file=sys.stderr)
         return 2
     print(summary_text(runs, paths), end="")
+    return 0
+
+
+def suite_report(root: Path, margin: float | None) -> int:
+    """The report across the tasks of the suite in ``root`` (a task's own: its folder as DIR)."""
+    from ftbench.report.suite_report import suite_summary_text, write_suite_report
+
+    if margin is not None and not margin >= 0:
+        print(f"ftbench-report: error: --margin={margin} is not valid; allowed: a number >= 0",
+              file=sys.stderr)
+        return 2
+    try:
+        cross, paths = write_suite_report(root, margin)
+    except (OSError, ValueError) as err:  # a suite.yaml that is not the suite's
+        print(f"ftbench-report: error: {err}", file=sys.stderr)
+        return 2
+    print(suite_summary_text(cross, paths), end="")
     return 0

@@ -88,3 +88,30 @@ def sync_command(root: Path) -> str | None:
                     for depth in sorted(depths, reverse=True)]
         return "wandb sync " + " ".join(patterns)
     return "wandb sync " + " ".join(shlex.quote(str(path)) for path in found)
+
+
+def log_suite_summary_run(root: Path, name: str, tables: dict[str, list[dict]], plots: dict[str, Path],
+                          settings: dict, group: str) -> Path:
+    """The report across a suite's tasks as one summary run: its tables (``suite/<name>``: one
+    row per task and strategy, one per strategy) and its plots; return the run's folder."""
+    import wandb
+
+    from ftbench.tracking.loggers import resolve_mode, start_wandb_run
+
+    run = start_wandb_run(
+        resolve_mode(settings.get("mode") or "auto"), float(settings.get("init_timeout") or 30),
+        sync_hint=False, project=settings.get("project") or "ftbench", entity=settings.get("entity"),
+        group=settings.get("group") or group, job_type=SUMMARY_JOB_TYPE, name=f"suite-{name}",
+        tags=["summary", "suite"], dir=str(root), config={"summary_of": str(root), "suite": name})
+    logged = {}
+    for table, records in tables.items():
+        if records:
+            columns = list(records[0])
+            logged[f"suite/{table}"] = wandb.Table(
+                columns=columns, data=[[record[c] for c in columns] for record in records])
+    for title, path in plots.items():
+        logged[f"plots/{path.stem}"] = wandb.Image(str(path), caption=title)
+    run.log(logged)
+    folder = Path(run.dir).parent
+    run.finish()
+    return folder

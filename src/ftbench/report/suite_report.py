@@ -1,0 +1,258 @@
+"""The report across the tasks of a suite: ``report.md``, ``report.csv``, ``strategies.csv``, ``plots/``.
+
+Written into the suite's folder when the suite ends, and by ``python -m ftbench.report <suite
+folder>``; each task keeps its own report in its folder. ``report.csv`` has one row per task
+and strategy, ``strategies.csv`` one per strategy over the tasks.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from ftbench.report.across import CrossTask, analyse
+from ftbench.report.fmt import num, si
+from ftbench.report.outcomes import EQUIVALENT, LOSS, WIN, Classifier, by_seed_means
+from ftbench.report.suite_results import SuiteResults, TaskResults, read_suite_results
+from ftbench.run.atomic import write_text
+
+REPORT_MD, REPORT_CSV, STRATEGIES_CSV, PLOTS_DIR = "report.md", "report.csv", "strategies.csv", "plots"
+CD_DIAGRAM, ACCURACY_COST = "cd_diagram.png", "accuracy_vs_relative_cost.png"
+PROTOCOLS = {"compare": "each strategy at its defaults", "tuned": "each strategy tuned with the same "
+             "search budget on the task's validation split, then retrained on the seeds"}
+MARKS = {WIN: "W", EQUIVALENT: "≈", LOSS: "L"}
+
+
+def write_suite_report(root: Path, margin: float | None = None,
+                       classify: Classifier = by_seed_means) -> tuple[CrossTask, dict[str, Path]]:
+    """Write the report across the tasks of the suite in ``root``; return what it found and its files.
+
+    ``margin``: the practical-equivalence margin (default: the suite's, ``report.margin``);
+    ``classify``: each strategy's outcome on a task (``ftbench.report.outcomes``).
+    """
+    from ftbench.report.cd_plot import plot_cd_diagram
+    from ftbench.report.suite_plots import accuracy_against_relative_cost
+
+    cross = analyse(read_suite_results(root), margin, classify)
+    plot_dir = root / PLOTS_DIR
+    plots = {}
+    if cross.ranking is not None:
+        plots["Critical-difference diagram"] = plot_cd_diagram(cross.ranking, plot_dir / CD_DIAGRAM)
+    plots["Accuracy against relative cost"] = accuracy_against_relative_cost(cross, plot_dir / ACCURACY_COST)
+    plots = {title: path for title, path in plots.items() if path is not None}
+    paths = {"report.md": root / REPORT_MD, "report.csv": root / REPORT_CSV,
+             "strategies.csv": root / STRATEGIES_CSV, **plots}
+    write_text(paths["report.csv"], _csv(cell_records(cross)))
+    write_text(paths["strategies.csv"], _csv(strategy_records(cross)))
+    write_text(paths["report.md"], markdown(cross, root, plots))
+    return cross, paths
+
+
+# -- the parts ----------------------------------------------------------------------------------
+def context(cross: CrossTask) -> str:
+    record, tasks = cross.results.record, cross.results.tasks
+    jobs, failed = sum(t.jobs for t in tasks), sum(len(t.failed) for t in tasks)
+    protocol = PROTOCOLS.get(record.protocol, record.protocol)
+    return (f"Suite: {record.name}. Protocol: {record.protocol} ({protocol}). "
+            f"Model: {record.model or 'n/a'}. Seeds: {', '.join(map(str, record.seeds)) or 'n/a'}. "
+            f"Tasks: {len(tasks)}, of which "
+            f"{len(cross.tasks)} with results. Jobs: {jobs}, of which {failed} failed.")
+
+
+def recommendation(cross: CrossTask) -> str:
+    best = cross.recommended()
+    if best is None:
+        return "**No recommendation**: no task has a result yet."
+    summary, n = cross.summaries[best], len(cross.tasks)
+    cost = "" if summary.relative_cost is None else (
+        f", at {summary.relative_cost:.3g}× the training FLOPs of `{cross.reference}` (geometric mean "
+        f"over tasks{', search included' if cross.results.record.protocol == 'tuned' else ''})")
+    return (f"**Recommendation across tasks:** `{best}` is the cheapest strategy that is practically "
+            f"equivalent to the task's best (within {cross.margin:g} test accuracy) on the largest share "
+            f"of tasks: {summary.matches} of {n} ({summary.matches / n:.0%}){cost}.")
+
+
+def dependence_note(results: SuiteResults) -> str:
+    shared = results.shared_sources()
+    if not shared:
+        return ""
+    groups = "; ".join(f"{', '.join(names)} (source: {source})" for source, names in shared.items())
+    return (f"**Tasks that share a source are not independent:** {groups}. Friedman's test and "
+            "Nemenyi's critical difference assume independent tasks; here they describe how the "
+            "ranking holds over these variants of one dataset, and their p-values and CD overstate "
+            "the evidence. Shares of tasks count each variant as a task.")
+
+
+def cell_text(task: TaskResults, strategy: str, outcome: str | None) -> str:
+    cell = task.cells.get(strategy)
+    if cell is None or cell.mean is None:
+        return "n/a"
+    half = f" ± {cell.half_width:.4f}" if cell.half_width is not None else ""
+    text = f"{cell.mean:.4f}{half} (n={cell.n})"
+    return f"**{text}**" if outcome == WIN else text
+
+
+def accuracy_table(cross: CrossTask) -> str:
+    names = cross.strategies
+    lines = ["| task | source | train images | " + " | ".join(names) + " |",
+             "|---|---|---|" + "---|" * len(names)]
+    for task in cross.results.tasks:
+        outcomes = cross.outcomes.get(task.name, {})
+        sizes = ", ".join(map(str, task.train_sizes)) or "n/a"
+        link = f"[{task.name}]({task.name}/{REPORT_MD})"
+        lines.append(f"| {link} | {task.source} | {sizes} | "
+                     + " | ".join(cell_text(task, s, outcomes.get(s)) for s in names) + " |")
+    return "\n".join(lines)
+
+
+def strategy_table(cross: CrossTask) -> str:
+    lines = ["| strategy | average rank | win | practically equivalent | loss | no result "
+             "| equivalent or better (share) | accuracy − best (mean over tasks) "
+             f"| FLOPs relative to {cross.reference} |", "|---|---|---|---|---|---|---|---|---|"]
+    n = len(cross.tasks)
+    order = sorted(cross.strategies, key=lambda s: (cross.summaries[s].average_rank is None,
+                                                    cross.summaries[s].average_rank or 0.0))
+    for strategy in order:
+        s = cross.summaries[strategy]
+        gap = sum(s.gaps) / len(s.gaps) if s.gaps else None
+        share = f"{s.matches} of {n} ({s.matches / n:.0%})" if n else "n/a"
+        lines.append(f"| {strategy} | {num(s.average_rank, '.2f')} | {s.counts[WIN]} "
+                     f"| {s.counts[EQUIVALENT]} | {s.counts[LOSS]} | {n - s.tasks} | {share} "
+                     f"| {num(gap, '+.4f')} | {num(s.relative_cost, '.3g')} |")
+    return "\n".join(lines)
+
+
+def outcome_table(cross: CrossTask) -> str:
+    names = cross.strategies
+    lines = ["| task | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for task in cross.tasks:
+        outcomes = cross.outcomes[task.name]
+        lines.append(f"| {task.name} | " + " | ".join(MARKS.get(outcomes.get(s), "–") for s in names) + " |")
+    return "\n".join(lines)
+
+
+def ranking_text(cross: CrossTask) -> str:
+    r = cross.ranking
+    if r is None:
+        return "No task has results: nothing to rank."
+    parts = []
+    if r.tested:
+        parts.append(f"Friedman's χ² = {r.friedman_chi2:.3f} (p = {r.friedman_p:.3g}); Iman–Davenport "
+                     f"F = {r.iman_davenport_f:.3f} (p = {r.iman_davenport_p:.3g}), over {len(r.tasks)} "
+                     f"tasks and {len(r.strategies)} strategies. Nemenyi's critical difference at alpha = "
+                     f"{r.alpha:g}: CD = {r.cd:.3f} (q = {r.q_alpha:.3f}).")
+        if r.differs:
+            groups = "; ".join("{" + ", ".join(g) + "}" for g in r.groups)
+            parts.append(f"Groups the test does not tell apart (average ranks within the CD): {groups}.")
+    if r.note:
+        parts.append(r.note)
+    return " ".join(parts)
+
+
+def cost_table(cross: CrossTask) -> str:
+    names = cross.strategies
+    tuned = cross.results.record.protocol == "tuned"
+    lines = ["| task | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for task in cross.tasks:
+        cells = [task.cells.get(s) for s in names]
+        lines.append(f"| {task.name} | " + " | ".join(
+            si(c.total_flops, "FLOP") if c is not None else "n/a" for c in cells) + " |")
+    what = "one final run plus the whole search" if tuned else "one run (mean over seeds)"
+    return f"Training FLOPs per task: {what}.\n\n" + "\n".join(lines)
+
+
+def failures(results: SuiteResults) -> str:
+    lines = [f"- {t.name}: {len(t.failed)} of {t.jobs} jobs failed (see [{t.name}/{REPORT_MD}]"
+             f"({t.name}/{REPORT_MD}))" for t in results.tasks if t.failed]
+    lines += [f"- {t.name}: no result yet" for t in results.tasks if not t.means()]
+    return "\n".join(lines) or "None."
+
+
+HOW_TO_READ = """\
+Each cell: test accuracy, mean over seeds ± half-width of the Student-t 95% interval over
+seeds, with the number of seeds n; **bold**: the task's best mean. Ranks: on each task the
+strategies are ranked by mean test accuracy (1 = best, ties share the average rank) and the ranks
+are averaged over tasks. **Reading the critical-difference diagram:** strategies sit on an axis
+of average rank, best on the left; the bar above it is one critical difference (CD) long, and
+strategies joined by a thick line are not told apart by Nemenyi's test at the stated alpha. Two
+strategies not joined differ by at least the CD. The test is run only when Friedman's test
+(Iman–Davenport) finds that the strategies differ at all, and only with enough tasks."""
+
+
+def outcome_notes(cross: CrossTask) -> str:
+    return (f"Against each task's best mean: **W** the best (ties all win), **≈** practically "
+            f"equivalent (mean less than {cross.margin:g} below the best), **L** a loss, – no result. "
+            "The classification is by the means over seeds alone: a difference within the seeds' "
+            "noise still counts as a loss when it exceeds the margin.")
+
+
+def markdown(cross: CrossTask, root: Path, plots: dict[str, Path]) -> str:
+    images = "\n\n".join(f"### {title}\n\n![{title}]({path.relative_to(root)})"
+                         for title, path in plots.items())
+    cd = "" if CD_DIAGRAM in {p.name for p in plots.values()} else (
+        "\n\nNo critical-difference diagram: " + (cross.ranking.note if cross.ranking else "no results."))
+    parts = [f"# Fine-tuning strategies across tasks\n\n{context(cross)}", recommendation(cross),
+             dependence_note(cross.results),
+             f"## Test accuracy by task\n\n{accuracy_table(cross)}",
+             f"## Across tasks\n\n{strategy_table(cross)}\n\n{ranking_text(cross)}{cd}",
+             f"## Outcomes against each task's best\n\n{outcome_notes(cross)}\n\n{outcome_table(cross)}",
+             f"## Cost across tasks\n\nRelative cost: a strategy's training FLOPs on a task divided by "
+             f"`{cross.reference}`'s on the same task, geometric mean over tasks.\n\n{cost_table(cross)}",
+             f"## How to read this report\n\n{HOW_TO_READ}",
+             f"## Failed runs and missing results\n\n{failures(cross.results)}",
+             f"## Plots\n\n{images}" if images else ""]
+    return "\n\n".join(p for p in parts if p) + "\n"
+
+
+# -- csv ----------------------------------------------------------------------------------------
+def cell_records(cross: CrossTask) -> list[dict]:
+    rows = []
+    for task in cross.results.tasks:
+        ranks = cross.ranking.ranks.get(task.name, {}) if cross.ranking else {}
+        base = task.cells.get(cross.reference) if cross.reference else None
+        for strategy in cross.strategies:
+            cell = task.cells.get(strategy)
+            if cell is None:
+                continue
+            relative = (cell.total_flops / base.total_flops
+                        if cell.total_flops and base is not None and base.total_flops else None)
+            rows.append({"task": task.name, "source": task.source, "dataset": task.dataset,
+                         "protocol": task.protocol, "strategy": strategy, "seeds": cell.n,
+                         "test_acc_mean": cell.mean, "test_acc_ci95": cell.half_width,
+                         "outcome": cross.outcomes.get(task.name, {}).get(strategy),
+                         "rank": ranks.get(strategy), "train_flops": cell.train_flops,
+                         "search_flops": cell.search_flops, "total_flops": cell.total_flops,
+                         "relative_cost": relative})
+    return rows
+
+
+def strategy_records(cross: CrossTask) -> list[dict]:
+    best = cross.recommended()
+    return [{"strategy": s.strategy, "tasks": s.tasks, "average_rank": s.average_rank,
+             "win": s.counts[WIN], "equivalent": s.counts[EQUIVALENT], "loss": s.counts[LOSS],
+             "share_equivalent_or_better": cross.share(s.strategy) if cross.tasks else None,
+             "relative_cost": s.relative_cost, "cost_reference": cross.reference,
+             "accuracy_gap_mean": sum(s.gaps) / len(s.gaps) if s.gaps else None,
+             "recommended": s.strategy == best} for s in cross.summaries.values()]
+
+
+def _csv(records: list[dict]) -> str:
+    out = io.StringIO()
+    if records:
+        writer = csv.DictWriter(out, fieldnames=list(records[0]), lineterminator="\n")
+        writer.writeheader()
+        for record in records:
+            writer.writerow({k: "" if v is None else v for k, v in record.items()})
+    return out.getvalue()
+
+
+def suite_summary_text(cross: CrossTask, paths: dict[str, Path]) -> str:
+    """What the end of a suite prints: the advice, the tables across tasks, the files."""
+    lines = [recommendation(cross), "", accuracy_table(cross), "", strategy_table(cross), "",
+             ranking_text(cross)]
+    note = dependence_note(cross.results)
+    if note:
+        lines += ["", note]
+    lines += [""] + [f"{name}: {path}" for name, path in paths.items()]
+    return "\n".join(lines) + "\n"
