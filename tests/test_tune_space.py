@@ -272,3 +272,21 @@ def test_a_bound_the_strategy_cannot_pass_is_not_flagged():
     dist = space["trainable_groups"]
     assert near_bound("trainable_groups", dist, 5, limits=found["trainable_groups"]) is None
     assert near_bound("trainable_groups", dist, 1, limits=found["trainable_groups"]) is not None
+
+
+def test_the_tuned_report_flags_a_best_value_on_the_edge_of_its_space():
+    from ftbench.report.collect import Run
+    from ftbench.report.tuned import Tuning, edge_hints
+
+    def trial(lr: float, acc: float, number: int) -> Run:
+        return Run({"status": "completed", "strategy": "full", "metrics": {"val_acc": acc},
+                    "config": {"tune": {"phase": "search", "job": f"trial{number}"},
+                               "strategy": {"lr": lr, "groups": "all",
+                                            "search": {"lr": {"low": 1e-4, "high": 0.1, "log": True},
+                                                       "trainable_groups": {"low": 1, "high": "groups"}}}}})
+
+    edge = Tuning("full", trials=[trial(0.0939, 0.9, 0), trial(0.01, 0.8, 1)])
+    assert edge_hints(edge) == ["lr=0.0939 is within 5% of its upper bound 0.1 (log scale); "
+                                "widen strategy.search.lr"]
+    inside = Tuning("full", trials=[trial(0.0939, 0.8, 0), trial(0.01, 0.9, 1)])
+    assert edge_hints(inside) == []  # the best is inside; a relative bound is never flagged

@@ -13,9 +13,10 @@ import statistics
 from dataclasses import dataclass, field
 
 from ftbench.report.collect import Run
+from ftbench.report.edges import edge_hint
 from ftbench.report.fmt import num, si, table_row
 from ftbench.report.rows import strategy_order
-from ftbench.report.stats import paired_test, t_half_width
+from ftbench.report.stats import holm, paired_test, t_half_width
 from ftbench.run.trials import best_trial
 
 SEARCH, DEFAULT, TUNED = "search", "default", "tuned"
@@ -126,22 +127,44 @@ def _interval(values: dict) -> str:
     return f"{statistics.fmean(v):.4f}{spread} (n={len(v)}){flag}"
 
 
+def edge_hints(t: Tuning) -> list[str]:
+    """The best trial's values at or near a numeric bound of the space its trials were given
+    (a bound given relative to the model or budget is a limit of the strategy: not flagged)."""
+    best = t.best
+    if best is None:
+        return []
+    hints = []
+    for knob, spec in (best.get("config.strategy.search") or {}).items():
+        bounds = (spec.get("low"), spec.get("high")) if isinstance(spec, dict) else ()
+        if not bounds or not all(isinstance(b, int | float) for b in bounds):
+            continue
+        value = best.get(f"config.strategy.{knob}")
+        hint = edge_hint(knob, spec["low"], spec["high"], bool(spec.get("log")), value)
+        if hint:
+            hints.append(hint)
+    return hints
+
+
 def _params(params: dict) -> str:
     return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
 
 
 def default_against_tuned(items: list[Tuning]) -> str:
-    lines = ["| strategy | default: test acc | tuned: test acc | tuned − default (paired p) "
+    lines = ["| strategy | default: test acc | tuned: test acc | tuned − default (paired p, Holm) "
              "| best hyperparameters (val acc) | trials (pruned, failed) | search FLOPs | search time "
              "| FLOPs of one final run | total FLOPs |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for t in items:
-        pair = paired_test("tuned", "default", t.tuned, t.default)
+    pairs = [paired_test("tuned", "default", t.tuned, t.default) for t in items]
+    # one family: "did tuning change anything" is asked of every strategy at once
+    for pair, adjusted in zip(pairs, holm([p.p for p in pairs]), strict=True):
+        pair.p_holm = adjusted
+    for t, pair in zip(items, pairs, strict=True):
         diff = "n/a" if pair.mean_difference is None else (
-            f"{pair.mean_difference:+.4f} (p={num(pair.p, '.3g')})")
+            f"{pair.mean_difference:+.4f} (p={num(pair.p, '.3g')}, Holm {num(pair.p_holm, '.3g')})")
         best = t.best
         hyper = "n/a" if best is None else (
             f"{_params(t.params(best))} ({best.number('metrics.val_acc'):.4f})"
-            + (" = default" if t.tuned_is_default else ""))
+            + (" = default" if t.tuned_is_default else "")
+            + "".join(f"; ⚠ {hint}" for hint in edge_hints(t)))
         failed = len(t.trials) - t.count("completed") - t.count("pruned")
         lines.append(table_row(
             t.strategy, _interval(t.default), _interval(t.tuned), diff, hyper,

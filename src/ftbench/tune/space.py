@@ -36,6 +36,7 @@ import optuna
 from omegaconf import DictConfig, OmegaConf
 
 from ftbench.finetune.strategies import build_plan
+from ftbench.report.edges import NEAR, edge_hint  # the report flags the same edges
 from ftbench.run.checks import number
 from ftbench.run.failures import UserError
 
@@ -45,7 +46,6 @@ SYMBOLS = ("groups", "max_epochs")
 _RELATIVE = re.compile(r"^\s*(groups|max_epochs)\s*(?:([-+*/])\s*(\d+(?:\.\d*)?|\.\d+))?\s*$")
 _OPERATIONS = {"-": operator.sub, "+": operator.add, "*": operator.mul, "/": operator.truediv}
 _RELATIVE_HELP = "groups or max_epochs, alone or with -N, +N, *F or /N (e.g. max_epochs-1, groups/2)"
-NEAR = 0.05  # a best value this close to a bound (share of the range) suggests widening it
 
 
 @dataclass(frozen=True)
@@ -180,30 +180,11 @@ def check_space(strategy_cfg: DictConfig, group_names: Sequence[str], max_epochs
 
 def near_bound(knob: str, dist: Distribution, value, *, within: float = NEAR,
                limits: Sequence[float] = ()) -> str | None:
-    """A hint when ``value`` (a search's best) lies at or within ``within`` of its range from a
-    bound, measured on the range's own scale (log for a log range), else None.
-
-    An optimum on the edge of its space may lie beyond it, so the hint says to widen the space.
-    Choices have no order: never flagged. ``limits``: bounds the strategy itself cannot pass
-    (every backbone group, ``max_epochs-1`` probe epochs); an optimum there is not flagged,
-    as there is nothing to widen.
-    """
-    if isinstance(dist, optuna.distributions.CategoricalDistribution) \
-            or not isinstance(value, int | float) or isinstance(value, bool):
+    """``report.edges.edge_hint`` for a search's best ``value`` in the distribution ``dist``
+    (choices have no order: never flagged)."""
+    if isinstance(dist, optuna.distributions.CategoricalDistribution):
         return None
-    low, high = float(dist.low), float(dist.high)
-    if high <= low or (dist.log and value <= 0):
-        return None
-    scaled = math.log if dist.log else float
-    share = (scaled(value) - scaled(low)) / (scaled(high) - scaled(low))
-    scale_note = " (log scale)" if dist.log else ""
-    for side, bound, distance in (("lower", low, share), ("upper", high, 1 - share)):
-        if distance <= within and bound not in limits:
-            where = f"at its {side} bound" if value == bound else \
-                f"within {within:.0%} of its {side} bound"
-            return (f"{knob}={value:.3g} is {where} {bound:g}{scale_note}; "
-                    f"widen strategy.search.{knob}")
-    return None
+    return edge_hint(knob, dist.low, dist.high, bool(dist.log), value, within=within, limits=limits)
 
 
 def limits(strategy_cfg: DictConfig, knob: str, dist: Distribution, group_names: Sequence[str],
