@@ -123,8 +123,8 @@ def write_tuned_report(root: Path, runs: list[Run], choice: dict | None = None) 
         tuned.protocol(runs, items), threads_note(runs), judged,
         f"## Default against tuned\n\n{tuned.default_against_tuned(items)}",
         f"## Which differences are real (tuned)\n\n{PAIRED_NOTES}\n\n{paired}",
-        "## Sensitivity\n\nValidation accuracy over each strategy's trials: a wide spread means the "
-        f"strategy needs its search.\n\n{tuned.sensitivity(items)}",
+        "## Sensitivity\n\nValidation accuracy over each strategy's completed trials (pruned ones left "
+        f"out): a wide spread means the strategy needs its search.\n\n{tuned.sensitivity(items)}",
         f"## Search spaces\n\n{tuned.spaces(items)}",
         f"## The tuned runs\n\n{markdown_table(rows)}", NOTES,
         f"## Accuracy under shift (tuned)\n\n{shift_table(rows)}",

@@ -81,9 +81,12 @@ class Tuning:
         return None if final is None else self.search_cost("train_flops") + final
 
     def val_accuracies(self) -> list[float]:
-        """Each trial's last validation accuracy (a pruned trial: where it stopped)."""
+        """Each completed trial's last validation accuracy: a pruned trial stopped early, and its
+        early-epoch accuracy is no measure of its configuration."""
         out = []
         for run in self.trials:
+            if run.status != "completed":
+                continue
             history = [h for h in run.data.get("history") or [] if isinstance(h, dict)]
             value = history[-1].get("val_acc") if history else None
             if isinstance(value, int | float):
