@@ -105,3 +105,11 @@ def interrupted(tmp_path):
     (run_dir / ".hydra").mkdir()
     OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
     return run_dir
+
+
+@pytest.fixture(scope="session")
+def template(tmp_path_factory) -> dict:
+    """One real result.json (gradual, so the history has several LR phases) to vary."""
+    run_dir = tmp_path_factory.mktemp("template")
+    cfg = make_cfg(*FAST, "strategy=gradual", "trainer.max_epochs=3", run_dir=run_dir)
+    return fit(cfg, run_dir)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
 import sys
@@ -13,6 +14,8 @@ from omegaconf import DictConfig, open_dict
 from PIL import Image
 
 from ftbench.config import compose_config, register_resolvers
+from ftbench.run.atomic import write_json
+from ftbench.run.predictions import Predictions, write_predictions
 
 os.environ.setdefault("WANDB_MODE", "offline")
 register_resolvers()
@@ -97,3 +100,35 @@ def checked_fit(cfg: DictConfig, run_dir: Path, **kwargs) -> dict:
 
     validate_config(cfg)
     return fit(cfg, run_dir, **kwargs)
+
+
+def fake_run(template: dict, strategy: str, seed: int, test_acc: float, flops: float, **config) -> dict:
+    """The template with another strategy, seed and outcome: report input, not a measurement."""
+    run = copy.deepcopy(template)
+    run.update(strategy=strategy, seed=seed)
+    run["metrics"]["test_acc"] = test_acc
+    run["cost"]["train_flops"] = flops
+    run["config"]["strategy"]["name"] = strategy
+    run["config"]["seed"] = seed
+    for dotted, value in config.items():
+        section, key = dotted.split("__")
+        run["config"][section][key] = value
+    return run
+
+
+def write_runs(root: Path, runs: list[dict], examples: int = 200) -> None:
+    """Each run's record, and for a tested run predictions with its accuracy: the first
+    ``test_acc`` share of a seeded order of the examples right, the rest wrong."""
+    for i, run in enumerate(runs):
+        folder = root / f"{i}_{run['strategy']}_seed{run['seed']}"
+        acc = run.get("metrics", {}).get("test_acc")
+        if isinstance(acc, float) and 0 <= acc <= 1:
+            rng = np.random.default_rng([i, int(run["seed"])])
+            label = np.arange(examples) % 10
+            right = np.zeros(examples, bool)
+            right[rng.permutation(examples)[:round(acc * examples)]] = True
+            sets = {"test": Predictions(np.arange(examples), label, np.where(right, label, (label + 1) % 10),
+                                        np.where(right, 0.9, 0.1).astype(np.float32))}
+            write_predictions(folder / "predictions.npz", sets)
+            run = {**run, "predictions": "predictions.npz"}
+        write_json(folder / "result.json", run)

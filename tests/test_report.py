@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
@@ -18,51 +17,9 @@ from ftbench.report import write_report
 from ftbench.report.cli import main as report_main
 from ftbench.report.rows import show
 from ftbench.run.atomic import write_json
-from ftbench.run.predictions import Predictions, write_predictions
-from ftbench.train import fit
-from tests.helpers import FAST, make_cfg
+from tests.helpers import FAST, fake_run, make_cfg, write_runs
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory) -> dict:
-    """One real result.json (gradual, so the history has several LR phases) to vary."""
-    run_dir = tmp_path_factory.mktemp("template")
-    cfg = make_cfg(*FAST, "strategy=gradual", "trainer.max_epochs=3", run_dir=run_dir)
-    return fit(cfg, run_dir)
-
-
-def fake_run(template: dict, strategy: str, seed: int, test_acc: float, flops: float, **config) -> dict:
-    """The template with another strategy, seed and outcome: report input, not a measurement."""
-    run = copy.deepcopy(template)
-    run.update(strategy=strategy, seed=seed)
-    run["metrics"]["test_acc"] = test_acc
-    run["cost"]["train_flops"] = flops
-    run["config"]["strategy"]["name"] = strategy
-    run["config"]["seed"] = seed
-    for dotted, value in config.items():
-        section, key = dotted.split("__")
-        run["config"][section][key] = value
-    return run
-
-
-def write_runs(root: Path, runs: list[dict], examples: int = 200) -> None:
-    """Each run's record, and for a tested run predictions with its accuracy: the first
-    ``test_acc`` share of a seeded order of the examples right, the rest wrong."""
-    for i, run in enumerate(runs):
-        folder = root / f"{i}_{run['strategy']}_seed{run['seed']}"
-        acc = run.get("metrics", {}).get("test_acc")
-        if isinstance(acc, float) and 0 <= acc <= 1:
-            rng = np.random.default_rng([i, int(run["seed"])])
-            label = np.arange(examples) % 10
-            right = np.zeros(examples, bool)
-            right[rng.permutation(examples)[:round(acc * examples)]] = True
-            sets = {"test": Predictions(np.arange(examples), label, np.where(right, label, (label + 1) % 10),
-                                        np.where(right, 0.9, 0.1).astype(np.float32))}
-            write_predictions(folder / "predictions.npz", sets)
-            run = {**run, "predictions": "predictions.npz"}
-        write_json(folder / "result.json", run)
 
 
 def read_csv(path: Path) -> list[dict]:
