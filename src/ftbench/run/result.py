@@ -18,6 +18,7 @@ import os
 import platform
 import stat
 import subprocess
+from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TypedDict
@@ -34,6 +35,9 @@ STATUSES = ("completed", "pruned", "failed", "diverged")
 MAX_BYTES = 64 * 2**20  # far above any real result (its history grows by ~1 KB an epoch)
 MAX_DEPTH = 64          # a config nests a few levels; JSON nested deeper is not a result
 MAX_INT_DIGITS = 30     # larger integers are no count or seed: refused, never overflow later
+# no measurement comes near this: a larger figure is taken for none, so that sums, means and
+# spreads over any number of runs stay finite
+MAX_MAGNITUDE = 1e100
 
 
 class Metrics(TypedDict, total=False):
@@ -42,8 +46,8 @@ class Metrics(TypedDict, total=False):
     test_loss: float | None
     epochs: int
     shift: dict | None        # accuracy per shifted test set and their ``mean``
-    per_class: dict           # class name -> test accuracy (None: absent from the test split)
-    confusion: list
+    per_class_test_acc: dict  # class name -> test accuracy (None: absent from the test split)
+    confusion_matrix: list    # counts, rows the true class
 
 
 class Cost(TypedDict, total=False):
@@ -156,6 +160,8 @@ def read_result(run_dir: str | Path) -> Result:
             raw = f.read(MAX_BYTES + 1)
     finally:
         os.close(fd)
+    if len(raw) > MAX_BYTES:  # grew since it was looked at
+        raise UnreadableResult(f"over the limit of {MAX_BYTES} bytes")
     try:
         data = json.loads(raw, parse_int=_bounded_int)
     except RecursionError:
@@ -211,10 +217,27 @@ def _saved_config(path: Path) -> dict | None:
         info = path.stat()
         if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_BYTES:
             return None
-        config = yaml.safe_load(path.read_text())
+        config = yaml.load(path.read_text(), Loader=_plain_yaml())  # a SafeLoader
     except (OSError, ValueError, RecursionError, yaml.YAMLError):
         return None
     return config if isinstance(config, dict) and problem({"config": config}) is None else None
+
+
+@cache
+def _plain_yaml():
+    """Built on first use: reading a ``result.json`` needs no yaml."""
+    import yaml
+
+    class PlainYaml(yaml.SafeLoader):
+        """Safe YAML without aliases: Hydra writes none, and an alias to an alias to … makes a
+        file of a few lines a structure of billions of nodes for whatever walks it."""
+
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                raise yaml.YAMLError("an alias (a saved config has none)")
+            return super().compose_node(parent, index)
+
+    return PlainYaml
 
 
 def _plain(value):
@@ -240,7 +263,7 @@ def problem(data: object) -> str | None:
         return "nested too deeply"
     schema = data.get("schema", SCHEMA_VERSION)
     if not isinstance(schema, int) or isinstance(schema, bool) or schema > SCHEMA_VERSION:
-        return f"schema {schema!r}; this ftbench reads schema {SCHEMA_VERSION} and older"
+        return f"schema {_shown(schema)}; this ftbench reads schema {SCHEMA_VERSION} and older"
     for key, kind in _PARTS.items():
         if key in data and not isinstance(data[key], kind):
             found = "null" if data[key] is None else type(data[key]).__name__
@@ -252,19 +275,69 @@ def problem(data: object) -> str | None:
         if data.get(key) is not None and not isinstance(data[key], str):
             return f"{key} is not a string"
     if data.get("status") is not None and data["status"] not in STATUSES:
-        return f"status {data['status']!r} is not one of {', '.join(STATUSES)}"
+        return f"status {_shown(data['status'])} is not one of {', '.join(STATUSES)}"
     seed = data.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         return "seed is not an integer"
-    per_class = (data.get("metrics") or {}).get("per_class")
-    if per_class is not None and not (isinstance(per_class, dict) and all(
-            value is None or _number(value) is not None for value in per_class.values())):
-        return "metrics.per_class is not an object of numbers"
+    for path, (fits, shape) in _SHAPES.items():
+        part, key = path.split(".")
+        value = (data.get(part) or {}).get(key)
+        if value is not None and not fits(value):
+            return f"{path} is not {shape}"
+    for part, fields in _ENTRY_SHAPES.items():
+        for i, entry in enumerate(data.get(part) or []):
+            for key, (fits, shape) in fields.items():
+                if entry.get(key) is not None and not fits(entry[key]):
+                    return f"{part}[{i}].{key} is not {shape}"
     if data.get("status", "completed" if "metrics" in data else "failed") == "completed":
         metric = judged_by(data)
-        if _number((data.get("metrics") or {}).get(metric)) is None:
-            return f"metrics.{metric} is {(data.get('metrics') or {}).get(metric)!r}, not a number"
+        if number((data.get("metrics") or {}).get(metric)) is None:
+            return f"metrics.{metric} is {_shown((data.get('metrics') or {}).get(metric))}, not a number"
     return None
+
+
+def _shown(value) -> str:
+    """A value in a reason: its repr, cut short (the value may be megabytes of text)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _numbers_by_name(value) -> bool:
+    return isinstance(value, dict) and all(v is None or number(v) is not None for v in value.values())
+
+
+def _numbers(value) -> bool:
+    return isinstance(value, list) and all(v is None or number(v) is not None for v in value)
+
+
+def _names(value) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _counts_table(value) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(line, list) and len(line) == len(value) and all(_count(c) for c in line) for line in value)
+
+
+# The parts a reader relies on inside the record, where present and not null: a part of another
+# shape makes the record no result (scalar figures elsewhere, read as numbers, count as absent
+# when they are not one).
+_SHAPES = {
+    "metrics.per_class_test_acc": (_numbers_by_name, "an object of numbers"),
+    "metrics.shift": (_numbers_by_name, "an object of numbers"),
+    "metrics.confusion_matrix": (_counts_table, "a square table of counts"),
+    "cost.drift": (_numbers_by_name, "an object of numbers"),
+    "data.classes": (_names, "a list of names"),
+}
+_ENTRY_SHAPES = {
+    "history": {"epoch": (_count, "a count"), "val_acc": (lambda v: number(v) is not None, "a number"),
+                "lrs": (_numbers, "a list of numbers"), "trainable_groups": (_names, "a list of names")},
+    "groups": {"name": (lambda v: isinstance(v, str), "a name")},
+}
 
 
 def _depth(value, level: int = 0) -> int:
@@ -277,10 +350,13 @@ def _depth(value, level: int = 0) -> int:
     return level
 
 
-def _number(value) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+def number(value) -> float | None:
+    """``value`` as a figure, or None if it is none: not a number, not finite, or beyond
+    ``MAX_MAGNITUDE``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value)
+    value = float(value)
+    return value if math.isfinite(value) and abs(value) <= MAX_MAGNITUDE else None
 
 
 def judged_by(data: dict) -> str:
