@@ -36,5 +36,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ftbench-report: error: no {RESULT_FILE} or job folder under {str(args.dir)!r}",
               file=sys.stderr)
         return 2
-    print(summary_text(runs, write_report(args.dir, runs)), end="")
+    try:
+        paths = write_report(args.dir, runs)
+    except OSError as err:  # a full disk, a read-only folder, a folder where report.md goes
+        print(f"ftbench-report: error: the report could not be written into {str(args.dir)!r}: {err}",
+              file=sys.stderr)
+        return 1
+    print(summary_text(runs, paths), end="")
     return 0
