@@ -55,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         print(f"ftbench-report: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a full disk, a read-only folder, a folder where report.md goes
+        print(f"ftbench-report: error: the report could not be written into {str(args.dir)!r}: {err}",
+              file=sys.stderr)
+        return 1
     print(summary_text(runs, paths), end="")
     return 0
 

@@ -1,16 +1,17 @@
 """Reading a sweep folder: every job's record (``ftbench.run.result.job_record``), as data.
 
 Nothing read is evaluated: values are looked up in plain dicts, so an interpolation such as
-``${oc.env:...}`` in a crafted ``result.json`` stays the text it is.
+``${oc.env:...}`` in a crafted ``result.json`` stays the text it is. ``job_record`` checks the
+shape of the parts the report walks; a scalar the report reads as a figure counts as absent
+when it is none (``Run.number``), and a part read as a mapping as empty when it is not one.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from ftbench.run.result import RESULT_FILE, SAVED_CONFIG, job_record, judged_by
+from ftbench.run.result import RESULT_FILE, SAVED_CONFIG, job_record, judged_by, number
 
 __all__ = ["RESULT_FILE", "Run", "collect", "judged_by"]
 
@@ -27,10 +28,13 @@ class Run:
         return lookup(self.data, path, default)
 
     def number(self, path: str) -> float | None:
+        """The figure at ``path``; None where there is none (``ftbench.run.result.number``)."""
+        return number(self.get(path))
+
+    def mapping(self, path: str) -> dict:
+        """The object at ``path``; empty where there is none, or something else is there."""
         value = self.get(path)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            return None
-        return float(value)
+        return value if isinstance(value, dict) else {}
 
     @property
     def status(self) -> str:

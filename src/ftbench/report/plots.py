@@ -1,7 +1,9 @@
 """The report's plots, as PNG files drawn with matplotlib's Agg backend (no display needed).
 
 Every strategy keeps one colour in every plot; settings of a study within one strategy
-(``lr_decay=2``, ``train_fraction=0.05``) are told apart by marker.
+(``lr_decay=2``, ``train_fraction=0.05``) are told apart by marker. Above ``MAX_PLOTTED`` rows
+no plot is drawn (no colour, marker or legend tells that many apart; the report says so), and a
+plot that fails on data of an unexpected shape is left out with a warning.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import statistics
+from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
@@ -18,14 +21,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.colors import to_rgb  # noqa: E402
 from matplotlib.ticker import EngFormatter, Formatter, FuncFormatter, MaxNLocator  # noqa: E402
 
+from ftbench.report.escape import plot_text  # noqa: E402
 from ftbench.report.rows import Row, study_series  # noqa: E402
 from ftbench.report.shift_plot import accuracy_under_shift  # noqa: E402
 from ftbench.report.style import MARKERS, colour  # noqa: E402
 from ftbench.report.style import legend as _legend  # noqa: E402
 from ftbench.report.style import markers as _markers  # noqa: E402
 from ftbench.report.style import save as _save  # noqa: E402
+from ftbench.run.result import number  # noqa: E402
 
 log = logging.getLogger("ftbench")
+MAX_PLOTTED = 50
 
 
 def _accuracy_axis(ax) -> None:
@@ -57,7 +63,7 @@ def accuracy_against_cost(rows: list[Row], cost_path: str, unit: str, xlabel: st
         x, y = row.mean(cost_path), row.mean("metrics.test_acc")
         ax.errorbar(x, y, yerr=row.ci95("metrics.test_acc") or 0.0, fmt=markers[id(row)],
                     color=colour(row.strategy), capsize=4, markersize=7,
-                    label=f"{row.label} (n={len(row.runs)})")
+                    label=plot_text(f"{row.label} (n={len(row.runs)})"))
         points.append((x, y))
     front = pareto_front(points)
     ax.plot([points[i][0] for i in front], [points[i][1] for i in front], "--", color="black",
@@ -76,11 +82,13 @@ def accuracy_against_cost(rows: list[Row], cost_path: str, unit: str, xlabel: st
 
 
 def _mean_by_epoch(runs: list, key: str) -> tuple[list[int], list[float]]:
+    """Mean of ``key`` over the runs, per epoch; an entry without an epoch or a figure adds nothing."""
     by_epoch: dict[int, list[float]] = {}
     for run in runs:
         for entry in run.data.get("history") or []:
-            if entry.get(key) is not None:
-                by_epoch.setdefault(entry["epoch"], []).append(entry[key])
+            value, epoch = number(entry.get(key)), entry.get("epoch")
+            if value is not None and isinstance(epoch, int):
+                by_epoch.setdefault(epoch, []).append(value)
     epochs = sorted(by_epoch)
     return [e + 1 for e in epochs], [statistics.fmean(by_epoch[e]) for e in epochs]
 
@@ -93,7 +101,7 @@ def learning_curves(rows: list[Row], path: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(7.5 if len(rows) > 8 else 6.5, 4.5))
     for row in rows:
         epochs, acc = _mean_by_epoch(row.runs, "val_acc")
-        ax.plot(epochs, acc, marker=markers[id(row)], color=colour(row.strategy), label=row.label)
+        ax.plot(epochs, acc, marker=markers[id(row)], color=colour(row.strategy), label=plot_text(row.label))
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("validation accuracy (fraction; mean over seeds)")
@@ -112,26 +120,33 @@ def _shades(strategy: str, n: int) -> list[tuple[float, float, float]]:
 GROUP_LR_STRATEGIES = ("discriminative", "gradual")  # the ones whose per-group LRs tell a story
 
 
+def _lr_history(run) -> list[tuple[int, list[float]]]:
+    """(epoch, the LR of each group) of every history entry that has both."""
+    return [(h["epoch"], h["lrs"]) for h in run.data.get("history") or []
+            if isinstance(h.get("epoch"), int) and isinstance(h.get("lrs"), list)]
+
+
 def group_learning_rates(rows: list[Row], path: Path) -> Path | None:
     """Each group's LR per epoch (first seed of each row); a frozen group draws no line."""
-    shown = [r for r in rows
-             if r.strategy in GROUP_LR_STRATEGIES and r.runs and r.runs[0].data.get("history")][:4]
+    shown = [r for r in rows if r.strategy in GROUP_LR_STRATEGIES and r.runs and _lr_history(r.runs[0])][:4]
     if not shown:
         return None
     fig, axes = plt.subplots(1, len(shown), figsize=(6.4 * len(shown), 4.2), squeeze=False)
     for ax, row in zip(axes[0], shown, strict=True):
-        run = row.runs[0].data
-        names = [g["name"] for g in run.get("groups", [])] or [
-            f"group{i}" for i in range(len(run["history"][0]["lrs"]))]
-        epochs = [h["epoch"] + 1 for h in run["history"]]
+        history = _lr_history(row.runs[0])
+        width = max(len(lrs) for _, lrs in history)
+        names = [str(g.get("name", f"group{i}")) for i, g in enumerate(row.runs[0].data.get("groups") or [])]
+        names = names if len(names) == width else [f"group{i}" for i in range(width)]
+        epochs = [epoch + 1 for epoch, _ in history]
         for i, (name, shade) in enumerate(zip(names, _shades(row.strategy, len(names)), strict=True)):
-            lrs = [h["lrs"][i] if h["lrs"][i] > 0 else float("nan") for h in run["history"]]
-            ax.plot(epochs, lrs, marker="o", markersize=4, color=shade, label=name)
+            lrs = [lr if i < len(lrs) and (lr := number(lrs[i])) and lr > 0 else float("nan")
+                   for _, lrs in history]
+            ax.plot(epochs, lrs, marker="o", markersize=4, color=shade, label=plot_text(name))
         ax.set_yscale("log")
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("learning rate at epoch start (log scale)")
-        ax.set_title(f"{row.label}: per-group LR")
+        ax.set_title(plot_text(f"{row.label}: per-group LR"))
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7, title="group (frozen: no point)", title_fontsize=7,
                   loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
@@ -139,24 +154,22 @@ def group_learning_rates(rows: list[Row], path: Path) -> Path | None:
 
 
 def drift_by_group(rows: list[Row], path: Path) -> Path | None:
-    rows = [r for r in rows if any(run.get("cost.drift") for run in r.runs)]
+    rows = [r for r in rows if any(run.mapping("cost.drift") for run in r.runs)]
     if not rows:
         return None
     # the new head starts from random weights: its drift is not forgetting, and would dwarf the rest
-    names: list[str] = []
-    for row in rows:
-        for run in row.runs:
-            names += [n for n in run.get("cost.drift") or {} if n not in names and n != "head"]
+    names = list(dict.fromkeys(n for row in rows for run in row.runs for n in run.mapping("cost.drift")
+                               if n != "head"))
     width = 0.8 / len(rows)
     markers = _markers(rows)
     fig, ax = plt.subplots(figsize=(max(6.5, 0.9 * len(names) + 2), 4.5))
     for k, row in enumerate(rows):
-        values = [statistics.fmean([(run.get("cost.drift") or {}).get(n, 0.0) for run in row.runs])
+        values = [statistics.fmean([number(run.mapping("cost.drift").get(n)) or 0.0 for run in row.runs])
                   for n in names]
         hatch = None if markers[id(row)] == MARKERS[0] else "//"
         ax.bar([i + (k - (len(rows) - 1) / 2) * width for i in range(len(names))], values, width,
-               color=colour(row.strategy), hatch=hatch, label=row.label)
-    ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+               color=colour(row.strategy), hatch=hatch, label=plot_text(row.label))
+    ax.set_xticks(range(len(names)), [plot_text(n) for n in names], rotation=30, ha="right")
     ax.set_xlabel("layer group (input → output)")
     ax.set_ylabel("relative drift ||w − w0|| / ||w0|| (mean over seeds)")
     ax.set_title("How far each strategy moved the pretrained groups (new head not shown)")
@@ -169,7 +182,7 @@ def accuracy_against_setting(rows: list[Row], setting: str, x_path: str, xlabel:
                              log_x: bool = False) -> Path | None:
     """Accuracy along a study setting, one line per strategy and every other setting; drawn
     only when the setting varies alone somewhere (``rows.confounded_note`` says when not)."""
-    series = [sorted(members, key=lambda r: r.mean(x_path))
+    series = [sorted((r for r in members if r.mean(x_path) is not None), key=lambda r: r.mean(x_path))
               for members in study_series(rows, setting).values()]
     series = [s for s in series if len({json.dumps(r.setting[setting]) for r in s}) > 1]
     if not series:
@@ -183,8 +196,8 @@ def accuracy_against_setting(rows: list[Row], setting: str, x_path: str, xlabel:
         ax.errorbar([r.mean(x_path) for r in members], [r.mean("metrics.test_acc") for r in members],
                     yerr=[r.ci95("metrics.test_acc") or 0.0 for r in members],
                     marker=markers[id(first)], capsize=4, color=colour(first.strategy),
-                    label=f"{' '.join([first.strategy, others]).strip()} "
-                          f"(n={'/'.join(str(n) for n in ns)})")
+                    label=plot_text(f"{' '.join([first.strategy, others]).strip()} "
+                                    f"(n={'/'.join(str(n) for n in ns)})"))
     if log_x:
         ax.set_xscale("log")
     ax.set_xlabel(xlabel)
@@ -198,10 +211,12 @@ def accuracy_against_setting(rows: list[Row], setting: str, x_path: str, xlabel:
 
 def confusion_matrix(run, path: Path) -> Path | None:
     """The test confusion matrix of one run, rows the true class, as shares of each row."""
-    matrix = run.get("metrics.confusion_matrix")
+    matrix = run.get("metrics.confusion_matrix")  # a square table of counts (the result contract)
     if not matrix:
         return None
-    names = run.get("data.classes") or [str(i) for i in range(len(matrix))]
+    names = run.get("data.classes") or []
+    names = ([plot_text(n) for n in names] if len(names) == len(matrix)
+             else [str(i) for i in range(len(matrix))])
     shares = [[c / max(1, sum(line)) for c in line] for line in matrix]
     size = min(12.0, 3.0 + 0.35 * len(names))
     fig, ax = plt.subplots(figsize=(size + 1.5, size))
@@ -216,7 +231,7 @@ def confusion_matrix(run, path: Path) -> Path | None:
                             color="white" if shares[i][j] > 0.5 else "black")
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
-    ax.set_title(f"Test confusion matrix: {run.strategy} (seed {run.get('seed')})")
+    ax.set_title(plot_text(f"Test confusion matrix: {run.strategy} (seed {run.get('seed')})"))
     fig.colorbar(image, ax=ax, label="share of the true class")
     return _save(fig, path)
 
@@ -228,8 +243,12 @@ def _trained(groups, names: list[str]) -> tuple[tuple, str]:
         return (3,), "all (full)"
     if not groups:
         return (0,), "none (probe)"
-    picked = sorted(names.index(g) if g in names else int(g) % len(names) for g in groups)
-    return (1 if len(picked) == 1 else 2, picked), "+".join(names[i] for i in picked)
+    if not isinstance(groups, list) or not names:
+        return (4, str(groups)), plot_text(groups)
+    picked = sorted(names.index(g) if g in names else g % len(names) if type(g) is int else -1
+                    for g in groups)
+    label = "+".join(names[i] if i >= 0 else "?" for i in picked)
+    return (1 if len(picked) == 1 else 2, picked), plot_text(label)
 
 
 def accuracy_by_trained_group(rows: list[Row], path: Path) -> Path | None:
@@ -237,7 +256,7 @@ def accuracy_by_trained_group(rows: list[Row], path: Path) -> Path | None:
     rows = [r for r in rows if r.strategy == "surgical" and "groups" in r.setting and r.runs]
     if len(rows) < 2:
         return None
-    names = [g["name"] for g in rows[0].runs[0].data.get("groups", [])[:-1]]
+    names = [g.get("name") for g in (rows[0].runs[0].data.get("groups") or [])[:-1]]
     placed = sorted(((*_trained(r.setting["groups"], names), r) for r in rows), key=lambda t: t[0])
     fig, ax = plt.subplots(figsize=(max(6.5, 0.6 * len(placed) + 2.5), 4.5))
     for x, (_, label, row) in enumerate(placed):
@@ -282,11 +301,25 @@ def draw_all(rows: list[Row], out_dir: Path) -> dict[str, Path]:
     done = [run for row in rows for run in row.runs]
     if len(done) == 1:  # one run: which classes it confuses
         plots["Test confusion matrix"] = lambda: confusion_matrix(done[0], out_dir / "confusion_matrix.png")
+    return draw_each(plots)
+
+
+def too_many(count: int) -> str | None:
+    """Why no plot is drawn for ``count`` rows (or strategies), or None if they are few enough."""
+    if count <= MAX_PLOTTED:
+        return None
+    return (f"{count} rows: no plot is drawn above {MAX_PLOTTED}, as no colour, marker or legend "
+            "tells that many apart; report.csv holds every row.")
+
+
+def draw_each(plots: dict[str, Callable[[], Path | None]]) -> dict[str, Path]:
+    """Draw every plot, by title; one that draws nothing, or fails on data of an unexpected
+    shape, is left out (the failure with a warning) rather than taking the report down."""
     drawn = {}
     for title, draw in plots.items():
         try:
             path = draw()
-        except (TypeError, ValueError, KeyError, IndexError, AttributeError) as err:
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError, ArithmeticError) as err:
             plt.close("all")
             log.warning("plot %r not drawn: a run's result.json does not have the expected "
                         "shape (%s: %s)", title, type(err).__name__, err)

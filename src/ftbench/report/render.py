@@ -3,18 +3,24 @@
 A plain sweep (``experiment=compare``, the studies) gets one row per strategy and setting and
 the pairs of strategies compared over their shared seeds; a tuned comparison's folder
 (``experiment=tuned``) gets its own report (``ftbench.report.tuned``).
+
+Every file is written atomically and never through a link, ``plots/`` is the report's own folder
+(``ftbench.report.output``), and text read from the runs is escaped for each format
+(``ftbench.report.escape``).
 """
 
 from __future__ import annotations
 
 import io
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from ftbench.report import judgement, tuned
 from ftbench.report.collect import Run, collect
 from ftbench.report.comparison import compare
 from ftbench.report.fmt import num, si
+from ftbench.report.output import own_folder
 from ftbench.report.rows import FEW_SEEDS, Row, group_rows
 from ftbench.report.sections import (
     marginal_table,
@@ -41,9 +47,10 @@ REPORT_MD, REPORT_CSV, PLOTS_DIR = "report.md", "report.csv", "plots"
 
 def paired_section(rows: list[Row]) -> str:
     """The paired table over the rows' shared seeds (a classical test beside the verdict)."""
-    by_row = {row.label: {run.data.get("seed"): run.number("metrics.test_acc") for run in row.runs}
-              for row in rows if row.runs}
-    return compare(by_row, {}, "")[1]
+    by_row = {row.label: {run.data.get("seed"): acc for run in row.runs
+                          if (acc := run.number("metrics.test_acc")) is not None}
+              for row in rows}
+    return compare({label: seeds for label, seeds in by_row.items() if seeds}, {}, "")[1]
 
 
 def verdict_parts(root: Path, runs: list[Run], by_strategy: dict[str, list[Run]],
@@ -55,9 +62,24 @@ def verdict_parts(root: Path, runs: list[Run], by_strategy: dict[str, list[Run]]
             judgement.section(result, missing, failed))
 
 
-def _images(root: Path, plot_paths: dict[str, Path]) -> str:
-    return "\n\n".join(f"### {title}\n\n![{title}]({path.relative_to(root)})"
-                       for title, path in plot_paths.items())
+def _images(root: Path, plot_paths: dict[str, Path], note: str | None) -> str:
+    images = [f"### {title}\n\n![{title}]({path.relative_to(root)})" for title, path in plot_paths.items()]
+    return "\n\n".join(([note] if note else []) + images) or "None drawn."
+
+
+def _plots(root: Path, count: int,
+           draw: Callable[[Path], dict[str, Path]]) -> tuple[dict[str, Path], str | None]:
+    """The plots ``draw`` makes in the report's own ``plots/`` folder, by title, and a note when
+    none are drawn: too many rows (``count``) to tell apart, or no folder of the report's own."""
+    from ftbench.report import plots
+
+    note = plots.too_many(count)
+    if note:
+        return {}, note
+    folder = own_folder(root / PLOTS_DIR)
+    if folder is None:
+        return {}, f"{PLOTS_DIR} in this folder is not a folder: no plot was drawn."
+    return draw(folder), None
 
 
 def _write(path: Path, parts: list[str]) -> None:
@@ -76,7 +98,7 @@ def write_report(root: Path, runs: list[Run] | None = None, choice: dict | None 
     if tuned.is_tuned_sweep(runs):
         return write_tuned_report(root, runs, choice)
     rows = group_rows(runs)
-    plot_paths = plots.draw_all(rows, root / PLOTS_DIR)
+    plot_paths, plot_note = _plots(root, len(rows), lambda folder: plots.draw_all(rows, folder))
     paths = {"report.md": root / REPORT_MD, "report.csv": root / REPORT_CSV, **plot_paths}
     write_csv(paths["report.csv"], rows)
     failed = Counter(row.label for row in rows for run in row.runs if unfinished(run))
@@ -92,7 +114,7 @@ def write_report(root: Path, runs: list[Run] | None = None, choice: dict | None 
         f"## Which differences are real\n\n{PAIRED_NOTES}\n\n{paired}",
         marginal_table(rows, si, num), per_class_table(rows),
         f"## Failed runs\n\n{failed_table([r for r in runs if unfinished(r)])}",
-        f"## Plots\n\n{_images(root, plot_paths)}"])
+        f"## Plots\n\n{_images(root, plot_paths, plot_note)}"])
     return paths
 
 
@@ -102,13 +124,16 @@ def write_tuned_report(root: Path, runs: list[Run], choice: dict | None = None) 
     runs = tuned.without_retried(runs)
     items = tuned.tunings(runs)
     rows = group_rows([r for t in items for r in t.tuned_runs])
-    plot_dir = root / PLOTS_DIR
-    plot_paths = {title: path for title, path in {
-        "Accuracy against total cost, search included": tuned_plots.accuracy_against_total_cost(
-            items, plot_dir / "accuracy_vs_total_flops.png"),
-        "Sensitivity to the learning rate": tuned_plots.sensitivity(items, plot_dir / "sensitivity_lr.png"),
-    }.items() if path is not None}
-    plot_paths.update(plots.draw_all(rows, plot_dir))
+
+    def draw(folder: Path) -> dict[str, Path]:
+        return {**plots.draw_each({
+            "Accuracy against total cost, search included": lambda: tuned_plots.accuracy_against_total_cost(
+                items, folder / "accuracy_vs_total_flops.png"),
+            "Sensitivity to the learning rate": lambda: tuned_plots.sensitivity(
+                items, folder / "sensitivity_lr.png"),
+        }), **plots.draw_all(rows, folder)}
+
+    plot_paths, plot_note = _plots(root, max(len(items), len(rows)), draw)
     paths = {"report.md": root / REPORT_MD, "report.csv": root / REPORT_CSV, **plot_paths}
     write_csv(paths["report.csv"], rows)
     by_strategy = {t.strategy: t.tuned for t in items if t.tuned}
@@ -128,7 +153,7 @@ def write_tuned_report(root: Path, runs: list[Run], choice: dict | None = None) 
         f"## Search spaces\n\n{tuned.spaces(items)}",
         f"## The tuned runs\n\n{markdown_table(rows)}", NOTES,
         f"## Accuracy under shift (tuned)\n\n{shift_table(rows)}",
-        f"## Failed runs\n\n{failed_table(failed)}", f"## Plots\n\n{_images(root, plot_paths)}"])
+        f"## Failed runs\n\n{failed_table(failed)}", f"## Plots\n\n{_images(root, plot_paths, plot_note)}"])
     return paths
 
 

@@ -15,6 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from ftbench.report.collect import Run
+from ftbench.report.escape import md
 from ftbench.report.stats import t_half_width
 from ftbench.tracking.flat import leaves
 
@@ -147,11 +148,8 @@ def group_rows(runs: list[Run]) -> list[Row]:
 
 def shift_keys(rows: list[Row]) -> list[str]:
     """The shifted test sets of any run, in the order the runs list them (``mean`` left out)."""
-    keys: list[str] = []
-    for row in rows:
-        for run in row.runs:
-            keys += [k for k in run.get(SHIFT) or {} if k != "mean" and k not in keys]
-    return keys
+    keys = dict.fromkeys(k for row in rows for run in row.runs for k in run.mapping(SHIFT) if k != "mean")
+    return list(keys)
 
 
 def _order(key: str) -> int:
@@ -209,7 +207,7 @@ def confounded_note(rows: list[Row], setting: str) -> str | None:
     if not others:
         return None
     series = study_series(rows, setting).values()
-    together = ", ".join(others)
+    together = ", ".join(md(k) for k in others)
     if not any(len({json.dumps(r.setting[setting]) for r in s}) > 1 for s in series):
         return (f"{setting} is not drawn against accuracy: it never varies alone, it changes "
                 f"together with {together}, so no difference could be put down to {setting}.")

@@ -3,11 +3,11 @@ what the rows were split by, how the probes met augmentation, and per-class accu
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections import Counter, defaultdict
 
 from ftbench.report.collect import Run, judged_by
+from ftbench.report.escape import md
 from ftbench.report.rows import FEW_SEEDS, Row, confounded_note
 from ftbench.report.stats import t_quantile
 
@@ -55,13 +55,13 @@ def marginal_table(rows: list[Row], si, fmt) -> str:
         if m is None:
             continue
         if m["is_base"]:
-            lines.append(f"| {row.label} | (the cheapest) | | | | | |")
+            lines.append(f"| {md(row.label)} | (the cheapest) | | | | | |")
             continue
         flag = " †" if row.few_seeds() else ""
         per_point = (f"{si(m['extra_tflops_per_point'] * 1e12, 'FLOP')} | "
                      f"{fmt(m['extra_seconds_per_point'], '.2f')} s" if m["extra_tflops_per_point"]
                      is not None else "no gain | no gain")
-        lines.append(f"| {row.label} | {m['base']} | {m['points']:+.2f}{flag} "
+        lines.append(f"| {md(row.label)} | {md(m['base'])} | {m['points']:+.2f}{flag} "
                      f"| {si(m['extra_flops'], 'FLOP')} | {m['extra_seconds']:+.1f} s | {per_point} |")
     return ("## Marginal cost of accuracy\n\nWhat each row costs beyond the cheapest row of its "
             "setting, per extra point (0.01) of test accuracy: the price of going further, where "
@@ -100,7 +100,7 @@ def seeds_text(rows: list[Row]) -> str:
     verdict = (f"about {needed} seeds each" if needed else f"more than {MAX_SEEDS} seeds each "
                "(the difference is small against the spread)")
     enough = f" This folder has {n}" + (": enough." if needed is not None and n >= needed else ".")
-    return (f"{text}\n\nThe two best rows, {best.label} ({best.mean(ACC):.4f}) and {second.label} "
+    return (f"{text}\n\nThe two best rows, {md(best.label)} ({best.mean(ACC):.4f}) and {md(second.label)} "
             f"({second.mean(ACC):.4f}), differ by {difference:.4f}; at the seed-to-seed spread seen "
             f"here (sd {sd:.4f}) their intervals stop overlapping from {verdict}.{enough}")
 
@@ -112,7 +112,7 @@ def rows_text(rows: list[Row]) -> str:
     lines = []
     if keys:
         lines.append("Runs are seeds of one row only if every setting but the seed is equal; these "
-                     f"differ between rows: {', '.join(keys)}.")
+                     f"differ between rows: {', '.join(md(k) for k in keys)}.")
     lines += [note for axis in STUDY_AXES if (note := confounded_note(rows, axis))]
     lines.append(threads_note([run for row in rows for run in row.runs]))
     return "\n\n".join(line for line in lines if line)
@@ -141,14 +141,14 @@ def threads_note(runs: list[Run]) -> str:
 
 def _head_only_first(run: Run) -> bool:
     history = run.data.get("history") or []
-    return bool(history) and history[0].get("trainable_groups") == ["head"]
+    return bool(history) and history[0].get("trainable_groups") == ["head"]  # entries: objects
 
 
 def probe_text(runs: list[Run], label: dict[int, str]) -> str:
     """How head-only epochs met augmentation: on cached features, or uncached (and dearer)."""
-    augmented = [r for r in runs if r.completed and r.get("data.augmented") and _head_only_first(r)]
-    cached = [r for r in augmented if r.get("cost.feature_cache.used")]
-    uncached = sorted({label.get(id(r), r.strategy) for r in augmented if r not in cached})
+    augmented = [r for r in runs if r.completed and r.get("data.augmented") is True and _head_only_first(r)]
+    cached = {id(r) for r in augmented if r.get("cost.feature_cache.used") is True}
+    uncached = sorted({label.get(id(r), r.strategy) for r in augmented if id(r) not in cached})
     lines = []
     if cached:
         lines.append("Head-only epochs (linear_probe, the probe epochs of lp_ft, gradual's first "
@@ -156,41 +156,51 @@ def probe_text(runs: list[Run], label: dict[int, str]) -> str:
                      "augmentation (dataset.augment=true) applied in the epochs where backbone groups "
                      "trained.")
     if uncached:
-        lines.append(f"⚠ {', '.join(uncached)}: head-only epochs ran uncached with augmentation "
-                     "(data.cache_features=false): their cost counts a backbone forward per image per "
-                     "epoch, far more than a cached probe pays.")
+        lines.append(f"⚠ {', '.join(md(name) for name in uncached)}: head-only epochs ran uncached "
+                     "with augmentation (data.cache_features=false): their cost counts a backbone "
+                     "forward per image per epoch, far more than a cached probe pays.")
     return "\n\n".join(lines)
 
 
 # -- per class ----------------------------------------------------------------------------------
 MAX_CLASS_LINES = 50
+MAX_CLASS_COLUMNS = 30  # rows shown side by side; a wider table is read by no one
+
+
+def _class_means(row: Row) -> dict[str, float]:
+    """Mean test accuracy over the row's seeds, per class (a class no seed measured: left out)."""
+    values: dict[str, list[float]] = defaultdict(list)
+    for run in row.runs:
+        for name, value in run.mapping("metrics.per_class_test_acc").items():
+            if value is not None:
+                values[name].append(value)
+    return {name: statistics.fmean(v) for name, v in values.items()}
 
 
 def per_class_table(rows: list[Row]) -> str:
     """Test accuracy per class (mean over seeds), one column per row, worst class first."""
-    shown = [r for r in rows if any(run.get("metrics.per_class_test_acc") for run in r.runs)]
+    shown = [r for r in rows if any(run.mapping("metrics.per_class_test_acc") for run in r.runs)]
     if not shown:
         return ""
+    left_out = len(shown) - MAX_CLASS_COLUMNS
+    shown = shown[:MAX_CLASS_COLUMNS]
+    means = [_class_means(r) for r in shown]
     names = list(dict.fromkeys(n for r in shown for run in r.runs
-                               for n in run.get("metrics.per_class_test_acc") or {}))
-
-    def mean(row: Row, name: str) -> float | None:
-        values = [v for run in row.runs
-                  if (v := (run.get("metrics.per_class_test_acc") or {}).get(name)) is not None]
-        return statistics.fmean(values) if values else None
-
-    def worst(name: str) -> float:
-        values = [m for r in shown if (m := mean(r, name)) is not None]
-        return min(values) if values else 2.0
-
-    ordered = sorted(names, key=worst)
-    lines = ["| class | " + " | ".join(r.label for r in shown) + " |",
+                               for n in run.mapping("metrics.per_class_test_acc")))
+    worst = {name: min((m[name] for m in means if name in m), default=2.0) for name in names}
+    ordered = sorted(names, key=worst.__getitem__)
+    lines = ["| class | " + " | ".join(md(r.label) for r in shown) + " |",
              "|---|" + "---|" * len(shown)]
     for name in ordered[:MAX_CLASS_LINES]:
-        cells = [("n/a" if (m := mean(r, name)) is None else f"{m:.3f}") for r in shown]
-        lines.append(f"| {json.dumps(name)[1:-1]} | " + " | ".join(cells) + " |")
-    more = (f"\n\n({len(ordered) - MAX_CLASS_LINES} better classes not shown; every class is in "
-            "each run's result.json, metrics.per_class_test_acc.)" if len(ordered) > MAX_CLASS_LINES
-            else "")
+        cells = [("n/a" if (m := row_means.get(name)) is None else f"{m:.3f}") for row_means in means]
+        lines.append(f"| {md(name)} | " + " | ".join(cells) + " |")
+    notes = []
+    if len(ordered) > MAX_CLASS_LINES:
+        notes.append(f"{len(ordered) - MAX_CLASS_LINES} better classes not shown; every class is in each "
+                     "run's result.json, metrics.per_class_test_acc.")
+    if left_out > 0:
+        notes.append(f"The first {MAX_CLASS_COLUMNS} rows only: {left_out} more are in their runs' "
+                     "result.json files.")
+    more = "".join(f"\n\n({note})" for note in notes)
     return ("## Per-class test accuracy\n\nMean over seeds, the worst class first (n/a: no test "
             "image of that class).\n\n" + "\n".join(lines) + more)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ftbench.report.escape import plot_text
 from ftbench.report.rows import SHIFT_MEAN, Row
 from ftbench.report.style import colour, legend, markers, plt, save
 
@@ -43,7 +44,7 @@ def accuracy_under_shift(rows: list[Row], path: Path) -> Path | None:
         x, y = row.mean(TEST_ACC), row.mean(SHIFT_MEAN)
         dx, dy = row.ci95(TEST_ACC) or 0.0, row.ci95(SHIFT_MEAN) or 0.0
         ax.errorbar(x, y, xerr=dx, yerr=dy, fmt=marker[id(row)], color=colour(row.strategy),
-                    capsize=4, markersize=7, label=f"{row.label} (n={len(row.runs)})")
+                    capsize=4, markersize=7, label=plot_text(f"{row.label} (n={len(row.runs)})"))
         xs += [x - dx, x + dx]
         ys += [y - dy, y + dy]
     ax.plot([0, 1], [0, ratio], "--", color="black", linewidth=1, zorder=0,

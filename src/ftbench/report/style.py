@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from ftbench.finetune.strategies import STRATEGIES  # noqa: E402
 from ftbench.report.rows import Row  # noqa: E402
+from ftbench.run.atomic import atomic_write  # noqa: E402
 
 PALETTE = plt.get_cmap("tab10").colors
 COLOURS = {name: PALETTE[i] for i, name in enumerate(STRATEGIES)}
@@ -36,11 +37,15 @@ def markers(rows: list[Row]) -> dict[int, str]:
 
 
 def save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if fig.get_layout_engine() is None:  # a figure made with its own layout keeps it
-        fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    """Write ``fig`` to ``path`` (its format from the suffix) atomically: a link at ``path`` is
+    replaced, not written through; the folder is the caller's (``ftbench.report.output``)."""
+    path = Path(path)
+    try:
+        if fig.get_layout_engine() is None:  # a figure made with its own layout keeps it
+            fig.tight_layout()
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format=path.suffix.lstrip(".") or "png"))
+    finally:
+        plt.close(fig)
     return path
 
 

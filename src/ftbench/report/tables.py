@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 from ftbench.report.collect import Run
+from ftbench.report.escape import csv_cell, md
 from ftbench.report.fmt import num, si, table_row
 from ftbench.report.rows import SHIFT, SHIFT_MEAN, Row, shift_keys
 from ftbench.report.sections import marginal
+from ftbench.run.atomic import write_text
 
 COLUMNS = ["strategy", "setting", "runs", "failed", "test_acc_mean", "test_acc_ci95", "test_acc_n",
            "few_seeds", "shift_acc_mean", "shift_acc_ci95", "shift_drop", "train_seconds", "train_flops",
@@ -66,7 +69,7 @@ def markdown_table(rows: list[Row]) -> str:
     for row in rows:
         r = row_record(row)
         lines.append(table_row(
-            row.label, r["runs"], r["failed"], accuracy_cell(row), accuracy_cell(row, SHIFT_MEAN),
+            md(row.label), r["runs"], r["failed"], accuracy_cell(row), accuracy_cell(row, SHIFT_MEAN),
             num(r["shift_drop"], ".4f"), f"{num(r['train_seconds'], '.1f')} s", si(r["train_flops"], "FLOP"),
             f"{num(r['train_memory_mb'], '.1f')} MB",
             f"{si(r['trainable_params'])} / {si(r['total_params'])}",
@@ -79,12 +82,12 @@ def shift_table(rows: list[Row]) -> str:
     keys = shift_keys(rows)
     if not keys:
         return "No run was tested under shift (eval.shifts=[] and no dataset.ood_root)."
-    lines = ["| strategy | in-distribution | " + " | ".join(keys) + " | mean |",
+    lines = ["| strategy | in-distribution | " + " | ".join(md(k) for k in keys) + " | mean |",
              "|---" * (len(keys) + 3) + "|"]
     for row in rows:
         cells = [num(row.mean(path), ".4f") for path in
                  ("metrics.test_acc", *(f"{SHIFT}.{k}" for k in keys), SHIFT_MEAN)]
-        lines.append(f"| {row.label} | " + " | ".join(cells) + " |")
+        lines.append(f"| {md(row.label)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -93,27 +96,34 @@ def failed_table(failed: list[Run]) -> str:
         return "None."
     lines = ["| status | strategy | seed | error | job folder |", "|---|---|---|---|---|"]
     for run in failed:
-        error = str(run.data.get("error") or "").replace("|", "/").splitlines()
-        lines.append(f"| {run.status} | {run.data.get('strategy')} | {run.data.get('seed')} "
-                     f"| {error[0] if error else ''} | {run.dir} |")
+        error = str(run.data.get("error") or "").splitlines()
+        lines.append(f"| {md(run.status)} | {md(run.data.get('strategy'))} | {md(run.data.get('seed'))} "
+                     f"| {md(error[0]) if error else ''} | {md(run.dir)} |")
     return "\n".join(lines)
 
 
-def write_csv(path: Path, rows: list[Row]) -> None:
-    """The table's columns, then the mean accuracy on each shifted set (``shift_<name>``)."""
+def csv_text(rows: list[Row]) -> str:
+    """The table's columns, then the mean accuracy on each shifted set (``shift_<name>``); text
+    that a spreadsheet would run as a formula is escaped (``escape.csv_cell``)."""
     keys = shift_keys(rows)
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS + [f"shift_{k}" for k in keys])
-        writer.writeheader()
-        for row, record in zip(rows, records(rows), strict=True):
-            record |= {f"shift_{k}": row.mean(f"{SHIFT}.{k}") for k in keys}
-            writer.writerow({k: ("" if v is None else v) for k, v in record.items()})
+    out = io.StringIO(newline="")
+    writer = csv.writer(out)
+    writer.writerow([csv_cell(name) for name in COLUMNS + [f"shift_{k}" for k in keys]])
+    for row, record in zip(rows, records(rows), strict=True):
+        record |= {f"shift_{k}": row.mean(f"{SHIFT}.{k}") for k in keys}
+        writer.writerow([csv_cell("" if v is None else v) for v in record.values()])
+    return out.getvalue()
+
+
+def write_csv(path: Path, rows: list[Row]) -> Path:
+    """``report.csv``, written atomically (a link at ``path`` is replaced, not followed)."""
+    return write_text(path, csv_text(rows))
 
 
 def context(runs: list[Run]) -> str:
     def values(key: str) -> str:
         found = sorted({str(r.data[key]) for r in runs if r.data.get(key) is not None})
-        return ", ".join(found) or "n/a"
+        return ", ".join(md(value) for value in found) or "n/a"
 
     return (f"Model: {values('model')}. Dataset: {values('dataset')}. Seeds: {values('seed')}. "
             f"Jobs: {len(runs)}, of which {sum(unfinished(r) for r in runs)} failed.")

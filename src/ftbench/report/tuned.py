@@ -9,14 +9,17 @@ default runs are its tuned runs (the same configuration on the same seeds).
 
 from __future__ import annotations
 
+import re
 import statistics
 from dataclasses import dataclass, field
 
 from ftbench.report.collect import Run
 from ftbench.report.edges import edge_hint
+from ftbench.report.escape import md
 from ftbench.report.fmt import num, si, table_row
 from ftbench.report.rows import strategy_order
 from ftbench.report.stats import holm, paired_test, t_half_width
+from ftbench.run.result import number
 from ftbench.run.trials import best_trial
 
 SEARCH, DEFAULT, TUNED = "search", "default", "tuned"
@@ -31,8 +34,8 @@ def is_tuned_sweep(runs: list[Run]) -> bool:
 
 
 def _trial_number(run: Run) -> int:
-    job = str(run.get("config.tune.job") or "")
-    return int(job.removeprefix("trial")) if job.removeprefix("trial").isdigit() else 10**9
+    found = re.fullmatch(r"trial([0-9]{1,9})", str(run.get("config.tune.job") or ""))
+    return int(found.group(1)) if found else 10**9
 
 
 @dataclass
@@ -49,7 +52,7 @@ class Tuning:
     @property
     def knobs(self) -> list[str]:
         run = next((r for r in self.trials + self.default_runs), None)
-        return list((run.get("config.strategy.search") or {}) if run else [])
+        return list(run.mapping("config.strategy.search")) if run else []
 
     def params(self, run: Run) -> dict:
         return {k: run.get(f"config.strategy.{k}") for k in self.knobs}
@@ -87,10 +90,10 @@ class Tuning:
         for run in self.trials:
             if run.status != "completed":
                 continue
-            history = [h for h in run.data.get("history") or [] if isinstance(h, dict)]
-            value = history[-1].get("val_acc") if history else None
-            if isinstance(value, int | float):
-                out.append(float(value))
+            history = run.data.get("history") or []  # entries are objects (the result contract)
+            value = number(history[-1].get("val_acc")) if history else None
+            if value is not None:
+                out.append(value)
         return out
 
 
@@ -149,7 +152,7 @@ def edge_hints(t: Tuning) -> list[str]:
 
 
 def _params(params: dict) -> str:
-    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+    return ", ".join(md(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}") for k, v in params.items())
 
 
 def default_against_tuned(items: list[Tuning]) -> str:
@@ -170,7 +173,7 @@ def default_against_tuned(items: list[Tuning]) -> str:
             + "".join(f"; ⚠ {hint}" for hint in edge_hints(t)))
         failed = len(t.trials) - t.count("completed") - t.count("pruned")
         lines.append(table_row(
-            t.strategy, _interval(t.default), _interval(t.tuned), diff, hyper,
+            md(t.strategy), _interval(t.default), _interval(t.tuned), diff, hyper,
             f"{len(t.trials)} ({t.count('pruned')}, {failed})", si(t.search_cost("train_flops"), "FLOP"),
             f"{t.search_cost('wall_seconds') or t.search_cost('train_seconds'):.0f} s",
             si(t.final_flops(), "FLOP"), si(t.total_flops(), "FLOP")))
@@ -183,9 +186,9 @@ def sensitivity(items: list[Tuning]) -> str:
     for t in items:
         v = t.val_accuracies()
         if not v:
-            lines.append(f"| {t.strategy} | {len(t.trials)} | n/a | n/a | n/a | n/a |")
+            lines.append(f"| {md(t.strategy)} | {len(t.trials)} | n/a | n/a | n/a | n/a |")
             continue
-        lines.append(f"| {t.strategy} | {len(v)} | {min(v):.4f} | {statistics.median(v):.4f} "
+        lines.append(f"| {md(t.strategy)} | {len(v)} | {min(v):.4f} | {statistics.median(v):.4f} "
                      f"| {max(v):.4f} | {max(v) - min(v):.4f} |")
     return "\n".join(lines)
 
@@ -194,29 +197,40 @@ def spaces(items: list[Tuning]) -> str:
     lines = ["| strategy | knob | searched over |", "|---|---|---|"]
     for t in items:
         run = next(iter(t.trials), None)
-        for knob, spec in ((run.get("config.strategy.search") or {}) if run else {}).items():
-            if "choices" in spec:
-                over = f"one of {spec['choices']}"
-            else:
-                over = f"{spec['low']} … {spec['high']}" + (", log scale" if spec.get("log") else "")
-            lines.append(f"| {t.strategy} | {knob} | {over} |")
+        for knob, spec in (run.mapping("config.strategy.search") if run else {}).items():
+            lines.append(f"| {md(t.strategy)} | {md(knob)} | {md(_space(spec))} |")
     return "\n".join(lines)
+
+
+def _space(spec) -> str:
+    """A knob's search space as the config gives it: ``one of [...]`` or ``low … high``."""
+    if not isinstance(spec, dict):
+        return str(spec)
+    if "choices" in spec:
+        return f"one of {spec['choices']}"
+    return f"{spec.get('low')} … {spec.get('high')}" + (", log scale" if spec.get("log") is True else "")
 
 
 def protocol(runs: list[Run], items: list[Tuning]) -> str:
     trial = next((r for r in runs if phase(r) == SEARCH), None)
-    tune = (trial.get("config.tune") or {}) if trial else {}
+    tune = trial.mapping("config.tune") if trial else {}
     seeds = sorted({s for t in items for s in t.default} | {s for t in items for s in t.tuned}, key=str)
+
+    def told(key: str, within: dict = tune) -> str:
+        value = within.get(key)
+        return "?" if value is None else md(value)
+
     pruner = tune.get("pruner")
     kind = str(pruner.get("kind", "median")) if isinstance(pruner, dict) else "none"
     pruning = "no pruning" if kind == "none" else (
-        f"{kind.replace('_', ' ')} pruning after {pruner.get('startup_trials')} completed trials, once a "
-        f"trial's plan had trained its final set of groups for {pruner.get('warmup_epochs')} epoch(s)")
-    return (f"**What was tuned.** Every strategy had the same budget: {tune.get('trials', '?')} search "
+        f"{md(kind.replace('_', ' '))} pruning after {told('startup_trials', pruner)} completed trials, "
+        f"once a trial's plan had trained its final set of groups for {told('warmup_epochs', pruner)} "
+        "epoch(s)")
+    return (f"**What was tuned.** Every strategy had the same budget: {told('trials')} search "
             f"trials over its own search space (below) on the **validation split** (the objective: the "
             f"last epoch's validation accuracy), the first trial being its shipped defaults, then TPE "
-            f"(sampler seed {tune.get('sampler_seed', '?')}), {pruning}; every trial trained with seed "
-            f"{tune.get('search_seed', '?')}. The best configuration and the default one were then "
-            f"retrained on seeds {', '.join(map(str, seeds)) or 'n/a'} and tested once on the "
+            f"(sampler seed {told('sampler_seed')}), {pruning}; every trial trained with seed "
+            f"{told('search_seed')}. The best configuration and the default one were then "
+            f"retrained on seeds {', '.join(md(s) for s in seeds) or 'n/a'} and tested once on the "
             f"**test split**; search trials never saw it. Total FLOPs = the whole search + one final "
             f"run. ⚠: an interval from fewer than 3 seeds.")

@@ -5,9 +5,11 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
+from ftbench.report.escape import plot_text
 from ftbench.report.stats import t_half_width
 from ftbench.report.style import colour, plt, save
 from ftbench.report.tuned import Tuning
+from ftbench.run.result import number
 
 
 def sensitivity(items: list[Tuning], path: Path) -> Path | None:
@@ -22,26 +24,28 @@ def sensitivity(items: list[Tuning], path: Path) -> Path | None:
     fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows), squeeze=False,
                              layout="constrained")
     decays = [r.number("config.strategy.lr_decay") or 1.0 for t in shown for r in t.trials]
-    low, high = min(decays), max(max(decays), min(decays) + 1e-9)
+    low, high = min(decays), max(decays)
+    span = (high - low) or 1.0
     cmap = plt.get_cmap("viridis")
     for ax, t in zip(axes.flat, shown, strict=False):
         for run in t.trials:
-            history = [h for h in run.data.get("history") or [] if isinstance(h, dict)]
-            acc, lr = (history[-1].get("val_acc") if history else None), run.number("config.strategy.lr")
-            if not isinstance(acc, int | float) or lr is None:
+            history = run.data.get("history") or []  # entries are objects (the result contract)
+            acc = number(history[-1].get("val_acc")) if history else None
+            lr = run.number("config.strategy.lr")
+            if acc is None or lr is None or lr <= 0:
                 continue
-            shade = cmap(((run.number("config.strategy.lr_decay") or 1.0) - low) / (high - low))
+            shade = cmap(((run.number("config.strategy.lr_decay") or 1.0) - low) / span)
             pruned = run.status == "pruned"
             ax.scatter(lr, acc, s=40, facecolors="none" if pruned else shade, edgecolors=shade,
                        linewidths=1.5)
         ax.set_xscale("log")
-        ax.set_title(t.strategy, color=colour(t.strategy))
+        ax.set_title(plot_text(t.strategy), color=colour(t.strategy))
         ax.set_xlabel("strategy.lr (log scale)")
         ax.set_ylabel("validation accuracy")
         ax.grid(alpha=0.3, which="both")
     for ax in list(axes.flat)[len(shown):]:
         ax.axis("off")
-    mappable = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(low, high))
+    mappable = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(low, low + span))
     fig.colorbar(mappable, ax=axes.ravel().tolist(), label="strategy.lr_decay (hollow: pruned)")
     fig.suptitle("Sensitivity: every search trial's validation accuracy against its LR")
     return save(fig, path)
@@ -56,7 +60,7 @@ def accuracy_against_total_cost(items: list[Tuning], path: Path) -> Path | None:
     for t in shown:
         values = list(t.tuned.values())
         ax.errorbar(t.total_flops(), statistics.fmean(values), yerr=t_half_width(values) or 0.0, fmt="o",
-                    color=colour(t.strategy), capsize=4, label=f"{t.strategy} (n={len(values)})")
+                    color=colour(t.strategy), capsize=4, label=plot_text(f"{t.strategy} (n={len(values)})"))
     ax.set_xscale("log")
     ax.set_xlabel("total training FLOPs: the search + one final run (log scale)")
     ax.set_ylabel("tuned test accuracy (mean ± 95% CI)")

@@ -13,24 +13,22 @@ its identity, its ``status`` and a one-line ``error`` instead.
 from __future__ import annotations
 
 import json
-import math
 import os
 import stat
+from functools import cache
 from pathlib import Path
 from typing import TypedDict
 
 from ftbench.run.atomic import write_json
 from ftbench.run.provenance import versions
+from ftbench.run.result_shape import SCHEMA_VERSION, STATUSES, judged_by, number, problem
 
-SCHEMA_VERSION = 1
 RESULT_FILE = "result.json"
 WEIGHTS_FILE = "model.safetensors"
 PREDICTIONS_FILE = "predictions.npz"
 SAVED_CONFIG = Path(".hydra") / "config.yaml"  # Hydra's copy of the run's config
 
-STATUSES = ("completed", "pruned", "failed", "diverged")
 MAX_BYTES = 64 * 2**20  # far above any real result (its history grows by ~1 KB an epoch)
-MAX_DEPTH = 64          # a config nests a few levels; JSON nested deeper is not a result
 MAX_INT_DIGITS = 30     # larger integers are no count or seed: refused, never overflow later
 
 
@@ -40,8 +38,8 @@ class Metrics(TypedDict, total=False):
     test_loss: float | None
     epochs: int
     shift: dict | None        # accuracy per shifted test set and their ``mean``
-    per_class: dict           # class name -> test accuracy (None: absent from the test split)
-    confusion: list
+    per_class_test_acc: dict  # class name -> test accuracy (None: absent from the test split)
+    confusion_matrix: list    # counts, rows the true class
 
 
 class Cost(TypedDict, total=False):
@@ -156,6 +154,8 @@ def read_result(run_dir: str | Path) -> Result:
             raw = f.read(MAX_BYTES + 1)
     finally:
         os.close(fd)
+    if len(raw) > MAX_BYTES:  # grew since it was looked at
+        raise UnreadableResult(f"over the limit of {MAX_BYTES} bytes")
     try:
         data = json.loads(raw, parse_int=_bounded_int)
     except RecursionError:
@@ -211,10 +211,27 @@ def _saved_config(path: Path) -> dict | None:
         info = path.stat()
         if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_BYTES:
             return None
-        config = yaml.safe_load(path.read_text())
+        config = yaml.load(path.read_text(), Loader=_plain_yaml())  # a SafeLoader
     except (OSError, ValueError, RecursionError, yaml.YAMLError):
         return None
     return config if isinstance(config, dict) and problem({"config": config}) is None else None
+
+
+@cache
+def _plain_yaml():
+    """Built on first use: reading a ``result.json`` needs no yaml."""
+    import yaml
+
+    class PlainYaml(yaml.SafeLoader):
+        """Safe YAML without aliases: Hydra writes none, and an alias to an alias to … makes a
+        file of a few lines a structure of billions of nodes for whatever walks it."""
+
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                raise yaml.YAMLError("an alias (a saved config has none)")
+            return super().compose_node(parent, index)
+
+    return PlainYaml
 
 
 def _plain(value):
@@ -227,68 +244,4 @@ def _bounded_int(text: str) -> int:
     return int(text)
 
 
-_PARTS = {"metrics": dict, "config": dict, "cost": dict, "data": dict, "versions": dict, "runtime": dict,
-          "history": list, "groups": list}
-_TEXTS = ("status", "strategy", "model", "dataset", "error", "predictions")
-
-
-def problem(data: object) -> str | None:
-    """Why ``data`` is not a result (the first thing found), or None."""
-    if not isinstance(data, dict):
-        return "not a JSON object"
-    if _depth(data) > MAX_DEPTH:
-        return "nested too deeply"
-    schema = data.get("schema", SCHEMA_VERSION)
-    if not isinstance(schema, int) or isinstance(schema, bool) or schema > SCHEMA_VERSION:
-        return f"schema {schema!r}; this ftbench reads schema {SCHEMA_VERSION} and older"
-    for key, kind in _PARTS.items():
-        if key in data and not isinstance(data[key], kind):
-            found = "null" if data[key] is None else type(data[key]).__name__
-            return f"{key} is {found}, not {'an object' if kind is dict else 'a list'}"
-    for key in ("history", "groups"):
-        if not all(isinstance(entry, dict) for entry in data.get(key) or []):
-            return f"{key} holds an entry that is not an object"
-    for key in _TEXTS:
-        if data.get(key) is not None and not isinstance(data[key], str):
-            return f"{key} is not a string"
-    if data.get("status") is not None and data["status"] not in STATUSES:
-        return f"status {data['status']!r} is not one of {', '.join(STATUSES)}"
-    seed = data.get("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        return "seed is not an integer"
-    per_class = (data.get("metrics") or {}).get("per_class")
-    if per_class is not None and not (isinstance(per_class, dict) and all(
-            value is None or _number(value) is not None for value in per_class.values())):
-        return "metrics.per_class is not an object of numbers"
-    if data.get("status", "completed" if "metrics" in data else "failed") == "completed":
-        metric = judged_by(data)
-        if _number((data.get("metrics") or {}).get(metric)) is None:
-            return f"metrics.{metric} is {(data.get('metrics') or {}).get(metric)!r}, not a number"
-    return None
-
-
-def _depth(value, level: int = 0) -> int:
-    if level > MAX_DEPTH:
-        return level
-    if isinstance(value, dict):
-        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
-    if isinstance(value, list):
-        return max((_depth(v, level + 1) for v in value), default=level + 1)
-    return level
-
-
-def _number(value) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return None
-    return float(value)
-
-
-def judged_by(data: dict) -> str:
-    """The metric a completed record must hold: ``test_acc``, or ``val_acc`` for a run that was
-    never tested (a search trial of the tuned comparison is judged on validation only)."""
-    config = data.get("config") if isinstance(data.get("config"), dict) else {}
-    tested = (config.get("run") or {}).get("test", True) if isinstance(config.get("run"), dict) else True
-    tune = config.get("tune")
-    if not tested or (isinstance(tune, dict) and tune.get("phase") == "search"):
-        return "val_acc"
-    return "test_acc"
+__all__ = ["SCHEMA_VERSION", "STATUSES", "judged_by", "number", "problem"]  # read with the contract
