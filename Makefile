@@ -35,6 +35,7 @@ bench: setup
 	$(PY) -m benchmarks.overhead
 	$(PY) -m benchmarks.feature_cache
 	$(PY) -m benchmarks.make_run
+	$(PY) -m benchmarks.shared_machine
 
 # What a bare GPU machine (Python 3.12, torch, lightning, timm, ... but no Hydra) lacks to run
 # ftbench, as wheels for Python 3.12: all pure Python. antlr4-python3-runtime 4.9.3 (what

@@ -33,3 +33,18 @@ def test_a_benchmark_prints_its_ratio_and_verdict(name):
         gaps = [float(v) for label, v, *_ in verdicts if "accuracy gap" in label]
         assert gaps == [0.0, 0.0]
         assert "bare Lightning fit" in out
+
+
+@pytest.mark.slow
+def test_the_shared_machine_benchmark_gives_each_of_two_workers_half_the_cores():
+    import os
+
+    out = bench("shared_machine", *TINY, "tune.strategies=[linear_probe]", "tune.trials=2",
+                "trainer.max_epochs=1", "dataset.train_fraction=0.2")
+    cores = len(os.sched_getaffinity(0))
+    threads = dict(re.findall(r"^  (one worker|two workers, FTBENCH_WORKERS=2) .* torch threads per job "
+                              r"\[(\d+)\]$", out, re.M))
+    assert threads == {"one worker": str(cores),
+                       "two workers, FTBENCH_WORKERS=2": str(max(1, cores // 2))}, out
+    assert re.search(r"^search, two workers / one: [0-9.]+ \(target <= 1.15\) -> (MET|NOT MET)$", out, re.M)
+    assert re.search(r"\(2 trials\)", out)

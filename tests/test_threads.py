@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -160,3 +163,17 @@ def test_a_resume_at_another_thread_count_says_so_and_records_it(interrupted, mo
     assert result["runtime"]["torch_threads"] == 2
     assert result["runtime"]["resumed_from_threads"] == started["torch_threads"]
     assert "resume: the run trained at" in caplog.text and "continues at 2" in caplog.text
+
+
+@pytest.mark.slow
+def test_the_jobs_of_a_joblib_multirun_share_the_cores(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", WORKERS_ENV)}
+    proc = subprocess.run([sys.executable, "-m", "ftbench.train", "-m", f"hydra.sweep.dir={tmp_path}",
+                           "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *FAST,
+                           "trainer.max_epochs=1", "eval.shifts=[]", "strategy=linear_probe", "seed=0,1"],
+                          capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    runtimes = [json.loads(p.read_text())["runtime"] for p in sorted(tmp_path.rglob("result.json"))]
+    cores = len(os.sched_getaffinity(0))
+    assert len(runtimes) == 2
+    assert all(r["workers"] == 2 and r["torch_threads"] == max(1, cores // 2) for r in runtimes), runtimes
