@@ -93,7 +93,8 @@ def test_a_search_trial_killed_with_its_worker_runs_again_and_is_counted_once(tm
                             "trainer.max_epochs=1", "+trainer.limit_train_batches=6", base=longer)
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     second = sweep / "search" / "linear_probe" / "trial1"
-    while not (second / ".hydra" / "config.yaml").exists() and proc.poll() is None:
+    # Hydra saves overrides.yaml after config.yaml: the job's config is whole, its training ahead
+    while not (second / ".hydra" / "overrides.yaml").exists() and proc.poll() is None:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
