@@ -3,7 +3,8 @@
 ``collect`` reads the runs, ``rows`` groups them (one row per strategy and study setting),
 ``stats`` holds the intervals and tests, ``render`` writes ``report.md``/``report.csv``,
 ``plots`` the PNGs, ``callback`` the Hydra callback that writes it all when a multirun ends,
-and ``cli`` the ``python -m ftbench.report DIR`` command.
+and ``cli`` the ``python -m ftbench.report DIR`` command. A suite's folder gets the report
+across its tasks (``suite_report``).
 """
 
 from ftbench.report.collect import Run, collect

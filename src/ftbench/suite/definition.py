@@ -5,7 +5,7 @@
     name: embedded
     protocol: compare              # compare | tuned
     seeds: [1, 2, 3]               # or K: seeds 0..K-1
-    strategies: [linear_probe, full]
+    strategies: [linear_probe, full]   # default: tune.strategies (all nine)
     overrides: {trainer.max_epochs: 4}           # every task (a mapping, or a list of key=value)
     tasks:
       - name: digits-50                          # the task's folder under the suite's
