@@ -345,3 +345,17 @@ def test_a_suite_killed_after_its_first_task_reruns_nothing_that_completed(tmp_p
     assert "holds runs made with other settings (overrides then -, now optimizer.weight_decay=0.02)" \
         in changed.stderr
     assert results(suite) == after
+
+
+def test_a_tasks_outcomes_come_from_its_verdict_when_its_runs_kept_predictions(tmp_path, template):
+    from ftbench.report.outcomes import EQUIVALENT, LOSS, UNDECIDED, WIN, by_verdict
+    from ftbench.report.suite_results import read_task
+    from tests.helpers import fake_run, write_runs
+
+    accs = {"full": [0.90] * 3, "bitfit": [0.899] * 3, "linear_probe": [0.60] * 3, "lora": [0.88] * 3}
+    write_runs(tmp_path / "t1", [fake_run(template, s, seed, a, 1e9) for s, seeds in accs.items()
+                                 for seed, a in enumerate(seeds)], examples=1000)
+    task = read_task(tmp_path, {"name": "t1", "dataset": "digits", "source": "digits"})
+    outcomes = by_verdict(task, 0.01)
+    assert outcomes["full"] == WIN and outcomes["linear_probe"] == LOSS
+    assert outcomes["bitfit"] in (EQUIVALENT, UNDECIDED) and outcomes["lora"] in (UNDECIDED, LOSS)

@@ -17,7 +17,7 @@ import math
 import statistics
 from dataclasses import dataclass, field
 
-from ftbench.report.outcomes import OUTCOMES, Classifier, by_seed_means, matches_best
+from ftbench.report.outcomes import OUTCOMES, Classifier, by_verdict, matches_best
 from ftbench.report.ranks import Ranking, rank_strategies
 from ftbench.report.suite_results import SuiteResults, TaskResults
 
@@ -80,7 +80,7 @@ class CrossTask:
             self.summaries[s].average_rank if self.summaries[s].average_rank is not None else math.inf))
 
 
-def analyse(results: SuiteResults, margin: float | None = None, classify: Classifier = by_seed_means,
+def analyse(results: SuiteResults, margin: float | None = None, classify: Classifier = by_verdict,
             alpha: float = 0.05) -> CrossTask:
     """Everything the report across tasks states, from the tasks' results."""
     margin = results.record.margin if margin is None else margin

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ftbench.report.across import CrossTask, analyse
 from ftbench.report.fmt import num, si
-from ftbench.report.outcomes import EQUIVALENT, LOSS, WIN, Classifier, by_seed_means
+from ftbench.report.outcomes import EQUIVALENT, LOSS, UNDECIDED, WIN, Classifier, by_verdict
 from ftbench.report.suite_results import SuiteResults, TaskResults, read_suite_results
 from ftbench.run.atomic import write_text
 
@@ -21,11 +21,11 @@ REPORT_MD, REPORT_CSV, STRATEGIES_CSV, PLOTS_DIR = "report.md", "report.csv", "s
 CD_DIAGRAM, ACCURACY_COST = "cd_diagram.png", "accuracy_vs_relative_cost.png"
 PROTOCOLS = {"compare": "each strategy at its defaults", "tuned": "each strategy tuned with the same "
              "search budget on the task's validation split, then retrained on the seeds"}
-MARKS = {WIN: "W", EQUIVALENT: "≈", LOSS: "L"}
+MARKS = {WIN: "W", EQUIVALENT: "≈", UNDECIDED: "?", LOSS: "L"}
 
 
 def write_suite_report(root: Path, margin: float | None = None,
-                       classify: Classifier = by_seed_means) -> tuple[CrossTask, dict[str, Path]]:
+                       classify: Classifier = by_verdict) -> tuple[CrossTask, dict[str, Path]]:
     """Write the report across the tasks of the suite in ``root``; return what it found and its files.
 
     ``margin``: the practical-equivalence margin (default: the suite's, ``report.margin``);
@@ -107,9 +107,9 @@ def accuracy_table(cross: CrossTask) -> str:
 
 
 def strategy_table(cross: CrossTask) -> str:
-    lines = ["| strategy | average rank | win | practically equivalent | loss | no result "
+    lines = ["| strategy | average rank | win | practically equivalent | undecided | loss | no result "
              "| equivalent or better (share) | accuracy − best (mean over tasks) "
-             f"| FLOPs relative to {cross.reference} |", "|---|---|---|---|---|---|---|---|---|"]
+             f"| FLOPs relative to {cross.reference} |", "|---|---|---|---|---|---|---|---|---|---|"]
     n = len(cross.tasks)
     order = sorted(cross.strategies, key=lambda s: (cross.summaries[s].average_rank is None,
                                                     cross.summaries[s].average_rank or 0.0))
@@ -118,7 +118,8 @@ def strategy_table(cross: CrossTask) -> str:
         gap = sum(s.gaps) / len(s.gaps) if s.gaps else None
         share = f"{s.matches} of {n} ({s.matches / n:.0%})" if n else "n/a"
         lines.append(f"| {strategy} | {num(s.average_rank, '.2f')} | {s.counts[WIN]} "
-                     f"| {s.counts[EQUIVALENT]} | {s.counts[LOSS]} | {n - s.tasks} | {share} "
+                     f"| {s.counts[EQUIVALENT]} | {s.counts[UNDECIDED]} | {s.counts[LOSS]} | {n - s.tasks} "
+                     f"| {share} "
                      f"| {num(gap, '+.4f')} | {num(s.relative_cost, '.3g')} |")
     return "\n".join(lines)
 
@@ -230,7 +231,8 @@ def cell_records(cross: CrossTask) -> list[dict]:
 def strategy_records(cross: CrossTask) -> list[dict]:
     best = cross.recommended()
     return [{"strategy": s.strategy, "tasks": s.tasks, "average_rank": s.average_rank,
-             "win": s.counts[WIN], "equivalent": s.counts[EQUIVALENT], "loss": s.counts[LOSS],
+             "win": s.counts[WIN], "equivalent": s.counts[EQUIVALENT],
+             "undecided": s.counts[UNDECIDED], "loss": s.counts[LOSS],
              "share_equivalent_or_better": cross.share(s.strategy) if cross.tasks else None,
              "relative_cost": s.relative_cost, "cost_reference": cross.reference,
              "accuracy_gap_mean": sum(s.gaps) / len(s.gaps) if s.gaps else None,
