@@ -48,6 +48,7 @@ def test_a_bad_invocation_is_one_line_a_nonzero_exit_and_no_result(tmp_path, cli
     assert not (tmp_path / "result.json").exists()
 
 
+@pytest.mark.slow  # over a few seconds: make test runs it, make test-fast leaves it out
 def test_a_sweep_survives_a_bad_and_a_diverging_job_and_the_report_shows_them(tmp_path, cli, capsys):
     code, stderr = cli("-m", f"hydra.sweep.dir={tmp_path}", "hydra.sweep.subdir=${hydra.job.num}",
                        *FAST, "trainer.max_epochs=1", "strategy=full", "strategy.lr=0.001,-1,1e30")
@@ -171,6 +172,7 @@ def test_a_run_stopped_by_sigterm_exits_143_naming_the_command_that_continues_it
     assert not (tmp_path / "result.json").exists()  # an interrupted run is continued, not recorded
 
 
+@pytest.mark.slow  # over a few seconds: make test runs it, make test-fast leaves it out
 def test_a_multirun_stopped_by_sigterm_reports_its_jobs_and_names_a_command_that_pastes(
         tmp_path, cli, monkeypatch):
     import ftbench.train as train_module

@@ -51,6 +51,7 @@ def test_lp_ft_switches_from_features_to_images_when_the_backbone_unfreezes(run_
     assert result["history"][1]["train_loss"] > 0
 
 
+@pytest.mark.slow  # over a few seconds: make test runs it, make test-fast leaves it out
 def test_with_augmentation_head_only_epochs_train_on_cached_deterministic_features(run_fit):
     # a probe on augmented data: one backbone pass per image, not one per image per epoch
     probe, _ = run_fit("strategy=linear_probe", "dataset.augment=true", "trainer.max_epochs=2")
@@ -107,6 +108,7 @@ def test_loader_workers_started_before_the_features_still_deliver_them():
     assert torch.equal(features.tensors[1][rows[0]], y[0])  # each feature with its own label
 
 
+@pytest.mark.slow  # over a few seconds: make test runs it, make test-fast leaves it out
 def test_a_feature_store_lets_later_runs_skip_the_backbone(run_fit, tmp_path):
     store = tmp_path / "store"
     first, _ = run_fit("strategy=linear_probe", "trainer.max_epochs=2", f"data.feature_store={store}")
@@ -141,6 +143,7 @@ def test_feature_keys_change_with_the_weights_and_the_inputs():
         assert features_key(model, inputs, backbone=kept) == features_key(model, inputs, "bf16-mixed")
 
 
+@pytest.mark.slow  # over a few seconds: make test runs it, make test-fast leaves it out
 def test_features_are_computed_in_the_runs_precision_and_stored_apart(run_fit, tmp_path):
     from safetensors.torch import load_file
 

@@ -76,6 +76,7 @@ def test_a_resume_from_a_saved_config_edited_since_is_refused(interrupted, cli):
 
 @pytest.mark.parametrize("damage", ["labels zeroed", "labels zeroed, digest rewritten", "features changed",
                                     "truncated"])
+@pytest.mark.slow  # over a few seconds: make test runs it, make test-fast leaves it out
 def test_a_damaged_feature_store_file_is_recomputed_with_a_warning(run_fit, tmp_path, caplog, damage):
     from torch.utils.data import TensorDataset
 

@@ -22,6 +22,7 @@ def runs(tmp_path_factory) -> dict[str, dict]:
     return results
 
 
+@pytest.mark.slow  # over a few seconds: make test runs it, make test-fast leaves it out
 def test_a_probe_holds_under_half_of_a_full_fine_tunes_memory_and_partial_lies_between(runs):
     memory = {name: result["cost"]["train_memory_mb"] for name, result in runs.items()}
     assert 0 < memory["linear_probe"] < memory["full"] / 2

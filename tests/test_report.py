@@ -121,6 +121,7 @@ def test_without_shifted_results_the_report_says_so_and_draws_no_shift_plot(tmp_
     assert "No run was tested under shift" in (tmp_path / "report.md").read_text()
 
 
+@pytest.mark.slow  # over a few seconds: make test runs it, make test-fast leaves it out
 def test_studies_split_rows_by_their_setting_and_add_their_plot(tmp_path, template):
     decay = tmp_path / "lr_decay"
     write_runs(decay, [fake_run(template, "discriminative", s, 0.5 + d / 10, 3e9, strategy__lr_decay=d)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ftbench.train import fit
 from tests.helpers import make_cfg
 
@@ -10,6 +12,7 @@ SHORT = ["trainer.max_epochs=2", "+trainer.limit_train_batches=3", "+trainer.lim
          "strategy=lp_ft", "strategy.probe_epochs=1"]
 
 
+@pytest.mark.slow  # over a few seconds: make test runs it, make test-fast leaves it out
 def test_same_seed_same_metrics_another_seed_another_run(tmp_path):
     a, b, c = (fit(make_cfg(*SHORT, f"seed={seed}", run_dir=tmp_path / d), tmp_path / d)
                for d, seed in (("a", 7), ("b", 7), ("c", 8)))

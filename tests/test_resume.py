@@ -54,6 +54,7 @@ def _assert_same_run(a, a_dir, b, b_dir):
                                       ["strategy=surgical", "strategy.groups=[stage2]"],
                                       ["strategy=lora", "strategy.dropout=0.2"]],
                          ids=["gradual", "lp_ft", "surgical", "lora"])
+@pytest.mark.slow  # over a few seconds: make test runs it, make test-fast leaves it out
 def test_a_run_crashed_mid_schedule_resumes_to_the_uninterrupted_result(tmp_path, strategy, pretrained):
     weights = f"model.weights={pretrained[0]}"
     whole = _fit(tmp_path / "whole", *strategy, weights)
@@ -83,6 +84,7 @@ def test_a_resumed_gradual_run_trains_exactly_the_groups_of_its_schedule(tmp_pat
     assert all(not torch.equal(before[k], after[k]) for k in reached if k.endswith("weight"))
 
 
+@pytest.mark.slow  # over a few seconds: make test runs it, make test-fast leaves it out
 def test_sigterm_saves_a_checkpoint_that_resumes_exactly(tmp_path):
     whole = _fit(tmp_path / "whole", "strategy=gradual")
     with pytest.raises(SIGTERMException):
@@ -92,6 +94,7 @@ def test_sigterm_saves_a_checkpoint_that_resumes_exactly(tmp_path):
     _assert_same_run(whole, tmp_path / "whole", resumed, tmp_path / "cut")
 
 
+@pytest.mark.slow  # over a few seconds: make test runs it, make test-fast leaves it out
 def test_a_run_resumed_mid_epoch_keeps_its_schedule_and_counts_its_cost_once(tmp_path):
     """Lightning starts no epoch on such a resume: the epoch's state must come back whole."""
     start = time.perf_counter()
@@ -118,6 +121,7 @@ def _logged(run_dir) -> list[tuple]:
 
 
 @pytest.mark.parametrize("interrupt", [CrashAtEpoch(2), SigtermMidEpoch()], ids=["crash", "sigterm"])
+@pytest.mark.slow  # over a few seconds: make test runs it, make test-fast leaves it out
 def test_a_resumed_run_continues_its_metrics_csv(tmp_path, interrupt):
     log_steps = "trainer.log_every_n_steps=2"
     _fit(tmp_path / "whole", "strategy=gradual", log_steps)

@@ -53,6 +53,7 @@ def test_a_folder_another_run_holds_is_refused_for_a_new_run_and_a_resume(interr
             lock.release()
 
 
+@pytest.mark.slow  # over a few seconds: make test runs it, make test-fast leaves it out
 def test_a_run_releases_its_folder_when_it_ends(tmp_path, cli):
     code, _ = cli(f"hydra.run.dir={tmp_path}", *FAST, "strategy=gradual", "strategy.unfreeze_every=0")
     assert code == 2
@@ -153,6 +154,7 @@ def test_a_refused_run_writes_nothing_under_the_output_root(tmp_path, cli, monke
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
 
 
+@pytest.mark.slow  # over a few seconds: make test runs it, make test-fast leaves it out
 def test_a_run_saved_by_the_previous_layout_resumes_to_the_uninterrupted_result(tmp_path, cli):
     """tests/data/run_before_layout: a gradual run interrupted after its first epoch, saved
     when the modules lived at the package's top level (its config names ftbench.loggers)."""

@@ -76,6 +76,7 @@ def test_gpu_and_ddp_trainers_compose_with_the_speed_settings():
     assert (ddp.trainer.devices, ddp.trainer.num_nodes) == (4, 2)
 
 
+@pytest.mark.slow  # over a few seconds: make test runs it, make test-fast leaves it out
 def test_the_gpu_trainer_settings_run_end_to_end_in_bf16_on_the_cpu(run_fit):
     """trainer=gpu with only the accelerator swapped: bf16 autocast, channels_last, the feature
     cache of lp_ft's probe epoch and the unfreezing after it, as a GPU run would take them."""

@@ -89,6 +89,7 @@ def test_the_content_hash_does_not_depend_on_the_batching():
     assert changed.hexdigest() != whole.hexdigest()
 
 
+@pytest.mark.slow  # over a few seconds: make test runs it, make test-fast leaves it out
 def test_runs_of_other_seeds_and_strategies_are_tested_on_the_same_shifted_images(run_fit, tmp_path):
     probe, _ = run_fit("strategy=linear_probe", "seed=0")  # features through the cache
     full, _ = run_fit("strategy=full", "seed=1")  # images through the whole model

@@ -51,6 +51,7 @@ def agent_overrides(sweep: dict, params: dict) -> list[str]:
 
 
 @pytest.mark.parametrize("path", SWEEPS, ids=[p.stem for p in SWEEPS])
+@pytest.mark.slow  # over a few seconds: make test runs it, make test-fast leaves it out
 def test_every_sweep_parameter_composes_and_lands_where_intended(path):
     sweep = yaml.safe_load(path.read_text())
     assert sweep["metric"] == {"name": "val_acc", "goal": "maximize"}
