@@ -7,24 +7,15 @@ launcher, so ``hydra/launcher=joblib`` or ``submitit_slurm`` spread a suite with
 
 from __future__ import annotations
 
-from hydra.core.plugins import Plugins
 from hydra.plugins.sweeper import Sweeper
-from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
+from hydra_plugins.ftbench_tuned_sweeper.launching import Launching
 
-class BenchmarkSweeper(Sweeper):
+
+class BenchmarkSweeper(Launching, Sweeper):
     def __init__(self, shares_sweep_dir: bool = False) -> None:
-        self.shares_sweep_dir = shares_sweep_dir  # read by ftbench.train.PrepareRun: the suite's lock
-        self.hydra_context: HydraContext | None = None
-        self.config: DictConfig | None = None
-        self.launcher = None
-
-    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
-              config: DictConfig) -> None:
-        self.hydra_context, self.config = hydra_context, config
-        self.launcher = Plugins.instance().instantiate_launcher(
-            hydra_context=hydra_context, task_function=task_function, config=config)
+        super().__init__(shares_sweep_dir)
 
     def sweep(self, arguments: list[str]) -> None:
         from ftbench.suite.runner import SuiteRun

@@ -9,24 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hydra.core.plugins import Plugins
 from hydra.plugins.sweeper import Sweeper
-from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
+from hydra_plugins.ftbench_tuned_sweeper.launching import Launching
 
-class TunedSweeper(Sweeper):
+
+class TunedSweeper(Launching, Sweeper):
     def __init__(self, shares_sweep_dir: bool = True) -> None:
-        self.shares_sweep_dir = shares_sweep_dir  # read by ftbench.train.PrepareRun: no sweep lock
-        self.hydra_context: HydraContext | None = None
-        self.config: DictConfig | None = None
-        self.launcher = None
-
-    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
-              config: DictConfig) -> None:
-        self.hydra_context, self.config = hydra_context, config
-        self.launcher = Plugins.instance().instantiate_launcher(
-            hydra_context=hydra_context, task_function=task_function, config=config)
+        super().__init__(shares_sweep_dir)
 
     def sweep(self, arguments: list[str]) -> None:
         from ftbench.tune.protocol import TunedComparison
