@@ -60,8 +60,8 @@ def test_every_strategy_gets_the_same_trials_then_default_and_tuned_runs_on_shar
         best = max(trials, key=lambda t: (t.value if t.value is not None else -1, -t.number))
         assert all(r["config"]["strategy"][k] == v for r in tuned for k, v in best.params.items())
     report = (sweep / "report.md").read_text()
-    for part in ("**Recommendation:", "What was tuned", "validation split", "## Default against tuned",
-                 "## Which differences are real (tuned)", "| linear_probe | discriminative | 2 |",
+    for part in ("ecommendation", "## Verdict", "resolves about", "What was tuned", "validation split",
+                 "## Default against tuned", "## Which differences are real (tuned)", "| linear_probe | discriminative | 2 |",
                  "## Sensitivity", "## Search spaces", "plots/sensitivity_lr.png"):
         assert part in report, part
 
