@@ -3,13 +3,10 @@ refused command, files written as the user's other files are."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from pathlib import Path
 
 import pytest
-import yaml
 from filelock import FileLock, Timeout
 
 from ftbench.run.atomic import write_json
@@ -152,30 +149,3 @@ def test_a_refused_run_writes_nothing_under_the_output_root(tmp_path, cli, monke
     code, line = last_line(cli(*FAST, *bad))
     assert code == 2 and line.startswith("ftbench: error: ")
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
-
-
-@pytest.mark.slow  # over a few seconds: make test runs it, make test-fast leaves it out
-def test_a_run_saved_by_the_previous_layout_resumes_to_the_uninterrupted_result(tmp_path, cli):
-    """tests/data/run_before_layout: a gradual run interrupted after its first epoch, saved
-    when the modules lived at the package's top level (its config names ftbench.loggers)."""
-    import shutil
-
-    import torch
-
-    saved = Path(__file__).parent / "data" / "run_before_layout"
-    run = shutil.copytree(saved, tmp_path / "run")
-    overrides = [o for o in yaml.safe_load((saved / ".hydra" / "overrides.yaml").read_text())
-                 if not o.startswith("hydra.")]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the folder was made: summation order is part of the result
-    try:
-        code, stderr = cli(f"resume={run}")
-        assert code == 0, stderr[-2000:]
-        code, stderr = cli(f"hydra.run.dir={tmp_path / 'whole'}", *overrides)
-        assert code == 0, stderr[-2000:]
-    finally:
-        torch.set_num_threads(threads)
-    resumed, whole = (json.loads((d / "result.json").read_text()) for d in (run, tmp_path / "whole"))
-    assert resumed["status"] == "completed" and len(resumed["history"]) == 3
-    assert resumed["metrics"]["test_acc"] == whole["metrics"]["test_acc"]
-    assert [h["val_acc"] for h in resumed["history"]] == [h["val_acc"] for h in whole["history"]]
