@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from hydra import compose, initialize_config_dir
 from ftbench.config import CONFIG_DIR
 from ftbench.report import write_report
 from ftbench.report.cli import main as report_main
+from ftbench.report.intervals import BOOTSTRAP, SEEDS_ONLY
 from ftbench.report.rows import show
 from ftbench.run.atomic import write_json
 from tests.helpers import FAST, fake_run, make_cfg, write_runs
@@ -27,7 +29,7 @@ def read_csv(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def test_report_has_a_row_per_strategy_with_a_t_interval_and_lists_failed_runs(tmp_path, template):
+def test_report_has_a_row_per_strategy_with_its_interval_and_lists_failed_runs(tmp_path, template):
     runs = [fake_run(template, "discriminative", s, acc, 3e9) for s, acc in enumerate([0.5, 0.7])]
     runs += [fake_run(template, "linear_probe", s, acc, 1e9) for s, acc in enumerate([0.4, 0.4, 0.7])]
     write_runs(tmp_path, runs)
@@ -43,11 +45,10 @@ def test_report_has_a_row_per_strategy_with_a_t_interval_and_lists_failed_runs(t
     rows = {r["strategy"]: r for r in read_csv(tmp_path / "report.csv")}
     assert list(rows) == ["linear_probe", "discriminative", "gradual"]  # the strategies' own order
     assert float(rows["discriminative"]["test_acc_mean"]) == pytest.approx(0.6)
-    # Student t, 1 degree of freedom: 12.706 * stdev / sqrt(2)
-    ci = float(rows["discriminative"]["test_acc_ci95"])
-    assert ci == pytest.approx(12.7062 * 0.141421 / 2**0.5, rel=1e-4)
-    assert float(rows["linear_probe"]["test_acc_ci95"]) == pytest.approx(4.3027 * 0.173205 / 3**0.5,
-                                                                          rel=1e-4)
+    # the runs kept their predictions: the interval resamples seeds and test examples
+    assert {rows[s]["test_acc_interval"] for s in ("discriminative", "linear_probe")} == {BOOTSTRAP}
+    low, high = float(rows["discriminative"]["test_acc_low"]), float(rows["discriminative"]["test_acc_high"])
+    assert low < 0.6 < high
     assert rows["gradual"]["runs"] == "0" and rows["gradual"]["failed"] == "2"
     assert float(rows["linear_probe"]["train_flops"]) == 1e9
     memory = template["cost"]["train_memory_mb"]  # the memory column is the training's own
@@ -55,7 +56,7 @@ def test_report_has_a_row_per_strategy_with_a_t_interval_and_lists_failed_runs(t
     md = (tmp_path / "report.md").read_text()
     assert "| failed | gradual | 0 | RuntimeError: boom | 5_gradual_seed0 |" in md
     assert "| failed | gradual | 1 | no result.json (the job crashed or was killed) | 6_gradual_seed1 |" in md
-    assert "0.6000 ± 1.2706" in md and f"| {memory:.1f} MB |" in md
+    assert f"0.6000 [{low:.4f}, {high:.4f}] (n=2) †" in md and f"| {memory:.1f} MB |" in md
     # the pairs over shared seeds (0 and 1), Holm-corrected, and the recommendation on top
     assert "| linear_probe | discriminative | 2 | -0.2000 | -2.00 | 0.295 | 0.295 | no |" in md
     assert "## Which differences are real" in md
@@ -65,6 +66,46 @@ def test_report_has_a_row_per_strategy_with_a_t_interval_and_lists_failed_runs(t
         png = tmp_path / "plots" / f"{name}.png"
         assert png.read_bytes()[:8] == PNG_MAGIC and f"plots/{name}.png" in md
     assert paths["report.md"] == tmp_path / "report.md"
+
+
+def test_a_rows_interval_counts_the_test_set_even_where_the_seeds_agree(tmp_path, template):
+    # three seeds at exactly 0.9 on 200 test images: no spread over seeds, but the test set's
+    # own noise (about ±0.024 for the mean of three such runs) stays in the interval
+    write_runs(tmp_path, [fake_run(template, "full", s, 0.9, 1e9) for s in range(3)], examples=200)
+    write_report(tmp_path)
+    (row,) = read_csv(tmp_path / "report.csv")
+    low, high = float(row["test_acc_low"]), float(row["test_acc_high"])
+    assert row["test_acc_interval"] == BOOTSTRAP and 0.035 < high - low < 0.065 and low < 0.9 < high
+    # runs without predictions: Student's t over seeds, marked as leaving out the test set
+    for found in tmp_path.rglob("predictions.npz"):
+        found.unlink()
+    write_report(tmp_path)
+    (row,) = read_csv(tmp_path / "report.csv")
+    assert row["test_acc_interval"] == SEEDS_ONLY and float(row["test_acc_low"]) == pytest.approx(0.9)
+    assert "0.9000 [0.9000, 0.9000] (n=3) ‡" in (tmp_path / "report.md").read_text()
+
+
+def test_the_shifted_interval_resamples_the_same_images_under_every_corruption(tmp_path, template):
+    import numpy as np
+
+    from ftbench.run.predictions import Predictions, read_predictions, write_predictions
+
+    runs = [with_shift(fake_run(template, "full", s, 0.9, 1e9), 0.5, 0.7) for s in range(3)]
+    write_runs(tmp_path, runs, examples=200)
+    label = np.arange(200) % 10
+    for i, folder in enumerate(sorted(tmp_path.glob("*_seed*"))):
+        sets = read_predictions(folder / "predictions.npz")
+        rng = np.random.default_rng(i)
+        for key, acc in (("gaussian_noise:3", 0.5), ("jpeg:3", 0.7)):
+            right = rng.permutation(200) < acc * 200
+            sets[key] = Predictions(np.arange(200), label, np.where(right, label, (label + 1) % 10),
+                                    np.where(right, 0.9, 0.1).astype(np.float32))
+        write_predictions(folder / "predictions.npz", sets)
+    write_report(tmp_path)
+    (row,) = read_csv(tmp_path / "report.csv")
+    low, high = float(row["shift_acc_low"]), float(row["shift_acc_high"])
+    assert row["shift_acc_interval"] == BOOTSTRAP and low < 0.6 < high
+    assert 0.02 < high - low < 0.1  # the seeds agree: the images' noise alone, not a zero width
 
 
 def with_shift(run: dict, noise: float, jpeg: float) -> dict:
@@ -86,15 +127,18 @@ def test_report_shows_shifted_accuracy_its_drop_and_in_distribution_against_shif
 
     rows = {r["strategy"]: r for r in read_csv(tmp_path / "report.csv")}
     assert float(rows["linear_probe"]["shift_acc_mean"]) == pytest.approx(0.65)
-    assert float(rows["linear_probe"]["shift_acc_ci95"]) == pytest.approx(12.7062 * 0.070711 / 2**0.5,
-                                                                           rel=1e-4)
+    # no predictions on the shifted sets here: Student t over seeds, 1 degree of freedom
+    assert rows["linear_probe"]["shift_acc_interval"] == SEEDS_ONLY
+    assert float(rows["linear_probe"]["shift_acc_low"]) == pytest.approx(0.65 - 12.7062 * 0.070711 / 2**0.5,
+                                                                         rel=1e-3)
+    assert float(rows["linear_probe"]["shift_acc_high"]) == 1.0  # an accuracy's interval ends at 1
     assert float(rows["linear_probe"]["shift_drop"]) == pytest.approx(0.85 - 0.65)
     assert float(rows["full"]["shift_drop"]) == pytest.approx(0.95 - 0.55)
     assert float(rows["full"]["shift_jpeg:3"]) == pytest.approx(0.65)
     assert float(rows["full"]["shift_ood_root"]) == pytest.approx(0.1)
     assert rows["gradual"]["shift_acc_mean"] == "" and rows["gradual"]["shift_drop"] == ""
     md = (tmp_path / "report.md").read_text()
-    assert "| shifted acc (95% CI) | drop |" in md
+    assert "| shifted acc (interval) | drop |" in md
     assert "| strategy | in-distribution | gaussian_noise:3 | jpeg:3 | ood_root | mean |" in md
     assert "| full | 0.9500 | 0.4500 | 0.6500 | 0.1000 | 0.5500 |" in md
     png = paths["Accuracy under shift"]
@@ -253,9 +297,11 @@ def test_every_interval_shows_its_n_and_fewer_than_three_seeds_are_flagged(tmp_p
     write_runs(tmp_path, runs)
     write_report(tmp_path)
     md = (tmp_path / "report.md").read_text()
-    assert "| full | 2 | 0 | 0.8200 ± 0.2541 (n=2) † |" in md
-    assert "| discriminative | 3 | 0 | 0.8800 ± 0.0497 (n=3) |" in md
-    assert "| linear_probe | 1 | 0 | 0.5000 (n=1) † |" in md
+    interval = r"\[0\.\d{4}, 0\.\d{4}\]"
+    assert re.search(rf"\| full \| 2 \| 0 \| 0\.8200 {interval} \(n=2\) † \|", md)
+    assert re.search(rf"\| discriminative \| 3 \| 0 \| 0\.8800 {interval} \(n=3\) \|", md)
+    # one seed: no seed spread to measure, but the test set's noise is still an interval
+    assert re.search(rf"\| linear_probe \| 1 \| 0 \| 0\.5000 {interval} \(n=1\) † \|", md)
     assert "† fewer than 3 seeds" in md
     # how many seeds would separate the two best rows at the spread seen (pooled sd 0.0245)
     assert ("The two best rows, discriminative (0.8800) and full (0.8200), differ by 0.0600; at the "
@@ -380,7 +426,7 @@ def test_malformed_jobs_are_listed_as_unreadable_with_the_reason(tmp_path, templ
 
     assert report_main([str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "| full | 2 | 2 | 0.7000 ± 1.2706 (n=2) † |" in out  # the mean of the two good runs only
+    assert re.search(r"\| full \| 2 \| 2 \| 0\.7000 \[0\.\d{4}, 1\.0000\] \(n=2\) † \|", out)  # the good runs
     for i, reason in enumerate(broken):
         assert f"| unreadable result.json: {reason} | bad{i} |" in out, reason
     assert "| unreadable result.json: metrics.test_acc is nan, not a number | bad_nan |" in out

@@ -72,7 +72,7 @@ class WriteReport(Callback):
         written = write_report_quietly(root)
         if written and final:
             runs, paths = written
-            print(summary_text(runs, paths), end="", flush=True)
+            print(summary_text(root, runs, paths), end="", flush=True)
             self._to_wandb(root, runs, paths, str(config.hydra.sweep.dir))
 
     @staticmethod

@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ftbench-report: error: the report could not be written into {str(args.dir)!r}: {err}",
               file=sys.stderr)
         return 1
-    print(summary_text(runs, paths), end="")
+    print(summary_text(args.dir, runs, paths, choice), end="")
     return 0
 
 

@@ -59,7 +59,7 @@ def accuracy_against_cost(rows: list[Row], cost_path: str, unit: str, xlabel: st
     points = []
     for row in rows:
         x, y = row.mean(cost_path), row.mean("metrics.test_acc")
-        ax.errorbar(x, y, yerr=row.ci95("metrics.test_acc") or 0.0, fmt=markers[id(row)],
+        ax.errorbar(x, y, yerr=row.error_bar(), fmt=markers[id(row)],
                     color=colour(row.strategy), capsize=4, markersize=7,
                     label=plot_text(f"{row.label} (n={len(row.runs)})"))
         points.append((x, y))
@@ -71,7 +71,7 @@ def accuracy_against_cost(rows: list[Row], cost_path: str, unit: str, xlabel: st
     ax.set_xlabel(xlabel)
     ax.xaxis.set_major_formatter(formatter or EngFormatter(unit=unit))  # 500 MFLOP, 2 GFLOP, 30 s
     ax.xaxis.set_major_locator(MaxNLocator(nbins=6))  # few enough that the labels never touch
-    ax.set_ylabel("test accuracy (fraction; mean ± 95% CI)")
+    ax.set_ylabel("test accuracy (fraction; mean, interval over seeds and test images)")
     _accuracy_axis(ax)
     ax.set_title(f"Test accuracy against {xlabel}")
     ax.grid(alpha=0.3)
@@ -95,14 +95,14 @@ def accuracy_against_setting(rows: list[Row], setting: str, x_path: str, xlabel:
         others = " ".join(f"{k}={v}" for k, v in first.setting.items() if k != setting)
         ns = sorted({r.n() for r in members})
         ax.errorbar([r.mean(x_path) for r in members], [r.mean("metrics.test_acc") for r in members],
-                    yerr=[r.ci95("metrics.test_acc") or 0.0 for r in members],
+                    yerr=[[r.error_bar()[0][0] for r in members], [r.error_bar()[1][0] for r in members]],
                     marker=markers[id(first)], capsize=4, color=colour(first.strategy),
                     label=plot_text(f"{' '.join([first.strategy, others]).strip()} "
                                     f"(n={'/'.join(str(n) for n in ns)})"))
     if log_x:
         ax.set_xscale("log")
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("test accuracy (fraction; mean ± 95% CI)")
+    ax.set_ylabel("test accuracy (fraction; mean, interval over seeds and test images)")
     _accuracy_axis(ax)
     ax.set_title(f"Test accuracy against {xlabel.split(' (')[0]}")
     ax.grid(alpha=0.3, which="both")
@@ -162,12 +162,12 @@ def accuracy_by_trained_group(rows: list[Row], path: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(max(6.5, 0.6 * len(placed) + 2.5), 4.5))
     for x, (_, label, row) in enumerate(placed):
         reference = label.endswith(("(probe)", "(full)"))
-        ax.errorbar(x, row.mean("metrics.test_acc"), yerr=row.ci95("metrics.test_acc") or 0.0,
+        ax.errorbar(x, row.mean("metrics.test_acc"), yerr=row.error_bar(),
                     fmt="s" if reference else "o", capsize=4, markersize=7, color=colour("surgical"),
                     markerfacecolor="white" if reference else colour("surgical"))
     ax.set_xticks(range(len(placed)), [label for _, label, _ in placed], rotation=30, ha="right")
     ax.set_xlabel("backbone group trained with the head (input → output); hollow: references")
-    ax.set_ylabel("test accuracy (fraction; mean ± 95% CI)")
+    ax.set_ylabel("test accuracy (fraction; mean, interval over seeds and test images)")
     _accuracy_axis(ax)
     seeds = sorted({len(r.runs) for _, _, r in placed})
     ax.set_title(f"Surgical fine-tuning: which group to train (n={'/'.join(map(str, seeds))} seeds)")

@@ -21,7 +21,7 @@ from ftbench.report.collect import Run, collect
 from ftbench.report.comparison import compare
 from ftbench.report.fmt import num, si
 from ftbench.report.output import own_folder
-from ftbench.report.rows import FEW_SEEDS, Row, group_rows
+from ftbench.report.rows import FEW_SEEDS, Row, group_rows, with_intervals
 from ftbench.report.sections import (
     marginal_table,
     per_class_table,
@@ -50,7 +50,7 @@ def paired_section(rows: list[Row]) -> str:
     by_row = {row.label: {run.data.get("seed"): acc for run in row.runs
                           if (acc := run.number("metrics.test_acc")) is not None}
               for row in rows}
-    return compare({label: seeds for label, seeds in by_row.items() if seeds}, {}, "")[1]
+    return compare({label: seeds for label, seeds in by_row.items() if seeds})
 
 
 def verdict_parts(root: Path, runs: list[Run], by_strategy: dict[str, list[Run]],
@@ -97,7 +97,8 @@ def write_report(root: Path, runs: list[Run] | None = None, choice: dict | None 
     runs = collect(root) if runs is None else runs
     if tuned.is_tuned_sweep(runs):
         return write_tuned_report(root, runs, choice)
-    rows = group_rows(runs)
+    choice = judgement.settings(runs, choice)
+    rows = with_intervals(root, group_rows(runs), choice)
     plot_paths, plot_note = _plots(root, len(rows), lambda folder: plots.draw_all(rows, folder))
     paths = {"report.md": root / REPORT_MD, "report.csv": root / REPORT_CSV, **plot_paths}
     write_csv(paths["report.csv"], rows)
@@ -122,8 +123,9 @@ def write_tuned_report(root: Path, runs: list[Run], choice: dict | None = None) 
     from ftbench.report import plots, tuned_plots
 
     runs = tuned.without_retried(runs)
-    items = tuned.tunings(runs)
-    rows = group_rows([r for t in items for r in t.tuned_runs])
+    choice = judgement.settings(runs, choice)
+    items = tuned.with_intervals(root, tuned.tunings(runs), choice)
+    rows = with_intervals(root, group_rows([r for t in items for r in t.tuned_runs]), choice)
 
     def draw(folder: Path) -> dict[str, Path]:
         return {**plots.draw_each({
@@ -137,7 +139,7 @@ def write_tuned_report(root: Path, runs: list[Run], choice: dict | None = None) 
     paths = {"report.md": root / REPORT_MD, "report.csv": root / REPORT_CSV, **plot_paths}
     write_csv(paths["report.csv"], rows)
     by_strategy = {t.strategy: t.tuned for t in items if t.tuned}
-    paired = compare(by_strategy, {}, "")[1]
+    paired = compare(by_strategy)
     costs = {t.strategy: t.total_flops() for t in items}
     failed = Counter(r.strategy for r in runs if tuned.phase(r) == tuned.TUNED and unfinished(r))
     advice, judged = verdict_parts(root, runs, {t.strategy: t.tuned_runs for t in items if t.tuned_runs},
@@ -157,12 +159,15 @@ def write_tuned_report(root: Path, runs: list[Run], choice: dict | None = None) 
     return paths
 
 
-def summary_text(runs: list[Run], paths: dict[str, Path]) -> str:
+def summary_text(root: Path, runs: list[Run], paths: dict[str, Path], choice: dict | None = None) -> str:
+    """What a report prints: its main table (intervals as in ``report.md``), then its files."""
     out = io.StringIO()
+    choice = judgement.settings(runs, choice)
     if tuned.is_tuned_sweep(runs):
-        out.write(tuned.default_against_tuned(tuned.tunings(runs)) + "\n\n")
+        items = tuned.with_intervals(root, tuned.tunings(runs), choice)
+        out.write(tuned.default_against_tuned(items) + "\n\n")
     else:
-        rows = group_rows(runs)
+        rows = with_intervals(root, group_rows(runs), choice)
         out.write(markdown_table(rows) + "\n\n")
         if any(row.few_seeds() for row in rows):
             out.write(f"† fewer than {FEW_SEEDS} seeds: too few for an interval to say much "

@@ -12,11 +12,13 @@ from __future__ import annotations
 import json
 import statistics
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from ftbench.report import intervals
 from ftbench.report.collect import Run
 from ftbench.report.escape import md
-from ftbench.report.stats import t_half_width
 from ftbench.tracking.flat import leaves
 
 # Short names for the settings studies vary; any other key is shown as its dotted path.
@@ -52,6 +54,8 @@ class Row:
     # the settings outside the strategy (model, dataset, …): rows compare across strategies
     # only within one context
     context: tuple = ()
+    # accuracy path -> its interval from both sources of noise (``with_intervals``)
+    bounds: dict[str, intervals.Bounds] = field(default_factory=dict)
 
     @property
     def setting_text(self) -> str:
@@ -69,9 +73,16 @@ class Row:
         values = self.values(path)
         return statistics.fmean(values) if values else None
 
-    def ci95(self, path: str) -> float | None:
-        """Half-width of the Student-t 95% interval of the mean; None below two seeds."""
-        return t_half_width(self.values(path))
+    def interval(self, path: str = "metrics.test_acc") -> intervals.Bounds | None:
+        """The mean of ``path`` with its interval: over seeds and test examples where
+        ``with_intervals`` found the runs' predictions, else Student's t over seeds."""
+        return self.bounds.get(path) or intervals.over_seeds(self.values(path))
+
+    def error_bar(self, path: str = "metrics.test_acc") -> list[list[float]]:
+        """The interval of ``path`` as matplotlib's ``yerr`` of one point: [[below], [above]]."""
+        bounds = self.interval(path)
+        below, above = bounds.error_bar() if bounds is not None else (0.0, 0.0)
+        return [[below], [above]]
 
     def shift_drop(self) -> float | None:
         """In-distribution test accuracy minus mean shifted accuracy, over runs that have both."""
@@ -96,6 +107,17 @@ class Row:
         if acc is None or not flops or chance is None:
             return None
         return (acc - chance) / (flops / 1e12)
+
+
+def with_intervals(root: Path, rows: list[Row], choice: Mapping) -> list[Row]:
+    """Give each row the bootstrap interval of its test and mean shifted accuracy, from its runs'
+    predictions under ``root`` (``choice``: the verdict's settings, ``judgement.settings``)."""
+    for row in rows:
+        for path in (intervals.TEST, SHIFT_MEAN):
+            found = intervals.of_runs(root, row.runs, choice, path)
+            if found is not None:
+                row.bounds[path] = found
+    return rows
 
 
 def _is_setting(path: str) -> bool:

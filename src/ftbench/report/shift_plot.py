@@ -26,7 +26,7 @@ def _padded(low: float, high: float) -> tuple[float, float]:
 
 
 def accuracy_under_shift(rows: list[Row], path: Path) -> Path | None:
-    """In-distribution test accuracy (x) against mean shifted accuracy (y), mean ± 95% CI.
+    """In-distribution test accuracy (x) against mean shifted accuracy (y), mean and interval.
 
     The dashed line through the origin, with the pooled ratio as its slope, is where a
     strategy lies if shift costs it the same share of accuracy as the others on average:
@@ -42,18 +42,18 @@ def accuracy_under_shift(rows: list[Row], path: Path) -> Path | None:
     xs, ys = [], []
     for row in rows:
         x, y = row.mean(TEST_ACC), row.mean(SHIFT_MEAN)
-        dx, dy = row.ci95(TEST_ACC) or 0.0, row.ci95(SHIFT_MEAN) or 0.0
+        dx, dy = row.error_bar(TEST_ACC), row.error_bar(SHIFT_MEAN)
         ax.errorbar(x, y, xerr=dx, yerr=dy, fmt=marker[id(row)], color=colour(row.strategy),
                     capsize=4, markersize=7, label=plot_text(f"{row.label} (n={len(row.runs)})"))
-        xs += [x - dx, x + dx]
-        ys += [y - dy, y + dy]
+        xs += [x - dx[0][0], x + dx[1][0]]
+        ys += [y - dy[0][0], y + dy[1][0]]
     ax.plot([0, 1], [0, ratio], "--", color="black", linewidth=1, zorder=0,
             label=f"same share kept: shifted = {ratio:.3f} × in-distribution")
     ax.plot([0, 1], [0, 1], ":", color="grey", linewidth=1, zorder=0, label="no loss under shift")
     ax.set_xlim(*_padded(min(xs), max(xs)))
     ax.set_ylim(*_padded(min(ys + [ratio * min(xs)]), max(ys + [ratio * max(xs)])))
-    ax.set_xlabel("in-distribution test accuracy (fraction; mean ± 95% CI)")
-    ax.set_ylabel("mean accuracy over the corruptions (mean ± 95% CI)")
+    ax.set_xlabel("in-distribution test accuracy (fraction; mean, interval over seeds and test images)")
+    ax.set_ylabel("mean accuracy over the corruptions (interval over seeds and test images)")
     ax.set_title("Accuracy under shift (above the dashed line: effectively robust)")
     ax.grid(alpha=0.3)
     legend(ax, many=True)  # beside the axes: the points sit where a legend inside would go

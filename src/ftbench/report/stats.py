@@ -84,14 +84,3 @@ def all_pairs(by_strategy: Mapping[str, Mapping]) -> list[Paired]:
     for pair, adjusted in zip(pairs, holm([p.p for p in pairs]), strict=True):
         pair.p_holm = adjusted
     return pairs
-
-
-def against(best: str, by_strategy: Mapping[str, Mapping]) -> dict[str, Paired]:
-    """Every other strategy tested against ``best`` (A - best), Holm-adjusted as one family
-    of k - 1 comparisons: the family a "not below the best" verdict belongs to (all pairs
-    would be k(k-1)/2 tests, and far less able to tell anything below the best)."""
-    pairs = {s: paired_test(s, best, seeds, by_strategy[best])
-             for s, seeds in by_strategy.items() if s != best}
-    for pair, adjusted in zip(pairs.values(), holm([p.p for p in pairs.values()]), strict=True):
-        pair.p_holm = adjusted
-    return pairs

@@ -86,11 +86,10 @@ def dependence_note(results: SuiteResults) -> str:
 
 def cell_text(task: TaskResults, strategy: str, outcome: str | None) -> str:
     cell = task.cells.get(strategy)
-    if cell is None or cell.mean is None:
+    bounds = cell.interval if cell is not None else None
+    if bounds is None:
         return "n/a"
-    half = f" ± {cell.half_width:.4f}" if cell.half_width is not None else ""
-    text = f"{cell.mean:.4f}{half} (n={cell.n})"
-    return f"**{text}**" if outcome == WIN else text
+    return f"**{bounds.text()}**" if outcome == WIN else bounds.text()
 
 
 def accuracy_table(cross: CrossTask) -> str:
@@ -171,8 +170,9 @@ def failures(results: SuiteResults) -> str:
 
 
 HOW_TO_READ = """\
-Each cell: test accuracy, mean over seeds ± half-width of the Student-t 95% interval over
-seeds, with the number of seeds n; **bold**: the task's best mean. Ranks: on each task the
+Each cell: test accuracy, mean over seeds [interval], with the number of seeds n; the interval
+resamples seeds and test examples, as the task's verdict does (‡: over seeds only, where runs kept
+no predictions); **bold**: the task's best. Ranks: on each task the
 strategies are ranked by mean test accuracy (1 = best, ties share the average rank) and the ranks
 are averaged over tasks. **Reading the critical-difference diagram:** strategies sit on an axis
 of average rank, best on the left; the bar above it is one critical difference (CD) long, and
@@ -182,10 +182,11 @@ strategies not joined differ by at least the CD. The test is run only when Fried
 
 
 def outcome_notes(cross: CrossTask) -> str:
-    return (f"Against each task's best mean: **W** the best (ties all win), **≈** practically "
-            f"equivalent (mean less than {cross.margin:g} below the best), **L** a loss, – no result. "
-            "The classification is by the means over seeds alone: a difference within the seeds' "
-            "noise still counts as a loss when it exceeds the margin.")
+    return (f"Against each task's best, from the task's verdict at a margin of {cross.margin:g}: "
+            "**W** the best, **≈** practically equivalent (the lower bound of its difference to the "
+            "best lies above −margin), **?** undecided (its interval crosses −margin), **L** a loss "
+            "(worse by more than the margin), – no result. A task whose runs kept no predictions "
+            "is classified by its means over seeds alone.")
 
 
 def markdown(cross: CrossTask, root: Path, plots: dict[str, Path]) -> str:
@@ -220,7 +221,10 @@ def cell_records(cross: CrossTask) -> list[dict]:
                         if cell.total_flops and base is not None and base.total_flops else None)
             rows.append({"task": task.name, "source": task.source, "dataset": task.dataset,
                          "protocol": task.protocol, "strategy": strategy, "seeds": cell.n,
-                         "test_acc_mean": cell.mean, "test_acc_ci95": cell.half_width,
+                         "test_acc_mean": cell.mean,
+                         "test_acc_low": cell.interval.low if cell.interval else None,
+                         "test_acc_high": cell.interval.high if cell.interval else None,
+                         "test_acc_interval": cell.interval.method if cell.interval else None,
                          "outcome": cross.outcomes.get(task.name, {}).get(strategy),
                          "rank": ranks.get(strategy), "train_flops": cell.train_flops,
                          "search_flops": cell.search_flops, "total_flops": cell.total_flops,

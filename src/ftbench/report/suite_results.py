@@ -17,9 +17,8 @@ from pathlib import Path
 
 import yaml
 
-from ftbench.report import tuned
+from ftbench.report import intervals, judgement, tuned
 from ftbench.report.collect import Run, collect
-from ftbench.report.stats import t_half_width
 from ftbench.report.tables import unfinished
 from ftbench.run.result import MAX_BYTES
 
@@ -76,8 +75,8 @@ def read_suite_record(root: Path) -> SuiteRecord:
 class Cell:
     """One strategy on one task: its test accuracy on each seed and what training cost.
 
-    The interval over seeds is a Student-t interval of the mean; it is where a verdict built on
-    per-example predictions (seeds and test examples resampled) would give a tighter one.
+    Its interval resamples seeds and test examples (``ftbench.report.intervals``), as the task's
+    verdict does; over seeds only (Student's t) where the runs kept no predictions.
     """
 
     strategy: str
@@ -85,6 +84,7 @@ class Cell:
     runs: list[Run] = field(default_factory=list)
     train_flops: float | None = None  # one final run's, mean over seeds
     search_flops: float | None = None  # the tuned protocol's whole search; None without one
+    bounds: intervals.Bounds | None = None  # set by read_task from the runs' predictions
 
     @property
     def n(self) -> int:
@@ -95,8 +95,9 @@ class Cell:
         return statistics.fmean(self.accuracies.values()) if self.accuracies else None
 
     @property
-    def half_width(self) -> float | None:
-        return t_half_width(list(self.accuracies.values()))
+    def interval(self) -> intervals.Bounds | None:
+        """The mean test accuracy with its interval (``intervals.Bounds``)."""
+        return self.bounds or intervals.over_seeds(list(self.accuracies.values()))
 
     @property
     def total_flops(self) -> float | None:
@@ -147,6 +148,9 @@ def read_task(root: Path, task: dict) -> TaskResults:
         for cell in result.cells.values():
             flops = [v for v in (r.number("cost.train_flops") for r in cell.runs) if v is not None]
             cell.train_flops = statistics.fmean(flops) if flops else None
+    choice = judgement.settings(runs)
+    for cell in result.cells.values():
+        cell.bounds = intervals.of_runs(folder, cell.runs, choice)
     sizes = {r.get("data.train_size") for c in result.cells.values() for r in c.runs}
     result.train_sizes = tuple(sorted(s for s in sizes if isinstance(s, int)))
     return result

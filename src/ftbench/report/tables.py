@@ -9,12 +9,15 @@ from pathlib import Path
 from ftbench.report.collect import Run
 from ftbench.report.escape import csv_cell, md
 from ftbench.report.fmt import num, si, table_row
+from ftbench.report.intervals import NOTE as INTERVAL_NOTE
+from ftbench.report.intervals import Bounds
 from ftbench.report.rows import SHIFT, SHIFT_MEAN, Row, shift_keys
 from ftbench.report.sections import marginal
 from ftbench.run.atomic import write_text
 
-COLUMNS = ["strategy", "setting", "runs", "failed", "test_acc_mean", "test_acc_ci95", "test_acc_n",
-           "few_seeds", "shift_acc_mean", "shift_acc_ci95", "shift_drop", "train_seconds", "train_flops",
+COLUMNS = ["strategy", "setting", "runs", "failed", "test_acc_mean", "test_acc_low", "test_acc_high",
+           "test_acc_interval", "test_acc_n", "few_seeds", "shift_acc_mean", "shift_acc_low",
+           "shift_acc_high", "shift_acc_interval", "shift_drop", "train_seconds", "train_flops",
            "train_memory_mb", "peak_memory_mb", "trainable_params", "total_params", "images_per_second",
            "acc_gain_per_tflop", "extra_tflops_per_point", "extra_seconds_per_point"]
 
@@ -27,12 +30,10 @@ def row_record(row: Row, extra: dict | None = None) -> dict:
         "setting": row.setting_text,
         "runs": len(row.runs),
         "failed": len(row.failed),
-        "test_acc_mean": row.mean("metrics.test_acc"),
-        "test_acc_ci95": row.ci95("metrics.test_acc"),
+        **_interval_columns("test_acc", row.interval("metrics.test_acc")),
         "test_acc_n": row.n(),
         "few_seeds": row.few_seeds(),
-        "shift_acc_mean": row.mean(SHIFT_MEAN),
-        "shift_acc_ci95": row.ci95(SHIFT_MEAN),
+        **_interval_columns("shift_acc", row.interval(SHIFT_MEAN)),
         "shift_drop": row.shift_drop(),
         "train_seconds": row.mean("cost.train_seconds"),
         "train_flops": row.mean("cost.train_flops"),
@@ -47,6 +48,14 @@ def row_record(row: Row, extra: dict | None = None) -> dict:
     }
 
 
+def _interval_columns(name: str, bounds: Bounds | None) -> dict:
+    """``<name>_mean``, ``_low``, ``_high`` and ``_interval`` (what the interval resamples)."""
+    if bounds is None:
+        return {f"{name}_mean": None, f"{name}_low": None, f"{name}_high": None, f"{name}_interval": None}
+    return {f"{name}_mean": bounds.mean, f"{name}_low": bounds.low, f"{name}_high": bounds.high,
+            f"{name}_interval": bounds.method}
+
+
 def records(rows: list[Row]) -> list[dict]:
     """Every row as ``report.csv`` holds it, marginal costs included."""
     view = marginal(rows)
@@ -54,16 +63,16 @@ def records(rows: list[Row]) -> list[dict]:
 
 
 def accuracy_cell(row: Row, path: str = "metrics.test_acc") -> str:
-    """``0.9850 ± 0.0040 (n=3)``; † marks an interval from fewer than 3 seeds."""
-    mean, ci = row.mean(path), row.ci95(path)
-    if mean is None:
+    """``0.9850 [0.9712, 0.9941] (n=3)``; † marks an interval from fewer than 3 seeds, ‡ one
+    over seeds only (``intervals.Bounds.text``)."""
+    bounds = row.interval(path)
+    if bounds is None:
         return "n/a"
-    cell = f"{mean:.4f}" + (f" ± {ci:.4f}" if ci is not None else "") + f" (n={row.n(path)})"
-    return cell + (" †" if row.few_seeds(path) else "")
+    return bounds.text() + (" †" if row.few_seeds(path) else "")
 
 
 def markdown_table(rows: list[Row]) -> str:
-    lines = ["| strategy | runs | failed | test acc (95% CI, n seeds) | shifted acc (95% CI) | drop "
+    lines = ["| strategy | runs | failed | test acc (interval, n seeds) | shifted acc (interval) | drop "
              "| train time | train FLOPs | train memory | trainable / total params | images/s "
              "| acc gain / TFLOP |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
@@ -129,9 +138,9 @@ def context(runs: list[Run]) -> str:
             f"Jobs: {len(runs)}, of which {sum(unfinished(r) for r in runs)} failed.")
 
 
-NOTES = """\
-Test accuracy: mean over seeds ± half-width of the Student-t 95% interval, with the number
-of seeds n it rests on (no interval from one seed). Train time: training wall-clock,
+NOTES = f"""\
+Test accuracy: mean over seeds [interval], with the number of seeds n it rests on.
+{INTERVAL_NOTE} Train time: training wall-clock,
 validation excluded. FLOPs: multiply-adds of convolutions, matrix products and attention
 (2 FLOPs each), forward and backward as run, counted on the first real step of every phase
 of trainable groups. Train memory: what training held beyond the weights (activations saved
@@ -142,7 +151,8 @@ parameters that trained at any point of the run (for gradual, the groups it reac
 model's total. Acc gain / TFLOP: test accuracy above chance per TFLOP of training. Drift:
 ||w - w0|| / ||w0|| per layer group at the end of training. Shifted acc: test accuracy on the
 corrupted test sets of eval.shifts, averaged over the corruptions (dataset.ood_root is not in
-it), mean over seeds ± 95% interval; drop: test accuracy minus that, over the same runs."""
+it), mean over seeds [interval], the same images resampled for every corruption; drop: test
+accuracy minus that, over the same runs."""
 
 PAIRED_NOTES = """\
 Each pair of strategies over the seeds both ran (a seed fixes the data order and the new head's

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import re
 import statistics
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from ftbench.report import intervals
 from ftbench.report.collect import Run
 from ftbench.report.edges import edge_hint
 from ftbench.report.escape import md
 from ftbench.report.fmt import num, si, table_row
 from ftbench.report.rows import strategy_order
-from ftbench.report.stats import holm, paired_test, t_half_width
+from ftbench.report.stats import holm, paired_test
 from ftbench.run.result import number
 from ftbench.run.trials import best_trial
 
@@ -48,6 +51,13 @@ class Tuning:
     tuned: dict = field(default_factory=dict)
     default_runs: list[Run] = field(default_factory=list)
     tuned_runs: list[Run] = field(default_factory=list)
+    # phase (default | tuned) -> mean test accuracy and its interval (``with_intervals``)
+    bounds: dict[str, intervals.Bounds] = field(default_factory=dict)
+
+    def interval(self, which: str) -> intervals.Bounds | None:
+        """The ``default`` or ``tuned`` runs' mean test accuracy with its interval: over seeds and
+        test examples once ``with_intervals`` found their predictions, else over seeds."""
+        return self.bounds.get(which) or intervals.over_seeds(list(getattr(self, which).values()))
 
     @property
     def knobs(self) -> list[str]:
@@ -123,14 +133,21 @@ def tunings(runs: list[Run]) -> list[Tuning]:
     return [by_strategy[s] for s in sorted(by_strategy, key=strategy_order)]
 
 
-def _interval(values: dict) -> str:
-    if not values:
+def with_intervals(root: Path, items: list[Tuning], choice: Mapping) -> list[Tuning]:
+    """Give each strategy's default and tuned runs their interval over seeds and test examples,
+    from the predictions under ``root`` (``choice``: ``judgement.settings``)."""
+    for t in items:
+        for which in (DEFAULT, TUNED):
+            found = intervals.of_runs(root, getattr(t, f"{which}_runs"), choice)
+            if found is not None:
+                t.bounds[which] = found
+    return items
+
+
+def _interval(bounds: intervals.Bounds | None) -> str:
+    if bounds is None:
         return "n/a"
-    v = list(values.values())
-    half = t_half_width(v)
-    flag = "" if len(v) >= 3 else " ⚠"
-    spread = f" ± {half:.4f}" if half is not None else ""
-    return f"{statistics.fmean(v):.4f}{spread} (n={len(v)}){flag}"
+    return bounds.text() + ("" if bounds.n >= 3 else " ⚠")
 
 
 def edge_hints(t: Tuning) -> list[str]:
@@ -173,7 +190,7 @@ def default_against_tuned(items: list[Tuning]) -> str:
             + "".join(f"; ⚠ {hint}" for hint in edge_hints(t)))
         failed = len(t.trials) - t.count("completed") - t.count("pruned")
         lines.append(table_row(
-            md(t.strategy), _interval(t.default), _interval(t.tuned), diff, hyper,
+            md(t.strategy), _interval(t.interval(DEFAULT)), _interval(t.interval(TUNED)), diff, hyper,
             f"{len(t.trials)} ({t.count('pruned')}, {failed})", si(t.search_cost("train_flops"), "FLOP"),
             f"{t.search_cost('wall_seconds') or t.search_cost('train_seconds'):.0f} s",
             si(t.final_flops(), "FLOP"), si(t.total_flops(), "FLOP")))

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import statistics
 from pathlib import Path
 
 from ftbench.report.escape import plot_text
-from ftbench.report.stats import t_half_width
 from ftbench.report.style import colour, plt, save
 from ftbench.report.tuned import Tuning
 from ftbench.run.result import number
@@ -52,18 +50,19 @@ def sensitivity(items: list[Tuning], path: Path) -> Path | None:
 
 
 def accuracy_against_total_cost(items: list[Tuning], path: Path) -> Path | None:
-    """Tuned test accuracy (mean ± 95% CI) against the whole search's FLOPs + one final run."""
-    shown = [t for t in items if t.tuned and t.total_flops()]
+    """Tuned test accuracy (mean and interval) against the whole search's FLOPs + one final run."""
+    shown = [t for t in items if t.interval("tuned") and t.total_flops()]
     if not shown:
         return None
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for t in shown:
-        values = list(t.tuned.values())
-        ax.errorbar(t.total_flops(), statistics.fmean(values), yerr=t_half_width(values) or 0.0, fmt="o",
-                    color=colour(t.strategy), capsize=4, label=plot_text(f"{t.strategy} (n={len(values)})"))
+        bounds = t.interval("tuned")
+        below, above = bounds.error_bar()
+        ax.errorbar(t.total_flops(), bounds.mean, yerr=[[below], [above]], fmt="o",
+                    color=colour(t.strategy), capsize=4, label=plot_text(f"{t.strategy} (n={bounds.n})"))
     ax.set_xscale("log")
     ax.set_xlabel("total training FLOPs: the search + one final run (log scale)")
-    ax.set_ylabel("tuned test accuracy (mean ± 95% CI)")
+    ax.set_ylabel("tuned test accuracy (mean, interval over seeds and test images)")
     ax.set_title("What a tuned strategy costs, search included")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)

@@ -1,0 +1,112 @@
+"""Accuracy intervals for the report's tables, from both sources of noise.
+
+A row's (or a suite cell's) accuracy is a mean over seeds measured on one test set, so its
+interval must carry the seed-to-seed spread and the test set's sampling error. Where the runs
+kept their per-example predictions, the interval is the verdict's two-level bootstrap
+(``ftbench.report.bootstrap``: seeds, then test examples) over those runs alone. Runs without
+predictions (recorded by hand, or by an ftbench that kept none) get the Student-t interval over
+seeds, which leaves out the test set: the table marks it.
+
+The shifted accuracy is a mean over corruptions of the same test images, so one resample of the
+images serves every corruption: each example counts with its share of corruptions got right.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ftbench.report import bootstrap, judgement
+from ftbench.report.collect import Run
+from ftbench.report.stats import t_half_width
+
+BOOTSTRAP, SEEDS_ONLY = "seeds and test examples", "seeds only"
+TEST, SHIFT_MEAN = "metrics.test_acc", "metrics.shift.mean"
+NOT_CORRUPTIONS = ("mean", "ood_root")  # metrics.shift keys outside the mean over corruptions
+_RUNS = "runs"  # the one "strategy" of an interval's evidence
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """A mean accuracy over ``n`` seeds, its interval, and what the interval resamples."""
+
+    mean: float
+    low: float | None
+    high: float | None
+    n: int
+    method: str | None  # BOOTSTRAP, SEEDS_ONLY, or None: no interval (one seed, no predictions)
+
+    def error_bar(self) -> tuple[float, float]:
+        """(below, above) the mean, for an error bar: zero where there is no interval."""
+        if self.low is None or self.high is None:
+            return 0.0, 0.0
+        return max(0.0, self.mean - self.low), max(0.0, self.high - self.mean)
+
+    def text(self) -> str:
+        """``0.9850 [0.9712, 0.9941] (n=3)``; ‡ marks an interval over seeds only."""
+        spread = "" if self.low is None or self.high is None else f" [{self.low:.4f}, {self.high:.4f}]"
+        return f"{self.mean:.4f}{spread} (n={self.n})" + (" ‡" if self.method == SEEDS_ONLY else "")
+
+
+def of_runs(root: Path, runs: Sequence[Run], choice: Mapping, path: str = TEST) -> Bounds | None:
+    """The mean of ``path`` (test or mean shifted accuracy) over the completed ``runs`` (one per
+    seed), with its interval at ``choice``'s confidence (``judgement.settings``): bootstrapped
+    where every run kept the predictions behind it, else Student's t over seeds."""
+    runs = [r for r in runs if r.completed and r.number(path) is not None]
+    if not runs:
+        return None
+    values = [r.number(path) for r in runs]
+    found = _evidence(root, runs, path)
+    if found is not None:
+        drawn = bootstrap.interval(bootstrap.bootstrap(found, resamples=choice["resamples"],
+                                                       confidence=choice["confidence"]), _RUNS)
+        return Bounds(statistics.fmean(values), drawn.low, drawn.high, len(runs), BOOTSTRAP)
+    return over_seeds(values, choice["confidence"])
+
+
+def over_seeds(values: Sequence[float], confidence: float = 0.95) -> Bounds | None:
+    """The Student-t interval of the mean of ``values`` (none from one value), within [0, 1]: an
+    accuracy's interval from a few seeds can reach past either end."""
+    if not values:
+        return None
+    mean, half = statistics.fmean(values), t_half_width(values, confidence)
+    if half is None:
+        return Bounds(mean, None, None, len(values), None)
+    return Bounds(mean, max(0.0, mean - half), min(1.0, mean + half), len(values), SEEDS_ONLY)
+
+
+def _evidence(root: Path, runs: list[Run], path: str) -> bootstrap.Evidence | None:
+    """Every run's per-example correctness behind ``path``, or None unless all runs have it."""
+    if len({r.get("seed") for r in runs}) != len(runs):
+        return None  # the evidence is keyed by seed
+    if path == TEST:
+        return _split(root, runs, "test")
+    if path != SHIFT_MEAN:
+        return None
+    keys = [k for k in runs[0].mapping("metrics.shift") if k not in NOT_CORRUPTIONS]
+    if not keys or any(sorted(k for k in r.mapping("metrics.shift") if k not in NOT_CORRUPTIONS)
+                       != sorted(keys) for r in runs):
+        return None
+    per_set = [_split(root, runs, key) for key in keys]
+    if any(e is None or not np.array_equal(e.index, per_set[0].index) for e in per_set):
+        return None
+    seeds = per_set[0].correct[_RUNS]
+    share = {seed: np.mean([e.correct[_RUNS][seed] for e in per_set], axis=0) for seed in seeds}
+    return bootstrap.Evidence(per_set[0].index, {_RUNS: share})
+
+
+def _split(root: Path, runs: list[Run], split: str) -> bootstrap.Evidence | None:
+    found, missing = judgement.evidence(root, {_RUNS: runs}, split)
+    if found is None or missing or len(found.correct[_RUNS]) != len(runs):
+        return None
+    return found
+
+
+NOTE = (f"Accuracy intervals resample {BOOTSTRAP} (the verdict's two-level bootstrap, at its "
+        f"confidence), so they count the test set's noise as well as the seeds'. ‡ marks an "
+        f"interval over {SEEDS_ONLY} (Student's t), for runs that kept no predictions: it leaves "
+        "out the test set's noise and is too narrow.")
