@@ -21,11 +21,12 @@ $(STAMP): pyproject.toml
 run: setup                       # prints a line per job and epoch, then the report's table
 	$(PY) -m ftbench.train -m experiment=compare seed=0,1 hydra.sweep.dir=multirun/make-run
 
+# Tests run on every core (pytest-xdist), each worker at its share of threads (tests/conftest.py).
 test: setup                      # and the 15 slowest tests, to keep the suite's time in view
-	$(PY) -m pytest -q --durations=15
+	$(PY) -m pytest -q -n auto --durations=15
 
 test-fast: setup                 # the quick loop: everything but the tests marked slow
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -n auto -m "not slow"
 
 lint: setup                      # style, and the direction of imports (pyproject.toml's contracts)
 	$(PY) -m ruff check src tests benchmarks

@@ -3,6 +3,7 @@ known 'pretrained' starting points (test_efficientnet's, and one per tiny model 
 
 from __future__ import annotations
 
+import os
 import sys
 
 import pytest
@@ -10,6 +11,22 @@ from omegaconf import OmegaConf
 
 from ftbench.train import fit, main
 from tests.helpers import FAST, SCHEDULE, Crash, CrashAtEpoch, make_cfg
+
+
+def pytest_configure(config) -> None:
+    """Under pytest-xdist (``make test`` runs ``-n auto``) the workers share the machine's cores:
+    each gets its share of threads, as ``FTBENCH_WORKERS`` gives the copies of a command, and the
+    commands tests start inherit it. Two processes at every core each slow down many times over.
+    Tests of the thread share itself set or clear these variables for themselves."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
+        import torch
+
+        from ftbench.run.threads import available_cores
+
+        threads = max(1, available_cores() // workers)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture
