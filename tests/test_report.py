@@ -108,6 +108,21 @@ def test_the_shifted_interval_resamples_the_same_images_under_every_corruption(t
     assert 0.02 < high - low < 0.1  # the seeds agree: the images' noise alone, not a zero width
 
 
+def test_the_difference_of_two_sets_of_runs_has_an_interval_over_seeds_and_examples(tmp_path, template):
+    from ftbench.report import intervals
+    from ftbench.report.collect import collect
+
+    write_runs(tmp_path, [fake_run(template, "full", s, acc, 1e9)
+                          for acc in (0.8, 0.9) for s in (1, 2, 3)], examples=300)
+    runs = collect(tmp_path)
+    default, tuned = runs[:3], runs[3:]
+    choice = {"confidence": 0.95, "resamples": 2000}
+    gain = intervals.difference(tmp_path, tuned, default, choice)
+    assert gain.estimate == pytest.approx(0.1) and 0.03 < gain.low < 0.1 < gain.high < 0.17
+    (tmp_path / default[0].dir / "predictions.npz").unlink()
+    assert intervals.difference(tmp_path, tuned, default, choice) is None  # no interval from part of the runs
+
+
 def with_shift(run: dict, noise: float, jpeg: float) -> dict:
     """A fake run's accuracy on two corruptions (their mean) and on an OOD folder (not in it)."""
     run["metrics"]["shift"] = {"gaussian_noise:3": noise, "jpeg:3": jpeg, "ood_root": 0.1,

@@ -68,6 +68,20 @@ def of_runs(root: Path, runs: Sequence[Run], choice: Mapping, path: str = TEST) 
     return over_seeds(values, choice["confidence"])
 
 
+def difference(root: Path, a: Sequence[Run], b: Sequence[Run], choice: Mapping) -> bootstrap.Interval | None:
+    """Test accuracy of runs ``a`` minus runs ``b`` (e.g. tuned minus default) with its interval:
+    seeds resampled on each side, the same test examples for both, as the verdict pairs
+    strategies. None unless every completed run kept its predictions."""
+    sides = {"a": [r for r in a if r.completed], "b": [r for r in b if r.completed]}
+    if not all(sides.values()) or any(len({r.get("seed") for r in rs}) != len(rs) for rs in sides.values()):
+        return None
+    found, missing = judgement.evidence(root, sides)
+    if found is None or missing or any(len(found.correct[k]) != len(rs) for k, rs in sides.items()):
+        return None
+    replicates = bootstrap.bootstrap(found, resamples=choice["resamples"], confidence=choice["confidence"])
+    return bootstrap.difference(replicates, "a", "b")
+
+
 def over_seeds(values: Sequence[float], confidence: float = 0.95) -> Bounds | None:
     """The Student-t interval of the mean of ``values`` (none from one value), within [0, 1]: an
     accuracy's interval from a few seeds can reach past either end."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ftbench.report import intervals
+from ftbench.report.bootstrap import Interval
 from ftbench.report.collect import Run
 from ftbench.report.edges import edge_hint
 from ftbench.report.escape import md
@@ -53,6 +54,7 @@ class Tuning:
     tuned_runs: list[Run] = field(default_factory=list)
     # phase (default | tuned) -> mean test accuracy and its interval (``with_intervals``)
     bounds: dict[str, intervals.Bounds] = field(default_factory=dict)
+    gain: Interval | None = None  # tuned - default, over seeds and test examples (``with_intervals``)
 
     def interval(self, which: str) -> intervals.Bounds | None:
         """The ``default`` or ``tuned`` runs' mean test accuracy with its interval: over seeds and
@@ -141,6 +143,8 @@ def with_intervals(root: Path, items: list[Tuning], choice: Mapping) -> list[Tun
             found = intervals.of_runs(root, getattr(t, f"{which}_runs"), choice)
             if found is not None:
                 t.bounds[which] = found
+        if not t.tuned_is_default:
+            t.gain = intervals.difference(root, t.tuned_runs, t.default_runs, choice)
     return items
 
 
@@ -173,7 +177,7 @@ def _params(params: dict) -> str:
 
 
 def default_against_tuned(items: list[Tuning]) -> str:
-    lines = ["| strategy | default: test acc | tuned: test acc | tuned − default (paired p, Holm) "
+    lines = ["| strategy | default: test acc | tuned: test acc | tuned − default [interval] (paired p, Holm) "
              "| best hyperparameters (val acc) | trials (pruned, failed) | search FLOPs | search time "
              "| FLOPs of one final run | total FLOPs |", "|---|---|---|---|---|---|---|---|---|---|"]
     pairs = [paired_test("tuned", "default", t.tuned, t.default) for t in items]
@@ -181,8 +185,9 @@ def default_against_tuned(items: list[Tuning]) -> str:
     for pair, adjusted in zip(pairs, holm([p.p for p in pairs]), strict=True):
         pair.p_holm = adjusted
     for t, pair in zip(items, pairs, strict=True):
+        gain = "" if t.gain is None else f" [{t.gain.low:+.4f}, {t.gain.high:+.4f}]"
         diff = "n/a" if pair.mean_difference is None else (
-            f"{pair.mean_difference:+.4f} (p={num(pair.p, '.3g')}, Holm {num(pair.p_holm, '.3g')})")
+            f"{pair.mean_difference:+.4f}{gain} (p={num(pair.p, '.3g')}, Holm {num(pair.p_holm, '.3g')})")
         best = t.best
         hyper = "n/a" if best is None else (
             f"{_params(t.params(best))} ({best.number('metrics.val_acc'):.4f})"
@@ -250,4 +255,6 @@ def protocol(runs: list[Run], items: list[Tuning]) -> str:
             f"{told('search_seed')}. The best configuration and the default one were then "
             f"retrained on seeds {', '.join(md(s) for s in seeds) or 'n/a'} and tested once on the "
             f"**test split**; search trials never saw it. Total FLOPs = the whole search + one final "
-            f"run. ⚠: an interval from fewer than 3 seeds.")
+            f"run." + (" ⚠: an interval from fewer than 3 seeds." if any(
+                (b := t.interval(w)) is not None and b.n < 3 for t in items for w in (DEFAULT, TUNED))
+            else ""))
