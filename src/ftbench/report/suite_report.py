@@ -68,9 +68,10 @@ def recommendation(cross: CrossTask) -> str:
     cost = "" if summary.relative_cost is None else (
         f", at {summary.relative_cost:.3g}× the training FLOPs of `{cross.reference}` (geometric mean "
         f"over tasks{', search included' if cross.results.record.protocol == 'tuned' else ''})")
-    return (f"**Recommendation across tasks:** `{best}` is the cheapest strategy that is practically "
-            f"equivalent to the task's best (within {cross.margin:g} test accuracy) on the largest share "
-            f"of tasks: {summary.matches} of {n} ({summary.matches / n:.0%}){cost}.")
+    return (f"**Recommendation across tasks:** `{best}` is the cheapest strategy that is the task's best "
+            f"or practically equivalent to it (by each task's verdict at a margin of {cross.margin:g} "
+            f"test accuracy) on the largest share of tasks: {summary.matches} of {n} "
+            f"({summary.matches / n:.0%}){cost}.")
 
 
 def dependence_note(results: SuiteResults) -> str:
