@@ -150,7 +150,7 @@ def test_the_report_cli_finds_a_suite_and_takes_its_margin(hand_suite, capsys):
     # a wider margin: full's 0.799 on t2 is within 0.02 of 0.81, and full matches on 4 of 5
     assert report_main([str(hand_suite), "--margin", "0.02"]) == 0
     assert "`full` is the cheapest strategy" in capsys.readouterr().out
-    assert "within 0.02 test accuracy" in (hand_suite / "report.md").read_text()
+    assert "at a margin of 0.02 test accuracy" in (hand_suite / "report.md").read_text()
 
 
 def test_with_too_few_tasks_there_is_no_test_and_the_report_says_why(tmp_path, template):
