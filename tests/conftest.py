@@ -130,3 +130,15 @@ def template(tmp_path_factory) -> dict:
     run_dir = tmp_path_factory.mktemp("template")
     cfg = make_cfg(*FAST, "strategy=gradual", "trainer.max_epochs=3", run_dir=run_dir)
     return fit(cfg, run_dir)
+
+
+@pytest.fixture
+def no_credentials(monkeypatch, tmp_path):
+    """No API key, no netrc, W&B's own files inside the test folder."""
+    for var in ("WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_MODE", "WANDB_SWEEP_ID",
+                "WANDB_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("NETRC", str(tmp_path / "home" / ".netrc"))
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "home" / ".config" / "wandb"))
+    monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "home" / ".cache" / "wandb"))

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
+import signal
+import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -132,3 +136,114 @@ def write_runs(root: Path, runs: list[dict], examples: int = 200) -> None:
             write_predictions(folder / "predictions.npz", sets)
             run = {**run, "predictions": "predictions.npz"}
         write_json(folder / "result.json", run)
+
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def fit_schedule(run_dir, *overrides, **kwargs):
+    from ftbench.train import fit
+
+    return fit(make_cfg(*SCHEDULE, *overrides, run_dir=run_dir), run_dir, **kwargs)
+
+
+def wandb_records(path: Path):
+    """The records of a ``.wandb`` transaction log (a LevelDB-style log of protobufs)."""
+    data, block = path.read_bytes(), 32768
+    assert data[:4] == b":W&B"
+    pos, pending = 7, b""
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:  # a block's tail too short for a header is padding
+            pos += block - pos % block
+            continue
+        length, kind = struct.unpack("<HB", data[pos + 4:pos + 7])
+        if pos + 7 + length > len(data):  # a chunk still being written
+            return
+        pending += data[pos + 7:pos + 7 + length]
+        pos += 7 + length
+        if kind in (1, 4):  # FULL or LAST chunk: a whole record
+            from wandb.proto import wandb_internal_pb2
+
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            pending = b""
+            yield record
+
+
+def complete_records(path: Path, wait_seconds: float = 60.0) -> list:
+    """The log's records once its ``exit`` record is in: W&B's service may finish writing the
+    file a moment after ``run.finish()`` has returned."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        records = list(wandb_records(path))
+        if any(r.WhichOneof("record_type") == "exit" for r in records) or time.monotonic() > deadline:
+            return records
+        time.sleep(0.2)
+
+
+def logged_run(run_dir: Path) -> dict:
+    """History keys, summary and config of the single offline W&B run under ``run_dir``."""
+    (log_file,) = run_dir.glob("wandb/offline-run-*/run-*.wandb")
+    history, summary, config, group = set(), {}, {}, None
+    for record in complete_records(log_file):
+        kind = record.WhichOneof("record_type")
+        if kind == "history":
+            history |= {item.key or "/".join(item.nested_key) for item in record.history.item}
+        elif kind == "summary":
+            summary |= {item.key or "/".join(item.nested_key): json.loads(item.value_json)
+                        for item in record.summary.update}
+        if kind == "run":
+            group = record.run.run_group
+        if kind in ("config", "run"):
+            items = record.config.update if kind == "config" else record.run.config.update
+            config |= {item.key: json.loads(item.value_json) for item in items}
+    return {"history": history, "summary": summary, "config": config, "group": group}
+
+
+def table_rows(run_dir: Path, key: str) -> list[dict]:
+    """The rows of a ``wandb.Table`` logged under ``key``, from the run's media files."""
+    (path,) = run_dir.glob(f"wandb/offline-run-*/files/media/table/{key}_*.table.json")
+    table = json.loads(path.read_text())
+    return [dict(zip(table["columns"], row)) for row in table["data"]]
+
+
+class SigtermAtEpochEnd(Callback):
+    def on_train_epoch_end(self, trainer, pl_module):
+        if trainer.current_epoch == 0:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+TUNE_TINY = [o for o in FAST if not o.startswith("trainer.enable_progress_bar")]
+
+
+def tuned_command(sweep: Path, *overrides: str, base: list[str] = TUNE_TINY) -> list[str]:
+    return [sys.executable, "-m", "ftbench.train", "-m", "experiment=tuned", f"hydra.sweep.dir={sweep}",
+            *base, "tune.heartbeat_seconds=1", *overrides]
+
+
+def study(sweep: Path, name: str):
+    import optuna
+
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{sweep}/optuna.db")
+
+
+def comparison(tmp_path, trials: int):
+    """The protocol over an SQLite storage, without Hydra: no job may be launched."""
+    import optuna
+    from omegaconf import OmegaConf
+
+    from ftbench.tune.protocol import TunedComparison
+    from ftbench.tune.storage import open_storage
+
+    class NoLauncher:
+        def launch(self, jobs, initial_job_idx):
+            raise AssertionError(f"nothing should run, yet {len(jobs)} jobs were launched")
+
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}, "tune": {
+        "strategies": ["linear_probe"], "trials": trials, "seeds": 1, "startup_trials": 1, "sampler_seed": 0,
+        "search_seed": 0, "pruner": None, "batch": 1, "storage": None, "heartbeat_seconds": 1}})
+    tc = TunedComparison(config, NoLauncher(), compose=None, arguments=[])
+    tc.storage = open_storage(f"sqlite:///{tmp_path}/optuna.db", 1)
+    tc.spaces = {"linear_probe": {"lr": optuna.distributions.FloatDistribution(1e-3, 1.0, log=True)}}
+    tc.defaults = {"linear_probe": {"lr": 0.1}}
+    return tc

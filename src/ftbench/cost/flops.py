@@ -5,7 +5,7 @@ forward and backward as they actually run (a frozen weight gets no weight gradie
 prefix no backward at all). Normalisation, activations, pooling and optimizer updates are not
 counted: the fvcore/DeepSpeed convention, and a small share of a step's arithmetic.
 
-Corrections to ``torch.utils.flop_counter`` (checked against hand counts in tests/test_flops.py):
+Corrections to ``torch.utils.flop_counter`` (checked against hand counts in tests/cost/test_flops.py):
 
 - ``convolution_backward``: torch counts a grouped convolution's weight gradient as if the
   convolution were dense, ``groups`` times too much (a depthwise 3x3 over C channels: C times).

@@ -100,7 +100,7 @@ def test_a_resume_of_a_folder_with_a_malformed_file_is_one_line(interrupted, cli
 
 def test_a_resume_with_a_malformed_metrics_log_is_refused(interrupted):
     from ftbench.run.failures import UserError
-    from tests.test_resume import _fit
+    from tests.helpers import fit_schedule as _fit
 
     (interrupted / "logs" / "metrics.csv").write_text("epoch,step,val_acc\n0,three,0.5\n")
     with pytest.raises(UserError, match="is not a readable metrics log"):

@@ -19,9 +19,7 @@ from ftbench.report.cli import main as report_main
 from ftbench.report.intervals import BOOTSTRAP, SEEDS_ONLY
 from ftbench.report.rows import show
 from ftbench.run.atomic import write_json
-from tests.helpers import FAST, fake_run, make_cfg, write_runs
-
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+from tests.helpers import FAST, PNG_MAGIC, fake_run, make_cfg, write_runs
 
 
 def read_csv(path: Path) -> list[dict]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,18 +17,8 @@ from optuna.trial import TrialState
 from ftbench.train import fit
 from ftbench.tune.studies import counted
 from ftbench.tune.trial import SearchTrial
-from tests.helpers import FAST, make_cfg
-
-TINY = [o for o in FAST if not o.startswith("trainer.enable_progress_bar")]
-
-
-def tuned_command(sweep: Path, *overrides: str, base: list[str] = TINY) -> list[str]:
-    return [sys.executable, "-m", "ftbench.train", "-m", "experiment=tuned", f"hydra.sweep.dir={sweep}",
-            *base, "tune.heartbeat_seconds=1", *overrides]
-
-
-def study(sweep: Path, name: str) -> optuna.Study:
-    return optuna.load_study(study_name=name, storage=f"sqlite:///{sweep}/optuna.db")
+from tests.helpers import FAST, make_cfg, study, tuned_command
+from tests.helpers import TUNE_TINY as TINY
 
 
 def results(folder: Path) -> list[dict]:

@@ -12,8 +12,7 @@ from optuna.trial import TrialState
 
 from ftbench.run.failures import UserError
 from ftbench.tune.budget import final_seeds
-from ftbench.tune.protocol import TunedComparison
-from ftbench.tune.storage import open_storage
+from tests.helpers import comparison
 
 TINY = ["model.name=test_resnet", "model.weights=none", "dataset.image_size=32", "trainer.max_epochs=1",
         "tune.strategies=[linear_probe]"]
@@ -45,23 +44,6 @@ def test_final_seeds_leave_out_the_search_seed():
         final_seeds([4, 7], 7)
     with pytest.raises(UserError, match="repeats a seed"):
         final_seeds([4, 4], 0)
-
-
-def comparison(tmp_path, trials: int) -> TunedComparison:
-    """The protocol over an SQLite storage, without Hydra: no job may be launched."""
-
-    class NoLauncher:
-        def launch(self, jobs, initial_job_idx):
-            raise AssertionError(f"nothing should run, yet {len(jobs)} jobs were launched")
-
-    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}, "tune": {
-        "strategies": ["linear_probe"], "trials": trials, "seeds": 1, "startup_trials": 1, "sampler_seed": 0,
-        "search_seed": 0, "pruner": None, "batch": 1, "storage": None, "heartbeat_seconds": 1}})
-    tc = TunedComparison(config, NoLauncher(), compose=None, arguments=[])
-    tc.storage = open_storage(f"sqlite:///{tmp_path}/optuna.db", 1)
-    tc.spaces = {"linear_probe": {"lr": optuna.distributions.FloatDistribution(1e-3, 1.0, log=True)}}
-    tc.defaults = {"linear_probe": {"lr": 0.1}}
-    return tc
 
 
 def finishes(target, timeout: float = 120.0) -> bool:

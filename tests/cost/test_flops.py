@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ftbench.cost.flops import flop_counter
-from tests.hand_flops import step_flops
+from tests.cost.hand_flops import step_flops
 
 
 def counted(fn) -> int:

@@ -32,7 +32,7 @@ def test_pairs_use_only_the_seeds_both_ran_and_say_so_below_two():
 def test_a_pair_with_no_spread_gets_no_p_value():
     # 1.0 three times against 269/270 three times: a one-image gap on a 270-image test set.
     # Zero spread is no evidence of certainty; the bootstrap over test examples judges it
-    # (tests/test_verdict.py), the t-test reports nothing rather than p = 0
+    # (tests/report/test_verdict.py), the t-test reports nothing rather than p = 0
     pair = paired_test("a", "b", {0: 1.0, 1: 1.0, 2: 1.0}, {0: 269 / 270, 1: 269 / 270, 2: 269 / 270})
     assert pair.p is None and pair.t is None and not pair.significant
     assert pair.mean_difference == pytest.approx(1 / 270)

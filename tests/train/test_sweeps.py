@@ -15,7 +15,7 @@ from ftbench.config import CONFIG_DIR, group_names
 from ftbench.finetune.strategies import build_plan
 from tests.helpers import make_cfg
 
-SWEEPS = sorted((Path(__file__).parents[1] / "sweeps").glob("*.yaml"))
+SWEEPS = sorted((Path(__file__).parents[2] / "sweeps").glob("*.yaml"))
 
 
 def candidate_values(spec: dict) -> list:

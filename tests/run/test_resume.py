@@ -19,24 +19,14 @@ from ftbench.cost.meter import Meter
 from ftbench.models.weights import read_state_dict
 from ftbench.run.checkpoints import LEFT_OUT, left_out_keys
 from ftbench.run.failures import UserError
-from ftbench.train import fit
-from tests.helpers import SCHEDULE, Crash, CrashAtEpoch, make_cfg
-
-
-class SigtermAtEpochEnd(Callback):
-    def on_train_epoch_end(self, trainer, pl_module):
-        if trainer.current_epoch == 0:
-            os.kill(os.getpid(), signal.SIGTERM)
+from tests.helpers import Crash, CrashAtEpoch, SigtermAtEpochEnd
+from tests.helpers import fit_schedule as _fit
 
 
 class SigtermMidEpoch(Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if trainer.current_epoch == 1 and batch_idx == 0:
             os.kill(os.getpid(), signal.SIGTERM)
-
-
-def _fit(run_dir, *overrides, **kwargs):
-    return fit(make_cfg(*SCHEDULE, *overrides, run_dir=run_dir), run_dir, **kwargs)
 
 
 def _assert_same_run(a, a_dir, b, b_dir):
@@ -214,7 +204,7 @@ def test_a_run_folder_saved_by_the_previous_release_resumes_to_the_end(tmp_path,
     from pathlib import Path
 
     run_dir = tmp_path / "run"
-    shutil.copytree(Path(__file__).parent / "data" / "run_before_layout", run_dir)
+    shutil.copytree(Path(__file__).parents[1] / "data" / "run_before_layout", run_dir)
     code, stderr = cli(f"resume={run_dir}")
     assert code == 0, stderr
     result = json.loads((run_dir / "result.json").read_text())

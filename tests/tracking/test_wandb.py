@@ -4,84 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
-from wandb.proto import wandb_internal_pb2
 
 from ftbench.tracking.flat import flatten, leaves
 from ftbench.tracking.loggers import default_group, has_wandb_credentials, resolve_mode
 from ftbench.train import fit
-from tests.helpers import FAST, make_cfg
+from tests.helpers import FAST, logged_run, make_cfg, table_rows
 
 SECRET = "ftbench-test-secret-0123456789abcdef0123456789abcdef"
-
-
-@pytest.fixture
-def no_credentials(monkeypatch, tmp_path):
-    """No API key, no netrc, W&B's own files inside the test folder."""
-    for var in ("WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_MODE", "WANDB_SWEEP_ID",
-                "WANDB_BASE_URL"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("NETRC", str(tmp_path / "home" / ".netrc"))
-    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "home" / ".config" / "wandb"))
-    monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "home" / ".cache" / "wandb"))
-
-
-def wandb_records(path: Path):
-    """The records of a ``.wandb`` transaction log (a LevelDB-style log of protobufs)."""
-    data, block = path.read_bytes(), 32768
-    assert data[:4] == b":W&B"
-    pos, pending = 7, b""
-    while pos + 7 <= len(data):
-        if block - pos % block < 7:  # a block's tail too short for a header is padding
-            pos += block - pos % block
-            continue
-        length, kind = struct.unpack("<HB", data[pos + 4:pos + 7])
-        if pos + 7 + length > len(data):  # a chunk still being written
-            return
-        pending += data[pos + 7:pos + 7 + length]
-        pos += 7 + length
-        if kind in (1, 4):  # FULL or LAST chunk: a whole record
-            record = wandb_internal_pb2.Record()
-            record.ParseFromString(pending)
-            pending = b""
-            yield record
-
-
-def complete_records(path: Path, wait_seconds: float = 60.0) -> list:
-    """The log's records once its ``exit`` record is in: W&B's service may finish writing the
-    file a moment after ``run.finish()`` has returned."""
-    deadline = time.monotonic() + wait_seconds
-    while True:
-        records = list(wandb_records(path))
-        if any(r.WhichOneof("record_type") == "exit" for r in records) or time.monotonic() > deadline:
-            return records
-        time.sleep(0.2)
-
-
-def logged_run(run_dir: Path) -> dict:
-    """History keys, summary and config of the single offline W&B run under ``run_dir``."""
-    (log_file,) = run_dir.glob("wandb/offline-run-*/run-*.wandb")
-    history, summary, config, group = set(), {}, {}, None
-    for record in complete_records(log_file):
-        kind = record.WhichOneof("record_type")
-        if kind == "history":
-            history |= {item.key or "/".join(item.nested_key) for item in record.history.item}
-        elif kind == "summary":
-            summary |= {item.key or "/".join(item.nested_key): json.loads(item.value_json)
-                        for item in record.summary.update}
-        if kind == "run":
-            group = record.run.run_group
-        if kind in ("config", "run"):
-            items = record.config.update if kind == "config" else record.run.config.update
-            config |= {item.key: json.loads(item.value_json) for item in items}
-    return {"history": history, "summary": summary, "config": config, "group": group}
 
 
 def test_auto_mode_is_offline_without_credentials_and_online_with_them(no_credentials, monkeypatch,
@@ -166,13 +99,6 @@ def test_online_mode_without_a_key_says_no_key_is_configured_and_logs_offline(no
     assert "unreachable" not in err
     assert err.count("wandb sync") == 1  # the hint once, W&B's own closing lines quiet
     assert "val_acc" in logged_run(tmp_path)["history"]
-
-
-def table_rows(run_dir: Path, key: str) -> list[dict]:
-    """The rows of a ``wandb.Table`` logged under ``key``, from the run's media files."""
-    (path,) = run_dir.glob(f"wandb/offline-run-*/files/media/table/{key}_*.table.json")
-    table = json.loads(path.read_text())
-    return [dict(zip(table["columns"], row)) for row in table["data"]]
 
 
 @pytest.mark.slow

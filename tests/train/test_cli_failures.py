@@ -176,7 +176,7 @@ def test_a_run_stopped_by_sigterm_exits_143_naming_the_command_that_continues_it
 def test_a_multirun_stopped_by_sigterm_reports_its_jobs_and_names_a_command_that_pastes(
         tmp_path, cli, monkeypatch):
     import ftbench.train as train_module
-    from tests.test_resume import SigtermAtEpochEnd
+    from tests.helpers import SigtermAtEpochEnd
 
     def fit_stopped_in_the_second_job(cfg, run_dir, ckpt_path=None, callbacks=(), **kwargs):
         stop = [SigtermAtEpochEnd()] if cfg.seed == 1 else []

@@ -14,7 +14,7 @@ import pytest
 
 from tests.helpers import FAST
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(*cmd, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -15,7 +15,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from tests.test_tune import study, tuned_command
+from tests.helpers import study, tuned_command
 
 SMALL = ["model.name=test_resnet", "model.weights=none", "dataset.image_size=32",
          "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1", "+trainer.limit_test_batches=1",

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.hand_flops import step_flops
+from tests.cost.hand_flops import step_flops
 
 
 def test_linear_probe_cost_is_its_counted_step_times_the_images(run_fit):

@@ -24,9 +24,7 @@ from ftbench.report.suite_report import write_suite_report
 from ftbench.run.atomic import write_json
 from ftbench.run.result import job_record
 from ftbench.train import fit
-from tests.helpers import FAST, image_folder, make_cfg
-from tests.test_report import PNG_MAGIC, fake_run
-from tests.test_wandb import logged_run, no_credentials, table_rows  # noqa: F401 (a fixture)
+from tests.helpers import FAST, PNG_MAGIC, fake_run, image_folder, logged_run, make_cfg, table_rows
 
 STRATEGIES = ["linear_probe", "bitfit", "lp_ft", "full"]
 # task -> strategy -> mean test accuracy; each is the mean of three seeds at -0.01, 0, +0.01

@@ -17,8 +17,8 @@ from ftbench.report.collect import collect
 from ftbench.report.tuned import default_against_tuned, tunings
 from ftbench.tune import studies
 from ftbench.tune.storage import open_storage
-from tests.test_tune import TINY, study, tuned_command
-from tests.test_tune_budget import comparison
+from tests.helpers import TUNE_TINY as TINY
+from tests.helpers import comparison, study, tuned_command
 
 LR = optuna.distributions.FloatDistribution(1e-3, 1.0, log=True)
 

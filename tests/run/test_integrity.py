@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 from ftbench.run.checkpoints import CONFIG_DIGEST, CONTENT_DIGEST, content_digest
 from ftbench.run.failures import UserError
 from tests.helpers import FAST, contents, make_cfg
-from tests.test_resume import _fit
+from tests.helpers import fit_schedule as _fit
 
 
 def flip_low_bit(checkpoint: Path) -> None:

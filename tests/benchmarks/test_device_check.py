@@ -14,7 +14,7 @@ from benchmarks import device_check
 from benchmarks.device_check import PARTS, SUMMARY_JSON, SUMMARY_MD, main, wheel_problems
 from ftbench.finetune.strategies import STRATEGIES
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def summary(out: Path) -> dict:

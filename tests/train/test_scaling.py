@@ -11,9 +11,7 @@ from pathlib import Path
 import pytest
 
 from ftbench.models.weights import read_state_dict
-from tests.helpers import FAST, make_cfg
-
-from .test_wandb import logged_run
+from tests.helpers import FAST, logged_run, make_cfg
 
 # FAST with one epoch of two batches: each job below is dominated by process start-up.
 SHORT = [o for o in FAST if not o.startswith(("trainer.max_epochs", "+trainer.limit_train"))]
