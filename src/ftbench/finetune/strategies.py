@@ -20,7 +20,6 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from ftbench.models.adapters import ADAPTER_PREFIX
 from ftbench.run.checks import choice_error, integer, number
 from ftbench.run.failures import UserError
 
@@ -189,7 +188,10 @@ def _lora(cfg, names: tuple[str, ...], max_epochs: int) -> dict:
 
 
 def adapter_or_head(group: str, param: str) -> bool:
-    """LoRA: the adapters' parameters (which sit in the group of the layer they adapt), the head."""
+    """LoRA: the adapters' parameters (which sit in the group of the layer they adapt), the head.
+    (Imported here: the plans' names are read without torch, by ``ftbench.results`` and the report.)"""
+    from ftbench.models.adapters import ADAPTER_PREFIX
+
     return group == HEAD or ADAPTER_PREFIX in param
 
 

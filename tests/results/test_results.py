@@ -1,0 +1,183 @@
+"""ftbench.results: a sweep's runs, the report's verdict and a tuned sweep's trials as DataFrames."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import re
+import subprocess
+import sys
+
+import optuna
+import pytest
+import yaml
+
+from ftbench import results
+from ftbench.report.render import write_report
+from ftbench.run.atomic import write_json
+from tests.helpers import fake_run, write_runs
+
+ACCURACIES = {"linear_probe": [0.70, 0.72, 0.71], "full": [0.90, 0.91, 0.89], "lp_ft": [0.905, 0.90, 0.91]}
+FLOPS = {"linear_probe": 1e9, "full": 5e9, "lp_ft": 4e9}
+
+
+def sweep_runs(template: dict) -> list[dict]:
+    return [fake_run(template, strategy, seed, acc, FLOPS[strategy])
+            for strategy, accs in ACCURACIES.items() for seed, acc in enumerate(accs)]
+
+
+@pytest.fixture
+def sweep(tmp_path, template):
+    root = tmp_path / "sweep"
+    write_runs(root, sweep_runs(template))
+    return root
+
+
+def test_runs_has_one_row_per_run_with_its_identity_knobs_accuracy_and_costs(sweep, template):
+    frame = results.runs(sweep)
+
+    assert len(frame) == sum(len(a) for a in ACCURACIES.values())
+    for column in ("task", "dir", "strategy", "seed", "status", "strategy.lr", "strategy.lr_decay",
+                   "val_acc", "test_acc", "shift_acc", "train_flops", "train_seconds", "train_memory_mb",
+                   "peak_memory_mb", "trainable_params", "total_params", "images_per_second"):
+        assert column in frame.columns, column
+    assert set(frame.task) == {"sweep"} and set(frame.status) == {"completed"}
+    by_run = frame.set_index(["strategy", "seed"])
+    for strategy, accs in ACCURACIES.items():
+        for seed, acc in enumerate(accs):
+            assert by_run.loc[(strategy, seed), "test_acc"] == acc
+            assert by_run.loc[(strategy, seed), "train_flops"] == FLOPS[strategy]
+    assert frame.groupby("strategy").test_acc.mean()["full"] == pytest.approx(0.90)
+    assert set(frame["strategy.lr"]) == {template["config"]["strategy"]["lr"]}
+
+
+def test_a_suite_gives_each_run_its_task(tmp_path, template):
+    root = tmp_path / "suite"
+    root.mkdir()
+    (root / "suite.yaml").write_text(yaml.safe_dump({
+        "name": "hand", "protocol": "compare",
+        "tasks": [{"name": t, "dataset": "digits"} for t in ("a", "b")]}))
+    write_runs(root / "a", sweep_runs(template))
+    write_runs(root / "b", sweep_runs(template)[:3])
+
+    frame = results.runs(root)
+    assert frame.groupby("task").size().to_dict() == {"a": 9, "b": 3}
+    judged = results.verdict(root)
+    assert set(judged.task) == {"a", "b"}
+    assert judged.groupby("task").size().to_dict() == {"a": 3, "b": 1}
+
+
+def verdict_table(report_md: str) -> dict[str, tuple]:
+    """The rows of report.md's verdict table: strategy -> (seeds, acc, low, high, to best, word)."""
+    section = report_md.split("## Verdict", 1)[1]
+    found = {}
+    for line in section.splitlines():
+        m = re.match(r"\| (\S+) \| (\d+) \| ([0-9.]+) \[([0-9.]+), ([0-9.]+)\] \| ([+-][0-9.]+) "
+                     r".*\*\*(\w+)\*\*", line)
+        if m:
+            found[m[1]] = (int(m[2]), float(m[3]), float(m[4]), float(m[5]), float(m[6]), m[7])
+    return found
+
+
+@pytest.mark.parametrize("margin", [None, 0.2])
+def test_verdict_is_the_reports_verdict_table(sweep, margin):
+    write_report(sweep, choice={"margin": margin})
+    expected = verdict_table((sweep / "report.md").read_text())
+    csv_means = {row["strategy"]: float(row["test_acc_mean"])
+                 for row in csv.DictReader((sweep / "report.csv").open())}
+
+    frame = results.verdict(sweep, margin=margin)
+
+    assert list(frame.strategy) == list(expected)  # best first, as the report orders them
+    for row in frame.itertuples():
+        seeds, acc, low, high, to_best, word = expected[row.strategy]
+        assert (row.seeds, row.verdict) == (seeds, word)
+        for got, shown in ((row.test_acc, acc), (row.test_acc_low, low), (row.test_acc_high, high),
+                           (row.to_best, to_best)):
+            assert f"{got:.4f}" == f"{shown:.4f}"
+        assert row.test_acc == pytest.approx(csv_means[row.strategy])
+    pick = re.search(r"\*\*Recommendation: (\S+)\*\*", (sweep / "report.md").read_text())
+    assert list(frame[frame.recommended].strategy) == ([pick[1]] if pick else [])
+    if margin is not None:
+        assert set(frame.margin) == {margin}
+
+
+def test_hostile_entries_are_listed_unreadable_and_never_read(sweep):
+    (sweep / "devzero").mkdir()
+    (sweep / "devzero" / "result.json").symlink_to("/dev/zero")
+    (sweep / "garbage").mkdir()
+    (sweep / "garbage" / "result.json").write_text("{not json")
+    (sweep / "interpolation").mkdir()
+    write_json(sweep / "interpolation" / "result.json",
+               {"status": "completed", "strategy": "${oc.env:HOME}", "metrics": {"test_acc": "${oc.env:X}"}})
+    before = results.verdict(sweep.parent / "sweep")
+
+    frame = results.runs(sweep)
+
+    odd = frame[frame.dir.isin(["devzero", "garbage"])]
+    assert set(odd.status) == {"unreadable"} and odd.test_acc.isna().all()
+    assert all(str(e).startswith("unreadable result.json") for e in odd.error)
+    assert frame.loc[frame.dir == "interpolation", "strategy"].item() == "${oc.env:HOME}"
+    assert math.isnan(frame.loc[frame.dir == "interpolation", "test_acc"].item())
+    assert len(frame[frame.status == "completed"]) == 9  # the sweep's own runs, untouched
+    after = results.verdict(sweep)
+    assert after.drop(columns="failed").equals(before.drop(columns="failed"))
+
+
+def test_a_missing_folder_is_one_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        results.runs(tmp_path / "nowhere")
+
+
+def tiny_storage(path) -> None:
+    url = f"sqlite:///{path}"
+    for strategy, scale in (("full", 1.0), ("linear_probe", 0.5)):
+        study = optuna.create_study(study_name=f"search-{strategy}", storage=url, direction="maximize")
+
+        def objective(trial, scale=scale):
+            lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
+            trial.set_user_attr("train_flops", 1e9 * scale)
+            trial.set_user_attr("wall_seconds", 2.0 * scale)
+            return scale * (1 - abs(math.log10(lr) + 2) / 3)
+
+        study.optimize(objective, n_trials=3)
+
+
+def test_trials_reads_every_study_of_the_storage_and_changes_nothing(tmp_path):
+    sweep = tmp_path / "tuned"
+    sweep.mkdir()
+    tiny_storage(sweep / "optuna.db")
+    before = (sweep / "optuna.db").read_bytes()
+
+    frame = results.trials(sweep)
+
+    assert frame.groupby("study").size().to_dict() == {"search-full": 3, "search-linear_probe": 3}
+    for column in ("task", "number", "value", "state", "params_lr", "user_attrs_train_flops",
+                   "user_attrs_wall_seconds"):
+        assert column in frame.columns, column
+    assert set(frame[frame.study == "search-linear_probe"].user_attrs_train_flops) == {5e8}
+    assert (sweep / "optuna.db").read_bytes() == before
+
+
+def test_trials_skips_a_linked_or_foreign_storage(tmp_path):
+    real = tmp_path / "elsewhere.db"
+    tiny_storage(real)
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "optuna.db").symlink_to(real)
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "optuna.db").write_text("not a database")
+
+    assert results.trials(linked).empty and results.trials(foreign).empty
+    assert (foreign / "optuna.db").read_text() == "not a database"
+    assert results.trials(tmp_path / "foreign").columns.tolist() == ["task", "study"]
+
+
+def test_reading_results_imports_no_torch(sweep):
+    code = ("import sys, ftbench.results as r; r.runs(sys.argv[1]); r.verdict(sys.argv[1]); "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    done = subprocess.run([sys.executable, "-c", code, str(sweep)], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == 0, done.stderr
