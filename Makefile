@@ -1,13 +1,14 @@
 # make run   — set up, then compare every strategy on the embedded default (offline)
 # make test  — set up, then run the test suite (make test-fast: without the slow tests)
 # make lint  — ruff, and import-linter's contracts on the direction of imports
+# make docs  — the documentation site into site/ (mkdocs build --strict: a broken link or anchor fails)
 # make device-wheels — the wheels benchmarks/device_check.py installs on a bare GPU machine
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test test-fast lint bench device-wheels clean
+.PHONY: setup run test test-fast lint docs bench device-wheels clean
 
 setup: $(STAMP)
 
@@ -32,6 +33,9 @@ lint: setup                      # style, and the direction of imports (pyprojec
 	$(PY) -m ruff check src tests benchmarks
 	$(VENV)/bin/lint-imports
 
+docs: setup                      # the site from docs/ and the docstrings (mkdocs.yml)
+	$(VENV)/bin/mkdocs build --strict
+
 bench: setup
 	$(PY) -m benchmarks.overhead
 	$(PY) -m benchmarks.feature_cache
@@ -54,4 +58,4 @@ device-wheels:
 	$(PYTHON) benchmarks/device_check.py --check-wheels $(WHEELS)
 
 clean:
-	rm -rf outputs multirun .pytest_cache
+	rm -rf outputs multirun .pytest_cache site
