@@ -103,6 +103,42 @@ def test_verdict_is_the_reports_verdict_table(sweep, margin):
         assert set(frame.margin) == {margin}
 
 
+def tuned_records(template: dict) -> list[dict]:
+    """A tuned comparison's records: two search trials and the final runs of each strategy, and
+    a final run of ``full`` that diverged."""
+    runs = []
+    for strategy, accs in (("full", [0.80, 0.82, 0.81]), ("linear_probe", [0.70, 0.71, 0.72])):
+        for trial in range(2):
+            run = fake_run(template, strategy, 0, None, 1e9)
+            run["config"]["tune"] = {"phase": "search", "job": f"trial{trial}"}
+            run["config"]["run"] = {"test": False}
+            run["metrics"]["val_acc"] = 0.8 + trial / 100
+            runs.append(run)
+        for seed, acc in enumerate(accs, start=1):
+            for phase in ("default", "tuned"):
+                run = fake_run(template, strategy, seed, acc, 1e9)
+                run["config"]["tune"] = {"phase": phase, "job": f"seed{seed}"}
+                runs.append(run)
+    runs.append({"status": "diverged", "error": "diverged: the training loss is nan", "strategy": "full",
+                 "seed": 4, "config": {**template["config"], "tune": {"phase": "tuned", "job": "seed4"}}})
+    return runs
+
+
+def test_a_tuned_sweep_is_judged_on_its_tuned_runs_as_the_report_judges_it(tmp_path, template):
+    write_runs(tmp_path, tuned_records(template))
+    write_report(tmp_path)
+    expected = verdict_table((tmp_path / "report.md").read_text())
+
+    frame = results.verdict(tmp_path)
+    runs = results.runs(tmp_path)
+
+    assert {s: (r.seeds, r.verdict) for s, r in frame.set_index("strategy").iterrows()} == \
+        {s: (v[0], v[-1]) for s, v in expected.items()}
+    assert frame.set_index("strategy").loc["full", ["unstable", "failed"]].tolist() == [True, 1]
+    assert runs.groupby("phase").size().to_dict() == {"default": 6, "search": 4, "tuned": 7}
+    assert runs.loc[runs.status == "diverged", "strategy"].tolist() == ["full"]
+
+
 def test_hostile_entries_are_listed_unreadable_and_never_read(sweep):
     (sweep / "devzero").mkdir()
     (sweep / "devzero" / "result.json").symlink_to("/dev/zero")
