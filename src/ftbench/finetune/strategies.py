@@ -1,6 +1,6 @@
 """Fine-tuning strategies as plans: what trains, and how fast, at every point of training.
 
-Every strategy is the same mechanism with different settings (the table in the README). A
+Every strategy is the same mechanism with different settings (the table in docs/strategies.md). A
 plan says, as a pure function of training *progress* (epochs, fractions allowed), which
 layer groups train (any of them: the top ones, a chosen one, all); a static rule says which
 parameters of a training group move (all of them, only biases for BitFit, only the adapters
