@@ -6,6 +6,7 @@ import csv
 import math
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 
@@ -209,6 +210,16 @@ def test_trials_skips_a_linked_or_foreign_storage(tmp_path):
     assert results.trials(linked).empty and results.trials(foreign).empty
     assert (foreign / "optuna.db").read_text() == "not a database"
     assert results.trials(tmp_path / "foreign").columns.tolist() == ["task", "study"]
+
+
+def test_a_database_without_studies_is_named_in_one_error(tmp_path):
+    connection = sqlite3.connect(tmp_path / "optuna.db")
+    connection.execute("create table notes (text)")
+    connection.commit()
+    connection.close()
+
+    with pytest.raises(ValueError, match=r"optuna.db: not a readable Optuna storage \(.*no such table"):
+        results.trials(tmp_path)
 
 
 def test_reading_results_imports_no_torch(sweep):

@@ -57,20 +57,32 @@ def trials(folder: str | os.PathLike, storage: str | None = None) -> pd.DataFram
     ``params_<knob>``, ``user_attrs_<name>``, ``datetime_start``, ...).
 
     ``storage`` is the ``tune.storage`` URL the sweep used, if not its folder's ``optuna.db``;
-    a folder without a storage gives no rows.
+    a folder without a storage gives no rows. ``ValueError`` names a file that looks like a
+    database but holds no Optuna studies.
     """
-    import optuna
-
+    if storage is not None:
+        return _with_task(study_trials(storage), Path(folder).name)
     frames = []
     for task, root in sweeps(folder):
-        if storage is None:
-            path = root / STORAGE_FILE
-            if not _is_sqlite_file(path):
-                continue
-            url = optuna.storages.RDBStorage(read_only_url(path), skip_table_creation=True)
-        else:
-            url = storage
-        frame = study_trials(url)
-        frame.insert(0, "task", task)
-        frames.append(frame)
+        path = root / STORAGE_FILE
+        if _is_sqlite_file(path):
+            frames.append(_with_task(_read_file(path), task))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["task", "study"])
+
+
+def _read_file(path: Path) -> pd.DataFrame:
+    import optuna
+    import sqlalchemy
+
+    try:
+        return study_trials(optuna.storages.RDBStorage(read_only_url(path), skip_table_creation=True))
+    except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.OptunaError, RuntimeError) as err:
+        while err.__cause__ is not None:  # Optuna wraps the database's own reason
+            err = err.__cause__
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ValueError(f"{path}: not a readable Optuna storage ({reason})") from None
+
+
+def _with_task(frame: pd.DataFrame, task: str) -> pd.DataFrame:
+    frame.insert(0, "task", task)
+    return frame
