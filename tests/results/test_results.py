@@ -222,6 +222,7 @@ def test_a_database_without_studies_is_named_in_one_error(tmp_path):
         results.trials(tmp_path)
 
 
+@pytest.mark.slow
 def test_reading_results_imports_no_torch(sweep):
     code = ("import sys, ftbench.results as r; r.runs(sys.argv[1]); r.verdict(sys.argv[1]); "
             "assert 'torch' not in sys.modules, 'torch imported'")
