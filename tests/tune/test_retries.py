@@ -56,7 +56,7 @@ def test_a_running_trial_that_never_beat_goes_stale_after_the_grace_period(tmp_p
     silent = s.ask({"lr": LR})  # its worker died before its first beat
     beating = studies.ask(storage, s, {"lr": LR})
     time.sleep(3.5)
-    storage.record_heartbeat(beating._trial_id)  # alive
+    storage.record_heartbeat(studies.storage_id(storage, s, beating.number))  # alive
     studies.fail_stale(storage, s)
     states = {t.number: t.state for t in s.trials}
     assert states == {silent.number: TrialState.FAIL, beating.number: TrialState.RUNNING,

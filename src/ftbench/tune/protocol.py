@@ -166,28 +166,27 @@ class TunedComparison:
             else:  # its job ended but its worker died before telling: the run is not repeated
                 trial.set_user_attr("reused", record["config"]["tune"]["job"])
                 tell(study, trial, record)
-        if not fresh:
+        if not (batch := fresh):
             return
-        batch = fresh
+        ids = [studies.storage_id(self.storage, study, t.number) for t in batch]
         jobs = [[*self.arguments, f"strategy={strategy}", *(as_override(k, v) for k, v in t.params.items()),
                  f"seed={self.tune.search_seed}", f"tune.phase={SEARCH}", f"tune.study={study.study_name}",
                  # the trial's storage id, so that the job reports to this very trial
-                 f"tune.trial_id={t._trial_id}", f"tune.job=trial{t.number}", *SEARCH_TRIAL,
+                 f"tune.trial_id={trial_id}", f"tune.job=trial{t.number}", *SEARCH_TRIAL,
                  # the trials it runs again (their folders are no trials of their own in the report)
                  *([f"tune.retry_of={history}"] if (history := studies.retry_history(study, t)) else [])]
-                for t in batch]
-        records = self.launch(jobs, [t._trial_id for t in batch])
+                for t, trial_id in zip(batch, ids, strict=True)]
+        records = self.launch(jobs, ids)
         for trial, record in zip(batch, records, strict=True):
             tell(study, trial, record)
 
     def finished_before(self, study: optuna.Study, trial: optuna.Trial) -> dict | None:
-        """For a trial queued again after its worker died: the record its first job left, if
-        that job finished."""
+        """For a trial queued again after its worker died: the record its first job left, if any."""
         frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
         first = RetryHeartbeatStaleTrialCallback.retried_trial_number(frozen)
         if first is None:
             return None
-        first_id = next(t._trial_id for t in study.get_trials(deepcopy=False) if t.number == first)
+        first_id = studies.storage_id(self.storage, study, first)
         for path in Path(self.config.hydra.sweep.dir, SEARCH).rglob(RESULT_FILE):
             record = job_record(path.parent)
             if ((record.get("config") or {}).get("tune") or {}).get("trial_id") == first_id \
@@ -236,9 +235,11 @@ class TunedComparison:
             else:
                 runs.append((trial, job))
         if runs:
-            records = self.launch([job for _, job in runs], [t._trial_id for t, _ in runs])
+            records = self.launch([job for _, job in runs], [studies.storage_id(self.storage, study, t.number)
+                                                             for t, _ in runs])
             for (trial, _), record in zip(runs, records, strict=True):
                 trial.set_user_attr(studies.OUTCOME, record.get("status"))
+                record_cost(trial, record)
                 study.tell(trial, record.get("metrics", {}).get("test_acc") or 0.0)
 
     def final_job(self, trial: optuna.Trial) -> list[str] | None:
@@ -277,11 +278,8 @@ def make_folder(folder: Path) -> None:
 def tell(study: optuna.Study, trial: optuna.Trial, record: dict) -> None:
     """Tell the study what a search job's ``result.json`` says, with what it cost."""
     status = record.get("status")
-    cost = record.get("cost") or {}
     trial.set_user_attr(studies.OUTCOME, status)
-    for key in ("train_flops", "train_seconds"):
-        if isinstance(cost.get(key), int | float):
-            trial.set_user_attr(key, cost[key])
+    record_cost(trial, record)
     value = (record.get("metrics") or {}).get("val_acc")
     if status == "pruned":
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
@@ -292,3 +290,11 @@ def tell(study: optuna.Study, trial: optuna.Trial, record: dict) -> None:
     else:
         trial.set_user_attr("error", str(record.get("error", "no result")))
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
+
+
+def record_cost(trial: optuna.Trial, record: dict) -> None:
+    """A job's training FLOPs and wall-clock as the trial's user attributes (the dashboard shows them)."""
+    cost = record.get("cost") or {}
+    for key in ("train_flops", "train_seconds"):
+        if isinstance(cost.get(key), int | float):
+            trial.set_user_attr(key, cost[key])

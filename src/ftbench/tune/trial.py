@@ -2,12 +2,44 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import optuna
 from lightning import Callback, LightningModule, Trainer
 from lightning.pytorch.trainer.states import TrainerFn
 from omegaconf import DictConfig
 
 from ftbench.tune import pruning, storage, studies
+
+
+class ReportedTrial(Protocol):
+    """What a search job does with its trial: ``optuna.Trial`` has it, and so has ``StoredTrial``."""
+
+    @property
+    def study(self) -> optuna.Study: ...
+
+    def report(self, value: float, step: int) -> None: ...
+
+    def should_prune(self) -> bool: ...
+
+
+class StoredTrial:
+    """A trial another process asked for, named by its storage id: reports go through the
+    storage's public interface (``optuna.storages.BaseStorage``), pruning through the study's
+    pruner, as ``optuna.Trial.report``/``should_prune`` do for the process that asked."""
+
+    def __init__(self, storage: optuna.storages.BaseStorage, study: optuna.Study, trial_id: int) -> None:
+        self.storage, self._study, self.trial_id = storage, study, trial_id
+
+    @property
+    def study(self) -> optuna.Study:
+        return self._study
+
+    def report(self, value: float, step: int) -> None:
+        self.storage.set_trial_intermediate_value(self.trial_id, step, float(value))
+
+    def should_prune(self) -> bool:
+        return self._study.pruner.prune(self._study, self.storage.get_trial(self.trial_id))
 
 
 class SearchTrial(Callback):
@@ -23,7 +55,7 @@ class SearchTrial(Callback):
     ``result.json`` with ``status: pruned`` and what it cost, which the search counts.
     """
 
-    def __init__(self, trial: optuna.Trial, warmup_epochs: int = 0, startup_trials: int = 0) -> None:
+    def __init__(self, trial: ReportedTrial, warmup_epochs: int = 0, startup_trials: int = 0) -> None:
         self.trial = trial
         self.warmup_epochs, self.startup_trials = warmup_epochs, startup_trials
         self.pruned = False
@@ -53,8 +85,9 @@ def search_trial(tune: DictConfig) -> SearchTrial:
     from hydra.core.hydra_config import HydraConfig
 
     url = storage.storage_url(tune, HydraConfig.get().sweep.dir)
-    study = studies.open_study(storage.open_storage(url, tune.heartbeat_seconds), tune.study, tune)
+    opened = storage.open_storage(url, tune.heartbeat_seconds)
+    study = studies.open_study(opened, tune.study, tune)
     settings = tune.pruner
-    return SearchTrial(optuna.trial.Trial(study, tune.trial_id),
+    return SearchTrial(StoredTrial(opened, study, tune.trial_id),
                        warmup_epochs=settings.warmup_epochs if settings else 0,
                        startup_trials=settings.startup_trials if settings else 0)
