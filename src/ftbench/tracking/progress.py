@@ -15,6 +15,7 @@ import math
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from hydra.core.utils import JobReturn
 from hydra.experimental.callback import Callback as HydraCallback
@@ -26,6 +27,9 @@ from omegaconf import DictConfig
 from ftbench.run.overrides import override_key
 from ftbench.run.result import RESULT_FILE, UnreadableResult, read_result
 from ftbench.tracking.units import duration
+
+if TYPE_CHECKING:
+    from ftbench.finetune.observed import TrainingView
 
 log = logging.getLogger("ftbench")
 
@@ -165,11 +169,17 @@ class EpochLines(ProgressBar):
         self._epoch_start = time.perf_counter()
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        view = watched(pl_module)
         if not self._enabled:
             return
         parts = [f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}:"]
         for name in ("train_loss", "val_acc"):
-            value = pl_module.epoch_value(name)
+            value = view.epoch_value(name)
             parts.append(f"{name} {value:.4f}," if value is not None else f"{name} n/a,")
         parts.append(f"{time.perf_counter() - self._epoch_start:.1f} s")
         log.info(" ".join(parts))
+
+
+def watched(pl_module: LightningModule) -> TrainingView:
+    """The module as ``TrainingView``: what this observer may read of training."""
+    return cast("TrainingView", pl_module)

@@ -61,7 +61,7 @@ class TunedComparison:
         self.job_idx = 0
         self.spaces: dict[str, dict] = {}
         self.defaults: dict[str, dict] = {}
-        self.storage = None
+        self.storage: optuna.storages.BaseStorage | None = None
 
     @staticmethod
     def _plain(arguments: Sequence[str]) -> list[str]:

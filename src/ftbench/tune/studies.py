@@ -140,7 +140,7 @@ def _never_beat(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
             if t.user_attrs.get(BEATING) != t.number]
 
 
-def storage_id(storage: optuna.storages.BaseStorage, study: optuna.Study, number: int) -> int:
+def storage_id(storage, study: optuna.Study, number: int) -> int:
     """The storage's id of ``study``'s trial ``number``: what heartbeats and a search job's
     reports name a trial by (``BaseStorage``'s public interface)."""
     return storage.get_trial_id_from_study_id_trial_number(
@@ -177,7 +177,9 @@ def suggest(trial: optuna.Trial, name: str, dist: optuna.distributions.BaseDistr
         return trial.suggest_categorical(name, dist.choices)
     if isinstance(dist, optuna.distributions.IntDistribution):
         return trial.suggest_int(name, dist.low, dist.high, step=dist.step, log=dist.log)
-    return trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
+    if isinstance(dist, optuna.distributions.FloatDistribution):
+        return trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
+    raise TypeError(f"{name}: no suggestion for a {type(dist).__name__}")
 
 
 def abandon(study: optuna.Study, trials: Iterable[optuna.Trial], error: BaseException) -> None:

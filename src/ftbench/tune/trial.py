@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 import optuna
-from lightning import Callback, LightningModule, Trainer
+from lightning import LightningModule, Trainer
 from lightning.pytorch.trainer.states import TrainerFn
 from omegaconf import DictConfig
 
+from ftbench.finetune.observed import RunStopper
 from ftbench.tune import pruning, storage, studies
+
+if TYPE_CHECKING:
+    from ftbench.finetune.observed import TrainingView
 
 
 class ReportedTrial(Protocol):
@@ -42,7 +46,7 @@ class StoredTrial:
         return self._study.pruner.prune(self._study, self.storage.get_trial(self.trial_id))
 
 
-class SearchTrial(Callback):
+class SearchTrial(RunStopper):
     """Reports validation accuracy after every epoch; stops the run when the pruner says so.
 
     The pruner is asked only from the epoch ``pruning.first_prunable_epoch`` gives for the
@@ -61,12 +65,13 @@ class SearchTrial(Callback):
         self.pruned = False
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        value = pl_module.epoch_value("val_acc")
+        view = watched(pl_module)
+        value = view.epoch_value("val_acc")
         if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING or value is None:
             return
         epoch = trainer.current_epoch
         self.trial.report(value, epoch)
-        if epoch < pruning.first_prunable_epoch(pl_module.plan, trainer.max_epochs, self.warmup_epochs) \
+        if epoch < pruning.first_prunable_epoch(view.plan, trainer.max_epochs or 0, self.warmup_epochs) \
                 or not pruning.startup_done(self.trial.study, self.startup_trials):
             return
         if self.trial.should_prune():
@@ -91,3 +96,8 @@ def search_trial(tune: DictConfig) -> SearchTrial:
     return SearchTrial(StoredTrial(opened, study, tune.trial_id),
                        warmup_epochs=settings.warmup_epochs if settings else 0,
                        startup_trials=settings.startup_trials if settings else 0)
+
+
+def watched(pl_module: LightningModule) -> TrainingView:
+    """The module as ``TrainingView``: what this observer may read of training."""
+    return cast("TrainingView", pl_module)
