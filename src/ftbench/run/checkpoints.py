@@ -94,8 +94,9 @@ def load_checkpoint(path: str | Path, setting: str = "resume", what: str = "chec
             raise unreadable from err
         raise UserError(f"{setting}={str(path)!r}: refused, the {what} holds objects other than "
                         "tensors and plain values (code that loading would run)") from err
-    except (RuntimeError, EOFError, OSError, ValueError, KeyError, TypeError,
-            AttributeError, IndexError) as err:  # torch's readers fail in many ways on garbage
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        # what torch.load raises on a truncated or foreign file (zip reader, unpickler, storage
+        # sizes); a TypeError or KeyError would be a bug of ours, and keeps its traceback
         raise unreadable from err
     recorded = loaded.pop(CONTENT_DIGEST, None) if isinstance(loaded, dict) else None
     if recorded is None and require_digest:
