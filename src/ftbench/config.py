@@ -22,7 +22,7 @@ from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 from ftbench.data.shifts import Shift, parse_shifts
 from ftbench.data.sources import BAD_IMAGE_POLICIES, SOURCES
 from ftbench.finetune.optim import OPTIMIZERS, SCHEDULES
-from ftbench.finetune.strategies import build_plan
+from ftbench.finetune.strategies import STRATEGIES, build_plan, help_lines
 from ftbench.models.adapters import ADAPTER_STRATEGIES, check_adapters
 from ftbench.models.backbone import check_model_name, check_weight_source, layer_groups
 from ftbench.run.checks import choice, choice_error, integer, number
@@ -68,6 +68,10 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("ftbench.job_dirname", job_dirname, replace=True)
     OmegaConf.register_new_resolver("ftbench.surgical_sweep", surgical_sweep, replace=True)
     OmegaConf.register_new_resolver("ftbench.groups_label", groups_label, replace=True)
+    # the strategy registry (ftbench.finetune.strategies), said once: the lists, sweeps and help
+    OmegaConf.register_new_resolver("ftbench.strategies", lambda: list(STRATEGIES), replace=True)
+    OmegaConf.register_new_resolver("ftbench.strategy_sweep", lambda: ",".join(STRATEGIES), replace=True)
+    OmegaConf.register_new_resolver("ftbench.strategy_help", help_lines, replace=True)
 
 
 # Registered on import too: a launcher's worker process (joblib) resolves a job's folder
