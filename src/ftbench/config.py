@@ -16,7 +16,7 @@ from typing import get_args
 
 import timm
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
 from ftbench.data.shifts import Shift, parse_shifts
@@ -86,6 +86,15 @@ def compose_config(*overrides: str) -> DictConfig:
 
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         return compose(config_name=CONFIG_NAME, overrides=list(overrides))
+
+
+def job_config(cfg: DictConfig, save_dir: str) -> DictConfig:
+    """A job's composed config without Hydra's node, as the job will check it: its logger
+    writes into ``save_dir`` for the check (its own folder is not known yet)."""
+    if cfg.get("logger"):
+        with open_dict(cfg):
+            cfg.logger.save_dir = str(save_dir)
+    return OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
 
 
 def validate_config(cfg: DictConfig) -> None:

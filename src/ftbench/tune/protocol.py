@@ -25,12 +25,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import optuna
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 
 from ftbench.config import group_names, validate_config
 from ftbench.run.failures import UserError
+from ftbench.run.overrides import single_valued
 from ftbench.run.redaction import redact_saved_configs, redact_text
 from ftbench.run.result import RESULT_FILE, job_record
 from ftbench.tune import identity, storage, studies
@@ -66,11 +66,8 @@ class TunedComparison:
     @staticmethod
     def _plain(arguments: Sequence[str]) -> list[str]:
         """The command's overrides, which every job gets; the protocol sets strategy and seed."""
-        for override in OverridesParser.create().parse_overrides(list(arguments)):
+        for override in single_valued(arguments, "tuned", "tune.strategies=[...] picks the strategies"):
             key = override.key_or_group
-            if override.is_sweep_override():
-                raise UserError(f"{override.input_line!r}: experiment=tuned runs its own sweep; "
-                                "allowed: single values (tune.strategies=[...] picks the strategies)")
             if key in RESERVED:
                 raise UserError(f"{override.input_line!r}: the tuned comparison sets {key} itself; "
                                 "allowed: tune.strategies=[...] and tune.seeds=K")
