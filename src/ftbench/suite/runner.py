@@ -171,7 +171,8 @@ class SuiteRun:
                      f"tune.seeds={override_value(list(self.suite.seeds))}",
                      f"hydra.sweep.dir={override_value(str(task_dir))}"]
         comparison = TunedComparison(self.load_config(arguments), self.launcher,
-                                     lambda overrides: self.compose(overrides, task_dir), arguments)
+                                     lambda overrides: self.compose(overrides, task_dir), arguments,
+                                     task=task.name)
         comparison.job_idx = self.job_idx
         comparison.run()
         self.job_idx = comparison.job_idx

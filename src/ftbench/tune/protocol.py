@@ -52,8 +52,9 @@ SEARCH_TRIAL = ("run.test=false", "run.checkpoint=false", "run.save_weights=fals
 class TunedComparison:
     """Runs the protocol through ``launcher``; ``compose(overrides)`` gives a job's config."""
 
-    def __init__(self, config: DictConfig, launcher, compose, arguments: Sequence[str]) -> None:
-        self.config, self.launcher, self.compose = config, launcher, compose
+    def __init__(self, config: DictConfig, launcher, compose, arguments: Sequence[str],
+                 task: str | None = None) -> None:
+        self.config, self.launcher, self.compose, self.task = config, launcher, compose, task
         self.tune = config.tune
         self.arguments = self._plain(arguments)
         self.strategies = list(self.tune.strategies)
@@ -115,7 +116,8 @@ class TunedComparison:
 
     def search(self, strategy: str) -> bool:
         """Run the strategy's trials until its budget is asked for; whether it asked any."""
-        study, created = studies.create_once(self.storage, studies.search_study_name(strategy), self.tune)
+        name = studies.search_study_name(strategy, self.task)
+        study, created = studies.create_once(self.storage, name, self.tune)
         if created and all(contains(d, self.defaults[strategy][k]) for k, d in self.spaces[strategy].items()):
             study.enqueue_trial(self.defaults[strategy])  # the search starts from the defaults
         asked = False
@@ -145,7 +147,7 @@ class TunedComparison:
     def settle(self, strategy: str) -> None:
         """Wait for the trials other workers run; run those queued again meanwhile (a dead
         worker's). Returns once none runs: a queued trial beyond the budget stays queued."""
-        study = studies.open_study(self.storage, studies.search_study_name(strategy), self.tune)
+        study = studies.open_study(self.storage, studies.search_study_name(strategy, self.task), self.tune)
         while True:
             if self.search(strategy):  # it fails stale trials first, and queues them again
                 continue
@@ -251,7 +253,7 @@ class TunedComparison:
         params = {}
         if config == TUNED:
             best = studies.best_trial(studies.open_study(
-                self.storage, studies.search_study_name(strategy), self.tune))
+                self.storage, studies.search_study_name(strategy, self.task), self.tune))
             if best is None:
                 raise UserError(f"strategy={strategy}: no search trial completed; the tuned "
                                 "configuration cannot be chosen (see the search/ job logs)")

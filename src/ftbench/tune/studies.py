@@ -48,8 +48,9 @@ def pruner(tune) -> optuna.pruners.BasePruner:
     return pruning.pruner(tune)
 
 
-def search_study_name(strategy: str) -> str:
-    return f"search-{strategy}"
+def search_study_name(strategy: str, task: str | None = None) -> str:
+    """The search study of ``strategy`` (of ``task``, in a suite): the name the dashboard shows."""
+    return f"{task}/search-{strategy}" if task else f"search-{strategy}"
 
 
 def open_study(storage, name: str, tune) -> optuna.Study:
