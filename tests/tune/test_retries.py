@@ -50,6 +50,7 @@ def test_a_space_optuna_refuses_fails_the_trial_it_asked_for(tmp_path):
                                                                                  TrialState.FAIL]
 
 
+@pytest.mark.slow  # waits out the 3 s grace period: make test runs it, make test-fast leaves it out
 def test_a_running_trial_that_never_beat_goes_stale_after_the_grace_period(tmp_path):
     storage = open_storage(f"sqlite:///{tmp_path}/optuna.db", 1)  # grace period: 3 s
     s = optuna.create_study(study_name="s", storage=storage, direction="maximize")
