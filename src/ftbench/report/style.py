@@ -17,7 +17,7 @@ from ftbench.finetune.strategies import STRATEGIES  # noqa: E402
 from ftbench.report.rows import Row  # noqa: E402
 from ftbench.run.atomic import atomic_write  # noqa: E402
 
-PALETTE = plt.get_cmap("tab10").colors
+PALETTE = matplotlib.color_sequences["tab10"]
 GOLDEN = 0.618033988749895  # hue steps that stay apart however many colours are drawn
 MARKERS = "osD^vPX*"
 
@@ -26,7 +26,7 @@ def palette_colour(index: int) -> tuple[float, ...]:
     """The ``index``-th colour of a palette without end: tab10's ten, then hues a golden
     ratio apart (each distinct from the ones before)."""
     if index < len(PALETTE):
-        return tuple(PALETTE[index])
+        return tuple(float(c) for c in matplotlib.colors.to_rgb(PALETTE[index]))
     hue = ((index - len(PALETTE)) * GOLDEN + 0.05) % 1.0
     return tuple(float(c) for c in matplotlib.colors.hsv_to_rgb((hue, 0.55, 0.75)))
 

@@ -65,7 +65,7 @@ def identity(tune, spaces: Mapping[str, Mapping[str, optuna.distributions.BaseDi
 
 def shaping_overrides(arguments: Sequence[str]) -> list[str]:
     """The command's overrides that shape a trial or a final run, sorted, secrets masked."""
-    kept = [o.input_line for o in parse_overrides(arguments) if not _how_to_run(o.key_or_group)]
+    kept = [o.input_line or "" for o in parse_overrides(arguments) if not _how_to_run(o.key_or_group)]
     return sorted(redact_overrides(kept))
 
 
