@@ -1,6 +1,6 @@
 # make run   — set up, then compare every strategy on the embedded default (offline)
 # make test  — set up, then run the test suite (make test-fast: without the slow tests)
-# make lint  — ruff, and import-linter's contracts on the direction of imports
+# make lint  — ruff, import-linter's contracts on the direction of imports, and mypy
 # make docs  — the documentation site into site/ (mkdocs build --strict: a broken link or anchor fails)
 # make device-wheels — the wheels benchmarks/device_check.py installs on a bare GPU machine
 PYTHON ?= python3
@@ -29,9 +29,10 @@ test: setup                      # and the 15 slowest tests, to keep the suite's
 test-fast: setup                 # the quick loop: everything but the tests marked slow
 	$(PY) -m pytest -q -n auto -m "not slow"
 
-lint: setup                      # style, and the direction of imports (pyproject.toml's contracts)
+lint: setup                      # style, the direction of imports (pyproject.toml's contracts), types
 	$(PY) -m ruff check src tests benchmarks
 	$(VENV)/bin/lint-imports
+	$(PY) -m mypy src/ftbench
 
 docs: setup                      # the site from docs/ and the docstrings (mkdocs.yml)
 	$(VENV)/bin/mkdocs build --strict

@@ -16,13 +16,13 @@ from typing import get_args
 
 import timm
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
 from ftbench.data.shifts import Shift, parse_shifts
 from ftbench.data.sources import BAD_IMAGE_POLICIES, SOURCES
 from ftbench.finetune.optim import OPTIMIZERS, SCHEDULES
-from ftbench.finetune.strategies import build_plan
+from ftbench.finetune.strategies import STRATEGIES, build_plan, help_lines
 from ftbench.models.adapters import ADAPTER_STRATEGIES, check_adapters
 from ftbench.models.backbone import check_model_name, check_weight_source, layer_groups
 from ftbench.run.checks import choice, choice_error, integer, number
@@ -68,6 +68,10 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("ftbench.job_dirname", job_dirname, replace=True)
     OmegaConf.register_new_resolver("ftbench.surgical_sweep", surgical_sweep, replace=True)
     OmegaConf.register_new_resolver("ftbench.groups_label", groups_label, replace=True)
+    # the strategy registry (ftbench.finetune.strategies), said once: the lists, sweeps and help
+    OmegaConf.register_new_resolver("ftbench.strategies", lambda: list(STRATEGIES), replace=True)
+    OmegaConf.register_new_resolver("ftbench.strategy_sweep", lambda: ",".join(STRATEGIES), replace=True)
+    OmegaConf.register_new_resolver("ftbench.strategy_help", help_lines, replace=True)
 
 
 # Registered on import too: a launcher's worker process (joblib) resolves a job's folder
@@ -82,6 +86,15 @@ def compose_config(*overrides: str) -> DictConfig:
 
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         return compose(config_name=CONFIG_NAME, overrides=list(overrides))
+
+
+def job_config(cfg: DictConfig, save_dir: str) -> DictConfig:
+    """A job's composed config without Hydra's node, as the job will check it: its logger
+    writes into ``save_dir`` for the check (its own folder is not known yet)."""
+    if cfg.get("logger"):
+        with open_dict(cfg):
+            cfg.logger.save_dir = str(save_dir)
+    return OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
 
 
 def validate_config(cfg: DictConfig) -> None:

@@ -40,6 +40,7 @@ from ftbench.data.split_hash import split_hashes
 from ftbench.finetune.divergence import DivergenceGuard
 from ftbench.finetune.features import FeatureCache
 from ftbench.finetune.module import FineTuneModule
+from ftbench.finetune.observed import RunStopper
 from ftbench.finetune.shifted import ShiftEvaluation
 from ftbench.finetune.strategies import build_plan
 from ftbench.finetune.trainer import build_trainer
@@ -54,7 +55,7 @@ from ftbench.run.predictions import write_predictions
 from ftbench.run.redaction import install_log_redaction, override_secrets, redact_saved_configs, remember
 from ftbench.run.result import PREDICTIONS_FILE, WEIGHTS_FILE, build_result, write_result
 from ftbench.run.resume import check_checkpoint_fits, config_digest, resume_target
-from ftbench.run.threads import KeepThreads, apply_threads
+from ftbench.run.threads import AUTO, KeepThreads, apply_threads, available_cores, launcher_jobs
 from ftbench.tracking.loggers import build_logger, publish_result
 from ftbench.tracking.progress import progress_bar
 
@@ -62,14 +63,15 @@ log = logging.getLogger("ftbench")
 
 
 def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
-        callbacks: Sequence[Callback] = ()) -> dict:
+        callbacks: Sequence[Callback] = (), *, stoppers: Sequence[RunStopper] = (), jobs: int = 1) -> dict:
     """Fine-tune once as the (validated) ``cfg`` says, continuing ``ckpt_path`` if given; write
-    into ``run_dir``. ``callbacks`` join the run's own; one with a ``run_status`` (a pruned
-    search trial) names the status of a run it stopped early."""
+    into ``run_dir``. ``callbacks`` join the run's own, and so do ``stoppers``, the first of
+    which to name a status (a pruned search trial) gives the status of a run it stopped early.
+    ``jobs``: the runs the launcher runs beside this one (``launched_jobs``), which share the cores."""
     started = time.perf_counter()
     keep = run_outputs(cfg)
-    threads = KeepThreads(cfg)  # the run's share of the machine's cores, from here on
-    threads.share = apply_threads(cfg)
+    threads = KeepThreads(cfg.trainer.get("threads", AUTO), jobs)  # the run's share of the cores
+    threads.share = apply_threads(threads.setting, jobs)
     seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = FineTuneDataModule(cfg.dataset, batch_size=cfg.data.batch_size,
                                     num_workers=cfg.data.num_workers, pin_memory=cfg.data.pin_memory)
@@ -95,7 +97,7 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
     meter = Meter()
     shifted = ShiftEvaluation(eval_shifts(cfg), cache)  # when the test ends: the shifted test sets
     own = [threads, RunPreview(cache is not None, threads), meter, DivergenceGuard(), *callbacks,
-           *progress_bar(cfg)]
+           *stoppers, *progress_bar(cfg)]
     if keep.checkpoint:
         # last.ckpt after every epoch, written after every other callback's epoch end so that
         # it holds the whole epoch (save_last alone only saves alongside a top-k checkpoint)
@@ -113,7 +115,7 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
     predictions = {"test": module.test_predictions(), **shifted.predictions} if keep.test else {}
     result = build_result(
         cfg,
-        status=next((c.run_status for c in callbacks if getattr(c, "run_status", None)), "completed"),
+        status=next((s.run_status for s in stoppers if s.run_status), "completed"),
         metrics={"val_acc": meter.history[-1]["val_acc"] if meter.history else None,
                  "test_acc": tested.get("test_acc"), "test_loss": tested.get("test_loss"),
                  "epochs": trainer.current_epoch, **module.test_classes(datamodule.classes)},
@@ -238,8 +240,10 @@ def run_job(cfg: DictConfig, run_dir: Path, multirun: bool) -> float | None:
         job = _prepared.pop(run_dir, None) or prepare(cfg, run_dir, multirun,
                                                        HydraConfig.get().overrides.task)
         callbacks = [instantiate(c) for c in (job.cfg.get("callbacks") or {}).values()]
+        stoppers = [c for c in callbacks if isinstance(c, RunStopper)]
         try:
-            return fit(job.cfg, run_dir, job.ckpt_path, callbacks)
+            return fit(job.cfg, run_dir, job.ckpt_path, [c for c in callbacks if c not in stoppers],
+                       stoppers=stoppers, jobs=launched_jobs(job.cfg))
         except UserError:  # found while reading the data or weights: the config could not tell
             if not multirun:
                 undo_refused(run_dir)
@@ -255,6 +259,15 @@ def run_job(cfg: DictConfig, run_dir: Path, multirun: bool) -> float | None:
     log.info("%s: %s %s=%.4f train_seconds=%.1f -> %s", result["strategy"], result["status"], metric,
              result["metrics"][metric] or 0.0, result["cost"]["train_seconds"], run_dir)
     return result["metrics"]["val_acc"]  # the value a Hydra sweeper optimises
+
+
+def launched_jobs(cfg: DictConfig) -> int:
+    """The jobs this run's launcher runs at once on this machine: 1 in a single run; a search
+    trial's launcher batches ``tune.batch`` trials (``ftbench.run.threads.launcher_jobs``)."""
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return 1
+    batch = cfg.tune.batch if cfg.get("tune") and cfg.tune.get("phase") else None
+    return launcher_jobs(HydraConfig.get().get("launcher"), batch, available_cores())
 
 
 def _quiet_third_party() -> None:

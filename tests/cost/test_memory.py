@@ -11,20 +11,29 @@ from ftbench.train import fit
 from tests.helpers import FAST, make_cfg
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> dict[str, dict]:
-    """One epoch of three strategies on test_efficientnet (3 batches of 64 at 32 px)."""
-    results = {}
-    for strategy in ("linear_probe", "partial", "full"):
-        run_dir = tmp_path_factory.mktemp(strategy)
+class Runs(dict):
+    """One epoch of a strategy on test_efficientnet (3 batches of 64 at 32 px), fitted when a
+    test first asks for it: the quick tests need two of the three."""
+
+    def __init__(self, tmp_path_factory) -> None:
+        super().__init__()
+        self.tmp_path_factory = tmp_path_factory
+
+    def __missing__(self, strategy: str) -> dict:
+        run_dir = self.tmp_path_factory.mktemp(strategy)
         cfg = make_cfg(*FAST, f"strategy={strategy}", "trainer.max_epochs=1", run_dir=run_dir)
-        results[strategy] = fit(cfg, run_dir)
-    return results
+        self[strategy] = fit(cfg, run_dir)
+        return self[strategy]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> Runs:
+    return Runs(tmp_path_factory)
 
 
 @pytest.mark.slow  # over a few seconds: make test runs it, make test-fast leaves it out
 def test_a_probe_holds_under_half_of_a_full_fine_tunes_memory_and_partial_lies_between(runs):
-    memory = {name: result["cost"]["train_memory_mb"] for name, result in runs.items()}
+    memory = {name: runs[name]["cost"]["train_memory_mb"] for name in ("linear_probe", "partial", "full")}
     assert 0 < memory["linear_probe"] < memory["full"] / 2
     assert memory["linear_probe"] < memory["partial"] < memory["full"]
 

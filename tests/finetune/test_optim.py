@@ -77,6 +77,21 @@ def test_no_weight_decay_on_biases_and_norms():
     assert in_optimizer == len(list(model.parameters()))  # frozen or not, every param is there
 
 
+def test_what_a_vit_names_in_no_weight_decay_gets_none_in_the_same_layout_and_lr_ratios():
+    model = timm.create_model("test_vit", num_classes=3)
+    groups = layer_groups(model)
+    scales = [0.5 ** (len(groups) - 1 - i) for i in range(len(groups))]
+    opt = build_optimizer(OPT, model, groups, scales, base_lr=1e-3)
+    decay = {name: pg["weight_decay"] for pg in opt.param_groups for p in pg["params"]
+             for name, q in model.named_parameters() if q is p}
+    assert decay["pos_embed"] == 0.0 and decay["cls_token"] == 0.0  # 3-d, yet exempt
+    assert decay["patch_embed.proj.weight"] == 0.05 and decay["blocks.0.attn.qkv.weight"] == 0.05
+    assert len(decay) == len(list(model.parameters()))  # every parameter, once
+    for pg in opt.param_groups:  # each layer group's LR, decayed or not
+        assert pg["lr"] == pytest.approx(1e-3 * scales[pg["layer_group"]])
+    assert {pg["layer_group"] for pg in opt.param_groups} == set(range(len(groups)))
+
+
 @pytest.mark.parametrize("name", ["adamw", "sgd"])
 def test_a_step_with_frozen_groups_matches_torch_and_keeps_every_group(name):
     import torch

@@ -156,3 +156,19 @@ def test_timm_weights_in_the_local_cache_load_without_the_hub(unreachable_hub):
     model = create_backbone("test_efficientnet", num_classes=3, weights="timm")
     assert torch.equal(model.conv_stem.weight, cached.conv_stem.weight)
     assert model.get_classifier().out_features == 3
+
+
+@pytest.mark.parametrize("raised, expected", [(OSError("connection refused"), UserError),
+                                              (TypeError("a bug"), TypeError)])
+def test_only_a_failed_fetch_of_timm_weights_is_a_user_error_a_bug_keeps_its_traceback(
+        monkeypatch, raised, expected):
+    from ftbench.models import weights
+
+    def create_model(*args, **kwargs):
+        raise raised
+
+    monkeypatch.setattr(weights, "weights_url", lambda name: None)  # no URL to try: the cache only
+    monkeypatch.setattr(timm, "create_model", create_model)
+    with pytest.raises(expected) as caught:
+        weights.timm_pretrained("test_vit", num_classes=3)
+    assert (caught.type is UserError) == (expected is UserError)

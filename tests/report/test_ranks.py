@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 
 import pytest
+import scikit_posthocs
+import scipy.stats
 
 from ftbench.report.cd_plot import plot_cd_diagram
 from ftbench.report.ranks import (
@@ -121,9 +123,8 @@ def test_demsars_worked_example_at_alpha_010_gives_his_two_groups():
 
 
 def test_pairs_agree_with_scikit_posthocs_nemenyi():
-    sp = pytest.importorskip("scikit_posthocs")
     ranking = rank_strategies(DEMSAR, alpha=0.10)
-    p = sp.posthoc_nemenyi_friedman([list(row.values()) for row in DEMSAR.values()])
+    p = scikit_posthocs.posthoc_nemenyi_friedman([list(row.values()) for row in DEMSAR.values()])
     for i, a in enumerate(DEMSAR_NAMES):
         for j, b in enumerate(DEMSAR_NAMES):
             if i != j:
@@ -131,13 +132,12 @@ def test_pairs_agree_with_scikit_posthocs_nemenyi():
 
 
 def test_without_ties_friedman_matches_scipy():
-    stats = pytest.importorskip("scipy.stats")
     table = {
         f"t{i}": {s: ((7 * i + 3 * j) % 11) / 11 + j / 100 for j, s in enumerate("PQRST")} for i in range(7)
     }
     ranking = rank_strategies(table)
     by_strategy = [[table[t][s] for t in table] for s in "PQRST"]
-    chi2, p = stats.friedmanchisquare(*by_strategy)
+    chi2, p = scipy.stats.friedmanchisquare(*by_strategy)
     assert ranking.friedman_chi2 == pytest.approx(chi2)
     assert ranking.friedman_p == pytest.approx(p)
 

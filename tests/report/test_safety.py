@@ -266,7 +266,9 @@ def _leaves(value, path=()):
 
 
 def _text_report(runs: list) -> None:
-    """Every table and note of both kinds of report, as the report builds them (no plots)."""
+    """Every table and note of both kinds of report, as the report builds them (no plots): text
+    in which no value read from a record becomes markup or a spreadsheet formula, and the intact
+    records are still reported."""
     from ftbench.report import render, tuned
     from ftbench.report.fmt import num, si
     from ftbench.report.rows import group_rows
@@ -274,14 +276,18 @@ def _text_report(runs: list) -> None:
     from ftbench.report.tables import context, csv_text, failed_table, markdown_table, shift_table, unfinished
 
     rows = group_rows(runs)
-    for text in (markdown_table(rows), csv_text(rows), shift_table(rows), context(runs), rows_text(rows),
-                 failed_table([r for r in runs if unfinished(r)]), marginal_table(rows, si, num),
-                 per_class_table(rows), probe_text(runs, {}), seeds_text(rows), *render.paired_section(rows)):
-        assert isinstance(text, str)
+    table, table_csv = markdown_table(rows), csv_text(rows)
     items = tuned.tunings(runs)
-    for text in (tuned.default_against_tuned(items), tuned.sensitivity(items), tuned.spaces(items),
-                 tuned.protocol(runs, items)):
-        assert isinstance(text, str)
+    texts = [table, shift_table(rows), context(runs), rows_text(rows),
+             failed_table([r for r in runs if unfinished(r)]), marginal_table(rows, si, num),
+             per_class_table(rows), probe_text(runs, {}), seeds_text(rows), *render.paired_section(rows),
+             tuned.default_against_tuned(items), tuned.sensitivity(items), tuned.spaces(items),
+             tuned.protocol(runs, items)]
+    for text in texts:
+        assert isinstance(text, str) and "<b>" not in text  # "=x|<b>" shown as text, never as HTML
+    assert "linear_probe" in table  # the intact records are reported
+    cells = [cell for line in csv.reader(io.StringIO(table_csv)) for cell in line]
+    assert not any(cell.startswith("=x") for cell in cells)  # no cell a spreadsheet would run
 
 
 @pytest.mark.slow

@@ -98,16 +98,14 @@ def test_a_run_counts_copies_and_launcher_jobs_together(monkeypatch):
     monkeypatch.setattr("ftbench.run.threads.available_cores", lambda: 8)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setenv(WORKERS_ENV, "2")
-    cfg = make_cfg(*FAST)
-    assert thread_share(cfg) == ThreadShare(threads=4, setting="auto", cores=8, workers=2)
-    monkeypatch.setattr("ftbench.run.threads._launcher_config",
-                        lambda: (OmegaConf.create({"_target_": JOBLIB, "n_jobs": 2}), True))
-    assert thread_share(cfg).workers == 4 and thread_share(cfg).threads == 2
+    assert thread_share("auto") == ThreadShare(threads=4, setting="auto", cores=8, workers=2)
+    jobs = launcher_jobs(OmegaConf.create({"_target_": JOBLIB, "n_jobs": 2}), None, cores=8)
+    assert thread_share("auto", jobs).workers == 4 and thread_share("auto", jobs).threads == 2
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    share = thread_share(cfg)
+    share = thread_share("auto", jobs)
     assert share.threads == 1
     assert share.describe() == "1 torch thread (OMP_NUM_THREADS=1; 8 cores / 4 workers on this machine)"
-    explicit = thread_share(make_cfg(*FAST, "trainer.threads=3"))
+    explicit = thread_share(make_cfg(*FAST, "trainer.threads=3").trainer.threads)
     assert explicit.describe() == "3 torch threads (trainer.threads=3)"
 
 

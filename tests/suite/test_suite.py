@@ -285,7 +285,7 @@ def test_a_tuned_suite_of_image_folders_searches_each_task_on_its_own(tmp_path):
         # each task its own studies: the whole budget of trials, in its own folder
         storage = f"sqlite:///{suite / task / 'optuna.db'}"
         for strategy in ("linear_probe", "full"):
-            study = optuna.load_study(study_name=f"search-{strategy}", storage=storage)
+            study = optuna.load_study(study_name=f"{task}/search-{strategy}", storage=storage)
             assert len(study.trials) == 2
             trials = sorted(p.parent.name for p in (suite / task / "search" / strategy).glob("*/result.json"))
             assert trials == ["trial0", "trial1"]

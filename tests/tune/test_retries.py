@@ -50,13 +50,14 @@ def test_a_space_optuna_refuses_fails_the_trial_it_asked_for(tmp_path):
                                                                                  TrialState.FAIL]
 
 
+@pytest.mark.slow  # waits out the 3 s grace period: make test runs it, make test-fast leaves it out
 def test_a_running_trial_that_never_beat_goes_stale_after_the_grace_period(tmp_path):
     storage = open_storage(f"sqlite:///{tmp_path}/optuna.db", 1)  # grace period: 3 s
     s = optuna.create_study(study_name="s", storage=storage, direction="maximize")
     silent = s.ask({"lr": LR})  # its worker died before its first beat
     beating = studies.ask(storage, s, {"lr": LR})
     time.sleep(3.5)
-    storage.record_heartbeat(beating._trial_id)  # alive
+    storage.record_heartbeat(studies.storage_id(storage, s, beating.number))  # alive
     studies.fail_stale(storage, s)
     states = {t.number: t.state for t in s.trials}
     assert states == {silent.number: TrialState.FAIL, beating.number: TrialState.RUNNING,

@@ -99,7 +99,7 @@ def test_a_pruned_trial_stops_after_its_epoch_untested_and_keeps_its_cost(tmp_pa
     trial = SearchTrial(search.ask())
     cfg = make_cfg(*FAST, "trainer.max_epochs=3", "strategy=full", "run.test=false", "run.checkpoint=false",
                    "run.save_weights=false", run_dir=tmp_path)
-    result = fit(cfg, tmp_path, callbacks=[trial])
+    result = fit(cfg, tmp_path, stoppers=[trial])
     assert result["status"] == "pruned" and len(result["history"]) == 1
     assert result["metrics"]["test_acc"] is None and result["cost"]["train_flops"] > 0
     assert json.loads((tmp_path / "result.json").read_text())["status"] == "pruned"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from typing import TYPE_CHECKING, cast
 
 import torch
 from lightning import Callback, LightningModule, Trainer
@@ -21,6 +22,9 @@ from lightning.pytorch.utilities.seed import isolate_rng
 
 from ftbench.cost.flops import flop_counter
 from ftbench.tracking.units import duration, si
+
+if TYPE_CHECKING:
+    from ftbench.finetune.observed import TrainingView
 
 log = logging.getLogger("ftbench")
 
@@ -63,9 +67,10 @@ class RunPreview(Callback):
 
     @torch.no_grad()
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        view = watched(pl_module)
         if not trainer.is_global_zero:
             return
-        dm = trainer.datamodule
+        dm = trainer.datamodule  # type: ignore[attr-defined]  # set by Trainer.fit
         note = None
         if not dm.cfg.get("image_size"):
             size = dm.source_image_size()
@@ -73,23 +78,23 @@ class RunPreview(Callback):
         if note:
             log.warning(note)
         train, val, test = (dm.datasets[s] for s in ("train", "val", "test"))
-        was_training = pl_module.training
-        pl_module.eval()
+        was_training = view.training
+        view.eval()
         # isolate_rng: an augmented split draws random numbers; the run's own draws stay as
         # they would be without this look ahead (a resumed run stays bit-identical)
         with isolate_rng():
             first = train[0][0].unsqueeze(0)
             try:
                 with trainer.precision_plugin.forward_context(), flop_counter() as counter:
-                    pl_module(first.to(pl_module.device))
-                seconds = self._seconds_per_image(trainer, pl_module, train)
+                    view(first.to(view.device))
+                seconds = self._seconds_per_image(trainer, view, train)
             finally:
-                pl_module.train(was_training)
+                view.train(was_training)
         images = limited(len(train), dm.batch_size, trainer.limit_train_batches) // trainer.world_size
         val_images = limited(len(val), dm.batch_size, trainer.limit_val_batches) // trainer.world_size
         test_images = limited(len(test), dm.batch_size, trainer.limit_test_batches) // trainer.world_size
         cached = self.cached_head_epochs and dm.can_serve_features("train")
-        forwards = self._forwards(trainer, pl_module, images, val_images, test_images, cached)
+        forwards = self._forwards(trainer, view, images, val_images, test_images, cached)
         share = self.threads.share if self.threads is not None else None
         log.info("run: %d images per epoch x %d epochs at %s px, %s per image (forward); about %s "
                  "on this machine (a forward timed on %d images, a training step as %g forwards "
@@ -99,7 +104,7 @@ class RunPreview(Callback):
                  f"; {share.describe()}" if share else "")
 
     @staticmethod
-    def _seconds_per_image(trainer: Trainer, pl_module: LightningModule, train) -> float:
+    def _seconds_per_image(trainer: Trainer, pl_module: TrainingView, train) -> float:
         batch = torch.stack([train[i][0] for i in range(min(TIMED_IMAGES, len(train)))])
         batch = batch.to(pl_module.device)
         timings = []
@@ -113,12 +118,12 @@ class RunPreview(Callback):
         return timings[-1] / len(batch)
 
     @staticmethod
-    def _forwards(trainer: Trainer, pl_module: LightningModule, images: int, val_images: int,
+    def _forwards(trainer: Trainer, pl_module: TrainingView, images: int, val_images: int,
                   test_images: int, cached: bool) -> float:
         """Image forwards of the whole run, a training step counted as ``TRAIN_FORWARDS``;
         ``cached``: head-only epochs train on features computed once."""
         total, extracted = float(test_images), False
-        for epoch in range(trainer.current_epoch, trainer.max_epochs):
+        for epoch in range(trainer.current_epoch, trainer.max_epochs or 0):
             if any(pl_module.trainable_at(epoch)[:-1]):
                 total += TRAIN_FORWARDS * images + val_images
             elif cached:  # one pass over every split, then the head alone
@@ -127,3 +132,8 @@ class RunPreview(Callback):
             else:
                 total += images + val_images
         return total
+
+
+def watched(pl_module: LightningModule) -> TrainingView:
+    """The module as ``TrainingView``: what this observer may read of training."""
+    return cast("TrainingView", pl_module)

@@ -17,6 +17,7 @@ actually trained, not what the plan said they would.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING, cast
 
 import torch
 from lightning import Callback, LightningModule, Trainer
@@ -24,6 +25,9 @@ from lightning.pytorch.trainer.states import TrainerFn
 
 from ftbench.cost.flops import FlopTally
 from ftbench.cost.memory import TrainingMemory, peak_memory_mb, reset_peak_memory
+
+if TYPE_CHECKING:
+    from ftbench.finetune.observed import TrainingView
 
 # summed over DDP ranks (each rank meters only its shard), or the slowest / fullest rank's
 SUMMED_COST = ("train_images", "train_flops", "eval_flops")
@@ -50,7 +54,7 @@ class Meter(Callback):
 
     # -- time -------------------------------------------------------------------------------
     @staticmethod
-    def _sync(pl_module: LightningModule) -> None:
+    def _sync(pl_module: TrainingView) -> None:
         if pl_module.device.type == "cuda":
             torch.cuda.synchronize(pl_module.device)
 
@@ -58,13 +62,15 @@ class Meter(Callback):
         return time.perf_counter() - self._epoch_start - self._val_seconds
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        view = watched(pl_module)
         if stage == "fit":  # before a checkpoint is restored: drift is from the starting weights
             self._initial = [[p.detach().to("cpu", copy=True) for p in params]
-                             for params in pl_module.group_params]
+                             for params in view.group_params]
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        reset_peak_memory(pl_module.device)
-        self.memory.fit_starts(pl_module.device)
+        view = watched(pl_module)
+        reset_peak_memory(view.device)
+        self.memory.fit_starts(view.device)
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # A run resumed mid-epoch gets no on_train_epoch_start: its clock goes on from here,
@@ -73,13 +79,14 @@ class Meter(Callback):
         self._epoch_start = time.perf_counter() - self._resumed_seconds
 
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._sync(pl_module)
+        view = watched(pl_module)
+        self._sync(view)
         self._val_seconds = 0.0
         self._epoch_start = time.perf_counter()
         self._epoch_trained = []
-        mask = pl_module.trainable_at(trainer.current_epoch)
-        self._epoch_lrs = pl_module.group_lrs(mask)
-        lrs = {f"lr/{g.name}": lr for g, lr in zip(pl_module.groups, self._epoch_lrs, strict=True)}
+        mask = view.trainable_at(trainer.current_epoch)
+        self._epoch_lrs = view.group_lrs(mask)
+        lrs = {f"lr/{g.name}": lr for g, lr in zip(view.groups, self._epoch_lrs, strict=True)}
         for logger in trainer.loggers:
             logger.log_metrics(lrs, step=trainer.global_step)
 
@@ -93,12 +100,13 @@ class Meter(Callback):
 
     # -- steps --------------------------------------------------------------------------------
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
-        self._step_mask = list(pl_module.trainable)  # set by the module before this step's hooks
+        view = watched(pl_module)
+        self._step_mask = list(view.trainable)  # set by the module before this step's hooks
         self.flops.train_step_starts(self._step_mask, batch[0], len(batch[1]), trainer.current_epoch)
         if self.flops.counting:  # the first step of a phase: its memory is measured too
             self.memory.step_starts(pl_module, {"trainable": self._step_mask,
                                                 "input": list(batch[0].shape[1:]),
-                                                "features": trainer.datamodule.serving_features("train")})
+                                                "features": view.serving_features("train")})
 
     def on_after_backward(self, trainer: Trainer, pl_module: LightningModule) -> None:
         counted = self.flops.stop()
@@ -140,22 +148,23 @@ class Meter(Callback):
 
     # -- epochs -------------------------------------------------------------------------------
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._sync(pl_module)
+        view = watched(pl_module)
+        self._sync(view)
         seconds = self._epoch_seconds_so_far()
         self.epoch_seconds.append(seconds)
         self.train_seconds += seconds
         flops = self.flops.epoch_ends()
         epoch = trainer.current_epoch
-        trained = self._epoch_trained or list(pl_module.trainable)  # an epoch without steps
+        trained = self._epoch_trained or list(view.trainable)  # an epoch without steps
         self.trained = union(self.trained, trained)
         self.history.append({
             "epoch": epoch,
-            "train_loss": pl_module.epoch_value("train_loss"),
-            "val_acc": pl_module.epoch_value("val_acc"),
-            "val_loss": pl_module.epoch_value("val_loss"),
+            "train_loss": view.epoch_value("train_loss"),
+            "val_acc": view.epoch_value("val_acc"),
+            "val_loss": view.epoch_value("val_loss"),
             "lrs": self._epoch_lrs,
-            "trainable_groups": [g.name for g, t in zip(pl_module.groups, trained, strict=True) if t],
-            "trainable_params": pl_module.trainable_params(trained),
+            "trainable_groups": [g.name for g, t in zip(view.groups, trained, strict=True) if t],
+            "trainable_params": view.trainable_params(trained),
             "train_seconds": seconds,
             "train_flops": flops,
         })
@@ -166,7 +175,7 @@ class Meter(Callback):
         self.memory.training_ends()
 
     @torch.no_grad()
-    def measure_drift(self, pl_module: LightningModule) -> dict[str, float]:
+    def measure_drift(self, pl_module: TrainingView) -> dict[str, float]:
         """Per group, ``||w - w0|| / ||w0||`` over the parameters the model holds now: after a
         LoRA merge, the pretrained weights with the adapters folded in (not the adapters)."""
         held = {id(p) for p in pl_module.model.parameters()}
@@ -180,7 +189,7 @@ class Meter(Callback):
         return drift
 
     # -- the result's blocks ----------------------------------------------------------------
-    def cost(self, trainer: Trainer, pl_module: LightningModule, feature_cache: dict | None = None) -> dict:
+    def cost(self, trainer: Trainer, pl_module: TrainingView, feature_cache: dict | None = None) -> dict:
         """The ``cost`` block of ``result.json``, over every rank; logged as ``cost/*``.
 
         With cached features a training step runs the head only; the backbone's one pass over
@@ -255,8 +264,8 @@ def reduce_over_ranks(trainer: Trainer, cost: dict) -> dict:
     slowest and fullest rank's, and throughput is recomputed. A no-op on one process."""
     total = dict(cost)
     if trainer.world_size > 1:
-        for keys, op in ((SUMMED_COST, "sum"), (MAXED_COST, "max")):
-            keys = [k for k in keys if cost.get(k) is not None]
+        for names, op in ((SUMMED_COST, "sum"), (MAXED_COST, "max")):
+            keys = [k for k in names if cost.get(k) is not None]
             values = torch.tensor([float(cost[k]) for k in keys], dtype=torch.float64,
                                   device=trainer.strategy.root_device)
             reduced = trainer.strategy.reduce(values, reduce_op=op).tolist()
@@ -265,3 +274,8 @@ def reduce_over_ranks(trainer: Trainer, cost: dict) -> dict:
     total["images_per_second"] = total["train_images"] / seconds if seconds else None
     total["devices"] = trainer.world_size
     return total
+
+
+def watched(pl_module: LightningModule) -> TrainingView:
+    """The module as ``TrainingView``: what this observer may read of training."""
+    return cast("TrainingView", pl_module)

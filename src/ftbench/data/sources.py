@@ -7,6 +7,8 @@ data module. A registry maps ``dataset.name`` to its source, so adding one is on
 from __future__ import annotations
 
 import logging
+import tarfile
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -209,7 +211,10 @@ def torchvision_source(name: str) -> Callable:
         for split, kwargs in split_args.items():
             try:
                 parts[split] = cls(str(root), download=cfg.download, **kwargs)
-            except Exception as err:  # download and integrity errors come in many types
+            except (OSError, RuntimeError, zipfile.BadZipFile, tarfile.ReadError) as err:
+                # what a missing or failed download raises: torchvision's "Dataset not found or
+                # corrupted" and integrity checks (RuntimeError), urllib's URLError (OSError), a
+                # damaged archive; anything else is a bug and keeps its traceback
                 how = ("the download failed (offline?)" if cfg.download
                        else "dataset.download=false")
                 raise UserError(

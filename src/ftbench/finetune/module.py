@@ -2,10 +2,8 @@
 
 The module applies the plan itself: before every training step it asks the plan which
 groups train at that point of progress, and freezes the rest; ``trainable`` is then what
-the step trains. Callbacks read the run through
-a small interface (``groups``, ``plan``, ``group_params``, ``trainable``, ``trainable_at``,
-``trainable_params``, ``group_lrs``, ``epoch_value``) that never depends on which hook
-happened to run first.
+the step trains. Callbacks read the run through ``TrainingView`` (``finetune/observed.py``),
+whose values never depend on which hook happened to run first.
 """
 
 from __future__ import annotations
@@ -25,8 +23,7 @@ from ftbench.models.backbone import LayerGroup, group_modules
 from ftbench.run.checkpoints import StartingWeights
 from ftbench.run.predictions import Predictions
 
-STAGES = ("train", "val", "test")
-MAX_CONFUSION_CLASSES = 256
+STAGES, MAX_CONFUSION_CLASSES = ("train", "val", "test"), 256
 
 
 def keeps_statistics(module: nn.Module) -> bool:
@@ -37,11 +34,9 @@ def keeps_statistics(module: nn.Module) -> bool:
 class BatchMean(Metric):
     """Mean of a per-batch value weighted by batch size, summed over ranks at compute.
 
-    ``self.log(tensor, on_epoch=True)`` would do the same, but a ``log`` call costs about a
-    millisecond, which is most of a step when only the head trains on cached features.
-    (``MeanMetric`` checks for NaN every step, a device sync on GPU, and its
-    ``nan_strategy="disable"`` drops the weights.)
-    """
+    ``self.log(tensor, on_epoch=True)`` costs about a millisecond a call, most of a step when
+    only the head trains on cached features; ``MeanMetric`` checks for NaN every step (a device
+    sync on GPU), and its ``nan_strategy="disable"`` drops the weights."""
 
     full_state_update = False
 
@@ -85,8 +80,7 @@ class FineTuneModule(LightningModule):
             self.epoch_metrics[f"{stage}_loss"] = BatchMean()
             self.epoch_metrics[f"{stage}_acc"] = MulticlassAccuracy(num_classes, average="micro",
                                                                     validate_args=False)
-        # which classes fail: per-class accuracy and the confusion matrix of the test split
-        # (the matrix up to MAX_CONFUSION_CLASSES classes: beyond, result.json would be mostly it)
+        # which classes fail: per-class test accuracy, and the confusion matrix up to MAX_CONFUSION_CLASSES
         self.test_class_metrics = nn.ModuleDict({
             "accuracy": MulticlassAccuracy(num_classes, average=None, validate_args=False)})
         if num_classes <= MAX_CONFUSION_CLASSES:
@@ -137,9 +131,9 @@ class FineTuneModule(LightningModule):
 
     def trainable_params(self, mask: Sequence[bool]) -> int:
         """Parameters that move while ``mask``'s groups train."""
-        return sum(p.numel() for params, movable, on in zip(self.group_params, self._movable, mask,
-                                                            strict=True)
-                   if on for p, moves in zip(params, movable, strict=True) if moves)
+        groups = zip(self.group_params, self._movable, mask, strict=True)
+        return sum(p.numel() for params, movable, on in groups if on
+                   for p, moves in zip(params, movable, strict=True) if moves)
 
     # The trainable groups are set before each step's hooks run (at the epoch start, and at the
     # end of the step before), so that every callback sees the step's own groups.
@@ -156,6 +150,10 @@ class FineTuneModule(LightningModule):
         if self.plan.changes_within_epochs:
             self.apply_plan(self.progress(batch_idx + 1))
 
+    def serving_features(self, stage: str) -> bool:
+        """Are ``stage``'s inputs cached features this epoch? The data module knows."""
+        return bool(self.trainer.datamodule.serving_features(stage))
+
     # -- steps ----------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x.contiguous(memory_format=self.memory_format))
@@ -169,8 +167,7 @@ class FineTuneModule(LightningModule):
 
     def _shared_step(self, batch, stage: str) -> torch.Tensor:
         x, y = batch
-        features = self.trainer.datamodule.serving_features(stage)  # the data module knows
-        logits = self.classify_features(x) if features else self(x)
+        logits = self.classify_features(x) if self.serving_features(stage) else self(x)
         loss = self.criterion(logits, y)
         self.epoch_metrics[f"{stage}_loss"].update(loss, len(y))
         self.epoch_metrics[f"{stage}_acc"].update(logits, y)
@@ -229,6 +226,9 @@ class FineTuneModule(LightningModule):
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")
 
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
+
     def on_test_epoch_start(self) -> None:
         self._reset_epoch("test")
         self._test_predictions = Predictions.collector()
@@ -249,9 +249,6 @@ class FineTuneModule(LightningModule):
         return {"per_class_test_acc": {name: (acc if n else None)
                                        for name, acc, n in zip(names, accuracy, support, strict=True)},
                 "confusion_matrix": confusion.tolist()}
-
-    def on_test_epoch_end(self) -> None:
-        self._log_epoch("test")
 
     def test_predictions(self) -> Predictions | None:
         """Every test example's prediction (see ``ftbench.run.predictions``), over every rank;

@@ -13,6 +13,7 @@ stays exactly ``lr_decay`` through warm-up and decay.
 
 from __future__ import annotations
 
+import fnmatch
 import math
 from functools import partial
 
@@ -57,13 +58,30 @@ SCHEDULES = ("cosine", "onecycle", "constant")
 ONECYCLE_DIV = 25.0  # OneCycleLR's default: the cycle starts at lr / 25
 
 
+def no_weight_decay(model: nn.Module) -> set[str]:
+    """The name patterns the model exempts from weight decay (timm's ``no_weight_decay()``:
+    a ViT's ``pos_embed``, ``cls_token``, ...), matched as timm's own optimizer factory does."""
+    exempt = getattr(model, "no_weight_decay", None)
+    return set(exempt()) if callable(exempt) else set()
+
+
+def decays(name: str, param: nn.Parameter, exempt: set[str]) -> bool:
+    """timm's rule (``param_groups_weight_decay``): no decay on biases, norms' 1-d weights and
+    what the model names in ``no_weight_decay()``."""
+    return param.ndim > 1 and not name.endswith(".bias") and \
+        not any(fnmatch.fnmatch(name, pattern) for pattern in exempt)
+
+
 def param_groups(model: nn.Module, groups: list[LayerGroup], lr_scales: list[float],
                  base_lr: float, weight_decay: float) -> list[dict]:
+    """Per layer group, its decayed and its exempt parameters at the group's LR: every group
+    from step 0, frozen or not, so that the layout never changes."""
     params = dict(model.named_parameters())
+    exempt = no_weight_decay(model)
     result = []
     for index, (group, scale) in enumerate(zip(groups, lr_scales, strict=True)):
-        decay = [params[n] for n in group.param_names if params[n].ndim > 1]
-        no_decay = [params[n] for n in group.param_names if params[n].ndim <= 1]
+        decay = [params[n] for n in group.param_names if decays(n, params[n], exempt)]
+        no_decay = [params[n] for n in group.param_names if not decays(n, params[n], exempt)]
         for subset, wd in ((decay, weight_decay), (no_decay, 0.0)):
             if subset:
                 result.append({"params": subset, "lr": base_lr * scale, "weight_decay": wd,

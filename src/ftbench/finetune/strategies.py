@@ -195,15 +195,36 @@ def adapter_or_head(group: str, param: str) -> bool:
     return group == HEAD or ADAPTER_PREFIX in param
 
 
-# name -> factory(strategy cfg, group names, max_epochs) -> the plan's schedule and rules
-STRATEGIES: dict[str, Callable[..., dict]] = {
-    "linear_probe": _linear_probe,
-    "full": _all_groups,
-    "discriminative": _all_groups,
-    "gradual": _gradual,
-    "partial": _partial,
-    "lp_ft": _lp_ft,
-    "surgical": _surgical,
-    "bitfit": _bitfit,
-    "lora": _lora,
-}
+# name -> factory(strategy cfg, group names, max_epochs) -> the plan's schedule and rules: the one
+# list of strategies, from which the configs' lists (``${ftbench.strategies:}``), --help and the
+# plots' colours derive. A new strategy is its factory, registered here (or from its own module,
+# imported before the run starts), and its YAML file in conf/strategy/.
+STRATEGIES: dict[str, Callable[..., dict]] = {}
+SUMMARIES: dict[str, str] = {}  # name -> its line in --help: what trains, and its knobs
+
+
+def register(name: str, factory: Callable[..., dict], summary: str) -> None:
+    """Make ``strategy=name`` a strategy: ``factory`` builds its plan, ``summary`` says it in --help."""
+    STRATEGIES[name] = factory
+    SUMMARIES[name] = summary
+
+
+def help_lines(indent: int = 2) -> str:
+    """The strategies of --help, one a line."""
+    width = max(map(len, STRATEGIES), default=0) + 2
+    return "\n".join(f"{' ' * indent}{name:<{width}}{SUMMARIES.get(name, '')}" for name in STRATEGIES)
+
+
+for _name, _factory, _summary in (
+        ("linear_probe", _linear_probe, "the head only (feature extraction); knobs: lr"),
+        ("full", _all_groups, "every group, one low LR; knobs: lr"),
+        ("discriminative", _all_groups, "every group, group i from the top at lr/lr_decay**i; "
+                                        "knobs: lr, lr_decay"),
+        ("gradual", _gradual, "head first, one more group every unfreeze_every epochs (ULMFiT); "
+                              "knobs: unfreeze_every"),
+        ("partial", _partial, "head + the top trainable_groups backbone groups; knobs: trainable_groups"),
+        ("lp_ft", _lp_ft, "head only for probe_epochs, then every group; knobs: probe_epochs"),
+        ("surgical", _surgical, "head + the listed backbone groups (e.g. [stage1]); knobs: groups"),
+        ("bitfit", _bitfit, "head + every bias vector; knobs: lr"),
+        ("lora", _lora, "head + low-rank adapters (peft), merged at the end; knobs: rank, alpha")):
+    register(_name, _factory, _summary)

@@ -216,7 +216,10 @@ def timm_pretrained(name: str, num_classes: int, **kwargs) -> nn.Module:
     try:
         with nullcontext() if online else hub_offline():
             return timm.create_model(name, pretrained=True, num_classes=num_classes, **kwargs)
-    except Exception as err:  # hub and download errors come in many types; all mean "not there"
+    except OSError as err:
+        # what a weight file that cannot be had raises: the hub's errors (HfHubHTTPError,
+        # LocalEntryNotFoundError, OfflineModeIsEnabled), urllib's URLError, a full disk; a
+        # TypeError or a bad state dict is a bug and keeps its traceback
         raise unavailable(offline_why if not online else
                           f"they could not be fetched ({type(err).__name__})") from err
 

@@ -16,6 +16,7 @@ from ftbench.report.render import summary_text, write_report
 from ftbench.report.rows import group_rows
 from ftbench.report.suite_results import is_suite
 from ftbench.report.tables import records
+from ftbench.run.failures import UserError
 
 log = logging.getLogger("ftbench")
 
@@ -42,7 +43,8 @@ def write_suite_report_quietly(root: Path) -> tuple | None:
     try:
         cross, paths = write_suite_report(root)
     except Exception as err:
-        log.error("report across tasks not written into %s: %s", root, err)
+        log.error("report across tasks not written into %s: %s", root, err,
+                  exc_info=not isinstance(err, UserError))
         return None
     log.info("report across tasks: %s", paths["report.md"])
     return cross, paths
@@ -90,8 +92,9 @@ class WriteReport(Callback):
             folder = wandb_summary.log_summary_run(root, runs, rows, records(rows),
                                                    plots, settings, sweep_group(sweep_dir))
             log.info("W&B summary run: %s", folder)
-        except Exception as err:  # the report on disk stands without it
-            log.error("W&B summary run not logged: %s", err)
+        except Exception as err:  # the report on disk stands without it; the traceback is in the log
+            log.error("W&B summary run not logged: %s", err,
+                  exc_info=not isinstance(err, UserError))
         command = wandb_summary.sync_command(root)
         if command:
             print(f"ftbench: W&B is offline; upload this multirun's runs later with: {command}",
@@ -121,8 +124,9 @@ class WriteReport(Callback):
                 {"tasks": cell_records(cross), "strategies": strategy_records(cross)}, plots, settings,
                 sweep_group(str(root)))
             log.info("W&B summary run of the suite: %s", folder)
-        except Exception as err:  # the report on disk stands without it
-            log.error("W&B summary run of the suite not logged: %s", err)
+        except Exception as err:  # the report on disk stands without it; the traceback is in the log
+            log.error("W&B summary run of the suite not logged: %s", err,
+                  exc_info=not isinstance(err, UserError))
         command = wandb_summary.sync_command(root)
         if command:
             print(f"ftbench: W&B is offline; upload this suite's runs later with: {command}",

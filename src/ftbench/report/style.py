@@ -17,13 +17,25 @@ from ftbench.finetune.strategies import STRATEGIES  # noqa: E402
 from ftbench.report.rows import Row  # noqa: E402
 from ftbench.run.atomic import atomic_write  # noqa: E402
 
-PALETTE = plt.get_cmap("tab10").colors
-COLOURS = {name: PALETTE[i] for i, name in enumerate(STRATEGIES)}
+PALETTE = matplotlib.color_sequences["tab10"]
+GOLDEN = 0.618033988749895  # hue steps that stay apart however many colours are drawn
 MARKERS = "osD^vPX*"
 
 
+def palette_colour(index: int) -> tuple[float, ...]:
+    """The ``index``-th colour of a palette without end: tab10's ten, then hues a golden
+    ratio apart (each distinct from the ones before)."""
+    if index < len(PALETTE):
+        return tuple(float(c) for c in matplotlib.colors.to_rgb(PALETTE[index]))
+    hue = ((index - len(PALETTE)) * GOLDEN + 0.05) % 1.0
+    return tuple(float(c) for c in matplotlib.colors.hsv_to_rgb((hue, 0.55, 0.75)))
+
+
 def colour(strategy: str):
-    return COLOURS.get(strategy, "grey")
+    """The strategy's colour in every plot: by its place in the registry (one of its own for
+    every registered strategy), grey for a name the registry does not know."""
+    names = list(STRATEGIES)
+    return palette_colour(names.index(strategy)) if strategy in names else "grey"
 
 
 def markers(rows: list[Row]) -> dict[int, str]:

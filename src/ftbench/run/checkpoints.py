@@ -18,6 +18,7 @@ import logging
 import pickle
 import random
 import re
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,13 @@ def _feed(h, obj: Any) -> None:
         h.update(f"{len(text)}:{text}".encode())
 
 
+def is_pytorch_file(path: Path) -> bool:
+    """A whole zip archive (``torch.save``'s format since 1.6), or a pickle (its legacy format)."""
+    with path.open("rb") as file:
+        first = file.read(1)
+    return zipfile.is_zipfile(path) or first == b"\x80"
+
+
 def load_checkpoint(path: str | Path, setting: str = "resume", what: str = "checkpoint",
                     require_digest: bool = False) -> Any:
     """Read a PyTorch file with ``weights_only=True``: tensors and plain containers, no code;
@@ -85,6 +93,8 @@ def load_checkpoint(path: str | Path, setting: str = "resume", what: str = "chec
         raise UserError(f"{setting}={str(path)!r}: no such {what} file")
     unreadable = UserError(f"{setting}={str(path)!r}: not a readable {what} (truncated, corrupt, "
                            "or not a PyTorch file)")
+    if not is_pytorch_file(path):  # torch's legacy reader fails on other bytes in any way at all
+        raise unreadable
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -94,8 +104,9 @@ def load_checkpoint(path: str | Path, setting: str = "resume", what: str = "chec
             raise unreadable from err
         raise UserError(f"{setting}={str(path)!r}: refused, the {what} holds objects other than "
                         "tensors and plain values (code that loading would run)") from err
-    except (RuntimeError, EOFError, OSError, ValueError, KeyError, TypeError,
-            AttributeError, IndexError) as err:  # torch's readers fail in many ways on garbage
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        # what torch.load raises on a truncated or foreign file (zip reader, unpickler, storage
+        # sizes); a TypeError or KeyError would be a bug of ours, and keeps its traceback
         raise unreadable from err
     recorded = loaded.pop(CONTENT_DIGEST, None) if isinstance(loaded, dict) else None
     if recorded is None and require_digest:

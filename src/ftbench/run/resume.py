@@ -28,11 +28,9 @@ from ftbench.run.checkpoints import (
 )
 from ftbench.run.failures import UserError
 from ftbench.run.redaction import redact
-from ftbench.run.result import RESULT_FILE, read_result
+from ftbench.run.result import RESULT_FILE, SAVED_CONFIG, read_result
 
 log = logging.getLogger("ftbench")
-
-SAVED_CONFIG = Path(".hydra") / "config.yaml"
 
 
 def resume_target(cfg: DictConfig, task_overrides: list[str],

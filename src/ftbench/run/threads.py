@@ -132,33 +132,19 @@ def resolve_threads(setting: object, cores: int, workers: int, omp: int | None =
     return min(share, omp) if omp else share
 
 
-def _launcher_config() -> tuple[DictConfig | None, bool]:
-    """The launcher of the multirun this job belongs to (None in a single run or outside Hydra)."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    if not HydraConfig.initialized():
-        return None, False
-    hydra_cfg = HydraConfig.get()
-    if hydra_cfg.mode != RunMode.MULTIRUN:
-        return None, False
-    return hydra_cfg.get("launcher"), True
-
-
-def thread_share(cfg: DictConfig) -> ThreadShare:
-    """The thread count of the run ``cfg`` describes, on this machine, now."""
-    setting = check_threads(cfg.trainer.get("threads", AUTO))
+def thread_share(setting: object = AUTO, jobs: int = 1) -> ThreadShare:
+    """The thread count for ``trainer.threads=setting`` on this machine, now, where the run's
+    launcher runs ``jobs`` at once (``launcher_jobs``) in each copy of the command started."""
+    setting = check_threads(setting)
     cores = available_cores()
-    launcher, _ = _launcher_config()
-    batch = cfg.tune.batch if cfg.get("tune") and cfg.tune.get("phase") else None
-    workers = copies_started() * launcher_jobs(launcher, batch, cores)
+    workers = copies_started() * jobs
     omp = omp_limit()
     return ThreadShare(resolve_threads(setting, cores, workers, omp), setting, cores, workers, omp)
 
 
-def apply_threads(cfg: DictConfig) -> ThreadShare:
-    """Set torch's intra-op thread count for the run ``cfg`` describes; returns the share."""
-    share = thread_share(cfg)
+def apply_threads(setting: object = AUTO, jobs: int = 1) -> ThreadShare:
+    """Set torch's intra-op thread count (``thread_share``); returns the share."""
+    share = thread_share(setting, jobs)
     torch.set_num_threads(share.threads)
     return share
 
@@ -172,13 +158,13 @@ class KeepThreads(Callback):
     it will not end bit for bit as the uninterrupted run would.
     """
 
-    def __init__(self, cfg: DictConfig) -> None:
-        self.cfg = cfg
+    def __init__(self, setting: object = AUTO, jobs: int = 1) -> None:
+        self.setting, self.jobs = setting, jobs
         self.share: ThreadShare | None = None
         self.earlier: list[int] = []  # the counts of the attempts before a resume
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        self.share = apply_threads(self.cfg)
+        self.share = apply_threads(self.setting, self.jobs)
 
     def state_dict(self) -> dict:
         return {"torch_threads": sorted({*self.earlier, torch.get_num_threads()})}

@@ -20,18 +20,18 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import yaml
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from ftbench.config import validate_config
+from ftbench.config import job_config, validate_config
 from ftbench.finetune.strategies import STRATEGIES
 from ftbench.report.callback import write_report_quietly, write_suite_report_quietly
 from ftbench.report.suite_results import SUITE_FILE, TASK_FILE
 from ftbench.run.atomic import write_text
 from ftbench.run.checks import number
 from ftbench.run.failures import UserError, one_line
+from ftbench.run.overrides import override_key, single_valued
 from ftbench.run.redaction import redact_overrides
 from ftbench.run.result import job_record
 from ftbench.suite.definition import Suite, Task, override_value, read_suite
@@ -64,11 +64,7 @@ class SuiteRun:
     # -- checks, before anything runs ----------------------------------------------------------
     def compose(self, overrides: Sequence[str], task_dir: Path) -> DictConfig:
         """A job's config without Hydra's node, as the job will check it."""
-        cfg = self.load_config(list(overrides))
-        if cfg.get("logger"):  # its own folder is not known yet; the task's stands in
-            with open_dict(cfg):
-                cfg.logger.save_dir = str(task_dir)
-        return OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+        return job_config(self.load_config(list(overrides)), str(task_dir))  # the task's folder
 
     def check(self) -> None:
         suite = self.suite
@@ -92,7 +88,7 @@ class SuiteRun:
     def task_record(self, task: Task) -> dict:
         """What a task's folder must have been started with for its results to be reused."""
         # benchmark.* act through the suite's definition: its strategies and seeds name the jobs
-        overrides = [o for o in self.base(task) if _key(o).split(".")[0] != "benchmark"]
+        overrides = [o for o in self.base(task) if override_key(o).split(".")[0] != "benchmark"]
         record = {"task": task.name, "protocol": self.suite.protocol,
                   "overrides": redact_overrides(overrides)}
         if self.suite.protocol == "tuned":  # its studies were made for these
@@ -175,7 +171,8 @@ class SuiteRun:
                      f"tune.seeds={override_value(list(self.suite.seeds))}",
                      f"hydra.sweep.dir={override_value(str(task_dir))}"]
         comparison = TunedComparison(self.load_config(arguments), self.launcher,
-                                     lambda overrides: self.compose(overrides, task_dir), arguments)
+                                     lambda overrides: self.compose(overrides, task_dir), arguments,
+                                     task=task.name)
         comparison.job_idx = self.job_idx
         comparison.run()
         self.job_idx = comparison.job_idx
@@ -197,18 +194,11 @@ def _difference(before, now) -> str:
     return f"then {before}, now {now}"
 
 
-def _key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
-
-
 def plain_arguments(arguments: Sequence[str]) -> list[str]:
     """The command's overrides, which every job gets; the suite sets strategies, seeds and datasets."""
-    for override in OverridesParser.create().parse_overrides(list(arguments)):
-        key = override.get_key_element().lstrip("+~")
-        if override.is_sweep_override():
-            raise UserError(f"{override.input_line!r}: experiment=benchmark runs its own sweep; allowed: "
-                            "single values (benchmark.strategies=[...] and benchmark.seeds=[...] pick "
-                            "the strategies and seeds)")
+    for override in single_valued(arguments, "benchmark", "benchmark.strategies=[...] and "
+                                  "benchmark.seeds=[...] pick the strategies and seeds"):
+        key = override.key_or_group
         if key in RESERVED:
             raise UserError(f"{override.input_line!r}: a suite sets {key} itself; allowed: {RESERVED[key]}")
     return list(arguments)

@@ -15,17 +15,22 @@ import math
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from hydra.core.utils import JobReturn
+from hydra.errors import OverrideParseException
 from hydra.experimental.callback import Callback as HydraCallback
 from hydra.types import RunMode
 from lightning import LightningModule, Trainer
 from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig
 
-from ftbench.run.overrides import override_key
+from ftbench.run.overrides import override_key, parse_overrides
 from ftbench.run.result import RESULT_FILE, UnreadableResult, read_result
 from ftbench.tracking.units import duration
+
+if TYPE_CHECKING:
+    from ftbench.finetune.observed import TrainingView
 
 log = logging.getLogger("ftbench")
 
@@ -39,13 +44,11 @@ def sweep_plan(config: DictConfig) -> tuple[int | None, list[str]]:
     overrides (a key on the command line replaces the same key of ``params``); other sweepers
     (Optuna, …) say how many trials they run in ``n_trials``, or nothing.
     """
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     sweeper = config.hydra.sweeper
     params = [f"{key}={value}" for key, value in (sweeper.get("params") or {}).items()]
     try:
-        overrides = OverridesParser.create().parse_overrides([*params, *config.hydra.overrides.task])
-    except Exception:  # an override only the sweeper's own parser understands
+        overrides = parse_overrides([*params, *config.hydra.overrides.task])
+    except OverrideParseException:  # an override only the sweeper's own parser understands
         return sweeper.get("n_trials"), []
     sizes: dict[str, int] = {}
     for override in overrides:
@@ -165,11 +168,17 @@ class EpochLines(ProgressBar):
         self._epoch_start = time.perf_counter()
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        view = watched(pl_module)
         if not self._enabled:
             return
         parts = [f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}:"]
         for name in ("train_loss", "val_acc"):
-            value = pl_module.epoch_value(name)
+            value = view.epoch_value(name)
             parts.append(f"{name} {value:.4f}," if value is not None else f"{name} n/a,")
         parts.append(f"{time.perf_counter() - self._epoch_start:.1f} s")
         log.info(" ".join(parts))
+
+
+def watched(pl_module: LightningModule) -> TrainingView:
+    """The module as ``TrainingView``: what this observer may read of training."""
+    return cast("TrainingView", pl_module)

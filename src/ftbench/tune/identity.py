@@ -29,11 +29,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import optuna
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from ftbench.report.collect import RESULT_FILE
 from ftbench.run.failures import UserError
+from ftbench.run.overrides import parse_overrides
 from ftbench.run.redaction import redact_overrides
 
 IDENTITY_STUDY = "ftbench-tuned-comparison"
@@ -65,8 +65,7 @@ def identity(tune, spaces: Mapping[str, Mapping[str, optuna.distributions.BaseDi
 
 def shaping_overrides(arguments: Sequence[str]) -> list[str]:
     """The command's overrides that shape a trial or a final run, sorted, secrets masked."""
-    kept = [o.input_line for o in OverridesParser.create().parse_overrides(list(arguments))
-            if not _how_to_run(o.get_key_element().lstrip("+~"))]
+    kept = [o.input_line or "" for o in parse_overrides(arguments) if not _how_to_run(o.key_or_group)]
     return sorted(redact_overrides(kept))
 
 

@@ -25,12 +25,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import optuna
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 
 from ftbench.config import group_names, validate_config
 from ftbench.run.failures import UserError
+from ftbench.run.overrides import single_valued
 from ftbench.run.redaction import redact_saved_configs, redact_text
 from ftbench.run.result import RESULT_FILE, job_record
 from ftbench.tune import identity, storage, studies
@@ -52,8 +52,9 @@ SEARCH_TRIAL = ("run.test=false", "run.checkpoint=false", "run.save_weights=fals
 class TunedComparison:
     """Runs the protocol through ``launcher``; ``compose(overrides)`` gives a job's config."""
 
-    def __init__(self, config: DictConfig, launcher, compose, arguments: Sequence[str]) -> None:
-        self.config, self.launcher, self.compose = config, launcher, compose
+    def __init__(self, config: DictConfig, launcher, compose, arguments: Sequence[str],
+                 task: str | None = None) -> None:
+        self.config, self.launcher, self.compose, self.task = config, launcher, compose, task
         self.tune = config.tune
         self.arguments = self._plain(arguments)
         self.strategies = list(self.tune.strategies)
@@ -61,16 +62,13 @@ class TunedComparison:
         self.job_idx = 0
         self.spaces: dict[str, dict] = {}
         self.defaults: dict[str, dict] = {}
-        self.storage = None
+        self.storage: optuna.storages.BaseStorage | None = None
 
     @staticmethod
     def _plain(arguments: Sequence[str]) -> list[str]:
         """The command's overrides, which every job gets; the protocol sets strategy and seed."""
-        for override in OverridesParser.create().parse_overrides(list(arguments)):
+        for override in single_valued(arguments, "tuned", "tune.strategies=[...] picks the strategies"):
             key = override.key_or_group
-            if override.is_sweep_override():
-                raise UserError(f"{override.input_line!r}: experiment=tuned runs its own sweep; "
-                                "allowed: single values (tune.strategies=[...] picks the strategies)")
             if key in RESERVED:
                 raise UserError(f"{override.input_line!r}: the tuned comparison sets {key} itself; "
                                 "allowed: tune.strategies=[...] and tune.seeds=K")
@@ -118,7 +116,8 @@ class TunedComparison:
 
     def search(self, strategy: str) -> bool:
         """Run the strategy's trials until its budget is asked for; whether it asked any."""
-        study, created = studies.create_once(self.storage, studies.search_study_name(strategy), self.tune)
+        name = studies.search_study_name(strategy, self.task)
+        study, created = studies.create_once(self.storage, name, self.tune)
         if created and all(contains(d, self.defaults[strategy][k]) for k, d in self.spaces[strategy].items()):
             study.enqueue_trial(self.defaults[strategy])  # the search starts from the defaults
         asked = False
@@ -148,7 +147,7 @@ class TunedComparison:
     def settle(self, strategy: str) -> None:
         """Wait for the trials other workers run; run those queued again meanwhile (a dead
         worker's). Returns once none runs: a queued trial beyond the budget stays queued."""
-        study = studies.open_study(self.storage, studies.search_study_name(strategy), self.tune)
+        study = studies.open_study(self.storage, studies.search_study_name(strategy, self.task), self.tune)
         while True:
             if self.search(strategy):  # it fails stale trials first, and queues them again
                 continue
@@ -166,28 +165,27 @@ class TunedComparison:
             else:  # its job ended but its worker died before telling: the run is not repeated
                 trial.set_user_attr("reused", record["config"]["tune"]["job"])
                 tell(study, trial, record)
-        if not fresh:
+        if not (batch := fresh):
             return
-        batch = fresh
+        ids = [studies.storage_id(self.storage, study, t.number) for t in batch]
         jobs = [[*self.arguments, f"strategy={strategy}", *(as_override(k, v) for k, v in t.params.items()),
                  f"seed={self.tune.search_seed}", f"tune.phase={SEARCH}", f"tune.study={study.study_name}",
                  # the trial's storage id, so that the job reports to this very trial
-                 f"tune.trial_id={t._trial_id}", f"tune.job=trial{t.number}", *SEARCH_TRIAL,
+                 f"tune.trial_id={trial_id}", f"tune.job=trial{t.number}", *SEARCH_TRIAL,
                  # the trials it runs again (their folders are no trials of their own in the report)
                  *([f"tune.retry_of={history}"] if (history := studies.retry_history(study, t)) else [])]
-                for t in batch]
-        records = self.launch(jobs, [t._trial_id for t in batch])
+                for t, trial_id in zip(batch, ids, strict=True)]
+        records = self.launch(jobs, ids)
         for trial, record in zip(batch, records, strict=True):
             tell(study, trial, record)
 
     def finished_before(self, study: optuna.Study, trial: optuna.Trial) -> dict | None:
-        """For a trial queued again after its worker died: the record its first job left, if
-        that job finished."""
+        """For a trial queued again after its worker died: the record its first job left, if any."""
         frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
         first = RetryHeartbeatStaleTrialCallback.retried_trial_number(frozen)
         if first is None:
             return None
-        first_id = next(t._trial_id for t in study.get_trials(deepcopy=False) if t.number == first)
+        first_id = studies.storage_id(self.storage, study, first)
         for path in Path(self.config.hydra.sweep.dir, SEARCH).rglob(RESULT_FILE):
             record = job_record(path.parent)
             if ((record.get("config") or {}).get("tune") or {}).get("trial_id") == first_id \
@@ -236,9 +234,11 @@ class TunedComparison:
             else:
                 runs.append((trial, job))
         if runs:
-            records = self.launch([job for _, job in runs], [t._trial_id for t, _ in runs])
+            records = self.launch([job for _, job in runs], [studies.storage_id(self.storage, study, t.number)
+                                                             for t, _ in runs])
             for (trial, _), record in zip(runs, records, strict=True):
                 trial.set_user_attr(studies.OUTCOME, record.get("status"))
+                record_cost(trial, record)
                 study.tell(trial, record.get("metrics", {}).get("test_acc") or 0.0)
 
     def final_job(self, trial: optuna.Trial) -> list[str] | None:
@@ -253,7 +253,7 @@ class TunedComparison:
         params = {}
         if config == TUNED:
             best = studies.best_trial(studies.open_study(
-                self.storage, studies.search_study_name(strategy), self.tune))
+                self.storage, studies.search_study_name(strategy, self.task), self.tune))
             if best is None:
                 raise UserError(f"strategy={strategy}: no search trial completed; the tuned "
                                 "configuration cannot be chosen (see the search/ job logs)")
@@ -277,11 +277,8 @@ def make_folder(folder: Path) -> None:
 def tell(study: optuna.Study, trial: optuna.Trial, record: dict) -> None:
     """Tell the study what a search job's ``result.json`` says, with what it cost."""
     status = record.get("status")
-    cost = record.get("cost") or {}
     trial.set_user_attr(studies.OUTCOME, status)
-    for key in ("train_flops", "train_seconds"):
-        if isinstance(cost.get(key), int | float):
-            trial.set_user_attr(key, cost[key])
+    record_cost(trial, record)
     value = (record.get("metrics") or {}).get("val_acc")
     if status == "pruned":
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
@@ -292,3 +289,11 @@ def tell(study: optuna.Study, trial: optuna.Trial, record: dict) -> None:
     else:
         trial.set_user_attr("error", str(record.get("error", "no result")))
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
+
+
+def record_cost(trial: optuna.Trial, record: dict) -> None:
+    """A job's training FLOPs and wall-clock as the trial's user attributes (the dashboard shows them)."""
+    cost = record.get("cost") or {}
+    for key in ("train_flops", "train_seconds"):
+        if isinstance(cost.get(key), int | float):
+            trial.set_user_attr(key, cost[key])

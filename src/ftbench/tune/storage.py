@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+import warnings
 from contextlib import nullcontext
 from pathlib import Path
 from urllib.request import pathname2url
@@ -84,7 +85,7 @@ def open_storage(url: str, heartbeat_seconds: float) -> optuna.storages.BaseStor
     except sqlalchemy.exc.ArgumentError as err:
         raise UserError(f"tune.storage={shown!r} is not a storage URL Optuna can open "
                         f"({_first_line(err)}); allowed: {ALLOWED}") from err
-    except (sqlalchemy.exc.SQLAlchemyError, OSError, ValueError, KeyError, TypeError) as err:
+    except (sqlalchemy.exc.SQLAlchemyError, OSError, ValueError) as err:
         raise UserError(f"tune.storage={shown!r} cannot be opened as an Optuna storage "
                         f"({_first_line(err)}); allowed: {ALLOWED}") from err
 
@@ -134,7 +135,10 @@ def _rdb(url: str, heartbeat_seconds: float) -> RDBStorage:
     lock = FileLock(f"{path}.lock") if path is not None else nullcontext()
     for attempt in range(CREATE_ATTEMPTS):
         try:
-            with lock:
+            with lock, warnings.catch_warnings():
+                # heartbeats are what let several workers share a study; Optuna still calls
+                # the argument experimental (5.1), and says so on every open
+                warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
                 return RDBStorage(url, heartbeat_interval=max(1, round(heartbeat_seconds)),
                                   grace_period=max(2, round(3 * heartbeat_seconds)),
                                   heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback())

@@ -34,10 +34,13 @@ FINAL_STUDY = "final"
 OUTCOME = "outcome"
 ABANDONED = "abandoned"  # why the search failed a trial it had asked for
 
+BEATING = "beating"  # a trial's own number, once its first heartbeat is recorded (a retry copies it)
+
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-# heartbeats outside Study.optimize are what several workers need; Optuna marks them experimental
+# Heartbeats, fail_stale_trials and the retry callback are what let several workers share a
+# study; Optuna has marked them experimental since 2.x and says so at every call. The version
+# range is pinned (pyproject.toml) to the one the tests cover, so the category is silenced.
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-warnings.filterwarnings("ignore", message=".*Heartbeat of storage is supposed to be used with Study.optimize")
 
 
 def pruner(tune) -> optuna.pruners.BasePruner:
@@ -45,8 +48,9 @@ def pruner(tune) -> optuna.pruners.BasePruner:
     return pruning.pruner(tune)
 
 
-def search_study_name(strategy: str) -> str:
-    return f"search-{strategy}"
+def search_study_name(strategy: str, task: str | None = None) -> str:
+    """The search study of ``strategy`` (of ``task``, in a suite): the name the dashboard shows."""
+    return f"{task}/search-{strategy}" if task else f"search-{strategy}"
 
 
 def open_study(storage, name: str, tune) -> optuna.Study:
@@ -111,14 +115,15 @@ def fail_stale(storage, study: optuna.Study) -> None:
     if not _beats(storage):
         return
     grace = timedelta(seconds=storage.grace_period or 2 * storage.get_heartbeat_interval())
-    for trial in _never_beat(storage, study):
+    for trial in _never_beat(study):
         if trial.datetime_start is not None and _now(trial.datetime_start) - trial.datetime_start > grace:
+            trial_id = storage_id(storage, study, trial.number)
             try:
-                if not study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
+                if not storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
                     continue
             except optuna.exceptions.UpdateFinishedTrialError:  # another worker failed it first
                 continue
-            RetryHeartbeatStaleTrialCallback()(study, study._storage.get_trial(trial._trial_id))
+            RetryHeartbeatStaleTrialCallback()(study, storage.get_trial(trial_id))
 
 
 def _beats(storage) -> bool:
@@ -129,21 +134,18 @@ def _now(like: datetime) -> datetime:
     return datetime.now(like.tzinfo) if like.tzinfo else datetime.now()
 
 
-def _never_beat(storage: RDBStorage, study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """The study's running trials that have no heartbeat at all (Optuna has no public way to
-    tell them from trials that beat)."""
-    from optuna.storages._rdb import models
+def _never_beat(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """The study's running trials whose first heartbeat was never recorded: ``ask`` marks a
+    trial ``beating`` once it is (Optuna has no public way to read heartbeats)."""
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if t.user_attrs.get(BEATING) != t.number]
 
-    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    if not running:
-        return []
-    session = storage.scoped_session()
-    try:
-        beat = {row[0] for row in session.query(models.TrialHeartbeatModel.trial_id).filter(
-            models.TrialHeartbeatModel.trial_id.in_([t._trial_id for t in running]))}
-    finally:
-        session.close()
-    return [t for t in running if t._trial_id not in beat]
+
+def storage_id(storage, study: optuna.Study, number: int) -> int:
+    """The storage's id of ``study``'s trial ``number``: what heartbeats and a search job's
+    reports name a trial by (``BaseStorage``'s public interface)."""
+    return storage.get_trial_id_from_study_id_trial_number(
+        storage.get_study_id_from_name(study.study_name), number)
 
 
 def ask(storage, study: optuna.Study, space: dict | None = None) -> optuna.Trial:
@@ -152,9 +154,14 @@ def ask(storage, study: optuna.Study, space: dict | None = None) -> optuna.Trial
     if its parameters cannot be set (a space whose distributions differ from the ones the
     study holds: Optuna raises): no trial is left running by a failure of the search itself.
     ``storage``: the study's, as ``open_storage`` made it."""
-    trial = study.ask()
+    with warnings.catch_warnings():
+        # Optuna warns that heartbeats are meant for Study.optimize; several workers sharing a
+        # study through ask/tell need them as much
+        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+        trial = study.ask()
     if _beats(storage):
-        storage.record_heartbeat(trial._trial_id)
+        storage.record_heartbeat(storage_id(storage, study, trial.number))
+        trial.set_user_attr(BEATING, trial.number)
     try:
         for name, dist in (space or {}).items():
             suggest(trial, name, dist)
@@ -171,7 +178,9 @@ def suggest(trial: optuna.Trial, name: str, dist: optuna.distributions.BaseDistr
         return trial.suggest_categorical(name, dist.choices)
     if isinstance(dist, optuna.distributions.IntDistribution):
         return trial.suggest_int(name, dist.low, dist.high, step=dist.step, log=dist.log)
-    return trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
+    if isinstance(dist, optuna.distributions.FloatDistribution):
+        return trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
+    raise TypeError(f"{name}: no suggestion for a {type(dist).__name__}")
 
 
 def abandon(study: optuna.Study, trials: Iterable[optuna.Trial], error: BaseException) -> None:
@@ -193,7 +202,7 @@ def abandon(study: optuna.Study, trials: Iterable[optuna.Trial], error: BaseExce
 
 def frozen(study: optuna.Study, trial: optuna.Trial) -> optuna.trial.FrozenTrial:
     """The stored state of ``trial``."""
-    return study._storage.get_trial(trial._trial_id)
+    return next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
 
 
 def retry_history(study: optuna.Study, trial: optuna.Trial) -> list[int]:

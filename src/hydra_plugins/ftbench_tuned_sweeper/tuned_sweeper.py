@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from hydra.plugins.sweeper import Sweeper
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from hydra_plugins.ftbench_tuned_sweeper.launching import Launching
 
@@ -20,14 +20,13 @@ class TunedSweeper(Launching, Sweeper):
         super().__init__(shares_sweep_dir)
 
     def sweep(self, arguments: list[str]) -> None:
+        from ftbench.config import job_config
         from ftbench.tune.protocol import TunedComparison
 
         sweep_dir = self.config.hydra.sweep.dir
 
         def compose(overrides: Sequence[str]) -> DictConfig:
-            cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
-            if cfg.get("logger"):  # checked as a job would see it; its own folder is not known yet
-                cfg.logger.save_dir = sweep_dir
-            return OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+            loaded = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+            return job_config(loaded, sweep_dir)
 
         TunedComparison(self.config, self.launcher, compose, arguments).run()
