@@ -77,9 +77,10 @@ def _read_file(path: Path) -> pd.DataFrame:
     try:
         return study_trials(optuna.storages.RDBStorage(read_only_url(path), skip_table_creation=True))
     except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.OptunaError, RuntimeError) as err:
-        while err.__cause__ is not None:  # Optuna wraps the database's own reason
-            err = err.__cause__
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        cause: BaseException = err
+        while cause.__cause__ is not None:  # Optuna wraps the database's own reason
+            cause = cause.__cause__
+        reason = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
         raise ValueError(f"{path}: not a readable Optuna storage ({reason})") from None
 
 
