@@ -68,18 +68,15 @@ def of_runs(root: Path, runs: Sequence[Run], choice: Mapping, path: str = TEST) 
     return over_seeds(values, choice["confidence"])
 
 
-def difference(root: Path, a: Sequence[Run], b: Sequence[Run], choice: Mapping) -> bootstrap.Interval | None:
-    """Test accuracy of runs ``a`` minus runs ``b`` (e.g. tuned minus default) with its interval:
-    seeds resampled on each side, the same test examples for both, as the verdict pairs
-    strategies. None unless every completed run kept its predictions."""
-    sides = {"a": [r for r in a if r.completed], "b": [r for r in b if r.completed]}
-    if not all(sides.values()) or any(len({r.get("seed") for r in rs}) != len(rs) for rs in sides.values()):
+def from_verdict(drawn, name: str, values: Sequence[float]) -> Bounds | None:
+    """``name``'s test accuracy interval as the verdict's bootstrap drew it (``drawn``: a
+    ``verdict.Verdict``), when it rests on exactly the runs behind ``values``; else None."""
+    if drawn is None or name not in drawn.replicates.strategies or not values:
         return None
-    found, missing = judgement.evidence(root, sides)
-    if found is None or missing or any(len(found.correct[k]) != len(rs) for k, rs in sides.items()):
+    if drawn.replicates.seeds[drawn.replicates.row(name)] != len(values):
         return None
-    replicates = bootstrap.bootstrap(found, resamples=choice["resamples"], confidence=choice["confidence"])
-    return bootstrap.difference(replicates, "a", "b")
+    found = drawn.interval(name)
+    return Bounds(statistics.fmean(values), found.low, found.high, len(values), BOOTSTRAP)
 
 
 def over_seeds(values: Sequence[float], confidence: float = 0.95) -> Bounds | None:
@@ -118,9 +115,3 @@ def _split(root: Path, runs: list[Run], split: str) -> bootstrap.Evidence | None
     if found is None or missing or len(found.correct[_RUNS]) != len(runs):
         return None
     return found
-
-
-NOTE = (f"Accuracy intervals resample {BOOTSTRAP} (the verdict's two-level bootstrap, at its "
-        f"confidence), so they count the test set's noise as well as the seeds'. ‡ marks an "
-        f"interval over {SEEDS_ONLY} (Student's t), for runs that kept no predictions: it leaves "
-        "out the test set's noise and is too narrow.")

@@ -188,7 +188,8 @@ def judge(evidence: Evidence, costs: Mapping[str, float | None], margin: float =
         k, lost = int(seeds[i]), failed.get(strategy, 0)
         word = (UNDECIDED if not measured[i] else EQUIVALENT if lows[i] > -margin
                 else WORSE if highs[i] < -margin else UNDECIDED)
-        caveat = TOO_FEW_SEEDS if not measured[i] else unstable_text(lost, k) if lost else None
+        reasons = ([] if measured[i] else [TOO_FEW_SEEDS]) + ([unstable_text(lost, k)] if lost else [])
+        caveat = "; ".join(reasons) or None
         rows.append(Judged(strategy, k, interval(replicates, strategy), float(observed[i] - best),
                            min(0.0, float(lows[i])), min(0.0, float(highs[i])), word, float(shares[i]),
                            max(0.0, -float(lows[i])) if measured[i] else None, lost, caveat))
@@ -241,7 +242,7 @@ def _notes(evidence: Evidence, judged: list[Judged], margin: float, width: float
     if evidence.left_out:
         notes.append(f"{evidence.left_out:,} test examples missing from some run were left out; every "
                      f"strategy is judged on the {n:,} examples all runs have.")
-    single = [j.strategy for j in judged if j.caveat == TOO_FEW_SEEDS]
+    single = [j.strategy for j in judged if j.seeds < MIN_SEEDS]
     if single:
         notes.append(f"{', '.join(single)} completed fewer than {MIN_SEEDS} seeds: seed noise is not "
                      f"measured, so {'it gets' if len(single) == 1 else 'they get'} no word and cannot be "
