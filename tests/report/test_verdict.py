@@ -23,25 +23,7 @@ from ftbench.report.verdict import (
     resolution,
 )
 from ftbench.run.failures import UserError
-
-
-def synthetic(rng: np.random.Generator, accuracies: dict[str, float], seeds: int = 3, examples: int = 1000,
-              seed_sd: float = 0.01, shared: float = 0.8) -> Evidence:
-    """Per-example correctness with known truth. Each run's accuracy is its strategy's true
-    accuracy plus seed noise (``seed_sd``); each example has a difficulty shared by every run
-    (``shared``: its share of the per-example variance), so strategies fail on much the same
-    examples, as fine-tuned copies of one backbone do. Run r gets example i right when
-    Φ⁻¹(accuracy_r) + √shared·difficulty_i + √(1 − shared)·noise_ri > 0, whose chance over the
-    examples is exactly accuracy_r."""
-    names = list(accuracies)
-    per_run = np.repeat([accuracies[s] for s in names], seeds)
-    per_run = per_run + seed_sd * rng.standard_normal(len(per_run))
-    threshold = stats.norm.ppf(np.clip(per_run, 0.01, 0.99))[:, None]
-    difficulty = rng.standard_normal(examples)
-    noise = rng.standard_normal((len(names) * seeds, examples))
-    correct = threshold + math.sqrt(shared) * difficulty + math.sqrt(1 - shared) * noise > 0
-    return Evidence(np.arange(examples), {s: {k: correct[i * seeds + k] for k in range(seeds)}
-                                          for i, s in enumerate(names)})
+from tests.helpers import synthetic
 
 
 def missing(examples: int, *wrong: int) -> np.ndarray:
@@ -91,22 +73,24 @@ def test_the_same_image_missed_on_every_seed_is_undecided_not_worse():
 
 def test_equal_strategies_are_rarely_called_worse_and_a_clearly_worse_one_rarely_equivalent():
     """Nine strategies of equal true accuracy and a tenth 3 points below, 5 seeds (seed noise of
-    one point) and 1,000 test examples, over 200 draws. Among the nine, some strategy is called
+    one point) and 2,000 test examples, over 200 draws. Among the nine, some strategy is called
     worse than the best by more than the 1-point margin in at most 5% of draws (+2% Monte Carlo
     error); the tenth is called equivalent in at most 20%."""
     rng = np.random.default_rng(2024)
     truth = {**{f"equal{i}": 0.85 for i in range(9)}, "below": 0.82}
     draws, false_worse, false_equivalent, equal_found_equivalent = 200, 0, 0, 0.0
     for draw in range(draws):
-        verdict = judge(synthetic(rng, truth, seeds=5), {}, margin=0.01, resamples=300, seed=draw)
+        verdict = judge(synthetic(rng, truth, seeds=5, examples=2000), {}, margin=0.01, resamples=300,
+                        seed=draw)
         false_worse += any(j.word == WORSE for j in verdict.strategies if j.strategy != "below")
         false_equivalent += verdict["below"].word == EQUIVALENT
         equal_found_equivalent += np.mean([j.word == EQUIVALENT for j in verdict.strategies
                                            if j.strategy != "below"])
     assert false_worse / draws <= 0.05 + 0.02
     assert false_equivalent / draws <= 0.20
-    # and the verdict is not silent: equal strategies are found equivalent in some draws
-    assert equal_found_equivalent / draws > 0.05
+    # and the verdict is not silent: equal strategies are found equivalent in some draws (rarely:
+    # ten lower bounds that hold jointly, at 1 − 0.05/10 each, cost power at one margin)
+    assert equal_found_equivalent / draws > 0.02
 
 
 def test_a_strategy_on_the_margin_is_rarely_called_equivalent():

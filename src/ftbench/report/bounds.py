@@ -1,6 +1,7 @@
 """The verdict's bounds on each strategy's difference to the best, from the bootstrap's replicates.
 
-Lower bounds decide "equivalent" and so the pick: they hold jointly for every candidate.
+Lower bounds decide "equivalent" and so the pick: they hold jointly for every candidate
+(Bonferroni).
 Upper bounds decide "worse": they hold for every pair at once, whichever strategy is in fact the
 best. Both come from the same replicates as every interval of the report.
 """
@@ -23,20 +24,15 @@ def lead(accuracy: np.ndarray) -> np.ndarray:
     return accuracy - np.where(accuracy == first, second, first)
 
 
-def joint_level(leads: np.ndarray, alpha: float, joint: np.ndarray) -> float:
+def joint_level(alpha: float, joint: np.ndarray) -> float:
     """The per-strategy level at which the lower bounds of the ``joint`` rows all hold with
-    probability 1 − ``alpha`` on the replicates (a max statistic on ranks).
+    probability at least 1 − ``alpha``: Bonferroni over the candidates.
 
-    Each replicate's lead is turned into its rank within its own row (a uniform share); the
-    level is the ``alpha`` quantile of the smallest share over the joint rows. Independent rows
-    give about alpha / m (Šidák), rows that move together (they share the best) nearer alpha.
+    Calibrating the level on the replicates themselves (the smallest rank of any candidate's
+    lead, a max statistic) was tried and measured: with five cheap strategies each one margin
+    below the best it picked a wrong one in 8.5% of draws, Bonferroni in 3.8%.
     """
-    rows = leads[joint]
-    if len(rows) < 2:
-        return alpha
-    order = np.argsort(np.argsort(rows, axis=1, kind="stable"), axis=1, kind="stable")
-    shares = (order + 1) / rows.shape[1]
-    return float(max(np.quantile(shares.min(axis=0), alpha), 0.5 / rows.shape[1]))
+    return alpha / max(1, int(np.count_nonzero(joint)))
 
 
 def lower_bounds(replicates: Replicates, joint: np.ndarray | None = None) -> np.ndarray:
@@ -57,7 +53,7 @@ def lower_bounds(replicates: Replicates, joint: np.ndarray | None = None) -> np.
     below = ((leads < observed) & ~tie).mean(axis=1) + tie.mean(axis=1) / 2
     bias = special.ndtri(np.clip(below, 0.5 / resamples, 1 - 0.5 / resamples))
     joint = np.ones(len(leads), bool) if joint is None else np.asarray(joint, bool)
-    level = joint_level(leads, alpha, joint)
+    level = joint_level(alpha, joint)
     return _quantiles(leads, special.ndtr(2 * bias + special.ndtri(level)))
 
 

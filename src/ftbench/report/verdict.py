@@ -16,9 +16,9 @@ best, each strategy is
 
 Which strategy is the best is only estimated from the same data: the lower bound takes the
 best inside every replicate, corrects for how much choosing a leader after the fact flatters
-it, and holds **jointly** for every strategy with a word (the per-strategy level is calibrated on
-the replicates so that all bounds hold together), so the cheapest strategy called equivalent is
-picked at the stated error however many cheap strategies compete; the upper bounds hold for
+it, and holds **jointly** for every strategy with a word (Bonferroni: each at 1 − α/m for m
+strategies), so the cheapest strategy called equivalent is picked at the stated error however
+many cheap strategies compete; the upper bounds hold for
 every pair at once. Ties share the lead. Each strategy's **within** is the smallest margin at
 which it would be called equivalent (−its lower bound): "within 2.4 points of the best".
 
