@@ -143,11 +143,15 @@ def default_key(strategy: str) -> str:
     return f"{strategy} (default)"
 
 
+def _own_default(t: Tuning) -> bool:
+    """Whether the strategy's default runs are runs of their own (not its tuned runs again)."""
+    return bool(t.default_runs) and {r.dir for r in t.default_runs} != {r.dir for r in t.tuned_runs}
+
+
 def final_runs(items: list[Tuning]) -> dict[str, list[Run]]:
     """Every strategy's tuned runs, and its default runs where they differ, for the bootstrap."""
     runs = {t.strategy: t.tuned_runs for t in items if t.tuned_runs}
-    runs |= {default_key(t.strategy): t.default_runs for t in items
-             if t.default_runs and not t.tuned_is_default}
+    runs |= {default_key(t.strategy): t.default_runs for t in items if _own_default(t)}
     return runs
 
 
@@ -156,7 +160,7 @@ def with_intervals(root: Path, items: list[Tuning], choice: Mapping, drawn=None)
     joint over the strategies, from the verdict's bootstrap (``drawn``: a ``verdict.Verdict``
     drawn over ``final_runs``); runs it does not cover get their own bootstrap or Student's t."""
     for t in items:
-        for which, key in ((DEFAULT, default_key(t.strategy) if not t.tuned_is_default else t.strategy),
+        for which, key in ((DEFAULT, default_key(t.strategy) if _own_default(t) else t.strategy),
                            (TUNED, t.strategy)):
             values = list(getattr(t, which).values())
             found = intervals.from_verdict(drawn, key, values) or intervals.of_runs(
@@ -164,7 +168,7 @@ def with_intervals(root: Path, items: list[Tuning], choice: Mapping, drawn=None)
             if found is not None:
                 t.bounds[which] = found
     if drawn is not None:
-        compared = [t for t in items if not t.tuned_is_default
+        compared = [t for t in items if _own_default(t)
                     and {t.strategy, default_key(t.strategy)} <= set(drawn.replicates.strategies)]
         gains = joint_differences(drawn.replicates, [(t.strategy, default_key(t.strategy)) for t in compared])
         for t, gain in zip(compared, gains, strict=True):
@@ -217,7 +221,7 @@ def default_against_tuned(items: list[Tuning]) -> str:
     for t in items:
         shared = sorted(set(t.tuned) & set(t.default), key=str)
         mean = (statistics.fmean(t.tuned[s] - t.default[s] for s in shared) if shared else None)
-        diff = ("= default" if t.tuned_is_default else
+        diff = ("= default" if t.gain is None and t.tuned_is_default else
                 f"{t.gain.estimate:+.4f} [{t.gain.low:+.4f}, {t.gain.high:+.4f}] **{gain_word(t.gain)}**"
                 if t.gain is not None else "n/a" if mean is None else f"{mean:+.4f} ‡")
         best = t.best
