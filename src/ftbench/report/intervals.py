@@ -2,8 +2,10 @@
 
 A row's (or a suite cell's) accuracy is a mean over seeds measured on one test set, so its
 interval must carry the seed-to-seed spread and the test set's sampling error. Where the runs
-kept their per-example predictions, the interval is the verdict's two-level bootstrap
-(``ftbench.report.bootstrap``: seeds, then test examples) over those runs alone. Runs without
+kept their per-example predictions, a report reads it off its verdict's own draw
+(``from_verdict``), so that a strategy has one interval in every table; elsewhere (a suite's
+cells, the shifted accuracy) it is the same two-level bootstrap (``ftbench.report.bootstrap``:
+seeds, then test examples) over those runs alone. Runs without
 predictions (recorded by hand, or by an ftbench that kept none) get the Student-t interval over
 seeds, which leaves out the test set: the table marks it.
 
