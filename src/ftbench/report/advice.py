@@ -36,7 +36,8 @@ class ToDecide:
         ways = ([f"about {self.seeds} seeds per strategy"] if self.seeds is not None else []) + (
             [f"about {self.examples:,} test examples"] if self.examples is not None else [])
         if math.isfinite(self.scale):
-            ways.append(f"about {self.scale:.1f}× as many of both")
+            ways.append(f"about {self.scale:.1f}× as many of both" if self.scale < 1000
+                        else "over 1,000× as many of both")
         return f"{self.strategy}: " + (", or ".join(ways) if ways else "nothing: it sits on the margin")
 
 
@@ -58,7 +59,7 @@ def to_decide(replicates: Replicates, leads: tuple[np.ndarray, np.ndarray, np.nd
     """
     strategy, k, n = replicates.strategies[row], replicates.seeds[row], replicates.examples
     half = observed - low if observed > -margin else high - observed
-    if observed == -margin or half <= 0:
+    if abs(observed + margin) < 1e-9 or half <= 0:  # on the margin, up to float rounding
         return ToDecide(strategy, None, None, math.inf)
     ratio = (abs(observed + margin) / half) ** 2  # the share of today's variance that would decide it
     total, v_seed, v_example = (_variance(lead[row]) for lead in leads)

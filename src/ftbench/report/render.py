@@ -144,7 +144,7 @@ def write_tuned_report(root: Path, runs: list[Run], choice: dict | None = None) 
         f"# Fine-tuning strategies compared, each tuned\n\n{context(runs)}",
         judgement.recommendation(result, costs, "total training FLOPs, search included"),
         tuned.protocol(runs, items), threads_note(runs), judgement.section(result, left["missing"], costs),
-        f"## Default against tuned\n\n{tuned.default_against_tuned(items)}\n\n{tuned.GAIN_NOTE}",
+        f"## Default against tuned\n\n{tuned.default_against_tuned(items)}\n\n{tuned.gain_note(items)}",
         "## Sensitivity\n\nValidation accuracy over each strategy's completed trials (pruned ones left "
         f"out): a wide spread means the strategy needs its search.\n\n{tuned.sensitivity(items)}",
         f"## Search spaces\n\n{tuned.spaces(items)}",

@@ -176,9 +176,14 @@ def with_intervals(root: Path, items: list[Tuning], choice: Mapping, drawn=None)
     return items
 
 
-GAIN_NOTE = ("tuned − default: from the verdict's bootstrap (seeds and test examples, the same examples for "
-             "both), with an interval that holds for every strategy at once; its word is read off that "
-             "interval. ‡: runs without predictions, the mean difference over shared seeds only.")
+def gain_note(items: list[Tuning]) -> str:
+    """How to read tuned − default (the ‡ legend only where a row has one)."""
+    seeds_only = any(t.gain is None and not t.tuned_is_default and set(t.tuned) & set(t.default)
+                     for t in items)
+    return ("tuned − default: from the verdict's bootstrap (seeds and test examples, the same examples for "
+            "both), with an interval that holds for every strategy at once; its word is read off that "
+            "interval." + (" ‡: runs without predictions, the mean difference over shared seeds only."
+                           if seeds_only else ""))
 
 
 def gain_word(gain: Interval) -> str:
