@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import signal
 import struct
@@ -136,6 +137,29 @@ def write_runs(root: Path, runs: list[dict], examples: int = 200) -> None:
             write_predictions(folder / "predictions.npz", sets)
             run = {**run, "predictions": "predictions.npz"}
         write_json(folder / "result.json", run)
+
+
+def synthetic(rng: np.random.Generator, accuracies: dict[str, float], seeds: int = 3, examples: int = 1000,
+              seed_sd: float = 0.01, shared: float = 0.8):
+    """Per-example correctness with known truth. Each run's accuracy is its strategy's true
+    accuracy plus seed noise (``seed_sd``); each example has a difficulty shared by every run
+    (``shared``: its share of the per-example variance), so strategies fail on much the same
+    examples, as fine-tuned copies of one backbone do. Run r gets example i right when
+    Φ⁻¹(accuracy_r) + √shared·difficulty_i + √(1 − shared)·noise_ri > 0, whose chance over the
+    examples is exactly accuracy_r."""
+    from scipy import stats
+
+    from ftbench.report.bootstrap import Evidence
+
+    names = list(accuracies)
+    per_run = np.repeat([accuracies[s] for s in names], seeds)
+    per_run = per_run + seed_sd * rng.standard_normal(len(per_run))
+    threshold = stats.norm.ppf(np.clip(per_run, 0.01, 0.99))[:, None]
+    difficulty = rng.standard_normal(examples)
+    noise = rng.standard_normal((len(names) * seeds, examples))
+    correct = threshold + math.sqrt(shared) * difficulty + math.sqrt(1 - shared) * noise > 0
+    return Evidence(np.arange(examples), {s: {k: correct[i * seeds + k] for k in range(seeds)}
+                                          for i, s in enumerate(names)})
 
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

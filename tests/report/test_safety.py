@@ -269,10 +269,10 @@ def _text_report(runs: list) -> None:
     """Every table and note of both kinds of report, as the report builds them (no plots): text
     in which no value read from a record becomes markup or a spreadsheet formula, and the intact
     records are still reported."""
-    from ftbench.report import render, tuned
+    from ftbench.report import tuned
     from ftbench.report.fmt import num, si
     from ftbench.report.rows import group_rows
-    from ftbench.report.sections import marginal_table, per_class_table, probe_text, rows_text, seeds_text
+    from ftbench.report.sections import marginal_table, per_class_table, probe_text, rows_text
     from ftbench.report.tables import context, csv_text, failed_table, markdown_table, shift_table, unfinished
 
     rows = group_rows(runs)
@@ -280,7 +280,7 @@ def _text_report(runs: list) -> None:
     items = tuned.tunings(runs)
     texts = [table, shift_table(rows), context(runs), rows_text(rows),
              failed_table([r for r in runs if unfinished(r)]), marginal_table(rows, si, num),
-             per_class_table(rows), probe_text(runs, {}), seeds_text(rows), *render.paired_section(rows),
+             per_class_table(rows), probe_text(runs, {}),
              tuned.default_against_tuned(items), tuned.sensitivity(items), tuned.spaces(items),
              tuned.protocol(runs, items)]
     for text in texts:
@@ -335,21 +335,9 @@ def test_a_saved_config_of_aliases_is_no_config(tmp_path):
     assert record_["status"] == "failed" and "config" not in record_
 
 
-def test_the_pairwise_table_stops_at_its_cap_with_a_note():
-    from ftbench.report.comparison import MAX_PAIRED, compare
-
-    def strategies(k: int) -> dict:
-        return {f"s{i}": {0: 0.5 + i / 1000, 1: 0.51 + i / 1000} for i in range(k)}
-
-    table = compare(strategies(MAX_PAIRED))
-    assert table.count("\n") == 1 + MAX_PAIRED * (MAX_PAIRED - 1) // 2  # header, rule, every pair
-    table = compare(strategies(MAX_PAIRED + 1))
-    assert "| A | B |" not in table and f"left out above {MAX_PAIRED} strategies" in table
-
-
 @pytest.mark.slow
 def test_a_sweep_of_two_thousand_strategies_is_reported(tmp_path):
-    """The report of a huge sweep stays linear: no table of every pair, no plot of 2000 rows."""
+    """The report of a huge sweep stays linear: no plot of 2000 rows."""
     base = record()
     for i in range(2000):
         for seed in (0, 1):
@@ -363,7 +351,6 @@ def test_a_sweep_of_two_thousand_strategies_is_reported(tmp_path):
     runs = collect(tmp_path)
     paths = write_report(tmp_path, runs)
     md = (tmp_path / "report.md").read_text()
-    assert "2000 strategies compared: a table of every pair would hold 1999000 pairs" in md
     assert "2000 rows: no plot is drawn above" in md and not [p for p in paths.values() if p.suffix == ".png"]
     assert len(list(csv.DictReader(io.StringIO((tmp_path / "report.csv").read_text())))) == 2000
 

@@ -1,21 +1,21 @@
 """The two-level bootstrap behind the verdict: seeds, then test examples, paired per example.
 
-Each replicate draws every strategy's seeds with replacement (weighted to carry the seed
-variance alone: the example level already carries each run's chance on the examples), then one
-resample of the test examples shared by every strategy, so that strategies stay paired image by
-image. numpy and scipy only: the report computes it without torch.
+Each replicate weighs every strategy's seeds at random (a t-distributed deviation from their
+mean, the pivot of a t-interval over seeds), then draws one resample of the test examples shared
+by every strategy (less the runs' chance on the examples, which the seed level already carries),
+so that strategies stay paired image by image. Drawn once per report and shared by every table
+and plot of it. numpy and scipy only: the report computes it without torch.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 _CELLS_PER_CHUNK = 2_000_000  # replicates x examples drawn at once: bounds memory on large test sets
 
@@ -122,15 +122,24 @@ class Replicates:
     def row(self, strategy: str) -> int:
         return self.strategies.index(strategy)
 
+    def subset(self, strategies: Sequence[str]) -> Replicates:
+        """The same replicates, of ``strategies`` alone (in that order)."""
+        at = [self.row(s) for s in strategies]
+        return Replicates(tuple(strategies), self.observed[at], self.accuracy[at], self.seeds_only[at],
+                          self.examples_only[at], tuple(self.seeds[i] for i in at), self.examples,
+                          self.confidence)
+
 
 def bootstrap(evidence: Evidence, resamples: int = 2000, seed: int = 0,
               confidence: float = 0.95) -> Replicates:
-    """The two-level bootstrap: in each replicate, every strategy's seeds resampled with
-    replacement (independently per strategy) and one resample of the test examples shared by all.
+    """The two-level bootstrap: in each replicate, every strategy's seeds weighed at random
+    (independently per strategy) and one resample of the test examples shared by all.
 
     An example resample is a vector of counts (how often each example was drawn), so a single
     matrix product gives every run's accuracy on every resampled test set; a seed resample is a
-    vector of weights over a strategy's runs (see ``_seed_spread``), weighing those accuracies.
+    vector of weights over a strategy's runs (``_seed_weights``). A replicate adds the two
+    deviations from the observed mean: the seeds' (weighing the runs' accuracies) and the
+    examples' (the mean run's, shrunk by ``_example_share``).
     """
     if isinstance(resamples, bool) or not isinstance(resamples, numbers.Integral) or resamples < 1:
         raise _user_error(f"report.resamples={resamples}: the bootstrap needs a whole number of resamples, "
@@ -144,7 +153,7 @@ def bootstrap(evidence: Evidence, resamples: int = 2000, seed: int = 0,
     spans = list(zip(ends - [len(r) for r in runs], ends, strict=True))
     n = evidence.examples
     per_run = correct.mean(axis=1, dtype=np.float64)
-    spread = [_seed_spread(r, confidence) for r in runs]
+    share = [_example_share(r) for r in runs]
     shape = (len(strategies), resamples)
     accuracy, seeds_only, examples_only = np.empty(shape), np.empty(shape), np.empty(shape)
     chunk = max(1, _CELLS_PER_CHUNK // n)
@@ -156,46 +165,56 @@ def bootstrap(evidence: Evidence, resamples: int = 2000, seed: int = 0,
         on_resample = (correct @ counts.T).astype(np.float64) / n  # runs x b
         cols = slice(start, start + b)
         for i, (lo, hi) in enumerate(spans):
-            k = hi - lo
-            weights = rng.multinomial(k, np.full(k, 1 / k), size=b) / k
-            weights = 1 / k + spread[i] * (weights - 1 / k)  # b x k
-            accuracy[i, cols] = np.einsum("bk,kb->b", weights, on_resample[lo:hi])
-            seeds_only[i, cols] = weights @ per_run[lo:hi]
-            examples_only[i, cols] = on_resample[lo:hi].mean(axis=0)
+            mean = per_run[lo:hi].mean()
+            seeds_only[i, cols] = _seed_weights(rng, hi - lo, b) @ per_run[lo:hi]
+            on_examples = on_resample[lo:hi].mean(axis=0)
+            examples_only[i, cols] = on_examples if share[i] == 1 else mean + share[i] * (on_examples - mean)
+            accuracy[i, cols] = examples_only[i, cols] + (seeds_only[i, cols] - mean)  # exact for one seed
     observed = np.array([per_run[lo:hi].mean() for lo, hi in spans])
     return Replicates(strategies, observed, accuracy, seeds_only, examples_only,
                       tuple(len(r) for r in runs), n, confidence)
 
 
-@cache
-def _small_sample(k: int, confidence: float) -> float:
-    """Student's t over the normal quantile, with k - 1 degrees of freedom: a mean of 3 seeds
-    strays further than a resample of the same 3 seeds can show."""
-    return float(stats.t.ppf(confidence, k - 1) / stats.norm.ppf(confidence))
+def _seed_weights(rng: np.random.Generator, k: int, b: int) -> np.ndarray:
+    """``b`` replicates of weights over ``k`` runs (b x k, each row summing to 1).
+
+    The weighted mean strays from the mean over seeds by s/√k · T(k − 1), s the
+    runs' standard deviation: centred normal weights give the normal part exactly (the deviations
+    of the runs sum to 0), a χ² draw per replicate gives Student's tails. A resample of 2 or 3
+    seeds with replacement takes only a few values, and its percentiles cannot reach the
+    quantiles of a two-sided t-interval; these weights do, at every confidence.
+    """
+    if k < 2:
+        return np.full((b, k), 1.0)
+    z = rng.standard_normal((b, k))
+    z -= z.mean(axis=1, keepdims=True)
+    tails = np.sqrt((k - 1) / rng.chisquare(k - 1, size=(b, 1)))
+    return 1 / k + tails * z / math.sqrt(k * (k - 1))
 
 
-def _seed_spread(correct: np.ndarray, confidence: float) -> float:
-    """The factor on a strategy's seed-weight deviations (``correct``: runs x examples of 0/1).
+def _example_share(correct: np.ndarray) -> float:
+    """The factor on a strategy's example-level deviations (``correct``: runs x examples of 0/1).
 
-    Runs differ in accuracy for two reasons: the seed moves the model (the seed variance
-    component), and each run gets its own examples right by chance, which moves its accuracy
-    by about (per-example variance / examples). The example resample already carries the
-    second; resampling seeds as they are would count it again (Owen 2007, the pigeonhole
-    bootstrap), and with 0/1 outcomes it can dominate. So the seed variance is the
-    analysis-of-variance estimate (between-run variance less within / examples); K/(K-1) makes
-    a resampled mean of K seeds carry it unbiased (Rao & Wu 1988); and the t/normal quantile
-    ratio gives a few seeds the heavier tails of Student's t, as in a t-interval at
-    ``confidence``. With one seed there is no seed term to measure.
+    Runs differ in accuracy for two reasons: the seed moves the model, and each run gets its own
+    examples right by chance (the seed-by-example interaction), which moves its accuracy by about
+    (per-example variance / examples). The seed level (``_seed_weights``) keeps the runs' whole
+    spread, the pivot that gives 2 or 3 seeds Student's t coverage, and with it the interaction;
+    the example resample would count it again (Owen 2007, the pigeonhole bootstrap), so its
+    deviations are shrunk by that share (the analysis-of-variance estimate, never more than the
+    seed level actually carries). With one seed there is no seed level, and nothing to shrink.
     """
     k, n = correct.shape
-    if k < 2:
-        return 0.0
-    between = float(np.var(correct.mean(axis=1, dtype=np.float64), ddof=1))
-    if between <= 0:
-        return 0.0
+    if k < 2 or n < 2:
+        return 1.0
+    runs_var = float(np.var(correct.mean(axis=1, dtype=np.float64), ddof=1))
+    per_example = correct.mean(axis=0, dtype=np.float64)
+    examples_var = float(np.var(per_example)) / n  # the mean's variance under the example resample
+    if examples_var <= 0:
+        return 1.0
     within = float(np.var(correct, axis=0, ddof=1, dtype=np.float64).mean())
-    seed_variance = max(0.0, (between - within / n) / (1 - 1 / n)) if n > 1 else between
-    return _small_sample(k, confidence) * math.sqrt(k / (k - 1) * seed_variance / between)
+    interaction = max(0.0, within - runs_var) / (1 - 1 / n) / (k * n)
+    counted = min(runs_var / k, interaction)
+    return math.sqrt(max(0.0, examples_var - counted) / examples_var)
 
 
 @dataclass(frozen=True)
@@ -229,6 +248,27 @@ def difference(replicates: Replicates, a: str, b: str) -> Interval:
     i, j = replicates.row(a), replicates.row(b)
     return _two_sided(replicates.observed[i] - replicates.observed[j],
                       replicates.accuracy[i] - replicates.accuracy[j], replicates.confidence)
+
+
+def joint_differences(replicates: Replicates, pairs: Sequence[tuple[str, str]]) -> list[Interval]:
+    """A − B for each pair, with two-sided intervals that hold for all the pairs at once.
+
+    Each interval is the observed difference ± c of its bootstrap standard deviations, c the
+    quantile over replicates of the largest standardised deviation of any pair (a max-|t|
+    band): asked of every pair together ("did tuning change anything?"), no pair's word rests
+    on an interval that holds for it alone. A pair whose difference never moves has no width.
+    """
+    if not pairs:
+        return []
+    rows = np.array([[replicates.row(a), replicates.row(b)] for a, b in pairs])
+    observed = replicates.observed[rows[:, 0]] - replicates.observed[rows[:, 1]]
+    drawn = replicates.accuracy[rows[:, 0]] - replicates.accuracy[rows[:, 1]]
+    spread = drawn.std(axis=1)
+    standardised = np.divide(np.abs(drawn - observed[:, None]), spread[:, None],
+                             out=np.zeros_like(drawn), where=spread[:, None] > 0)
+    c = float(np.quantile(standardised.max(axis=0), replicates.confidence))
+    return [Interval(float(d), float(d - c * s), float(d + c * s))
+            for d, s in zip(observed, spread, strict=True)]
 
 
 def resolution(examples: int, accuracy: float, confidence: float = 0.95) -> float:

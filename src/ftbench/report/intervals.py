@@ -2,8 +2,10 @@
 
 A row's (or a suite cell's) accuracy is a mean over seeds measured on one test set, so its
 interval must carry the seed-to-seed spread and the test set's sampling error. Where the runs
-kept their per-example predictions, the interval is the verdict's two-level bootstrap
-(``ftbench.report.bootstrap``: seeds, then test examples) over those runs alone. Runs without
+kept their per-example predictions, a report reads it off its verdict's own draw
+(``from_verdict``), so that a strategy has one interval in every table; elsewhere (a suite's
+cells, the shifted accuracy) it is the same two-level bootstrap (``ftbench.report.bootstrap``:
+seeds, then test examples) over those runs alone. Runs without
 predictions (recorded by hand, or by an ftbench that kept none) get the Student-t interval over
 seeds, which leaves out the test set: the table marks it.
 
@@ -68,18 +70,15 @@ def of_runs(root: Path, runs: Sequence[Run], choice: Mapping, path: str = TEST) 
     return over_seeds(values, choice["confidence"])
 
 
-def difference(root: Path, a: Sequence[Run], b: Sequence[Run], choice: Mapping) -> bootstrap.Interval | None:
-    """Test accuracy of runs ``a`` minus runs ``b`` (e.g. tuned minus default) with its interval:
-    seeds resampled on each side, the same test examples for both, as the verdict pairs
-    strategies. None unless every completed run kept its predictions."""
-    sides = {"a": [r for r in a if r.completed], "b": [r for r in b if r.completed]}
-    if not all(sides.values()) or any(len({r.get("seed") for r in rs}) != len(rs) for rs in sides.values()):
+def from_verdict(drawn, name: str, values: Sequence[float]) -> Bounds | None:
+    """``name``'s test accuracy interval as the verdict's bootstrap drew it (``drawn``: a
+    ``verdict.Verdict``), when it rests on exactly the runs behind ``values``; else None."""
+    if drawn is None or name not in drawn.replicates.strategies or not values:
         return None
-    found, missing = judgement.evidence(root, sides)
-    if found is None or missing or any(len(found.correct[k]) != len(rs) for k, rs in sides.items()):
+    if drawn.replicates.seeds[drawn.replicates.row(name)] != len(values):
         return None
-    replicates = bootstrap.bootstrap(found, resamples=choice["resamples"], confidence=choice["confidence"])
-    return bootstrap.difference(replicates, "a", "b")
+    found = drawn.interval(name)
+    return Bounds(statistics.fmean(values), found.low, found.high, len(values), BOOTSTRAP)
 
 
 def over_seeds(values: Sequence[float], confidence: float = 0.95) -> Bounds | None:
@@ -118,9 +117,3 @@ def _split(root: Path, runs: list[Run], split: str) -> bootstrap.Evidence | None
     if found is None or missing or len(found.correct[_RUNS]) != len(runs):
         return None
     return found
-
-
-NOTE = (f"Accuracy intervals resample {BOOTSTRAP} (the verdict's two-level bootstrap, at its "
-        f"confidence), so they count the test set's noise as well as the seeds'. ‡ marks an "
-        f"interval over {SEEDS_ONLY} (Student's t), for runs that kept no predictions: it leaves "
-        "out the test set's noise and is too narrow.")

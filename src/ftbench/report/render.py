@@ -1,8 +1,8 @@
 """The report's files: ``report.md`` (tables, notes, failed runs, plots) and ``report.csv``.
 
-A plain sweep (``experiment=compare``, the studies) gets one row per strategy and setting and
-the pairs of strategies compared over their shared seeds; a tuned comparison's folder
-(``experiment=tuned``) gets its own report (``ftbench.report.tuned``).
+A plain sweep (``experiment=compare``, the studies) gets one row per strategy and setting; a
+tuned comparison's folder (``experiment=tuned``) gets its own report (``ftbench.report.tuned``).
+Each report draws its verdict's bootstrap once, and every table and plot reads that draw.
 
 Every file is written atomically and never through a link, ``plots/`` is the report's own folder
 (``ftbench.report.output``), and text read from the runs is escaped for each format
@@ -16,26 +16,18 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from ftbench.report import judgement, tuned
+from ftbench.report import judgement, tuned, verdict
 from ftbench.report.collect import Run, collect
-from ftbench.report.comparison import compare
 from ftbench.report.fmt import num, si
 from ftbench.report.output import own_folder
-from ftbench.report.rows import FEW_SEEDS, Row, group_rows, with_intervals
-from ftbench.report.sections import (
-    marginal_table,
-    per_class_table,
-    probe_text,
-    rows_text,
-    seeds_text,
-    threads_note,
-)
+from ftbench.report.rows import Row, group_rows, with_intervals
+from ftbench.report.sections import marginal_table, per_class_table, probe_text, rows_text, threads_note
 from ftbench.report.tables import (
-    NOTES,
-    PAIRED_NOTES,
     context,
     failed_table,
+    legend,
     markdown_table,
+    notes,
     shift_table,
     unfinished,
     write_csv,
@@ -45,21 +37,32 @@ from ftbench.run.atomic import write_text
 REPORT_MD, REPORT_CSV, PLOTS_DIR = "report.md", "report.csv", "plots"
 
 
-def paired_section(rows: list[Row]) -> str:
-    """The paired table over the rows' shared seeds (a classical test beside the verdict)."""
-    by_row = {row.label: {run.data.get("seed"): acc for run in row.runs
-                          if (acc := run.number("metrics.test_acc")) is not None}
-              for row in rows}
-    return compare({label: seeds for label, seeds in by_row.items() if seeds})
+def compare_verdict(root: Path, runs: list[Run], choice: dict | None = None
+                    ) -> tuple[list[Row], verdict.Verdict | None, dict, dict]:
+    """A plain sweep's rows (their test intervals from the verdict's bootstrap), its verdict (None
+    without predictions), the rows' costs (training FLOPs) and failed runs, by row label."""
+    choice = judgement.settings(runs, choice)
+    rows = group_rows(runs)
+    failed = {row.label: lost for row in rows if (lost := sum(unfinished(r) for r in row.failed))}
+    costs = {row.label: row.mean("cost.train_flops") for row in rows}
+    result, missing = judgement.judge(root, {row.label: row.runs for row in rows if row.runs}, costs, choice,
+                                      failed)
+    return with_intervals(root, rows, choice, result), result, costs, {"failed": failed, "missing": missing}
 
 
-def verdict_parts(root: Path, runs: list[Run], by_strategy: dict[str, list[Run]],
-                  costs: dict[str, float | None], cost_name: str, failed: dict[str, int],
-                  choice: dict | None) -> tuple[str, str]:
-    """(the recommendation sentence, the verdict section), from the runs' saved predictions."""
-    result, missing = judgement.judge(root, by_strategy, costs, judgement.settings(runs, choice))
-    return (judgement.recommendation(result, costs, cost_name),
-            judgement.section(result, missing, failed))
+def tuned_verdict(root: Path, runs: list[Run], choice: dict | None = None
+                  ) -> tuple[list[tuned.Tuning], verdict.Verdict | None, dict, dict]:
+    """A tuned sweep's strategies (their intervals and tuned − default from the verdict's
+    bootstrap), its verdict over the tuned runs, their costs (search included) and failed runs."""
+    runs = tuned.without_retried(runs)
+    choice = judgement.settings(runs, choice)
+    items = tuned.tunings(runs)
+    costs = {t.strategy: t.total_flops() for t in items}
+    failed = Counter(r.strategy for r in runs if tuned.phase(r) == tuned.TUNED and unfinished(r))
+    result, missing = judgement.judge(root, tuned.final_runs(items), costs, choice, failed,
+                                      judged=[t.strategy for t in items if t.tuned_runs])
+    return (tuned.with_intervals(root, items, choice, result), result, costs,
+            {"failed": dict(failed), "missing": missing})
 
 
 def _images(root: Path, plot_paths: dict[str, Path], note: str | None) -> str:
@@ -92,27 +95,26 @@ def write_report(root: Path, runs: list[Run] | None = None, choice: dict | None 
     ``runs`` are the jobs ``collect(root)`` read, if the caller has them already; ``choice``
     sets the verdict's ``margin``, ``confidence`` and ``resamples`` (``judgement.settings``).
     """
-    from ftbench.report import plots  # matplotlib is imported only when a report is drawn
+    from ftbench.report import margin_plot, plots  # matplotlib is imported only when a report is drawn
 
     runs = collect(root) if runs is None else runs
     if tuned.is_tuned_sweep(runs):
         return write_tuned_report(root, runs, choice)
-    choice = judgement.settings(runs, choice)
-    rows = with_intervals(root, group_rows(runs), choice)
-    plot_paths, plot_note = _plots(root, len(rows), lambda folder: plots.draw_all(rows, folder))
+    rows, result, costs, left = compare_verdict(root, runs, choice)
+
+    def draw(folder: Path) -> dict[str, Path]:
+        return {**plots.draw_all(rows, folder), **margin_plot.draw(result, costs, folder)}
+
+    plot_paths, plot_note = _plots(root, len(rows), draw)
     paths = {"report.md": root / REPORT_MD, "report.csv": root / REPORT_CSV, **plot_paths}
-    write_csv(paths["report.csv"], rows)
-    failed = Counter(row.label for row in rows for run in row.runs if unfinished(run))
-    completed = {row.label: [r for r in row.runs if r.completed] for row in rows}
-    costs = {row.label: row.mean("cost.train_flops") for row in rows}
-    advice, judged = verdict_parts(root, runs, completed, costs, "training FLOPs", failed, choice)
-    paired = paired_section(rows)
+    write_csv(paths["report.csv"], rows, result)
     labels = {id(run): row.label for row in rows for run in row.runs}
     _write(paths["report.md"], [
-        f"# Fine-tuning strategies compared\n\n{context(runs)}", advice, rows_text(rows),
-        markdown_table(rows), judged, seeds_text(rows), probe_text(runs, labels), NOTES,
+        f"# Fine-tuning strategies compared\n\n{context(runs)}",
+        judgement.recommendation(result, costs, "training FLOPs"), rows_text(rows),
+        markdown_table(rows), legend(rows), judgement.section(result, left["missing"], costs),
+        probe_text(runs, labels), notes(rows),
         f"## Accuracy under shift\n\n{shift_table(rows)}",
-        f"## Which differences are real\n\n{PAIRED_NOTES}\n\n{paired}",
         marginal_table(rows, si, num), per_class_table(rows),
         f"## Failed runs\n\n{failed_table([r for r in runs if unfinished(r)])}",
         f"## Plots\n\n{_images(root, plot_paths, plot_note)}"])
@@ -120,12 +122,12 @@ def write_report(root: Path, runs: list[Run] | None = None, choice: dict | None 
 
 
 def write_tuned_report(root: Path, runs: list[Run], choice: dict | None = None) -> dict[str, Path]:
-    from ftbench.report import plots, tuned_plots
+    from ftbench.report import margin_plot, plots, tuned_plots
 
+    items, result, costs, left = tuned_verdict(root, runs, choice)
     runs = tuned.without_retried(runs)
-    choice = judgement.settings(runs, choice)
-    items = tuned.with_intervals(root, tuned.tunings(runs), choice)
-    rows = with_intervals(root, group_rows([r for t in items for r in t.tuned_runs]), choice)
+    rows = with_intervals(root, group_rows([r for t in items for r in t.tuned_runs]),
+                          judgement.settings(runs, choice), result)
 
     def draw(folder: Path) -> dict[str, Path]:
         return {**plots.draw_each({
@@ -133,48 +135,43 @@ def write_tuned_report(root: Path, runs: list[Run], choice: dict | None = None) 
                 items, folder / "accuracy_vs_total_flops.png"),
             "Sensitivity to the learning rate": lambda: tuned_plots.sensitivity(
                 items, folder / "sensitivity_lr.png"),
-        }), **plots.draw_all(rows, folder)}
+        }), **plots.draw_all(rows, folder), **margin_plot.draw(result, costs, folder)}
 
     plot_paths, plot_note = _plots(root, max(len(items), len(rows)), draw)
     paths = {"report.md": root / REPORT_MD, "report.csv": root / REPORT_CSV, **plot_paths}
-    write_csv(paths["report.csv"], rows)
-    by_strategy = {t.strategy: t.tuned for t in items if t.tuned}
-    paired = compare(by_strategy)
-    costs = {t.strategy: t.total_flops() for t in items}
-    failed = Counter(r.strategy for r in runs if tuned.phase(r) == tuned.TUNED and unfinished(r))
-    advice, judged = verdict_parts(root, runs, {t.strategy: t.tuned_runs for t in items if t.tuned_runs},
-                                   costs, "total training FLOPs, search included", failed, choice)
-    failed = [r for r in runs if unfinished(r)]
+    write_csv(paths["report.csv"], rows, result)
     _write(paths["report.md"], [
-        f"# Fine-tuning strategies compared, each tuned\n\n{context(runs)}", advice,
-        tuned.protocol(runs, items), threads_note(runs), judged,
-        f"## Default against tuned\n\n{tuned.default_against_tuned(items)}",
-        f"## Which differences are real (tuned)\n\n{PAIRED_NOTES}\n\n{paired}",
+        f"# Fine-tuning strategies compared, each tuned\n\n{context(runs)}",
+        judgement.recommendation(result, costs, "total training FLOPs, search included"),
+        tuned.protocol(runs, items), threads_note(runs), judgement.section(result, left["missing"], costs),
+        f"## Default against tuned\n\n{tuned.default_against_tuned(items)}\n\n{tuned.gain_note(items)}",
         "## Sensitivity\n\nValidation accuracy over each strategy's completed trials (pruned ones left "
         f"out): a wide spread means the strategy needs its search.\n\n{tuned.sensitivity(items)}",
         f"## Search spaces\n\n{tuned.spaces(items)}",
-        f"## The tuned runs\n\n{markdown_table(rows)}", NOTES,
+        f"## The tuned runs\n\n{markdown_table(rows)}", legend(rows), notes(rows),
         f"## Accuracy under shift (tuned)\n\n{shift_table(rows)}",
-        f"## Failed runs\n\n{failed_table(failed)}", f"## Plots\n\n{_images(root, plot_paths, plot_note)}"])
+        f"## Failed runs\n\n{failed_table([r for r in runs if unfinished(r)])}",
+        f"## Plots\n\n{_images(root, plot_paths, plot_note)}"])
     return paths
 
 
 def summary_text(root: Path, runs: list[Run], paths: dict[str, Path], choice: dict | None = None) -> str:
-    """What a report prints: its main table (intervals as in ``report.md``), then its files."""
+    """What a report prints: its main table (intervals as in ``report.md``), its files, and last
+    the recommendation (the same seed draws the same bootstrap as ``report.md``'s)."""
     out = io.StringIO()
-    choice = judgement.settings(runs, choice)
     if tuned.is_tuned_sweep(runs):
-        items = tuned.with_intervals(root, tuned.tunings(runs), choice)
+        items, result, costs, _ = tuned_verdict(root, runs, choice)
         out.write(tuned.default_against_tuned(items) + "\n\n")
+        advice = judgement.recommendation(result, costs, "total training FLOPs, search included")
     else:
-        rows = with_intervals(root, group_rows(runs), choice)
+        rows, result, costs, _ = compare_verdict(root, runs, choice)
         out.write(markdown_table(rows) + "\n\n")
-        if any(row.few_seeds() for row in rows):
-            out.write(f"† fewer than {FEW_SEEDS} seeds: too few for an interval to say much "
-                      "(report.md says how many a ranking needs).\n\n")
+        if legend(rows):
+            out.write(legend(rows) + "\n\n")
+        advice = judgement.recommendation(result, costs, "training FLOPs")
         failed = [r for r in runs if unfinished(r)]
         if failed:
             out.write(f"Runs without a result:\n\n{failed_table(failed)}\n\n")
     for name, path in paths.items():
         out.write(f"{name}: {path}\n")
-    return out.getvalue()
+    return out.getvalue() + f"\n{advice}\n"

@@ -109,11 +109,16 @@ class Row:
         return (acc - chance) / (flops / 1e12)
 
 
-def with_intervals(root: Path, rows: list[Row], choice: Mapping) -> list[Row]:
+def with_intervals(root: Path, rows: list[Row], choice: Mapping, drawn=None) -> list[Row]:
     """Give each row the bootstrap interval of its test and mean shifted accuracy, from its runs'
-    predictions under ``root`` (``choice``: the verdict's settings, ``judgement.settings``)."""
+    predictions under ``root`` (``choice``: the verdict's settings, ``judgement.settings``). The
+    test accuracy's is the verdict's own (``drawn``: a ``verdict.Verdict``) where it covers all
+    of the row's runs, so that a row has one interval in every table."""
     for row in rows:
-        for path in (intervals.TEST, SHIFT_MEAN):
+        shared = intervals.from_verdict(drawn, row.label, row.values(intervals.TEST))
+        if shared is not None:
+            row.bounds[intervals.TEST] = shared
+        for path in (intervals.TEST, SHIFT_MEAN)[shared is not None:]:
             found = intervals.of_runs(root, row.runs, choice, path)
             if found is not None:
                 row.bounds[path] = found

@@ -1,5 +1,5 @@
-"""The report's reading aids: the marginal cost of accuracy, how many seeds a conclusion needs,
-what the rows were split by, how the probes met augmentation, and per-class accuracy."""
+"""The report's reading aids: the marginal cost of accuracy, what the rows were split by, how the
+probes met augmentation, and per-class accuracy."""
 
 from __future__ import annotations
 
@@ -8,12 +8,10 @@ from collections import Counter, defaultdict
 
 from ftbench.report.collect import Run, judged_by
 from ftbench.report.escape import md
-from ftbench.report.rows import FEW_SEEDS, Row, confounded_note
-from ftbench.report.stats import t_quantile
+from ftbench.report.rows import Row, confounded_note
 
 ACC = "metrics.test_acc"
 STUDY_AXES = ("train_fraction", "lr_decay")  # the settings the report plots accuracy against
-MAX_SEEDS = 100
 
 
 # -- the marginal view ---------------------------------------------------------------------------
@@ -66,43 +64,6 @@ def marginal_table(rows: list[Row], si, fmt) -> str:
     return ("## Marginal cost of accuracy\n\nWhat each row costs beyond the cheapest row of its "
             "setting, per extra point (0.01) of test accuracy: the price of going further, where "
             "acc gain / TFLOP (a total ratio) always favours the cheapest.\n\n" + "\n".join(lines))
-
-
-# -- seeds ---------------------------------------------------------------------------------------
-def seeds_to_separate(sd: float, difference: float) -> int | None:
-    """Seeds per row at which two 95% t-intervals of spread ``sd`` stop overlapping around
-    means ``difference`` apart; None if more than ``MAX_SEEDS`` (or never)."""
-    if difference <= 0:
-        return None
-    for n in range(FEW_SEEDS, MAX_SEEDS + 1):
-        if 2 * t_quantile(n - 1) * sd / n ** 0.5 < difference:
-            return n
-    return None
-
-
-def seeds_text(rows: list[Row]) -> str:
-    """How many seeds the table's intervals rest on, and how many a ranking of the two best
-    rows would need at the spread seen here."""
-    text = (f"† fewer than {FEW_SEEDS} seeds: the interval rests on n < {FEW_SEEDS} runs. A Student-t "
-            f"interval from 2 seeds is {t_quantile(1) / t_quantile(2):.1f}x as wide as from 3 at the "
-            f"same spread (t = {t_quantile(1):.1f} against {t_quantile(2):.1f}; {t_quantile(4):.1f} at 5), "
-            f"so it says little: at least {FEW_SEEDS} seeds before reading an interval, and enough "
-            "that the intervals of the strategies compared stop overlapping before ranking them.")
-    ranked = sorted((r for r in rows if r.n() >= 2), key=lambda r: r.mean(ACC), reverse=True)
-    if len(ranked) < 2:
-        return text
-    best, second = ranked[0], ranked[1]
-    sd = statistics.fmean([statistics.stdev(best.values(ACC)) ** 2,
-                           statistics.stdev(second.values(ACC)) ** 2]) ** 0.5
-    difference = best.mean(ACC) - second.mean(ACC)
-    needed = seeds_to_separate(sd, difference)
-    n = min(best.n(), second.n())
-    verdict = (f"about {needed} seeds each" if needed else f"more than {MAX_SEEDS} seeds each "
-               "(the difference is small against the spread)")
-    enough = f" This folder has {n}" + (": enough." if needed is not None and n >= needed else ".")
-    return (f"{text}\n\nThe two best rows, {md(best.label)} ({best.mean(ACC):.4f}) and {md(second.label)} "
-            f"({second.mean(ACC):.4f}), differ by {difference:.4f}; at the seed-to-seed spread seen "
-            f"here (sd {sd:.4f}) their intervals stop overlapping from {verdict}.{enough}")
 
 
 # -- what the rows are and how they ran ---------------------------------------------------------

@@ -9,9 +9,8 @@ from pathlib import Path
 from ftbench.report.collect import Run
 from ftbench.report.escape import csv_cell, md
 from ftbench.report.fmt import num, si, table_row
-from ftbench.report.intervals import NOTE as INTERVAL_NOTE
-from ftbench.report.intervals import Bounds
-from ftbench.report.rows import SHIFT, SHIFT_MEAN, Row, shift_keys
+from ftbench.report.intervals import BOOTSTRAP, SEEDS_ONLY, Bounds
+from ftbench.report.rows import FEW_SEEDS, SHIFT, SHIFT_MEAN, Row, shift_keys
 from ftbench.report.sections import marginal
 from ftbench.run.atomic import write_text
 
@@ -19,7 +18,10 @@ COLUMNS = ["strategy", "setting", "runs", "failed", "test_acc_mean", "test_acc_l
            "test_acc_interval", "test_acc_n", "few_seeds", "shift_acc_mean", "shift_acc_low",
            "shift_acc_high", "shift_acc_interval", "shift_drop", "train_seconds", "train_flops",
            "train_memory_mb", "peak_memory_mb", "trainable_params", "total_params", "images_per_second",
-           "acc_gain_per_tflop", "extra_tflops_per_point", "extra_seconds_per_point"]
+           "acc_gain_per_tflop", "extra_tflops_per_point", "extra_seconds_per_point", "verdict", "caveat",
+           "to_best", "to_best_low", "to_best_high", "within_of_best"]
+VERDICT_COLUMNS = {"verdict": "word", "caveat": "caveat", "to_best": "to_best", "to_best_low": "to_best_low",
+                   "to_best_high": "to_best_high", "within_of_best": "within"}
 
 
 def row_record(row: Row, extra: dict | None = None) -> dict:
@@ -56,10 +58,18 @@ def _interval_columns(name: str, bounds: Bounds | None) -> dict:
             f"{name}_interval": bounds.method}
 
 
-def records(rows: list[Row]) -> list[dict]:
-    """Every row as ``report.csv`` holds it, marginal costs included."""
+def records(rows: list[Row], drawn=None) -> list[dict]:
+    """Every row as ``report.csv`` holds it, marginal costs included, and its verdict (``drawn``:
+    a ``verdict.Verdict``; its word, caveat, bounds and ``within_of_best``, the smallest margin at
+    which it is shown equivalent to the best, in accuracy units like the margin)."""
     view = marginal(rows)
-    return [row_record(row, view.get(id(row))) for row in rows]
+    judged = {j.strategy: j for j in drawn.strategies} if drawn is not None else {}
+    out = []
+    for row in rows:
+        j = judged.get(row.label)
+        out.append(row_record(row, view.get(id(row))) | {
+            column: getattr(j, name) if j is not None else None for column, name in VERDICT_COLUMNS.items()})
+    return out
 
 
 def accuracy_cell(row: Row, path: str = "metrics.test_acc") -> str:
@@ -111,22 +121,22 @@ def failed_table(failed: list[Run]) -> str:
     return "\n".join(lines)
 
 
-def csv_text(rows: list[Row]) -> str:
+def csv_text(rows: list[Row], drawn=None) -> str:
     """The table's columns, then the mean accuracy on each shifted set (``shift_<name>``); text
     that a spreadsheet would run as a formula is escaped (``escape.csv_cell``)."""
     keys = shift_keys(rows)
     out = io.StringIO(newline="")
     writer = csv.writer(out)
     writer.writerow([csv_cell(name) for name in COLUMNS + [f"shift_{k}" for k in keys]])
-    for row, record in zip(rows, records(rows), strict=True):
+    for row, record in zip(rows, records(rows, drawn), strict=True):
         record |= {f"shift_{k}": row.mean(f"{SHIFT}.{k}") for k in keys}
         writer.writerow([csv_cell("" if v is None else v) for v in record.values()])
     return out.getvalue()
 
 
-def write_csv(path: Path, rows: list[Row]) -> Path:
+def write_csv(path: Path, rows: list[Row], drawn=None) -> Path:
     """``report.csv``, written atomically (a link at ``path`` is replaced, not followed)."""
-    return write_text(path, csv_text(rows))
+    return write_text(path, csv_text(rows, drawn))
 
 
 def context(runs: list[Run]) -> str:
@@ -138,27 +148,42 @@ def context(runs: list[Run]) -> str:
             f"Jobs: {len(runs)}, of which {sum(unfinished(r) for r in runs)} failed.")
 
 
-NOTES = f"""\
-Test accuracy: mean over seeds [interval], with the number of seeds n it rests on.
-{INTERVAL_NOTE} Train time: training wall-clock,
-validation excluded. FLOPs: multiply-adds of convolutions, matrix products and attention
-(2 FLOPs each), forward and backward as run, counted on the first real step of every phase
-of trainable groups. Train memory: what training held beyond the weights (activations saved
-for backward, gradients, optimizer state, cached features), the largest over phases: on CPU an
-account of those tensors on the first step of every phase, on GPU the CUDA allocator's peak
-above the start (report.csv also has the process's peak_memory_mb). Trainable params: the
-parameters that trained at any point of the run (for gradual, the groups it reached), of the
-model's total. Acc gain / TFLOP: test accuracy above chance per TFLOP of training. Drift:
-||w - w0|| / ||w0|| per layer group at the end of training. Shifted acc: test accuracy on the
-corrupted test sets of eval.shifts, averaged over the corruptions (dataset.ood_root is not in
-it), mean over seeds [interval], the same images resampled for every corruption; drop: test
-accuracy minus that, over the same runs."""
+NOTES = """\
+Test accuracy: mean over seeds [interval], with the number of seeds n it rests on. Train time:
+training wall-clock, validation excluded. FLOPs: multiply-adds of convolutions, matrix products
+and attention (2 FLOPs each), forward and backward as run, counted on the first real step of
+every phase of trainable groups. Train memory: what training held beyond the weights
+(activations saved for backward, gradients, optimizer state, cached features), the largest over
+phases: on CPU an account of those tensors on the first step of every phase, on GPU the CUDA
+allocator's peak above the start (report.csv also has the process's peak_memory_mb). Trainable
+params: the parameters that trained at any point of the run (for gradual, the groups it
+reached), of the model's total. Acc gain / TFLOP: test accuracy above chance per TFLOP of
+training. Drift: ||w - w0|| / ||w0|| per layer group at the end of training. Shifted acc: test
+accuracy on the corrupted test sets of eval.shifts, averaged over the corruptions
+(dataset.ood_root is not in it), mean over seeds [interval], the same images resampled for every
+corruption; drop: test accuracy minus that, over the same runs."""
 
-PAIRED_NOTES = """\
-Each pair of strategies over the seeds both ran (a seed fixes the data order and the new head's
-initialisation, so pairing removes its share of the spread): the mean difference of test
-accuracy, Student's paired t-test (two-sided), and its p-value corrected for all the pairs at
-once (Holm). "significant": corrected p < 0.05."""
+
+def notes(rows: list[Row]) -> str:
+    """How to read the main table, with what its intervals resample (only the kinds it shows)."""
+    methods = {b.method for row in rows for path in ("metrics.test_acc", SHIFT_MEAN)
+               if (b := row.interval(path)) is not None}
+    said = []
+    if BOOTSTRAP in methods:
+        said.append(f"Accuracy intervals resample {BOOTSTRAP}: the verdict's bootstrap, the same draw as "
+                    "the verdict's table, so a strategy has one interval everywhere.")
+    if SEEDS_ONLY in methods:
+        said.append(f"‡ marks an interval over {SEEDS_ONLY}, for runs that kept no predictions (Student's "
+                    "t over seeds): it leaves out the test set's noise and is too narrow.")
+    return NOTES + ("\n\n" + " ".join(said) if said else "")
+
+
+def legend(rows: list[Row]) -> str:
+    """The † legend, only where a row rests on fewer than ``FEW_SEEDS`` seeds."""
+    if not any(row.few_seeds() for row in rows):
+        return ""
+    return (f"† fewer than {FEW_SEEDS} seeds: the interval rests on so few runs that it says little; a "
+            "strategy with fewer than 2 gets no word in the verdict.")
 
 
 def unfinished(run: Run) -> bool:

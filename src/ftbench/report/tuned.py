@@ -1,10 +1,14 @@
 """The report of a tuned comparison (``experiment=tuned``): default against tuned, what the search
-cost, how sensitive each strategy is, and which differences are real.
+cost and how sensitive each strategy is.
 
 The sweep folder holds ``search/<strategy>/trial<n>``, ``default/<strategy>/seed<k>`` and
 ``tuned/<strategy>/seed<k>``; each job's ``result.json`` says which (``config.tune.phase``).
 A strategy whose best trial was its default configuration has no tuned runs of its own: its
 default runs are its tuned runs (the same configuration on the same seeds).
+
+Default and tuned runs are bootstrapped together with the verdict (one draw for the report):
+each strategy's tuned − default difference gets an interval that holds for all strategies at
+once (``bootstrap.joint_differences``), and its word is read off that interval, so they agree.
 """
 
 from __future__ import annotations
@@ -16,13 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ftbench.report import intervals
-from ftbench.report.bootstrap import Interval
+from ftbench.report.bootstrap import Interval, joint_differences
 from ftbench.report.collect import Run
 from ftbench.report.edges import edge_hint
 from ftbench.report.escape import md
-from ftbench.report.fmt import num, si, table_row
+from ftbench.report.fmt import si, table_row
 from ftbench.report.rows import strategy_order
-from ftbench.report.stats import holm, paired_test
 from ftbench.run.result import number
 from ftbench.run.trials import best_trial
 
@@ -54,7 +57,7 @@ class Tuning:
     tuned_runs: list[Run] = field(default_factory=list)
     # phase (default | tuned) -> mean test accuracy and its interval (``with_intervals``)
     bounds: dict[str, intervals.Bounds] = field(default_factory=dict)
-    gain: Interval | None = None  # tuned - default, over seeds and test examples (``with_intervals``)
+    gain: Interval | None = None  # tuned - default, joint over the strategies (``with_intervals``)
 
     def interval(self, which: str) -> intervals.Bounds | None:
         """The ``default`` or ``tuned`` runs' mean test accuracy with its interval: over seeds and
@@ -135,17 +138,57 @@ def tunings(runs: list[Run]) -> list[Tuning]:
     return [by_strategy[s] for s in sorted(by_strategy, key=strategy_order)]
 
 
-def with_intervals(root: Path, items: list[Tuning], choice: Mapping) -> list[Tuning]:
-    """Give each strategy's default and tuned runs their interval over seeds and test examples,
-    from the predictions under ``root`` (``choice``: ``judgement.settings``)."""
+def default_key(strategy: str) -> str:
+    """The name a strategy's default runs go by in the report's one bootstrap."""
+    return f"{strategy} (default)"
+
+
+def _own_default(t: Tuning) -> bool:
+    """Whether the strategy's default runs are runs of their own (not its tuned runs again)."""
+    return bool(t.default_runs) and {r.dir for r in t.default_runs} != {r.dir for r in t.tuned_runs}
+
+
+def final_runs(items: list[Tuning]) -> dict[str, list[Run]]:
+    """Every strategy's tuned runs, and its default runs where they differ, for the bootstrap."""
+    runs = {t.strategy: t.tuned_runs for t in items if t.tuned_runs}
+    runs |= {default_key(t.strategy): t.default_runs for t in items if _own_default(t)}
+    return runs
+
+
+def with_intervals(root: Path, items: list[Tuning], choice: Mapping, drawn=None) -> list[Tuning]:
+    """Give each strategy's default and tuned runs their interval, and tuned − default its interval
+    joint over the strategies, from the verdict's bootstrap (``drawn``: a ``verdict.Verdict``
+    drawn over ``final_runs``); runs it does not cover get their own bootstrap or Student's t."""
     for t in items:
-        for which in (DEFAULT, TUNED):
-            found = intervals.of_runs(root, getattr(t, f"{which}_runs"), choice)
+        for which, key in ((DEFAULT, default_key(t.strategy) if _own_default(t) else t.strategy),
+                           (TUNED, t.strategy)):
+            values = list(getattr(t, which).values())
+            found = intervals.from_verdict(drawn, key, values) or intervals.of_runs(
+                root, getattr(t, f"{which}_runs"), choice)
             if found is not None:
                 t.bounds[which] = found
-        if not t.tuned_is_default:
-            t.gain = intervals.difference(root, t.tuned_runs, t.default_runs, choice)
+    if drawn is not None:
+        compared = [t for t in items if _own_default(t)
+                    and {t.strategy, default_key(t.strategy)} <= set(drawn.replicates.strategies)]
+        gains = joint_differences(drawn.replicates, [(t.strategy, default_key(t.strategy)) for t in compared])
+        for t, gain in zip(compared, gains, strict=True):
+            t.gain = gain
     return items
+
+
+def gain_note(items: list[Tuning]) -> str:
+    """How to read tuned − default (the ‡ legend only where a row has one)."""
+    seeds_only = any(t.gain is None and not t.tuned_is_default and set(t.tuned) & set(t.default)
+                     for t in items)
+    return ("tuned − default: from the verdict's bootstrap (seeds and test examples, the same examples for "
+            "both), with an interval that holds for every strategy at once; its word is read off that "
+            "interval." + (" ‡: runs without predictions, the mean difference over shared seeds only."
+                           if seeds_only else ""))
+
+
+def gain_word(gain: Interval) -> str:
+    """What the joint interval of tuned − default says."""
+    return "tuning helped" if gain.low > 0 else "tuning hurt" if gain.high < 0 else "no difference shown"
 
 
 def _interval(bounds: intervals.Bounds | None) -> str:
@@ -177,17 +220,15 @@ def _params(params: dict) -> str:
 
 
 def default_against_tuned(items: list[Tuning]) -> str:
-    lines = ["| strategy | default: test acc | tuned: test acc | tuned − default [interval] (paired p, Holm) "
-             "| best hyperparameters (val acc) | trials (pruned, failed) | search FLOPs | search time "
-             "| FLOPs of one final run | total FLOPs |", "|---|---|---|---|---|---|---|---|---|---|"]
-    pairs = [paired_test("tuned", "default", t.tuned, t.default) for t in items]
-    # one family: "did tuning change anything" is asked of every strategy at once
-    for pair, adjusted in zip(pairs, holm([p.p for p in pairs]), strict=True):
-        pair.p_holm = adjusted
-    for t, pair in zip(items, pairs, strict=True):
-        gain = "" if t.gain is None else f" [{t.gain.low:+.4f}, {t.gain.high:+.4f}]"
-        diff = "n/a" if pair.mean_difference is None else (
-            f"{pair.mean_difference:+.4f}{gain} (p={num(pair.p, '.3g')}, Holm {num(pair.p_holm, '.3g')})")
+    lines = ["| strategy | default: test acc | tuned: test acc | tuned − default [interval, joint over the "
+             "strategies] | best hyperparameters (val acc) | trials (pruned, failed) | search FLOPs "
+             "| search time | FLOPs of one final run | total FLOPs |", "|---" * 10 + "|"]
+    for t in items:
+        shared = sorted(set(t.tuned) & set(t.default), key=str)
+        mean = (statistics.fmean(t.tuned[s] - t.default[s] for s in shared) if shared else None)
+        diff = ("= default" if t.gain is None and t.tuned_is_default else
+                f"{t.gain.estimate:+.4f} [{t.gain.low:+.4f}, {t.gain.high:+.4f}] **{gain_word(t.gain)}**"
+                if t.gain is not None else "n/a" if mean is None else f"{mean:+.4f} ‡")
         best = t.best
         hyper = "n/a" if best is None else (
             f"{_params(t.params(best))} ({best.number('metrics.val_acc'):.4f})"

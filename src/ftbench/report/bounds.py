@@ -1,0 +1,90 @@
+"""The verdict's bounds on each strategy's difference to the best, from the bootstrap's replicates.
+
+Lower bounds decide "equivalent" and so the pick: they hold jointly for every candidate
+(Bonferroni).
+Upper bounds decide "worse": they hold for every pair at once, whichever strategy is in fact the
+best. Both come from the same replicates as every interval of the report.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import special
+
+from ftbench.report.bootstrap import Replicates
+
+
+def lead(accuracy: np.ndarray) -> np.ndarray:
+    """Each strategy's accuracy less the best of the others, column by column (strategies x
+    columns): the leader's lead where it leads, the gap to the leader everywhere else."""
+    if len(accuracy) == 1:
+        return np.zeros_like(accuracy)
+    top = np.partition(accuracy, -2, axis=0)
+    first, second = top[-1], top[-2]
+    return accuracy - np.where(accuracy == first, second, first)
+
+
+def joint_level(alpha: float, joint: np.ndarray) -> float:
+    """The per-strategy level at which the lower bounds of the ``joint`` rows all hold with
+    probability at least 1 − ``alpha``: Bonferroni over the candidates.
+
+    Calibrating the level on the replicates themselves (the smallest rank of any candidate's
+    lead, a max statistic) was tried and measured: with five cheap strategies each one margin
+    below the best it picked a wrong one in 8.5% of draws, Bonferroni in 3.8%.
+    """
+    return alpha / max(1, int(np.count_nonzero(joint)))
+
+
+def lower_bounds(replicates: Replicates, joint: np.ndarray | None = None) -> np.ndarray:
+    """One-sided lower bounds of each strategy's true lead over the best of the others (negative:
+    its gap to the best), holding together for the ``joint`` rows (a boolean mask; default all).
+
+    The best of the others is taken inside every replicate, so whichever strategy leads a
+    replicate is the best it is measured against. Choosing a leader after the fact flatters
+    the leader, which shows as replicates sitting below the observed difference; the
+    bias-corrected percentile (Efron 1987) moves the quantile by as much. Percentiles, unlike a
+    mirrored (basic) interval, keep how lopsided a difference is near 100%.
+    """
+    alpha = 1 - replicates.confidence
+    observed = lead(replicates.observed[:, None])
+    leads = lead(replicates.accuracy)
+    resamples = leads.shape[1]
+    tie = np.isclose(leads, observed, rtol=0, atol=1e-12)
+    below = ((leads < observed) & ~tie).mean(axis=1) + tie.mean(axis=1) / 2
+    bias = special.ndtri(np.clip(below, 0.5 / resamples, 1 - 0.5 / resamples))
+    joint = np.ones(len(leads), bool) if joint is None else np.asarray(joint, bool)
+    level = joint_level(alpha, joint)
+    return _quantiles(leads, special.ndtr(2 * bias + special.ndtri(level)))
+
+
+def _quantiles(rows: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """Each row's quantile at its own level, interpolated as ``np.quantile`` does by default."""
+    ordered = np.sort(rows, axis=1)
+    position = levels * (rows.shape[1] - 1)
+    below = np.floor(position).astype(int)
+    above = np.minimum(below + 1, rows.shape[1] - 1)
+    at = np.arange(len(rows))
+    return ordered[at, below] + (position - below) * (ordered[at, above] - ordered[at, below])
+
+
+def upper_bounds(replicates: Replicates) -> np.ndarray:
+    """One-sided upper bounds of each strategy's true difference to the best, holding for all
+    strategies together (not clipped at 0).
+
+    A strategy is worse than the best by more than d when some strategy beats it by more than d,
+    so its bound is the smallest of its pairwise upper bounds: the pair's observed difference
+    plus c of its bootstrap standard deviations. c is the quantile, over replicates, of the
+    largest standardised deviation of any pair, so every pairwise bound holds at once whichever
+    strategy is in fact the best: choosing the best after the fact cannot turn noise into "worse".
+    """
+    accuracy, observed = replicates.accuracy, replicates.observed
+    if len(observed) == 1:
+        return np.zeros(1)
+    pairs = accuracy[:, None, :] - accuracy[None, :, :]
+    difference = observed[:, None] - observed[None, :]
+    spread = pairs.std(axis=2)
+    standardised = np.divide(pairs - difference[..., None], spread[..., None],
+                             out=np.zeros_like(pairs), where=spread[..., None] > 0)
+    others = ~np.eye(len(observed), dtype=bool)
+    c = np.quantile(standardised[others].max(axis=0), replicates.confidence)
+    return np.where(others, difference + c * spread, np.inf).min(axis=1)
