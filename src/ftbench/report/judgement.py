@@ -81,6 +81,7 @@ def _points(value: float) -> str:
 
 
 def _within(j: verdict.Judged, confidence: float) -> str:
+    assert j.within is not None  # only strategies the data place within some margin are named
     return f"{md(j.strategy)} is shown within {_points(j.within)} of the best ({confidence:.0%})"
 
 

@@ -18,15 +18,15 @@ TITLE = "The cheapest strategy at every margin"
 def margin_against_cost(result: Verdict, costs: Mapping[str, float | None], path: Path) -> Path | None:
     """Each strategy that may be recommended at its ``within`` (x, points) and relative cost (y);
     the step line is the cheapest shown equivalent at each margin; the dotted line the user's."""
-    shown = [(j, ratio) for j in margins.candidates(result, costs)
-             if (ratio := margins.relative_cost(result, costs, j.strategy)) is not None]
+    shown = [(j.strategy, j.within, ratio) for j in margins.candidates(result, costs)
+             if j.within is not None and (ratio := margins.relative_cost(result, costs, j.strategy)) is not None]
     if not shown:
         return None
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    for j, ratio in shown:
-        ax.scatter(100 * j.within, ratio, s=50, color=colour(j.strategy), zorder=3,
-                   label=plot_text(f"{j.strategy} (within {100 * j.within:.1f})"))
-    edges = sorted({0.0, *(100 * j.within for j, _ in shown)})
+    for strategy, within, ratio in shown:
+        ax.scatter(100 * within, ratio, s=50, color=colour(strategy), zorder=3,
+                   label=plot_text(f"{strategy} (within {100 * within:.1f})"))
+    edges = sorted({0.0, *(100 * within for _, within, _ in shown)})
     reach = max(edges[-1] * 1.15, 100 * result.margin * 1.5, 1.0)
     xs, ys = [], []
     for low, high in zip(edges, [*edges[1:], reach], strict=True):

@@ -61,7 +61,7 @@ def cheapest_vouched(verdict: Verdict, costs: Mapping[str, float | None]) -> Jud
     the data vouch for it within its ``within`` of the best."""
     pick = verdict.recommendation.pick
     limit = costs.get(pick) if pick is not None else None
-    found = [j for j in candidates(verdict, costs) if limit is None or costs[j.strategy] < limit]
+    found = [j for j in candidates(verdict, costs) if limit is None or (costs[j.strategy] or 0.0) < limit]
     return found[0] if found else None
 
 
