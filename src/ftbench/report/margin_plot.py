@@ -19,7 +19,8 @@ def margin_against_cost(result: Verdict, costs: Mapping[str, float | None], path
     """Each strategy that may be recommended at its ``within`` (x, points) and relative cost (y);
     the step line is the cheapest shown equivalent at each margin; the dotted line the user's."""
     shown = [(j.strategy, j.within, ratio) for j in margins.candidates(result, costs)
-             if j.within is not None and (ratio := margins.relative_cost(result, costs, j.strategy)) is not None]
+             if j.within is not None
+             and (ratio := margins.relative_cost(result, costs, j.strategy)) is not None]
     if not shown:
         return None
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
