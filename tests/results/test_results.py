@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import math
 import os
 import re
@@ -70,14 +71,20 @@ def test_a_suite_gives_each_run_its_task(tmp_path, template):
 
 
 def verdict_table(report_md: str) -> dict[str, tuple]:
-    """The rows of report.md's verdict table: strategy -> (seeds, acc, low, high, to best, word)."""
-    section = report_md.split("## Verdict", 1)[1]
+    """The rows of report.md's verdict table, read by its header: strategy -> (seeds, acc, low,
+    high, to best, within, word)."""
+    section = report_md.split("## Verdict", 1)[1].splitlines()
+    start = next(i for i, line in enumerate(section) if line.startswith("|"))
+    lines = list(itertools.takewhile(lambda line: line.startswith("|"), section[start:]))
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
     found = {}
-    for line in section.splitlines():
-        m = re.match(r"\| (\S+) \| (\d+) \| ([0-9.]+) \[([0-9.]+), ([0-9.]+)\] \| ([+-][0-9.]+) "
-                     r".*\*\*(\w+)\*\*", line)
-        if m:
-            found[m[1]] = (int(m[2]), float(m[3]), float(m[4]), float(m[5]), float(m[6]), m[7])
+    for line in lines[2:]:
+        cell = dict(zip(header, (c.strip() for c in line.strip("|").split("|"))))
+        acc = re.match(r"([0-9.]+) \[([0-9.]+), ([0-9.]+)\]", cell["test acc (interval)"])
+        to_best = re.match(r"([+-][0-9.]+)", cell["difference to the best (bounds)"])
+        within = None if cell["within (points)"] in ("", "—", "-") else float(cell["within (points)"])
+        found[cell["strategy"]] = (int(cell["seeds"]), float(acc[1]), float(acc[2]), float(acc[3]),
+                                   float(to_best[1]), within, re.match(r"\*\*(\w+)\*\*", cell["verdict"])[1])
     return found
 
 
@@ -92,8 +99,9 @@ def test_verdict_is_the_reports_verdict_table(sweep, margin):
 
     assert list(frame.strategy) == list(expected)  # best first, as the report orders them
     for row in frame.itertuples():
-        seeds, acc, low, high, to_best, word = expected[row.strategy]
+        seeds, acc, low, high, to_best, within, word = expected[row.strategy]
         assert (row.seeds, row.verdict) == (seeds, word)
+        assert (None if row.within is None or row.within != row.within else round(100 * row.within, 1)) == within
         for got, shown in ((row.test_acc, acc), (row.test_acc_low, low), (row.test_acc_high, high),
                            (row.to_best, to_best)):
             assert f"{got:.4f}" == f"{shown:.4f}"
