@@ -11,24 +11,28 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from ftbench.report.collect import collect
-from ftbench.report.render import summary_text, write_report
+from ftbench.report.render import summary_text
 from ftbench.report.rows import group_rows
 from ftbench.report.suite_results import is_suite
 from ftbench.report.tables import records
+from ftbench.report.writing import report_folder
+from ftbench.run.failures import UserError, one_line
 
 log = logging.getLogger("ftbench")
 
 
 def write_report_quietly(root: Path) -> tuple[list, dict[str, Path]] | None:
-    """Write the report of the sweep in ``root`` and return its runs and files; a broken report
-    must not take the runs down with it (None, and the error logged with its traceback: a
-    failing report is a bug to find)."""
+    """Write the report of the sweep in ``root`` and return its runs (as screened) and files; a
+    report that cannot be written must not take the runs down with it: None, and one line
+    saying why (a setting it refuses, a folder it cannot write, or what went wrong)."""
     try:
-        runs = collect(root)
-        paths = write_report(root, runs)
-    except Exception:
-        log.exception("report not written into %s", root)
+        runs, paths, _ = report_folder(root)
+    except (UserError, OSError) as err:
+        log.error("report not written into %s: %s", root, one_line(err))
+        return None
+    except Exception as err:  # a bug: one line here, and the traceback in the job's debug log
+        log.error("report not written into %s: %s: %s", root, type(err).__name__, one_line(err))
+        log.debug("the report's error", exc_info=True)
         return None
     log.info("report: %s", paths["report.md"])
     return runs, paths
