@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import csv
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -125,5 +126,5 @@ def test_the_bound_on_resamples_is_stated_and_a_saved_setting_is_checked_too():
         check({"margin": 0.01, "confidence": 0.95, "resamples": MAX_RESAMPLES + 1})
     with pytest.raises(UserError, match=f"report.resamples=1000000 is not valid; allowed: an integer "
                                         f"100..{MAX_RESAMPLES}"):
-        validate_config(make_cfg(*FAST, "report.resamples=1000000"))
+        validate_config(make_cfg(*FAST, "report.resamples=1000000", run_dir=Path("unused")))
     assert not math.isnan(check({"margin": 0.01, "confidence": 0.95, "resamples": 2000})["margin"])
