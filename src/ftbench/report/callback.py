@@ -21,12 +21,13 @@ from ftbench.run.failures import UserError, one_line
 log = logging.getLogger("ftbench")
 
 
-def write_report_quietly(root: Path) -> tuple[list, dict[str, Path]] | None:
+def write_report_quietly(root: Path, choice: dict | None = None) -> tuple[list, dict[str, Path]] | None:
     """Write the report of the sweep in ``root`` and return its runs (as screened) and files; a
     report that cannot be written must not take the runs down with it: None, and one line
-    saying why (a setting it refuses, a folder it cannot write, or what went wrong)."""
+    saying why (a setting it refuses, a folder it cannot write, or what went wrong). ``choice``:
+    margin, confidence and resamples given (a suite's command), else as the runs were configured."""
     try:
-        runs, paths, _ = report_folder(root)
+        runs, paths, _ = report_folder(root, choice)
     except (UserError, OSError) as err:
         log.error("report not written into %s: %s", root, one_line(err))
         return None

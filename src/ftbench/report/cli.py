@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ftbench.report.choice import MAX_RESAMPLES, parse
 from ftbench.report.collect import RESULT_FILE, collect
+from ftbench.report.judgement import DEFAULTS
 from ftbench.report.render import summary_text
 from ftbench.report.suite_results import is_suite
 from ftbench.report.writing import report_folder
@@ -67,17 +68,19 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def suite_report(root: Path, margin: float | None) -> int:
-    """The report across the tasks of the suite in ``root`` (a task's own: its folder as DIR)."""
+def suite_report(root: Path, choice: dict) -> int:
+    """The report across the tasks of the suite in ``root`` (a task's own: its folder as DIR), at
+    the settings given (each checked before any file is written), else the suite's."""
+    from ftbench.report.choice import check
     from ftbench.report.suite_report import suite_summary_text, write_suite_report
+    from ftbench.report.suite_results import read_suite_record
 
-    if margin is not None and not margin >= 0:
-        print(f"ftbench-report: error: --margin={margin} is not valid; allowed: a number >= 0",
-              file=sys.stderr)
-        return 2
     try:
-        cross, paths = write_suite_report(root, margin)
-    except (OSError, ValueError) as err:  # a suite.yaml that is not the suite's
+        record = read_suite_record(root)
+        given = {k: v for k, v in choice.items() if v is not None}
+        check({**DEFAULTS, "margin": record.margin, **record.settings, **given})
+        cross, paths = write_suite_report(root, choice.get("margin"), choice=choice)
+    except (OSError, ValueError) as err:  # a refused setting; a suite.yaml that is not the suite's
         print(f"ftbench-report: error: {err}", file=sys.stderr)
         return 2
     print(suite_summary_text(cross, paths), end="")

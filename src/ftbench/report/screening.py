@@ -10,9 +10,9 @@ Run before the report's tables and verdict see any run, so that both rest on the
 - **One run per seed.** A seed repeated within a row (``seed=0,0``) is one run: the first
   folder counts, the repeat is left out and named.
 - **Predictions that align.** A tested run's predictions must hold its test set, each example
-  once, with the same examples and labels as its peers on that test set; one that does not
-  (or kept none where its peers did) is left out with its folder and the reason: a damaged run
-  costs itself only.
+  once, with the same examples and labels as its peers on that test set; where any run has
+  such predictions, one that does not (or has none) is left out with its folder and the reason:
+  a damaged run costs itself only. Where none has, nothing is left out (intervals over seeds).
 
 A run left out stays in the report as a record with status ``left out`` and the reason as its
 error: the tables count it as a run without a result and list it with its folder.
@@ -119,8 +119,6 @@ def _test_set(root: Path, run: Run) -> tuple[Predictions | None, str | None]:
 
 
 def _unaligned(root: Path, runs: list[Run]) -> dict[int, str]:
-    if not any(isinstance(r.get("predictions"), str) for r in runs):
-        return {}  # no run kept predictions: nothing to align (intervals over seeds only)
     out: dict[int, str] = {}
     loaded: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for run in runs:
@@ -131,7 +129,7 @@ def _unaligned(root: Path, runs: list[Run]) -> dict[int, str]:
         order = np.argsort(np.asarray(test.index).ravel(), kind="stable")
         loaded[id(run)] = (np.asarray(test.index).ravel()[order], np.asarray(test.label).ravel()[order])
     if not loaded:
-        return out
+        return {}  # no run has predictions to align: the report falls back to intervals over seeds
     signature = {k: (i.tobytes(), lab.tobytes()) for k, (i, lab) in loaded.items()}
     counts = Counter(signature.values())
     reference = max(counts, key=lambda s: (counts[s], -list(signature.values()).index(s)))
