@@ -109,7 +109,7 @@ def test_a_refused_setting_changes_no_file_and_is_one_line(tmp_path, template, c
     capsys.readouterr()
     assert report([str(tmp_path), *option]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith(f"ftbench-report: error: {option[0][2:]}=")
+    assert len(err) == 1 and err[0].startswith(f"ftbench-report: error: report.{option[0][2:]}=")
     assert "allowed:" in err[0] and "Traceback" not in err[0]
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
 

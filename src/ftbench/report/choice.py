@@ -33,13 +33,13 @@ def check(choice: Mapping) -> dict:
     ``resamples`` an int; else a ``UserError`` naming the value and what is allowed."""
     margin, confidence, resamples = (choice.get(k) for k in ("margin", "confidence", "resamples"))
     if not _real(margin) or not 0 <= margin < 1:
-        raise UserError(f"margin={margin!r} is not valid; allowed: an accuracy difference from 0 up to "
-                        "(not including) 1, e.g. 0.01")
+        raise UserError(f"report.margin={margin!r} is not valid; allowed: an accuracy difference "
+                        "from 0 up to (not including) 1, e.g. 0.01")
     if not _real(confidence) or not 0.5 < confidence < 1:
-        raise UserError(f"confidence={confidence!r} is not valid; allowed: a number above 0.5 and below "
-                        "1, e.g. 0.95")
+        raise UserError(f"report.confidence={confidence!r} is not valid; allowed: a number above 0.5 "
+                        "and below 1, e.g. 0.95")
     if not _real(resamples) or resamples != int(resamples) or not MIN_RESAMPLES <= resamples <= MAX_RESAMPLES:
-        raise UserError(f"resamples={resamples!r} is not valid; allowed: a whole number "
+        raise UserError(f"report.resamples={resamples!r} is not valid; allowed: a whole number "
                         f"{MIN_RESAMPLES}..{MAX_RESAMPLES} (more would exhaust memory, not sharpen "
                         "the intervals), e.g. 2000")
     return {**choice, "margin": float(margin), "confidence": float(confidence), "resamples": int(resamples)}
