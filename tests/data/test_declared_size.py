@@ -1,4 +1,5 @@
-"""An image whose header declares more pixels than its data holds: skipped like a truncated one."""
+"""An image whose header declares more pixels than its data holds, or that fails only when
+decoded: skipped under ``dataset.bad_images=skip`` like a truncated one."""
 
 from __future__ import annotations
 
@@ -39,3 +40,17 @@ def test_a_png_declaring_more_pixels_than_its_data_is_skipped_or_named(tmp_path,
     with pytest.raises(UserError, match=r"huge\.png' is not a readable image.*bad_images=skip"):
         is_readable_image(str(path), bad_images="error")
     assert is_readable_image(str(root / "cat" / "0.png"), bad_images="error") is True  # a whole one stands
+
+
+def test_a_png_that_fails_only_when_decoded_is_skipped_under_skip(tmp_path, caplog):
+    """Pixel data that is no deflate stream, under right checksums: ``verify`` passes it, the
+    decode at load time would fail."""
+    header = struct.pack(">IIBBBBB", 16, 16, 8, 2, 0, 0, 0)
+    data = PNG_MAGIC + chunk(b"IHDR", header) + chunk(b"IDAT", b"not deflate" * 100) + chunk(b"IEND", b"")
+    with Image.open(io.BytesIO(data)) as image:
+        image.verify()
+    path = tmp_path / "cat" / "garbled.png"
+    path.parent.mkdir()
+    path.write_bytes(data)
+    assert is_readable_image(str(path), bad_images="skip") is False
+    assert "garbled.png" in caplog.text

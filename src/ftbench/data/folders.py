@@ -132,8 +132,9 @@ def is_readable_image(path: str, bad_images: str = "error", digests: dict[str, s
     structure without decoding its pixels, and a JPEG (whose ``verify`` checks nothing) is
     decoded at an eighth of its size, which still reads every block, so a truncated one is
     caught before training starts. A file that declares more pixels than its bytes could hold
-    (a 9000x9000 PNG of 100 bytes passes ``verify``) is decoded whole, and skipped like a
-    truncated one if that fails. ``digests`` collects each file's SHA-256 on the way.
+    (a 9000x9000 PNG of 100 bytes passes ``verify``) is decoded whole; under ``skip`` every file
+    is, so that none fails later, at load time, what it was promised to skip. ``digests``
+    collects each file's SHA-256 on the way.
     ``setting`` names the folder ``path`` is in, in the error.
     """
     from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
@@ -149,7 +150,8 @@ def is_readable_image(path: str, bad_images: str = "error", digests: dict[str, s
                 image.load()
             else:
                 image.verify()
-        if _more_pixels_than_data(image, len(data)):  # verify reads no pixels: decode it to be sure
+        # verify reads no pixels: decode the file whole where it must be sure (what skip promises)
+        if bad_images == "skip" or _more_pixels_than_data(image, len(data)):
             with Image.open(io.BytesIO(data)) as image:
                 image.load()
     except _UNREADABLE as err:
