@@ -86,18 +86,21 @@ def test_a_damaged_run_costs_itself_only_and_table_and_verdict_agree(tmp_path, t
     damage("1_full_seed1", change=lambda f: {"label": np.roll(f["label"], 1)})  # shifted labels
     damage("2_full_seed2", change=lambda f: {"index": np.r_[f["index"][:-1], f["index"][0]]})  # a duplicate
     damage("5_linear_probe_seed1")  # no test set
+    damage("6_linear_probe_seed2", change=lambda f: {k: v[:100] for k, v in f.items()})  # cut short
     assert report([str(tmp_path)]) == 0
     text = (tmp_path / "report.md").read_text()
     failed = section(text, "Failed runs")
     assert "| 1_full_seed1 |" in failed and "its labels disagree with its peers'" in failed
     assert "| 2_full_seed2 |" in failed and "an example index appears twice" in failed
     assert "| 5_linear_probe_seed1 |" in failed and "its predictions hold no test set" in failed
-    for strategy, n in (("full", 2), ("linear_probe", 3)):
+    assert "| 6_linear_probe_seed2 |" in failed
+    assert "fewer test examples than its peers (100 of 200)" in failed
+    for strategy, n in (("full", 2), ("linear_probe", 2)):
         assert table_n(text, strategy) == n and verdict_seeds(text, strategy) == n
 
 
 @pytest.mark.parametrize("option", [["--confidence", "0.3"], ["--confidence", "nan"], ["--margin", "nan"],
-                                    ["--resamples", "1e9"], ["--resamples", "1.5"], ["--confidence", "x"]])
+                                    ["--resamples", "1e9"], ["--resamples", "2000.5"], ["--confidence", "x"]])
 def test_a_refused_setting_changes_no_file_and_is_one_line(tmp_path, template, capsys, option):
     write_runs(tmp_path, [fake_run(template, strategy, s, 0.8, 1e9) for strategy in ("full", "bitfit")
                           for s in range(2)])

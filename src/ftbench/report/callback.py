@@ -77,7 +77,10 @@ class WriteReport(Callback):
         written = write_report_quietly(root)
         if written and final:
             runs, paths = written
-            print(summary_text(root, runs, paths), end="", flush=True)
+            try:
+                print(summary_text(root, runs, paths), end="", flush=True)
+            except Exception as err:  # the files stand; the printed table is a courtesy
+                log.error("the report's table not printed: %s: %s", type(err).__name__, one_line(err))
             self._to_wandb(root, runs, paths, str(config.hydra.sweep.dir))
 
     @staticmethod

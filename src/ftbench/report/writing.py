@@ -26,7 +26,10 @@ SETTINGS = ("margin", "confidence", "resamples")
 
 
 def settled(runs: list[Run], choice: dict | None = None) -> dict:
-    """The report's settings for ``runs``: given, else as the runs were configured; checked."""
+    """The report's settings for ``runs``: given, else as the runs were configured; checked (the
+    given ones as given: ``judgement.settings`` makes resamples a whole number)."""
+    given = {k: v for k, v in (choice or {}).items() if v is not None}
+    choices.check({**judgement.DEFAULTS, **given})
     return choices.check(judgement.settings(runs, choice))
 
 
