@@ -17,7 +17,7 @@ MAX_RESAMPLES = 100_000
 MIN_RESAMPLES = 100
 
 
-def parse(text: str | None) -> float | None:
+def parse(text: str | None) -> float | str | None:
     """A number from the command line (``2000``, ``1e4``, ``nan``), left to ``check`` to judge;
     text that is no number stays text, so that ``check`` names it in its one line."""
     if text is None:
@@ -25,7 +25,7 @@ def parse(text: str | None) -> float | None:
     try:
         return float(text)
     except ValueError:
-        return text  # type: ignore[return-value]
+        return text
 
 
 def check(choice: Mapping) -> dict:

@@ -29,7 +29,7 @@ from ftbench.config import validate_config
 from ftbench.data.sources import load_splits
 from ftbench.finetune.strategies import STRATEGIES
 from ftbench.report.callback import write_report_quietly, write_suite_report_quietly
-from ftbench.report.collect import collect
+from ftbench.report.collect import collect, judged_by
 from ftbench.report.suite_results import SUITE_FILE, TASK_FILE
 from ftbench.run.atomic import write_text
 from ftbench.run.checks import number
@@ -121,7 +121,6 @@ class SuiteRun:
         if isinstance(before, dict) and isinstance(before.get("overrides"), list):  # an older one kept all
             before["overrides"] = [o for o in before["overrides"]
                                    if _key(str(o)).split(".")[0] not in NOT_JOBS]
-
         if before != now:
             before = before if isinstance(before, dict) else {}
             changed = [f"{k} {_difference(before.get(k), now[k])}" for k in now if before.get(k) != now[k]]
@@ -154,8 +153,8 @@ class SuiteRun:
                     self.run_tuned(task, task_dir)
                 else:
                     self.run_compare(task, task_dir)
-                if not any(r.completed for r in collect(task_dir)):
-                    raise UserError("no job completed (no result)")
+                if not any(r.completed and judged_by(r.data) == "test_acc" for r in collect(task_dir)):
+                    raise UserError("no job completed (no result)")  # a search trial is no result
             except UserError as err:  # this task's: the others still run
                 log.error("benchmark task %s: %s", task.name, err)
                 failed.append(f"{task.name}: {err}")
