@@ -20,6 +20,9 @@ def test_a_finished_result_of_the_same_config_is_reused_and_of_another_refused(t
     cfg = make_cfg(*FAST, "strategy=full")
     job = tmp_path / "0_strategy=full"
     assert finished_result(job, cfg) is None  # nothing there: the job runs
+    job.mkdir()
+    (job / "last.ckpt").write_bytes(b"a killed job's checkpoint")
+    assert finished_result(job, cfg) is None and not holds_finished(job)  # killed: it runs again whole
     write_json(job / "result.json", build_result(cfg, status="failed", error=RuntimeError("boom")))
     assert finished_result(job, cfg) is None and not holds_finished(job)  # a failed one runs again
     write_json(job / "result.json", {**build_result(cfg, metrics={"test_acc": 0.5}), "status": "completed"})
