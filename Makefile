@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-run: setup                       # prints a line per job and epoch, then the report's table
+run: setup                       # prints a line per job and epoch, then the report's table; run again,
+                                 # it reuses every finished job ("reused") and prints the report again
 	$(PY) -m ftbench.train -m experiment=compare seed=0,1 hydra.sweep.dir=multirun/make-run
 
 # Tests run on every core (pytest-xdist), each worker at its share of threads (tests/conftest.py).

@@ -25,6 +25,7 @@ from ftbench.finetune.optim import OPTIMIZERS, SCHEDULES
 from ftbench.finetune.strategies import STRATEGIES, build_plan, help_lines
 from ftbench.models.adapters import ADAPTER_STRATEGIES, check_adapters
 from ftbench.models.backbone import check_model_name, check_weight_source, layer_groups
+from ftbench.report.choice import MAX_RESAMPLES, MIN_RESAMPLES
 from ftbench.run.checks import choice, choice_error, integer, number
 from ftbench.run.failures import UserError
 from ftbench.run.redaction import job_dirname
@@ -156,7 +157,8 @@ def check_numbers(cfg: DictConfig) -> None:
     if "confidence" in report:
         number("report.confidence", report.confidence, above=0.5, below=1.0)
     if "resamples" in report:
-        integer("report.resamples", report.resamples, lowest=100)
+        integer("report.resamples", report.resamples, lowest=MIN_RESAMPLES, highest=MAX_RESAMPLES,
+                why="more would exhaust memory, not sharpen the intervals")
     if "upscale" in cfg.dataset:
         integer("dataset.upscale", cfg.dataset.upscale, lowest=1)
     for key in ("mean", "std"):

@@ -53,8 +53,9 @@ from ftbench.run.failures import UserError, exit_for, one_line_errors, run_guard
 from ftbench.run.folder import check_new_run, is_rank_zero, lock, release, release_all, undo_refused
 from ftbench.run.predictions import write_predictions
 from ftbench.run.redaction import install_log_redaction, override_secrets, redact_saved_configs, remember
-from ftbench.run.result import PREDICTIONS_FILE, WEIGHTS_FILE, build_result, write_result
+from ftbench.run.result import PREDICTIONS_FILE, RESULT_FILE, WEIGHTS_FILE, build_result, write_result
 from ftbench.run.resume import check_checkpoint_fits, config_digest, resume_target
+from ftbench.run.reuse import finished_result, holds_finished
 from ftbench.run.threads import AUTO, KeepThreads, apply_threads, available_cores, launcher_jobs
 from ftbench.tracking.loggers import build_logger, publish_result
 from ftbench.tracking.progress import progress_bar
@@ -152,8 +153,7 @@ class RunOutputs:
     weights: bool = True
 
 
-def run_outputs(cfg: DictConfig) -> RunOutputs:
-    # a saved config without a ``run:`` node (tests/data/run_before_layout) does all three
+def run_outputs(cfg: DictConfig) -> RunOutputs:  # a saved config without ``run:`` does all three
     return RunOutputs(*(bool(OmegaConf.select(cfg, f"run.{key}", default=True))
                         for key in ("test", "checkpoint", "save_weights")))
 
@@ -161,10 +161,12 @@ def run_outputs(cfg: DictConfig) -> RunOutputs:
 # -- the lifecycle around fit ------------------------------------------------------------------
 @dataclass
 class Prepared:
-    """A run ready to start: its validated config and the checkpoint it continues, if any."""
+    """A run ready to start: its validated config, the checkpoint it continues if any, and for a
+    multirun's job done before, the finished result its folder holds (``reused``)."""
 
     cfg: DictConfig
     ckpt_path: Path | None = None
+    reused: dict | None = None
 
 
 _prepared: dict[Path, Prepared] = {}  # single runs prepared before Hydra wrote their folder
@@ -179,6 +181,8 @@ def prepare(cfg: DictConfig, run_dir: Path, multirun: bool, overrides: Sequence[
     validate_config(cfg)
     if first:
         lock(run_dir, "resume" if ckpt_path else "hydra.sweep.dir" if multirun else "hydra.run.dir")
+        if multirun and ckpt_path is None:  # a sweep repeated into its folder: its finished jobs stand
+            return Prepared(cfg, None, finished_result(run_dir, cfg))
     return Prepared(cfg, ckpt_path)
 
 
@@ -239,6 +243,8 @@ def run_job(cfg: DictConfig, run_dir: Path, multirun: bool) -> float | None:
         nonlocal job
         job = _prepared.pop(run_dir, None) or prepare(cfg, run_dir, multirun,
                                                        HydraConfig.get().overrides.task)
+        if job.reused is not None:
+            return job.reused
         callbacks = [instantiate(c) for c in (job.cfg.get("callbacks") or {}).values()]
         stoppers = [c for c in callbacks if isinstance(c, RunStopper)]
         try:
@@ -250,11 +256,16 @@ def run_job(cfg: DictConfig, run_dir: Path, multirun: bool) -> float | None:
             raise
 
     def record(error: BaseException, status: str) -> None:
+        if holds_finished(run_dir):  # a failure never replaces a finished result
+            return log.error("%s keeps its finished %s: this failure is not recorded", run_dir, RESULT_FILE)
         write_result(run_dir, build_result(job.cfg, status=status, error=error))
 
     result = run_guarded(attempt, record, run_dir, multirun)
     if result is None:
         return None
+    if job.reused is not None:  # its record as it was: only a completed one has every metric
+        log.info("%s: reused, %s before -> %s", result.get("strategy"), result["status"], run_dir)
+        return (result.get("metrics") or {}).get("val_acc")
     metric = "test_acc" if result["metrics"]["test_acc"] is not None else "val_acc"
     log.info("%s: %s %s=%.4f train_seconds=%.1f -> %s", result["strategy"], result["status"], metric,
              result["metrics"][metric] or 0.0, result["cost"]["train_seconds"], run_dir)
@@ -275,8 +286,7 @@ def _quiet_third_party() -> None:
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*number of training batches.*")
     warnings.filterwarnings("ignore", ".*module\\(s\\) in eval mode.*")  # frozen groups, on purpose
-    warnings.filterwarnings("ignore", ".*LeafSpec.*")
-    # last.ckpt lives in the run folder, next to Hydra's files: not a stale checkpoint folder
+    warnings.filterwarnings("ignore", ".*LeafSpec.*")  # below: last.ckpt beside Hydra's files, on purpose
     warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")
     # device summary, tips and "loading train_dataloader" lines, printed for every job
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
@@ -284,8 +294,7 @@ def _quiet_third_party() -> None:
 
 
 def keep_secrets(overrides: Sequence[str]) -> None:
-    """Mask the secrets ``overrides`` give (and secret environment variables) in every log
-    line from now on, Hydra's own included."""
+    """Mask the secrets of ``overrides`` and environment in every log line from now, Hydra's too."""
     remember(override_secrets(overrides))
     install_log_redaction()
 

@@ -131,7 +131,10 @@ def is_readable_image(path: str, bad_images: str = "error", digests: dict[str, s
     The check reads the whole file but decodes little: ``Image.verify`` checks a file's
     structure without decoding its pixels, and a JPEG (whose ``verify`` checks nothing) is
     decoded at an eighth of its size, which still reads every block, so a truncated one is
-    caught before training starts. ``digests`` collects each file's SHA-256 on the way.
+    caught before training starts. A file that declares more pixels than its bytes could hold
+    (a 9000x9000 PNG of 100 bytes passes ``verify``) is decoded whole; under ``skip`` every file
+    is, so that none fails later, at load time, what it was promised to skip. ``digests``
+    collects each file's SHA-256 on the way.
     ``setting`` names the folder ``path`` is in, in the error.
     """
     from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
@@ -147,6 +150,10 @@ def is_readable_image(path: str, bad_images: str = "error", digests: dict[str, s
                 image.load()
             else:
                 image.verify()
+        # verify reads no pixels: decode the file whole where it must be sure (what skip promises)
+        if bad_images == "skip" or _more_pixels_than_data(image, len(data)):
+            with Image.open(io.BytesIO(data)) as image:
+                image.load()
     except _UNREADABLE as err:
         if bad_images == "skip":
             log.warning("skipping %r: not a readable image (%s)", path, type(err).__name__)
@@ -156,6 +163,16 @@ def is_readable_image(path: str, bad_images: str = "error", digests: dict[str, s
     if digests is not None:
         digests[path] = hashlib.sha256(data).hexdigest()
     return True
+
+
+# No image codec compresses pixels much beyond this (deflate: about 1032 to 1): a file that
+# declares more pixel bytes than that over its size is decoded whole before it is trusted.
+_MAX_RATIO = 1000
+
+
+def _more_pixels_than_data(image: Image.Image, size: int) -> bool:
+    width, height = image.size
+    return width * height * max(1, len(image.getbands())) > _MAX_RATIO * max(size, 1)
 
 
 def load_rgb(path: str, setting: str = "dataset.root") -> Image.Image:

@@ -11,25 +11,29 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from ftbench.report.collect import collect
-from ftbench.report.render import summary_text, write_report
+from ftbench.report.render import summary_text
 from ftbench.report.rows import group_rows
 from ftbench.report.suite_results import is_suite
 from ftbench.report.tables import records
-from ftbench.run.failures import UserError
+from ftbench.report.writing import report_folder
+from ftbench.run.failures import UserError, one_line
 
 log = logging.getLogger("ftbench")
 
 
-def write_report_quietly(root: Path) -> tuple[list, dict[str, Path]] | None:
-    """Write the report of the sweep in ``root`` and return its runs and files; a broken report
-    must not take the runs down with it (None, and the error logged with its traceback: a
-    failing report is a bug to find)."""
+def write_report_quietly(root: Path, choice: dict | None = None) -> tuple[list, dict[str, Path]] | None:
+    """Write the report of the sweep in ``root`` and return its runs (as screened) and files; a
+    report that cannot be written must not take the runs down with it: None, and one line
+    saying why (a setting it refuses, a folder it cannot write, or what went wrong). ``choice``:
+    margin, confidence and resamples given (a suite's command), else as the runs were configured."""
     try:
-        runs = collect(root)
-        paths = write_report(root, runs)
-    except Exception:
-        log.exception("report not written into %s", root)
+        runs, paths, _ = report_folder(root, choice)
+    except (UserError, OSError) as err:
+        log.error("report not written into %s: %s", root, one_line(err))
+        return None
+    except Exception as err:  # a bug: one line here, and the traceback in the job's debug log
+        log.error("report not written into %s: %s: %s", root, type(err).__name__, one_line(err))
+        log.debug("the report's error", exc_info=True)
         return None
     log.info("report: %s", paths["report.md"])
     return runs, paths
@@ -74,7 +78,10 @@ class WriteReport(Callback):
         written = write_report_quietly(root)
         if written and final:
             runs, paths = written
-            print(summary_text(root, runs, paths), end="", flush=True)
+            try:
+                print(summary_text(root, runs, paths), end="", flush=True)
+            except Exception as err:  # the files stand; the printed table is a courtesy
+                log.error("the report's table not printed: %s: %s", type(err).__name__, one_line(err))
             self._to_wandb(root, runs, paths, str(config.hydra.sweep.dir))
 
     @staticmethod

@@ -11,9 +11,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from ftbench.report.choice import MAX_RESAMPLES, parse
 from ftbench.report.collect import RESULT_FILE, collect
-from ftbench.report.render import summary_text, write_report
+from ftbench.report.judgement import DEFAULTS
+from ftbench.report.render import summary_text
 from ftbench.report.suite_results import is_suite
+from ftbench.report.writing import report_folder
 from ftbench.run.failures import UserError
 
 EXAMPLES = """\
@@ -34,24 +37,26 @@ def main(argv: list[str] | None = None) -> int:
         "writes report.md, report.csv and plots/ into DIR. A suite's folder (with suite.yaml)\n"
         "gets the report across its tasks; each task's folder is a sweep folder of its own.")
     parser.add_argument("dir", type=Path, help="a run or multirun folder")
-    parser.add_argument("--margin", type=float, help="the smallest accuracy difference that matters "
+    # read as text and judged by ``choice.check``: every refusal is one line, before any file changes
+    parser.add_argument("--margin", type=parse, help="the smallest accuracy difference that matters "
                         "(default: the runs' or the suite's report.margin, else 0.01)")
-    parser.add_argument("--confidence", type=float, help="of every interval (default 0.95)")
-    parser.add_argument("--resamples", type=int, help="bootstrap resamples (default 2000)")
+    parser.add_argument("--confidence", type=parse, help="of every interval (default 0.95)")
+    parser.add_argument("--resamples", type=parse, help=f"bootstrap resamples (default 2000, at most "
+                        f"{MAX_RESAMPLES:,})")
     args = parser.parse_args(argv)
     if not args.dir.is_dir():
         print(f"ftbench-report: error: {str(args.dir)!r} is not a folder", file=sys.stderr)
         return 2
+    choice = {"margin": args.margin, "confidence": args.confidence, "resamples": args.resamples}
     if is_suite(args.dir):
-        return suite_report(args.dir, args.margin)
+        return suite_report(args.dir, choice)
     runs = collect(args.dir)
     if not runs:
         print(f"ftbench-report: error: no {RESULT_FILE} or job folder under {str(args.dir)!r}",
               file=sys.stderr)
         return 2
-    choice = {"margin": args.margin, "confidence": args.confidence, "resamples": args.resamples}
     try:
-        paths = write_report(args.dir, runs, choice)
+        runs, paths, choice = report_folder(args.dir, choice, runs)
     except UserError as err:
         print(f"ftbench-report: error: {err}", file=sys.stderr)
         return 2
@@ -63,17 +68,19 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def suite_report(root: Path, margin: float | None) -> int:
-    """The report across the tasks of the suite in ``root`` (a task's own: its folder as DIR)."""
+def suite_report(root: Path, choice: dict) -> int:
+    """The report across the tasks of the suite in ``root`` (a task's own: its folder as DIR), at
+    the settings given (each checked before any file is written), else the suite's."""
+    from ftbench.report.choice import check
     from ftbench.report.suite_report import suite_summary_text, write_suite_report
+    from ftbench.report.suite_results import read_suite_record
 
-    if margin is not None and not margin >= 0:
-        print(f"ftbench-report: error: --margin={margin} is not valid; allowed: a number >= 0",
-              file=sys.stderr)
-        return 2
     try:
-        cross, paths = write_suite_report(root, margin)
-    except (OSError, ValueError) as err:  # a suite.yaml that is not the suite's
+        record = read_suite_record(root)
+        given = {k: v for k, v in choice.items() if v is not None}
+        check({**DEFAULTS, "margin": record.margin, **record.settings, **given})
+        cross, paths = write_suite_report(root, choice.get("margin"), choice=choice)
+    except (OSError, ValueError) as err:  # a refused setting; a suite.yaml that is not the suite's
         print(f"ftbench-report: error: {err}", file=sys.stderr)
         return 2
     print(suite_summary_text(cross, paths), end="")

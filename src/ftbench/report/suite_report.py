@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ftbench.report.across import CrossTask, analyse
 from ftbench.report.fmt import num, si
-from ftbench.report.outcomes import EQUIVALENT, LOSS, UNDECIDED, WIN, Classifier, by_verdict
+from ftbench.report.outcomes import EQUIVALENT, LOSS, UNDECIDED, WIN, Classifier
 from ftbench.report.suite_results import SuiteResults, TaskResults, read_suite_results
 from ftbench.run.atomic import write_text
 
@@ -24,17 +24,21 @@ PROTOCOLS = {"compare": "each strategy at its defaults", "tuned": "each strategy
 MARKS = {WIN: "W", EQUIVALENT: "≈", UNDECIDED: "?", LOSS: "L"}
 
 
-def write_suite_report(root: Path, margin: float | None = None,
-                       classify: Classifier = by_verdict) -> tuple[CrossTask, dict[str, Path]]:
+def write_suite_report(root: Path, margin: float | None = None, classify: Classifier | None = None,
+                       choice: dict | None = None) -> tuple[CrossTask, dict[str, Path]]:
     """Write the report across the tasks of the suite in ``root``; return what it found and its files.
 
     ``margin``: the practical-equivalence margin (default: the suite's, ``report.margin``);
-    ``classify``: each strategy's outcome on a task (``ftbench.report.outcomes``).
+    ``choice``: the confidence and resamples (default: the suite's) of every task's intervals and
+    verdict; ``classify``: each strategy's outcome on a task (``ftbench.report.outcomes``; default:
+    each task's verdict at those settings).
     """
     from ftbench.report.cd_plot import plot_cd_diagram
     from ftbench.report.suite_plots import accuracy_against_relative_cost
+    from ftbench.report.task_outcomes import by_verdict_at_settings
 
-    cross = analyse(read_suite_results(root), margin, classify)
+    results = read_suite_results(root, {**(choice or {}), "margin": margin})
+    cross = analyse(results, margin, classify or by_verdict_at_settings)
     plot_dir = root / PLOTS_DIR
     plots = {}
     if cross.ranking is not None:
@@ -64,14 +68,19 @@ def recommendation(cross: CrossTask) -> str:
     best = cross.recommended()
     if best is None:
         return "**No recommendation**: no task has a result yet."
-    summary, n = cross.summaries[best], len(cross.tasks)
+    summary, n = cross.summaries[best], len(cross.results.tasks)  # a task without a result counts
     cost = "" if summary.relative_cost is None else (
         f", at {summary.relative_cost:.3g}× the training FLOPs of `{cross.reference}` (geometric mean "
         f"over tasks{', search included' if cross.results.record.protocol == 'tuned' else ''})")
     return (f"**Recommendation across tasks:** `{best}` is the cheapest strategy that is the task's best "
             f"or practically equivalent to it (by each task's verdict at a margin of {cross.margin:g} "
             f"test accuracy) on the largest share of tasks: {summary.matches} of {n} "
-            f"({summary.matches / n:.0%}){cost}.")
+            f"({summary.matches / n:.0%}{_no_result(cross)}){cost}.")
+
+
+def _no_result(cross: CrossTask) -> str:
+    missing = [t.name for t in cross.results.tasks if not t.means()]
+    return f"; no result on {', '.join(missing)}" if missing else ""
 
 
 def dependence_note(results: SuiteResults) -> str:
@@ -110,7 +119,7 @@ def strategy_table(cross: CrossTask) -> str:
     lines = ["| strategy | average rank | win | practically equivalent | undecided | loss | no result "
              "| equivalent or better (share) | accuracy − best (mean over tasks) "
              f"| FLOPs relative to {cross.reference} |", "|---|---|---|---|---|---|---|---|---|---|"]
-    n = len(cross.tasks)
+    n = len(cross.results.tasks)  # a task without a result is "no result" for every strategy
     order = sorted(cross.strategies, key=lambda s: (cross.summaries[s].average_rank is None,
                                                     cross.summaries[s].average_rank or 0.0))
     for strategy in order:

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import yaml
 
-from ftbench.report import intervals, judgement, tuned
+from ftbench.report import intervals, judgement, screening, tuned
+from ftbench.report.choice import check
 from ftbench.report.collect import Run, collect
 from ftbench.report.tables import unfinished
 from ftbench.run.result import MAX_BYTES
@@ -42,6 +43,7 @@ class SuiteRecord:
     margin: float
     model: str | None
     tasks: tuple[dict, ...]  # name, dataset, source, overrides
+    settings: dict = field(default_factory=dict)  # the command's report.confidence and .resamples
 
 
 def read_suite_record(root: Path) -> SuiteRecord:
@@ -68,7 +70,8 @@ def read_suite_record(root: Path) -> SuiteRecord:
     return SuiteRecord(name=str(data.get("name", Path(root).name)), protocol=str(data.get("protocol", "?")),
                        strategies=tuple(str(s) for s in data.get("strategies") or []),
                        seeds=tuple(data.get("seeds") or []), margin=float(margin),
-                       model=None if data.get("model") is None else str(data["model"]), tasks=tuple(tasks))
+                       model=None if data.get("model") is None else str(data["model"]), tasks=tuple(tasks),
+                       settings={k: data[k] for k in ("confidence", "resamples") if k in data})
 
 
 @dataclass
@@ -120,14 +123,18 @@ class TaskResults:
     failed: list[Run] = field(default_factory=list)
     jobs: int = 0
     train_sizes: tuple[int, ...] = ()
+    choice: dict = field(default_factory=dict)  # the margin, confidence and resamples of its intervals
 
     def means(self) -> dict[str, float]:
         return {s: c.mean for s, c in self.cells.items() if c.mean is not None}
 
 
-def read_task(root: Path, task: dict) -> TaskResults:
+def read_task(root: Path, task: dict, choice: dict | None = None) -> TaskResults:
+    """One task's results, its runs screened as its own report screens them (``screening``), its
+    intervals at ``choice`` (margin, confidence, resamples; unset ones as the runs say)."""
     folder = Path(root) / task["name"]
     runs = collect(folder) if folder.is_dir() else []
+    runs = screening.screen(folder, runs).runs
     is_tuned = tuned.is_tuned_sweep(runs)
     result = TaskResults(task["name"], task["dataset"], task["source"], folder,
                          "tuned" if is_tuned else "compare", jobs=len(runs),
@@ -148,7 +155,7 @@ def read_task(root: Path, task: dict) -> TaskResults:
         for cell in result.cells.values():
             flops = [v for v in (r.number("cost.train_flops") for r in cell.runs) if v is not None]
             cell.train_flops = statistics.fmean(flops) if flops else None
-    choice = judgement.settings(runs)
+    choice = result.choice = check(judgement.settings(runs, choice))
     for cell in result.cells.values():
         cell.bounds = intervals.of_runs(folder, cell.runs, choice)
     sizes = {r.get("data.train_size") for c in result.cells.values() for r in c.runs}
@@ -176,6 +183,10 @@ class SuiteResults:
         return {source: names for source, names in by_source.items() if len(names) > 1}
 
 
-def read_suite_results(root: Path) -> SuiteResults:
+def read_suite_results(root: Path, choice: dict | None = None) -> SuiteResults:
+    """The suite in ``root``; ``choice``: report settings given (the command line's), else the
+    suite's (``suite.yaml``), else as each task's runs say."""
     record = read_suite_record(root)
-    return SuiteResults(record, [read_task(root, task) for task in record.tasks])
+    given = {k: v for k, v in (choice or {}).items() if v is not None}
+    choice = {"margin": record.margin, **record.settings, **given}
+    return SuiteResults(record, [read_task(root, task, choice) for task in record.tasks])

@@ -7,6 +7,8 @@
   ``resume=`` (``check_new_run``). Single runs are checked and locked before Hydra creates the
   folder or saves anything into it (``ftbench.train.PrepareRun``), so a refused start changes
   nothing.
+- A job of a multirun whose folder holds a finished result is not run again, and its result is
+  never replaced (``ftbench.run.reuse``).
 - A single run refused later, by what only its data or weights reveal (a missing folder, a
   corrupt image), is undone in a folder it found empty (``undo_refused``): nothing is left
   that a report would count as a crashed job.
@@ -30,6 +32,7 @@ from ftbench.run.result import RESULT_FILE
 log = logging.getLogger("ftbench")
 
 LOCK_FILE = ".ftbench.lock"
+
 _locks: dict[Path, FileLock] = {}  # folder -> the lock this process holds on it
 _fresh: dict[Path, bool] = {}  # folders empty or absent when taken -> whether they existed
 
@@ -116,3 +119,4 @@ def undo_refused(folder: str | Path) -> None:
         shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
     if not existed:
         folder.rmdir()
+

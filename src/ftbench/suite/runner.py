@@ -25,8 +25,10 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ftbench.config import job_config, validate_config
+from ftbench.data.sources import load_splits
 from ftbench.finetune.strategies import STRATEGIES
 from ftbench.report.callback import write_report_quietly, write_suite_report_quietly
+from ftbench.report.collect import collect, judged_by
 from ftbench.report.suite_results import SUITE_FILE, TASK_FILE
 from ftbench.run.atomic import write_text
 from ftbench.run.checks import number
@@ -34,6 +36,7 @@ from ftbench.run.failures import UserError, one_line
 from ftbench.run.overrides import override_key, single_valued
 from ftbench.run.redaction import redact_overrides
 from ftbench.run.result import job_record
+from ftbench.run.reuse import FINISHED
 from ftbench.suite.definition import Suite, Task, override_value, read_suite
 from ftbench.tune.protocol import TunedComparison
 
@@ -43,8 +46,9 @@ log = logging.getLogger("ftbench")
 RESERVED = {"strategy": "benchmark.strategies=[...]", "tune.strategies": "benchmark.strategies=[...]",
             "seed": "benchmark.seeds=[...]", "tune.seeds": "benchmark.seeds=[...]",
             "dataset": "a task's dataset in the suite's YAML"}
-FINISHED = ("completed", "diverged")  # a diverged run diverges again: running it twice tells nothing
 DEFAULT_MARGIN = 0.01
+NOT_JOBS = ("benchmark", "report")  # override roots that change no job's result
+REPORT_SETTINGS = ("margin", "confidence", "resamples")
 
 Compose = Callable[[Sequence[str]], DictConfig]
 
@@ -59,6 +63,7 @@ class SuiteRun:
         self.arguments = plain_arguments(arguments)
         self.root = Path(str(config.hydra.sweep.dir))
         self.margin = OmegaConf.select(config, "report.margin", default=DEFAULT_MARGIN)
+        self.models: dict[str, str] = {}  # task -> the model its jobs run (their composed config)
         self.job_idx = 0
 
     # -- checks, before anything runs ----------------------------------------------------------
@@ -81,14 +86,18 @@ class SuiteRun:
             self.check_folder(task)
             for strategy in suite.strategies:
                 try:
-                    validate_config(self.compose(self.job_base(task, strategy), self.root / task.name))
+                    cfg = self.compose(self.job_base(task, strategy), self.root / task.name)
+                    validate_config(cfg)
                 except (UserError, HydraException, OmegaConfBaseException) as err:  # a task's own values
                     raise UserError(f"benchmark task {task.name!r}: {one_line(err)}") from err
+                self.models[task.name] = str(cfg.model.name)
+            check_data(task.name, cfg)
 
     def task_record(self, task: Task) -> dict:
         """What a task's folder must have been started with for its results to be reused."""
-        # benchmark.* act through the suite's definition: its strategies and seeds name the jobs
-        overrides = [o for o in self.base(task) if override_key(o).split(".")[0] != "benchmark"]
+        # benchmark.* act through the suite's definition: its strategies and seeds name the jobs;
+        # report.* change the reports alone, which a restart rewrites
+        overrides = [o for o in self.base(task) if override_key(o).split(".")[0] not in NOT_JOBS]
         record = {"task": task.name, "protocol": self.suite.protocol,
                   "overrides": redact_overrides(overrides)}
         if self.suite.protocol == "tuned":  # its studies were made for these
@@ -105,6 +114,9 @@ class SuiteRun:
             raise UserError(f"{str(path)!r} is not readable ({err}); allowed: the file the suite wrote, "
                             "or another hydra.sweep.dir") from err
         now = self.task_record(task)
+        if isinstance(before, dict) and isinstance(before.get("overrides"), list):  # an older one kept all
+            before["overrides"] = [o for o in before["overrides"]
+                                   if override_key(str(o)).split(".")[0] not in NOT_JOBS]
         if before != now:
             before = before if isinstance(before, dict) else {}
             changed = [f"{k} {_difference(before.get(k), now[k])}" for k in now if before.get(k) != now[k]]
@@ -137,14 +149,21 @@ class SuiteRun:
                     self.run_tuned(task, task_dir)
                 else:
                     self.run_compare(task, task_dir)
+                if not any(r.completed and judged_by(r.data) == "test_acc" for r in collect(task_dir)):
+                    raise UserError("no job completed (no result)")  # a search trial is no result
             except UserError as err:  # this task's: the others still run
                 log.error("benchmark task %s: %s", task.name, err)
                 failed.append(f"{task.name}: {err}")
-            write_report_quietly(task_dir)
+            write_report_quietly(task_dir, self.report_choice())
         if failed:  # Hydra writes no report after a sweep that raised
             write_suite_report_quietly(self.root)
-            raise UserError(f"benchmark {self.suite.name}: {len(failed)} task(s) stopped "
-                            f"({'; '.join(failed)}); the report of the others is in {str(self.root)!r}")
+            raise UserError(f"benchmark {self.suite.name}: {len(failed)} task(s) without a result or "
+                            f"stopped ({'; '.join(failed)}); the report across tasks, which counts them "
+                            f"as no result, is in {str(self.root)!r}")
+
+    def report_choice(self) -> dict:
+        """The report settings of this command (``report.*``): every report of the suite uses them."""
+        return {k: OmegaConf.select(self.config, f"report.{k}", default=None) for k in REPORT_SETTINGS}
 
     def run_compare(self, task: Task, task_dir: Path) -> None:
         sweep_dir = f"hydra.sweep.dir={override_value(str(task_dir))}"
@@ -179,11 +198,15 @@ class SuiteRun:
 
     def suite_record(self) -> dict:
         """``suite.yaml``: what the report across tasks reads (it marks the folder as a suite's)."""
+        models = list(dict.fromkeys(self.models.values()))  # as the jobs run them, tasks' overrides included
+        report = {k: v for k, v in self.report_choice().items() if k != "margin" and v is not None}
         return {"name": self.suite.name, "protocol": self.suite.protocol,
-                "model": OmegaConf.select(self.config, "model.name", default=None),
+                "model": ", ".join(models) or OmegaConf.select(self.config, "model.name", default=None),
                 "seeds": list(self.suite.seeds), "strategies": list(self.suite.strategies),
-                "margin": float(self.margin), "arguments": redact_overrides(self.arguments),
-                "tasks": [task.as_record() for task in self.suite.tasks]}
+                "margin": float(self.margin), **report,
+                "arguments": redact_overrides(self.arguments),
+                "tasks": [{**task.as_record(), "model": self.models.get(task.name),
+                           "job_overrides": redact_overrides(self.base(task))} for task in self.suite.tasks]}
 
 
 def _difference(before, now) -> str:
@@ -202,3 +225,12 @@ def plain_arguments(arguments: Sequence[str]) -> list[str]:
         if key in RESERVED:
             raise UserError(f"{override.input_line!r}: a suite sets {key} itself; allowed: {RESERVED[key]}")
     return list(arguments)
+
+
+def check_data(task: str, cfg: DictConfig) -> None:
+    """Load ``task``'s splits once before the suite's first job: a missing folder or a corrupt
+    image stops the suite before anything runs, not that task's jobs one by one."""
+    try:
+        load_splits(cfg.dataset)
+    except UserError as err:
+        raise UserError(f"benchmark task {task!r}: {one_line(err)}") from err

@@ -1,0 +1,148 @@
+"""Which runs a report may compare: one test set, one run per seed, predictions that align.
+
+Run before the report's tables and verdict see any run, so that both rest on the same runs:
+
+- **One test set.** Runs are paired example by example only on the same test set: the one its
+  ``data.split_hashes.test`` names (the shifted sets are corruptions of it). Two splits can
+  give the same labels in the same order and still hold other images; only the hash tells. The
+  report keeps the test set most runs were tested on; runs of another are left out, each with
+  a line saying so (report them from a folder of their own).
+- **One run per seed.** A seed repeated within a row (``seed=0,0``) is one run: the first
+  folder counts, the repeat is left out and named.
+- **Predictions that align.** A tested run's predictions must hold its test set, each example
+  once, with the same examples and labels as its peers on that test set; where any run has
+  such predictions, one that does not (or has none) is left out with its folder and the reason:
+  a damaged run costs itself only. Where none has, nothing is left out (intervals over seeds).
+
+A run left out stays in the report as a record with status ``left out`` and the reason as its
+error: the tables count it as a run without a result and list it with its folder.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ftbench.report.collect import Run, judged_by
+from ftbench.report.rows import NOT_SETTINGS
+from ftbench.run.predictions import Predictions, read_predictions
+from ftbench.tracking.flat import leaves
+
+LEFT_OUT = "left out"
+TEST_HASH = "data.split_hashes.test"
+
+
+@dataclass
+class Screened:
+    """The runs a report reads (left-out ones as ``left out`` records) and the ones left out."""
+
+    runs: list[Run]
+    left_out: list[tuple[str, str]] = field(default_factory=list)  # (folder, reason)
+
+
+def screen(root: Path, runs: list[Run]) -> Screened:
+    """``runs`` with every run that cannot be compared like with like marked ``left out``."""
+    reasons: dict[int, str] = {}
+    tested = [r for r in runs if r.completed and judged_by(r.data) == "test_acc"]
+    reasons.update(_other_test_sets(tested))
+    reasons.update(_repeated_seeds([r for r in tested if id(r) not in reasons]))
+    reasons.update(_unaligned(root, [r for r in tested if id(r) not in reasons]))
+    out = [left_out(r, reasons[id(r)]) if id(r) in reasons else r for r in runs]
+    return Screened(out, [(r.dir, reasons[id(r)]) for r in runs if id(r) in reasons])
+
+
+def left_out(run: Run, reason: str) -> Run:
+    return Run({**run.data, "status": LEFT_OUT, "error": f"left out: {reason}"}, run.dir)
+
+
+def _short(digest) -> str:
+    return f"{str(digest)[:8]}…"
+
+
+def _other_test_sets(runs: list[Run]) -> dict[int, str]:
+    """Runs tested on another test set than most (a run that records none can join any)."""
+    known = [r for r in runs if isinstance(r.get(TEST_HASH), str)]
+    counts = Counter(r.get(TEST_HASH) for r in known)
+    if len(counts) < 2:
+        return {}
+    kept = max(counts, key=lambda h: (counts[h], -[r.get(TEST_HASH) for r in known].index(h)))
+    return {id(r): (f"tested on another test set ({TEST_HASH} {_short(r.get(TEST_HASH))}) than the "
+                    f"{counts[kept]} runs this report compares ({_short(kept)}): runs are paired only "
+                    "on one test set; report it from a folder of its own")
+            for r in known if r.get(TEST_HASH) != kept}
+
+
+def _row_key(run: Run) -> str:
+    """What makes two runs the same run: every setting (``rows.NOT_SETTINGS`` aside), the seed
+    and the tuned comparison's phase."""
+    config = run.get("config") if isinstance(run.get("config"), dict) else {}
+    flat = {k: v for k, v in leaves(config).items()
+            if not any(k == p or k.startswith(f"{p}.") for p in NOT_SETTINGS)}
+    return json.dumps([run.strategy, flat, run.get("seed"), run.get("config.tune.phase")],
+                      sort_keys=True, default=str)
+
+
+def _repeated_seeds(runs: list[Run]) -> dict[int, str]:
+    first: dict[str, Run] = {}
+    out = {}
+    for run in runs:
+        key = _row_key(run)
+        if key in first:
+            out[id(run)] = f"seed {run.get('seed')} repeats the run in {first[key].dir}: one seed counts once"
+        else:
+            first[key] = run
+    return out
+
+
+def _test_set(root: Path, run: Run) -> tuple[Predictions | None, str | None]:
+    """The run's test predictions, or why they cannot be used."""
+    name = run.get("predictions")
+    if name is None:
+        return None, "it kept no predictions, its peers did"
+    if not isinstance(name, str) or "/" in name or name.startswith("."):
+        return None, f"its predictions file {name!r} is not a file of its folder"
+    try:
+        sets = read_predictions(root / run.dir / name)
+    except (OSError, ValueError) as err:
+        return None, f"its predictions are unreadable ({err})"
+    if "test" not in sets:
+        return None, "its predictions hold no test set"
+    test = sets["test"]
+    index = np.asarray(test.index).ravel()
+    if len(np.unique(index)) != len(index):
+        return None, "an example index appears twice in its test predictions"
+    return test, None
+
+
+def _unaligned(root: Path, runs: list[Run]) -> dict[int, str]:
+    out: dict[int, str] = {}
+    loaded: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for run in runs:
+        test, reason = _test_set(root, run)
+        if reason:
+            out[id(run)] = reason
+            continue
+        order = np.argsort(np.asarray(test.index).ravel(), kind="stable")
+        loaded[id(run)] = (np.asarray(test.index).ravel()[order], np.asarray(test.label).ravel()[order])
+    if not loaded:
+        return {}  # no run has predictions to align: the report falls back to intervals over seeds
+    signature = {k: (i.tobytes(), lab.tobytes()) for k, (i, lab) in loaded.items()}
+    counts = Counter(signature.values())
+    reference = max(counts, key=lambda s: (counts[s], -list(signature.values()).index(s)))
+    ref_index, ref_label = next(loaded[k] for k, s in signature.items() if s == reference)
+    for key, (index, label) in loaded.items():
+        if signature[key] == reference:
+            continue
+        if len(index) < len(ref_index) and np.isin(index, ref_index).all():
+            out[key] = f"fewer test examples than its peers ({len(index)} of {len(ref_index)})"
+        elif np.array_equal(index, ref_index):
+            wrong = int((label != ref_label).sum())
+            out[key] = f"its labels disagree with its peers' on {wrong} of {len(index)} test examples"
+        else:
+            out[key] = (f"its test examples ({len(index)}) are not the ones its peers were tested on "
+                        f"({len(ref_index)})")
+    return out
