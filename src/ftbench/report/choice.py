@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import TypeGuard
 
 from ftbench.run.failures import UserError
 
@@ -45,5 +46,6 @@ def check(choice: Mapping) -> dict:
     return {**choice, "margin": float(margin), "confidence": float(confidence), "resamples": int(resamples)}
 
 
-def _real(value) -> bool:
+def _real(value: object) -> TypeGuard[float]:
+    """A finite number (never a bool): what a margin, a confidence and a count must be."""
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -123,8 +123,8 @@ def _unaligned(root: Path, runs: list[Run]) -> dict[int, str]:
     loaded: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for run in runs:
         test, reason = _test_set(root, run)
-        if reason:
-            out[id(run)] = reason
+        if test is None:
+            out[id(run)] = reason or "its predictions hold no test set"
             continue
         order = np.argsort(np.asarray(test.index).ravel(), kind="stable")
         loaded[id(run)] = (np.asarray(test.index).ravel()[order], np.asarray(test.label).ravel()[order])
