@@ -24,6 +24,7 @@ from ftbench.report.rows import Row, group_rows, with_intervals
 from ftbench.report.sections import marginal_table, per_class_table, probe_text, rows_text, threads_note
 from ftbench.report.tables import (
     context,
+    failed_run,
     failed_table,
     legend,
     markdown_table,
@@ -43,7 +44,7 @@ def compare_verdict(root: Path, runs: list[Run], choice: dict | None = None
     without predictions), the rows' costs (training FLOPs) and failed runs, by row label."""
     choice = judgement.settings(runs, choice)
     rows = group_rows(runs)
-    failed = {row.label: lost for row in rows if (lost := sum(unfinished(r) for r in row.failed))}
+    failed = {row.label: lost for row in rows if (lost := sum(failed_run(r) for r in row.failed))}
     costs = {row.label: row.mean("cost.train_flops") for row in rows}
     result, missing = judgement.judge(root, {row.label: row.runs for row in rows if row.runs}, costs, choice,
                                       failed)
@@ -58,7 +59,7 @@ def tuned_verdict(root: Path, runs: list[Run], choice: dict | None = None
     choice = judgement.settings(runs, choice)
     items = tuned.tunings(runs)
     costs = {t.strategy: t.total_flops() for t in items}
-    failed = Counter(r.strategy for r in runs if tuned.phase(r) == tuned.TUNED and unfinished(r))
+    failed = Counter(r.strategy for r in runs if tuned.phase(r) == tuned.TUNED and failed_run(r))
     result, missing = judgement.judge(root, tuned.final_runs(items), costs, choice, failed,
                                       judged=[t.strategy for t in items if t.tuned_runs])
     return (tuned.with_intervals(root, items, choice, result), result, costs,

@@ -11,6 +11,7 @@ from ftbench.report.escape import csv_cell, md
 from ftbench.report.fmt import num, si, table_row
 from ftbench.report.intervals import BOOTSTRAP, SEEDS_ONLY, Bounds
 from ftbench.report.rows import FEW_SEEDS, SHIFT, SHIFT_MEAN, Row, shift_keys
+from ftbench.report.screening import LEFT_OUT
 from ftbench.report.sections import marginal
 from ftbench.run.atomic import write_text
 
@@ -189,3 +190,10 @@ def legend(rows: list[Row]) -> str:
 def unfinished(run: Run) -> bool:
     """Did not end as planned: a pruned search trial did (the pruner stopped it)."""
     return not run.completed and run.status != "pruned"
+
+
+def failed_run(run: Run) -> bool:
+    """Failed or diverged: what marks a strategy unstable. A run the report left out (another
+    test set, a repeated seed, damaged predictions) is listed with the failed ones, but says
+    nothing of the strategy's stability."""
+    return unfinished(run) and run.status != LEFT_OUT

@@ -25,15 +25,15 @@ from typing import NoReturn
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf.errors import OmegaConfBaseException
 
+from ftbench.run.errors import UserError
+
+__all__ = ["UserError"]  # defined apart so the lowest modules can raise it; named here too
+
 log = logging.getLogger("ftbench")
 
 EXIT_USER_ERROR = 2
 EXIT_DIVERGED = 3
 EXIT_SIGTERM = 128 + 15  # the shell's convention for "terminated by signal 15"
-
-
-class UserError(ValueError):
-    """A bad value supplied by the user: the message names it and what is allowed."""
 
 
 class Diverged(RuntimeError):

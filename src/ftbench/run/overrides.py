@@ -11,7 +11,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.errors import OverrideParseException
 
-from ftbench.run.failures import UserError
+from ftbench.run.errors import UserError
 
 
 @cache
