@@ -24,6 +24,8 @@ from lightning.pytorch.trainer.states import TrainerFn
 
 from ftbench.cost.flops import FlopTally
 from ftbench.cost.memory import TrainingMemory, peak_memory_mb, reset_peak_memory
+from ftbench.run.fields import WRITING
+from ftbench.run.schema import Cost
 
 # summed over DDP ranks (each rank meters only its shard), or the slowest / fullest rank's
 SUMMED_COST = ("train_images", "train_flops", "eval_flops")
@@ -180,8 +182,10 @@ class Meter(Callback):
         return drift
 
     # -- the result's blocks ----------------------------------------------------------------
-    def cost(self, trainer: Trainer, pl_module: LightningModule, feature_cache: dict | None = None) -> dict:
+    def cost(self, trainer: Trainer, pl_module: LightningModule, feature_cache: dict | None = None) -> Cost:
         """The ``cost`` block of ``result.json``, over every rank; logged as ``cost/*``.
+        Checked against the schema (``ftbench.run.schema.Cost``): a figure it does not declare
+        raises here.
 
         With cached features a training step runs the head only; the backbone's one pass over
         the training split ran in the cache and is training compute and time too (its passes
@@ -222,7 +226,7 @@ class Meter(Callback):
         for logger in trainer.loggers:
             logger.log_metrics(scalars, step=trainer.global_step)
             logger.save()
-        return cost
+        return Cost.model_validate(cost, context=WRITING)
 
     # -- checkpointing ----------------------------------------------------------------------
     def state_dict(self) -> dict:
