@@ -41,10 +41,10 @@ def wandb_settings(runs: list[Run]) -> dict | None:
     return None
 
 
-def run_table_rows(runs: list[Run], rows: list[Row]) -> tuple[list[str], list[list]]:
+def run_table_rows(runs: list[Run], rows: list[Row]) -> tuple[list[str | int], list[list]]:
     """One row per job: who it was, its row of the report, and its figures."""
     label = {id(run): row.label for row in rows for run in (*row.runs, *row.failed)}
-    columns = ["job", "status", "strategy", "row", "seed", *RUN_COLUMNS]
+    columns: list[str | int] = ["job", "status", "strategy", "row", "seed", *RUN_COLUMNS]
     data = [[run.dir, run.status, run.strategy, label.get(id(run), run.strategy), run.result.seed,
              *(figure(run.result) for figure in RUN_COLUMNS.values())] for run in runs]
     return columns, data
@@ -78,9 +78,13 @@ def _tables(tables: dict[str, list[dict]]) -> dict[str, Any]:
     """Each non-empty list of records as a W&B table, its columns the first record's keys."""
     import wandb
 
-    return {key: wandb.Table(columns=(columns := list(records[0])),
-                             data=[[record[c] for c in columns] for record in records])
-            for key, records in tables.items() if records}
+    logged: dict[str, Any] = {}
+    for key, records in tables.items():
+        if records:
+            columns: list[str | int] = list(records[0])
+            logged[key] = wandb.Table(columns=columns,
+                                      data=[[record[c] for c in columns] for record in records])
+    return logged
 
 
 def _summary_run(root: Path, settings: dict, group: str, name: str, tags: list[str], config: dict,

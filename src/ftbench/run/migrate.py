@@ -38,7 +38,9 @@ def migrate(data: dict[str, Any]) -> dict[str, Any]:
         return data
     data = {**data, "schema": SCHEMA_VERSION}
     data.setdefault("status", "completed" if "metrics" in data else "failed")
-    return _declared(Result, data)
+    declared = _declared(Result, data)
+    assert isinstance(declared, dict)  # a dict stays a dict
+    return declared
 
 
 def parse(data: object, model: type[R]) -> R:
