@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ftbench.run.migrate import parse
-from ftbench.run.result import RESULT_FILE, SAVED_CONFIG, job_record, judged_by, number
+from ftbench.run.migrate import UnreadableResult, parse
+from ftbench.run.result import RESULT_FILE, SAVED_CONFIG, job_record, judged_by, number, unreadable_record
 from ftbench.run.schema import Record
 
 __all__ = ["RESULT_FILE", "Run", "collect", "judged_by"]
@@ -36,10 +36,13 @@ class Run:
 
     @property
     def result(self) -> Record:
-        """The typed record (``ftbench.run.schema.Record``), migrated from an older schema;
-        a ``Run`` made from data that is no result raises ``UnreadableResult``."""
+        """The typed record (``ftbench.run.schema.Record``), migrated from an older schema; a
+        ``Run`` made from data that is no result reads as an ``unreadable`` record, with why."""
         if self._result is None:
-            self._result = parse(self.data, Record)
+            try:
+                self._result = parse(self.data, Record)
+            except UnreadableResult as err:
+                self._result = unreadable_record(err)
         return self._result
 
     def get(self, path: str, default=None):

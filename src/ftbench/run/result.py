@@ -147,9 +147,14 @@ def job_record(job_dir: str | Path) -> Record:
     except FileNotFoundError:
         return _killed_record(job_dir)
     except (OSError, UnreadableResult) as err:
-        who = getattr(err, "who", {})
-        return Record(status="unreadable", error=f"unreadable {RESULT_FILE}: {err}",
-                      strategy=_text(who.get("strategy")), seed=_integer(who.get("seed")))
+        return unreadable_record(err)
+
+
+def unreadable_record(err: OSError | UnreadableResult) -> Record:
+    """The record of a job whose ``result.json`` could not be read: why, and who it says it is."""
+    who = getattr(err, "who", {})
+    return Record(status="unreadable", error=f"unreadable {RESULT_FILE}: {err}",
+                  strategy=_text(who.get("strategy")), seed=_integer(who.get("seed")))
 
 
 def _killed_record(job_dir: Path) -> Record:
