@@ -22,6 +22,7 @@ from statistics import median
 
 from benchmarks.common import machine, make_cfg, quiet, timed
 from ftbench.finetune.strategies import STRATEGIES
+from ftbench.run.result import RESULT_FILE, Result, read_result
 
 TARGET_OVERHEAD = 0.95
 # a few batches of a tiny model: what the dry run trains everywhere a device run trains more
@@ -43,8 +44,8 @@ def table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
-def results_under(root: Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(root.rglob("result.json"))]
+def results_under(root: Path) -> list[Result]:
+    return [read_result(p.parent) for p in sorted(root.rglob(RESULT_FILE))]
 
 
 def tail(text: str, lines: int = 3) -> str:
@@ -92,25 +93,27 @@ def strategies(dry: bool, work: Path) -> dict:
     common = [*trainer(dry), *sizes, "trainer.max_epochs=2", "trainer.enable_progress_bar=false"]
     sweep = work / "strategies"
     proc = train_cli("-m", f"strategy={','.join(STRATEGIES)}", *common, f"hydra.sweep.dir={sweep}")
-    runs = {r.get("strategy"): r for r in results_under(sweep)}
+    runs = {r.strategy: r for r in results_under(sweep)}
     rows = []
     for name in STRATEGIES:
-        run = runs.get(name, {"status": "no result.json"})
-        cost = run.get("cost", {})
-        rows.append({"strategy": name, "status": run["status"],
-                     "precision": run.get("config", {}).get("trainer", {}).get("precision"),
-                     "test_acc": run.get("metrics", {}).get("test_acc"),
-                     **{k: cost.get(k) for k in ("train_seconds", "images_per_second",
-                                                 "train_memory_mb", "peak_memory_mb", "train_flops")},
-                     "feature_cache": cost.get("feature_cache", {}).get("used"),
-                     "error": run.get("error")})
+        run = runs.get(name)
+        if run is None:
+            rows.append({"strategy": name, "status": "no result.json"})
+            continue
+        cost = run.cost
+        rows.append({"strategy": name, "status": run.status,
+                     "precision": run.config_at("trainer", "precision"),
+                     "test_acc": run.metrics.test_acc, "train_seconds": cost.train_seconds,
+                     "images_per_second": cost.images_per_second, "train_memory_mb": cost.train_memory_mb,
+                     "peak_memory_mb": cost.peak_memory_mb, "train_flops": cost.train_flops,
+                     "feature_cache": cost.feature_cache.used if cost.feature_cache else None,
+                     "error": run.error})
     # the finite-loss guard: on an accelerator it reads a device flag, not every step's loss
     diverge_dir = work / "diverge"
     diverging = train_cli("strategy.lr=1e30", *common, f"hydra.run.dir={diverge_dir}")
-    written = diverge_dir / "result.json"
-    record = json.loads(written.read_text()) if written.exists() else {}
-    diverged = {"returncode": diverging.returncode, "status": record.get("status"),
-                "error": record.get("error") or tail(diverging.stderr)}
+    record = read_result(diverge_dir) if (diverge_dir / RESULT_FILE).exists() else None
+    diverged = {"returncode": diverging.returncode, "status": record.status if record else None,
+                "error": (record.error if record else None) or tail(diverging.stderr)}
     checks = {"every strategy completed": all(r["status"] == "completed" for r in rows),
               "the sweep wrote its report": (sweep / "report.md").is_file(),
               "the diverging run ended diverged (exit 3, recorded)":
@@ -137,9 +140,9 @@ def feature_cache(dry: bool, work: Path) -> dict:
     modes = {}
     for mode in ("uncached", "cached", "stored"):
         seconds, result = fit_timed(epochs, mode, store, overrides)
-        modes[mode] = {"seconds": seconds, "test_acc": result["metrics"]["test_acc"],
-                       "train_seconds": result["cost"]["train_seconds"],
-                       "cache_used": result["cost"]["feature_cache"]["used"]}
+        modes[mode] = {"seconds": seconds, "test_acc": result.metrics.test_acc,
+                       "train_seconds": result.cost.train_seconds,
+                       "cache_used": result.cost.feature_cache.used if result.cost.feature_cache else None}
     base = modes["uncached"]["seconds"]
     speedups = {m: base / modes[m]["seconds"] for m in ("cached", "stored")}
     return {"overrides": overrides, "epochs": epochs, "modes": modes, "speedup": speedups,
@@ -174,12 +177,13 @@ def compiled(dry: bool, work: Path) -> dict:
     for flag in ("false", "true"):
         run_dir = work / f"compile_{flag}"
         cfg = make_cfg(*base, f"model.compile={flag}", run_dir=run_dir)
-        seconds, result = timed(lambda cfg=cfg, run_dir=run_dir: fit(cfg, run_dir))
-        first, *later = result["cost"]["epoch_train_seconds"]  # the first pays for compiling
-        per_epoch = result["cost"]["train_images"] / (1 + len(later))
+        seconds, _ = timed(lambda cfg=cfg, run_dir=run_dir: fit(cfg, run_dir))
+        result = read_result(run_dir)
+        first, *later = result.cost.epoch_train_seconds or []  # the first pays for compiling
+        per_epoch = (result.cost.train_images or 0) / (1 + len(later))
         runs[flag] = {"fit_seconds": seconds, "first_epoch_seconds": first,
                       "steady_images_per_second": per_epoch * len(later) / sum(later),
-                      "test_acc": result["metrics"]["test_acc"]}
+                      "test_acc": result.metrics.test_acc}
     ratio = runs["true"]["steady_images_per_second"] / runs["false"]["steady_images_per_second"]
     return {"overrides": base, "runs": runs, "compiled_over_eager": ratio,
             "dynamo": {"graphs": counters["stats"].get("unique_graphs", 0),
@@ -201,11 +205,11 @@ def sweep(dry: bool, work: Path) -> dict:
         start = time.perf_counter()
         proc = train_cli(*jobs, *launcher, f"hydra.sweep.dir={work / way}")
         wall = time.perf_counter() - start
-        done = [r for r in results_under(work / way) if r["status"] == "completed"]
-        images = sum(r["cost"]["train_images"] for r in done)
+        done = [r for r in results_under(work / way) if r.status == "completed"]
+        images = sum(r.cost.train_images or 0 for r in done)
         measured[way] = {"returncode": proc.returncode, "jobs_completed": len(done), "wall_seconds": wall,
                          "train_images": images, "images_per_second": images / wall,
-                         "sum_of_job_images_per_second": sum(r["cost"]["images_per_second"] for r in done)}
+                         "sum_of_job_images_per_second": sum(r.cost.images_per_second or 0.0 for r in done)}
     ratio = measured["packed"]["images_per_second"] / measured["one_at_a_time"]["images_per_second"]
     return {"jobs": jobs, "ways": measured, "packed_over_one_at_a_time": ratio,
             "checks": {"every job completed": all(m["jobs_completed"] == n for m in measured.values())},

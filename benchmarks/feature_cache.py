@@ -29,17 +29,19 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from benchmarks.common import machine, make_cfg, parse_args, quiet, timed, verdict
 from ftbench.models.backbone import create_backbone
+from ftbench.run.result import Result, read_result
 from ftbench.train import fit
 
 MODES = {"uncached": ["data.cache_features=false"], "cached": [], "stored": []}
 
 
-def run(epochs: int, mode: str, store: Path, overrides: list[str]) -> tuple[float, dict]:
+def run(epochs: int, mode: str, store: Path, overrides: list[str]) -> tuple[float, Result]:
     extra = [f"data.feature_store={store}"] if mode == "stored" else []
     with tempfile.TemporaryDirectory() as tmp:
         cfg = make_cfg(*overrides, "strategy=linear_probe", f"trainer.max_epochs={epochs}",
                        *MODES[mode], *extra, run_dir=Path(tmp))
-        return timed(lambda: fit(cfg, Path(tmp)))
+        seconds, _ = timed(lambda: fit(cfg, Path(tmp)))
+        return seconds, read_result(tmp)
 
 
 class _Head(LightningModule):
@@ -57,11 +59,11 @@ class _Head(LightningModule):
         return torch.optim.AdamW(self.parameters(), lr=self.lr)
 
 
-def bare_lightning_seconds(result: dict, epochs: int) -> float:
+def bare_lightning_seconds(result: Result, epochs: int) -> float:
     """The same number of head steps and validation batches through a bare Lightning fit."""
-    data, cfg = result["data"], result["config"]
-    classes, batch = data["num_classes"], cfg["data"]["batch_size"]
-    width = create_backbone(cfg["model"]["name"], classes, weights="none").num_features
+    data = result.data
+    classes, batch = data.num_classes, result.config_at("data", "batch_size")
+    width = create_backbone(result.config_at("model", "name"), classes, weights="none").num_features
 
     def loader(n: int, shuffle: bool) -> DataLoader:
         return DataLoader(TensorDataset(torch.randn(n, width), torch.randint(0, classes, (n,))),
@@ -69,9 +71,9 @@ def bare_lightning_seconds(result: dict, epochs: int) -> float:
 
     trainer = Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
                       enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
-    model = _Head(width, classes, cfg["strategy"]["lr"])
-    seconds, _ = timed(lambda: trainer.fit(model, loader(data["train_size"], True),
-                                           loader(data["val_size"], False)))
+    model = _Head(width, classes, result.config_at("strategy", "lr"))
+    seconds, _ = timed(lambda: trainer.fit(model, loader(data.train_size, True),
+                                           loader(data.val_size, False)))
     return seconds
 
 
@@ -89,13 +91,13 @@ def main() -> None:
             for mode in MODES:
                 seconds, result = run(args.epochs, mode, Path(store), args.overrides)
                 times[mode].append(seconds)
-                accs[mode].append(result["metrics"]["test_acc"])
-                print(f"  {mode:8s} {seconds:7.2f} s  test_acc {result['metrics']['test_acc']:.4f}")
+                accs[mode].append(result.metrics.test_acc)
+                print(f"  {mode:8s} {seconds:7.2f} s  test_acc {result.metrics.test_acc:.4f}")
     base = median(times["uncached"])
     print("median: " + ", ".join(f"{m} {median(t):.2f} s" for m, t in times.items()))
-    data = first["data"]
-    uncached_forwards = args.epochs * (data["train_size"] + data["val_size"]) + data["test_size"]
-    cached_forwards = data["train_size"] + data["val_size"] + data["test_size"]
+    data = first.data
+    uncached_forwards = args.epochs * (data.train_size + data.val_size) + data.test_size
+    cached_forwards = data.train_size + data.val_size + data.test_size
     floor = bare_lightning_seconds(first, args.epochs)
     print(f"backbone forwards: uncached {uncached_forwards}, cached {cached_forwards} "
           f"({uncached_forwards / cached_forwards:.1f}x fewer; per image, the feature pass can be "

@@ -13,7 +13,6 @@ does not flag.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from benchmarks.common import machine, timed, verdict
+from ftbench.run.result import RESULT_FILE, read_result
 
 BUDGET_SECONDS = 360.0
 
@@ -39,11 +39,11 @@ def main() -> None:
             sys.exit(f"the comparison failed:\n{proc.stderr[-2000:]}")
         accs, shifted = defaultdict(list), defaultdict(list)
         shift_seconds = 0.0
-        for path in Path(tmp).rglob("result.json"):
-            result = json.loads(path.read_text())
-            accs[result["strategy"]].append(result["metrics"]["test_acc"])
-            shifted[result["strategy"]].append((result["metrics"]["shift"] or {}).get("mean"))
-            shift_seconds += result["cost"]["shift_eval_seconds"]
+        for path in Path(tmp).rglob(RESULT_FILE):
+            result = read_result(path.parent)
+            accs[result.strategy].append(result.metrics.test_acc)
+            shifted[result.strategy].append(result.metrics.shift_mean)
+            shift_seconds += result.cost.shift_eval_seconds or 0.0
     for name, values in sorted(accs.items()):
         shift = [v for v in shifted[name] if v is not None]
         shift_text = f"  mean shifted acc {statistics.mean(shift):.4f}" if shift else ""

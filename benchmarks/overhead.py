@@ -26,6 +26,7 @@ from ftbench.data import FineTuneDataModule
 from ftbench.finetune.optim import build_optimizer, build_scheduler
 from ftbench.finetune.strategies import build_plan
 from ftbench.models.backbone import create_backbone, layer_groups
+from ftbench.run.result import read_result
 from ftbench.train import fit
 
 
@@ -34,8 +35,8 @@ def ftbench_images_per_second(overrides: list[str], epochs: int) -> float:
         cfg = make_cfg(*overrides, "strategy=full", f"trainer.max_epochs={epochs}",
                        "+trainer.limit_val_batches=0", "+trainer.limit_test_batches=1", "eval.shifts=[]",
                        run_dir=Path(tmp))
-        result = fit(cfg, Path(tmp))
-    return result["cost"]["images_per_second"]
+        fit(cfg, Path(tmp))
+        return read_result(tmp).cost.images_per_second
 
 
 def plain_images_per_second(overrides: list[str], epochs: int) -> float:

@@ -43,7 +43,7 @@ def run(kind: str, strategies: str, overrides: list[str], folder: Path) -> tuple
         "trials": trials,
         "pruned": sum(t.count("pruned") for t in items),
         "search_seconds": sum(t.search_cost("wall_seconds") for t in items),
-        "best_val": {t.strategy: t.best.number("metrics.val_acc") if t.best else None for t in items},
+        "best_val": {t.strategy: t.best.result.metrics.val_acc if t.best else None for t in items},
         "tuned_test": {t.strategy: b.mean if (b := t.interval(TUNED)) else None for t in items},
     }
 

@@ -22,7 +22,6 @@ work stretches the wall-clock at the same CPU time. ``--oversubscribed`` also ti
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import resource
@@ -31,6 +30,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from ftbench.run.result import RESULT_FILE, read_result
 
 TARGET = 1.15
 # Small: two strategies, a cheap one and a dear one, four trials each, one final seed, timm's
@@ -62,13 +63,12 @@ def sweep(folder: Path, copies: int, workers: int | None, overrides: list[str]) 
     for proc, err in zip(procs, errors, strict=True):
         if proc.returncode != 0:
             sys.exit(f"a copy of the tuned comparison failed ({proc.returncode}):\n{err[-2000:]}")
-    records = {path: json.loads(path.read_text()) for path in folder.rglob("result.json")}
+    records = {path: read_result(path.parent) for path in folder.rglob(RESULT_FILE)}
     search = [p for p in records if p.relative_to(folder).parts[0] == "search"]
     return {"seconds": seconds, "cpu_seconds": cpu,
             "search_seconds": max(p.stat().st_mtime for p in search) - start,
             "search_jobs": len(search), "final_jobs": len(records) - len(search),
-            "threads": sorted({(r.get("runtime") or {}).get("torch_threads") for r in records.values()}
-                              - {None})}
+            "threads": sorted({r.runtime.torch_threads for r in records.values()} - {None})}
 
 
 def load() -> str:

@@ -120,8 +120,8 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
         metrics={"val_acc": meter.history[-1]["val_acc"] if meter.history else None,
                  "test_acc": tested.get("test_acc"), "test_loss": tested.get("test_loss"),
                  "epochs": trainer.current_epoch, **module.test_classes(datamodule.classes)},
-        cost={**meter.cost(trainer, module, cache.summary() if cache else None),
-              "wall_seconds": time.perf_counter() - started},  # the whole job: data, fit, test
+        cost=meter.cost(trainer, module, cache.summary() if cache else None).model_copy(
+            update={"wall_seconds": time.perf_counter() - started}),  # the whole job: data, fit, test
         history=meter.history,
         groups=[{"name": g.name, "params": group_param_count(model, g)} for g in layer_groups(model)],
         data={"num_classes": datamodule.num_classes, "classes": datamodule.classes,
@@ -139,8 +139,9 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
         if predictions.get("test"):
             write_predictions(run_dir / PREDICTIONS_FILE, predictions)
         write_result(run_dir, result)
-    publish_result(trainer, result)
-    return result
+    record = result.to_data()  # what result.json holds (ftbench.run.schema.Result)
+    publish_result(trainer, record)
+    return record
 
 
 @dataclass(frozen=True)

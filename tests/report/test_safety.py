@@ -332,7 +332,7 @@ def test_a_saved_config_of_aliases_is_no_config(tmp_path):
     (tmp_path / ".hydra").mkdir()
     (tmp_path / ".hydra" / "config.yaml").write_text("\n".join(lines) + "\n")
     record_ = job_record(tmp_path)
-    assert record_["status"] == "failed" and "config" not in record_
+    assert record_.status == "failed" and record_.config == {} and "config" not in record_.model_fields_set
 
 
 @pytest.mark.slow

@@ -170,7 +170,7 @@ def test_a_failed_job_leaves_its_strategy_out_of_the_ranking_and_is_listed(hand_
         failed = {"schema": 1, "status": "failed", "strategy": "bitfit", "seed": seed,
                   "error": "RuntimeError: out of memory"}
         write_json(hand_suite / "t2" / f"bitfit_seed{seed}" / "result.json", failed)
-    assert job_record(job.parent)["status"] == "failed"
+    assert job_record(job.parent).status == "failed"
     cross, paths = write_suite_report(hand_suite)
     assert "bitfit" in cross.ranking.dropped and "bitfit" not in cross.ranking.average_ranks
     assert cross.summaries["bitfit"].tasks == 4
@@ -290,10 +290,10 @@ def test_a_tuned_suite_of_image_folders_searches_each_task_on_its_own(tmp_path):
             trials = sorted(p.parent.name for p in (suite / task / "search" / strategy).glob("*/result.json"))
             assert trials == ["trial0", "trial1"]
         records = [job_record(p.parent) for p in (suite / task).rglob("result.json")]
-        search = [r for r in records if r["config"]["tune"]["phase"] == "search"]
-        final = [r for r in records if r["config"]["tune"]["phase"] != "search"]
-        assert {r["seed"] for r in search} == {0} and {r["seed"] for r in final} == {1}  # apart
-        assert {r["config"]["dataset"]["root"] for r in records} == {str(tmp_path / "data" / task)}
+        search = [r for r in records if r.config_at("tune", "phase") == "search"]
+        final = [r for r in records if r.config_at("tune", "phase") != "search"]
+        assert {r.seed for r in search} == {0} and {r.seed for r in final} == {1}  # apart
+        assert {r.config_at("dataset", "root") for r in records} == {str(tmp_path / "data" / task)}
         assert (suite / task / "report.md").is_file()
     rows = read_csv(suite / "report.csv")
     assert sorted((r["task"], r["strategy"]) for r in rows) == [
@@ -334,7 +334,7 @@ def test_a_suite_killed_after_its_first_task_reruns_nothing_that_completed(tmp_p
     assert {k: after[k] for k in before} == before  # not one completed job ran again
     assert sorted(after) == ["a/full_seed1/result.json", "a/linear_probe_seed1/result.json",
                              "b/full_seed1/result.json", "b/linear_probe_seed1/result.json"]
-    assert all(job_record(suite / Path(k).parent)["status"] == "completed" for k in after)
+    assert all(job_record(suite / Path(k).parent).status == "completed" for k in after)
     assert "benchmark task a: 2 job(s) completed before, not run again" in again.stdout + again.stderr
     assert {r["task"] for r in read_csv(suite / "report.csv")} == {"a", "b"}
 

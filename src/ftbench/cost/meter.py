@@ -25,6 +25,8 @@ from lightning.pytorch.trainer.states import TrainerFn
 
 from ftbench.cost.flops import FlopTally
 from ftbench.cost.memory import TrainingMemory, peak_memory_mb, reset_peak_memory
+from ftbench.run.fields import WRITING
+from ftbench.run.schema import Cost
 
 if TYPE_CHECKING:
     from ftbench.finetune.observed import TrainingView
@@ -189,8 +191,10 @@ class Meter(Callback):
         return drift
 
     # -- the result's blocks ----------------------------------------------------------------
-    def cost(self, trainer: Trainer, pl_module: TrainingView, feature_cache: dict | None = None) -> dict:
+    def cost(self, trainer: Trainer, pl_module: TrainingView, feature_cache: dict | None = None) -> Cost:
         """The ``cost`` block of ``result.json``, over every rank; logged as ``cost/*``.
+        Checked against the schema (``ftbench.run.schema.Cost``): a figure it does not declare
+        raises here.
 
         With cached features a training step runs the head only; the backbone's one pass over
         the training split ran in the cache and is training compute and time too (its passes
@@ -231,7 +235,7 @@ class Meter(Callback):
         for logger in trainer.loggers:
             logger.log_metrics(scalars, step=trainer.global_step)
             logger.save()
-        return cost
+        return Cost.model_validate(cost, context=WRITING)
 
     # -- checkpointing ----------------------------------------------------------------------
     def state_dict(self) -> dict:

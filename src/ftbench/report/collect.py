@@ -1,27 +1,49 @@
-"""Reading a sweep folder: every job's record (``ftbench.run.result.job_record``), as data.
+"""Reading a sweep folder: every job's record (``ftbench.run.result.job_record``), typed.
 
-Nothing read is evaluated: values are looked up in plain dicts, so an interpolation such as
-``${oc.env:...}`` in a crafted ``result.json`` stays the text it is. ``job_record`` checks the
-shape of the parts the report walks; a scalar the report reads as a figure counts as absent
-when it is none (``Run.number``), and a part read as a mapping as empty when it is not one.
+Nothing read is evaluated: an interpolation such as ``${oc.env:...}`` in a crafted
+``result.json`` stays the text it is. ``job_record`` validates each record against the result
+schema (``ftbench.run.schema``); ``Run.result`` is that typed record, so a reader asks
+``run.result.metrics.test_acc``, and a field that is not in the schema fails loudly instead of
+reading as absent. ``Run.get``/``number``/``mapping`` read the same record as plain data by a
+dotted path, for the readers not yet typed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from ftbench.run.result import RESULT_FILE, SAVED_CONFIG, job_record, judged_by, number
+from ftbench.run.migrate import UnreadableResult, parse
+from ftbench.run.result import RESULT_FILE, SAVED_CONFIG, job_record, judged_by, number, unreadable_record
+from ftbench.run.schema import Record
 
 __all__ = ["RESULT_FILE", "Run", "collect", "judged_by"]
 
 
 @dataclass
 class Run:
-    """One job of a sweep: its ``result.json`` (or a failed record) and its folder."""
+    """One job of a sweep: its record (its ``result.json``, or a failed or unreadable record)
+    and its folder. ``data`` is the record as plain data; ``result`` the same, typed."""
 
     data: dict
     dir: str = "."
+    _result: Record | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def of(cls, record: Record, dir: str = ".") -> Run:
+        return cls(record.model_dump(by_alias=True, exclude_unset=True), dir, record)
+
+    @property
+    def result(self) -> Record:
+        """The typed record (``ftbench.run.schema.Record``), migrated from an older schema; a
+        ``Run`` made from data that is no result reads as an ``unreadable`` record, with why."""
+        if self._result is None:
+            try:
+                self._result = parse(self.data, Record)
+            except UnreadableResult as err:
+                self._result = unreadable_record(err)
+        return self._result
 
     def get(self, path: str, default=None):
         """The value at a dotted ``path`` (``metrics.test_acc``, ``config.strategy.lr``)."""
@@ -38,19 +60,19 @@ class Run:
 
     @property
     def status(self) -> str:
-        return str(self.data.get("status"))
+        return self.result.status
 
     @property
     def strategy(self) -> str:
-        return str(self.data.get("strategy") or "unknown")
+        return self.result.strategy or "unknown"
 
     @property
     def completed(self) -> bool:
         """Ran to the end with its accuracy: the test's, or a search trial's validation one."""
-        return self.status == "completed" and self.number(f"metrics.{judged_by(self.data)}") is not None
+        return self.status == "completed" and self.result.judged_value is not None
 
 
-def lookup(data, path: str, default=None):
+def lookup(data: Any, path: str, default=None):
     """``data[a][b]...`` for the dotted ``path`` ``a.b...`` in plain dicts, or ``default``."""
     for part in path.split("."):
         if not isinstance(data, dict) or part not in data:
@@ -64,5 +86,5 @@ def collect(root: Path) -> list[Run]:
     saved = {p.parent.parent for p in root.rglob(SAVED_CONFIG.name)
              if p.parent.name == SAVED_CONFIG.parent.name}
     job_dirs = {p.parent for p in root.rglob(RESULT_FILE)} | saved
-    return [Run(job_record(d), str(d.relative_to(root)) if d != root else ".")
+    return [Run.of(job_record(d), str(d.relative_to(root)) if d != root else ".")
             for d in sorted(job_dirs)]

@@ -1,13 +1,15 @@
-"""The result contract: what ``result.json`` holds, built by one function, read by one.
+"""Writing and reading ``result.json``: built by one function, read by one.
 
-Every run writes ``result.json`` into its folder (atomically); the report, the tuned
-comparison and the progress lines read it only through ``read_result``, which needs no torch
-and refuses what is not a result: a file too large, not a regular file, not JSON, nested
-beyond reason, or with parts of the wrong type. A completed run holds its identity
-(``strategy``, ``model``, ``dataset``, ``seed``, the resolved ``config`` with secrets masked),
-``metrics``, ``cost``, ``history``, ``groups``, ``data``, ``versions`` and, when it was tested,
-``predictions`` (the file of its per-example test predictions); a failed or diverged one holds
-its identity, its ``status`` and a one-line ``error`` instead.
+What a result holds is declared once, in ``ftbench.run.schema`` (pydantic models, schema
+``SCHEMA_VERSION``); ``build_result`` validates what a run produced against it before anything
+is written, and ``read_result`` (through ``ftbench.run.migrate.parse``) validates what a file
+holds, migrating an older schema. Reading needs no torch and refuses what is not a result: a
+file too large, not a regular file, not JSON, nested beyond reason, or with parts of the wrong
+shape. A completed run holds its identity (``strategy``, ``model``, ``dataset``, ``seed``, the
+resolved ``config`` with secrets masked), ``metrics``, ``cost``, ``history``, ``groups``,
+``data``, ``versions``, ``runtime`` and, when it was tested, ``predictions`` (the file of its
+per-example test predictions); a failed or diverged one holds its identity, its ``status``
+and a one-line ``error`` instead.
 """
 
 from __future__ import annotations
@@ -15,13 +17,18 @@ from __future__ import annotations
 import json
 import os
 import stat
+from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
-from typing import TypedDict
+from typing import Any
+
+from pydantic import BaseModel
 
 from ftbench.run.atomic import write_json
+from ftbench.run.fields import WRITING, number
+from ftbench.run.migrate import UnreadableResult, parse, problem
 from ftbench.run.provenance import versions
-from ftbench.run.result_shape import SCHEMA_VERSION, STATUSES, judged_by, number, problem
+from ftbench.run.schema import SCHEMA_VERSION, STATUSES, Cost, Epoch, Metrics, Record, Result, judged_by
 
 RESULT_FILE = "result.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -30,55 +37,6 @@ SAVED_CONFIG = Path(".hydra") / "config.yaml"  # Hydra's copy of the run's confi
 
 MAX_BYTES = 64 * 2**20  # far above any real result (its history grows by ~1 KB an epoch)
 MAX_INT_DIGITS = 30     # larger integers are no count or seed: refused, never overflow later
-
-
-class Metrics(TypedDict, total=False):
-    val_acc: float | None
-    test_acc: float | None
-    test_loss: float | None
-    epochs: int
-    shift: dict | None        # accuracy per shifted test set and their ``mean``
-    per_class_test_acc: dict  # class name -> test accuracy (None: absent from the test split)
-    confusion_matrix: list    # counts, rows the true class
-
-
-class Cost(TypedDict, total=False):
-    train_seconds: float
-    train_flops: float
-    train_memory_mb: float
-    peak_memory_mb: float
-    trainable_params: int
-    total_params: int
-    images_per_second: float
-    wall_seconds: float
-
-
-class Result(TypedDict, total=False):
-    schema: int
-    status: str               # one of STATUSES
-    strategy: str | None
-    model: str | None
-    dataset: str | None
-    seed: int | None
-    config: dict
-    metrics: Metrics
-    cost: Cost
-    history: list[dict]       # one entry per epoch: epoch, train_loss, val_acc, lrs, ...
-    groups: list[dict]        # layer groups: name, params
-    data: dict                # classes, split sizes, input size, hashes
-    versions: dict
-    runtime: dict             # torch_threads and what chose it (ftbench.run.threads)
-    predictions: str | None   # PREDICTIONS_FILE beside result.json, or None
-    error: str                # failed and diverged runs
-
-
-class UnreadableResult(ValueError):
-    """A ``result.json`` that is not a result; the message says why, in a few words, and
-    ``who`` keeps what it says of its strategy and seed, if anything (a report counts it there)."""
-
-    def __init__(self, reason: str, who: dict | None = None) -> None:
-        super().__init__(reason)
-        self.who = who or {}
 
 
 def identity(cfg) -> dict:
@@ -94,11 +52,18 @@ def identity(cfg) -> dict:
     return record
 
 
-def build_result(cfg, *, status: str = "completed", metrics: dict | None = None, cost: dict | None = None,
-                 history: list[dict] | None = None, groups: list[dict] | None = None,
-                 data: dict | None = None, shift: dict | None = None, predictions: str | None = None,
-                 error: BaseException | None = None, runtime: dict | None = None) -> Result:
-    """The one place a ``Result`` is assembled, from the parts a run produced.
+Part = BaseModel | Mapping[str, Any]
+
+
+def build_result(cfg, *, status: str = "completed", metrics: Metrics | Mapping[str, Any] | None = None,
+                 cost: Cost | Mapping[str, Any] | None = None,
+                 history: Sequence[Epoch | Mapping[str, Any]] | None = None,
+                 groups: Sequence[Part] | None = None, data: Part | None = None,
+                 shift: Mapping[str, Any] | None = None, predictions: str | None = None,
+                 error: BaseException | None = None, runtime: Part | None = None) -> Result:
+    """The one place a ``Result`` is assembled, from the parts a run produced, and checked
+    against the schema: a part the schema does not declare, or of another type, raises
+    ``pydantic.ValidationError`` here, before anything is written.
 
     ``error`` makes a failed (or diverged) record: identity, status, the error's one line. For
     a run that trained, ``shift`` is ``ShiftEvaluation.summary()``: it adds ``metrics.shift``,
@@ -106,7 +71,7 @@ def build_result(cfg, *, status: str = "completed", metrics: dict | None = None,
     ``runtime`` is ``ftbench.run.threads.ThreadShare.record()``: the same seed repeats a run bit
     for bit only with the same versions, hardware and thread count.
     """
-    record: Result = {"schema": SCHEMA_VERSION, "status": status}
+    record: dict[str, Any] = {"schema": SCHEMA_VERSION, "status": status}
     if cfg is not None:
         record.update(identity(cfg))
     if error is not None:
@@ -116,27 +81,34 @@ def build_result(cfg, *, status: str = "completed", metrics: dict | None = None,
     else:
         shift = shift or {}
         record.update(
-            groups=groups or [],
-            metrics={**(metrics or {}), "shift": shift.get("accuracy")},
-            cost={**(cost or {}), "shift_eval_flops": shift.get("flops", 0.0),
+            groups=[_plain(g) for g in groups or []],
+            metrics={**_plain(metrics), "shift": shift.get("accuracy")},
+            cost={**_plain(cost), "shift_eval_flops": shift.get("flops", 0.0),
                   "shift_eval_seconds": shift.get("seconds", 0.0),
                   "shift_eval_images": shift.get("images", 0)},
-            history=history or [],
-            data={**(data or {}), "shift_hashes": shift.get("hashes", {})},
+            history=[_plain(h) for h in history or []],
+            data={**_plain(data), "shift_hashes": shift.get("hashes", {})},
             predictions=predictions,
         )
     record["versions"] = versions()
-    record["runtime"] = runtime or {}
-    return record
+    record["runtime"] = _plain(runtime)
+    return Result.model_validate(record, context=WRITING)
+
+
+def _plain(part: Part | None) -> dict[str, Any]:
+    """A part given as a model (what was set in it) or as a mapping, as a dict."""
+    if isinstance(part, BaseModel):
+        return part.model_dump(by_alias=True, exclude_unset=True)
+    return dict(part or {})
 
 
 def write_result(run_dir: str | Path, result: Result) -> Path:
-    return write_json(Path(run_dir) / RESULT_FILE, result)
+    return write_json(Path(run_dir) / RESULT_FILE, result.to_data())
 
 
 # -- reading ----------------------------------------------------------------------------------
 def read_result(run_dir: str | Path) -> Result:
-    """The ``result.json`` of ``run_dir``, checked against the contract.
+    """The ``result.json`` of ``run_dir``, checked against the schema (an older schema migrated).
 
     Raises ``FileNotFoundError`` when there is none and ``UnreadableResult`` (with the reason)
     when what is there is no result. Reading never follows into a device or a FIFO and never
@@ -162,15 +134,10 @@ def read_result(run_dir: str | Path) -> Result:
         raise UnreadableResult("nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as err:
         raise UnreadableResult(f"not JSON ({str(err).splitlines()[0]})") from None
-    reason = problem(data)
-    if reason:
-        who = {k: _plain(data.get(k)) for k in ("strategy", "seed")} if isinstance(data, dict) else {}
-        raise UnreadableResult(reason, who)
-    data.setdefault("status", "completed" if "metrics" in data else "failed")
-    return data
+    return parse(data, Result)
 
 
-def job_record(job_dir: str | Path) -> dict:
+def job_record(job_dir: str | Path) -> Record:
     """What a job folder says of its run, for the report, the tuned comparison and progress:
     its ``result.json``; an ``unreadable`` record with the reason; or, for a job that left its
     saved config but no result (crashed, killed, interrupted), a ``failed`` record."""
@@ -180,27 +147,33 @@ def job_record(job_dir: str | Path) -> dict:
     except FileNotFoundError:
         return _killed_record(job_dir)
     except (OSError, UnreadableResult) as err:
-        return {"status": "unreadable", "error": f"unreadable {RESULT_FILE}: {err}",
-                **getattr(err, "who", {})}
+        return unreadable_record(err)
 
 
-def _killed_record(job_dir: Path) -> dict:
+def unreadable_record(err: OSError | UnreadableResult) -> Record:
+    """The record of a job whose ``result.json`` could not be read: why, and who it says it is."""
+    who = getattr(err, "who", {})
+    return Record(status="unreadable", error=f"unreadable {RESULT_FILE}: {err}",
+                  strategy=_text(who.get("strategy")), seed=_integer(who.get("seed")))
+
+
+def _killed_record(job_dir: Path) -> Record:
     from ftbench.run.failures import resume_command
 
     error = f"no {RESULT_FILE} (the job crashed or was killed)"
     if (job_dir / "last.ckpt").is_file():
         error = (f"no {RESULT_FILE}: interrupted after a checkpoint; continue with: "
                  f"{resume_command(job_dir.absolute())}")
-    record = {"status": "failed", "error": error}
     config = _saved_config(job_dir / SAVED_CONFIG)
-    if config is not None:
-        def name(key: str):
-            part = config.get(key)
-            return _plain(part.get("name")) if isinstance(part, dict) else None
+    if config is None:
+        return Record(status="failed", error=error)
 
-        record.update(config=config, seed=_plain(config.get("seed")),
-                      **{key: name(key) for key in ("strategy", "model", "dataset")})
-    return record
+    def name(key: str) -> str | None:
+        part = config.get(key)
+        return _text(part.get("name")) if isinstance(part, dict) else None
+
+    return Record(status="failed", error=error, config=config, seed=_integer(config.get("seed")),
+                  strategy=name("strategy"), model=name("model"), dataset=name("dataset"))
 
 
 def _saved_config(path: Path) -> dict | None:
@@ -234,8 +207,12 @@ def _plain_yaml():
     return PlainYaml
 
 
-def _plain(value):
-    return value if isinstance(value, str | int | float | bool) or value is None else str(value)
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _integer(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _bounded_int(text: str) -> int:
@@ -244,4 +221,5 @@ def _bounded_int(text: str) -> int:
     return int(text)
 
 
-__all__ = ["SCHEMA_VERSION", "STATUSES", "judged_by", "number", "problem"]  # read with the contract
+__all__ = ["SCHEMA_VERSION", "STATUSES", "Record", "Result", "UnreadableResult", "judged_by", "number",
+           "problem"]  # read with the contract

@@ -28,7 +28,7 @@ from ftbench.run.checkpoints import (
 )
 from ftbench.run.failures import UserError
 from ftbench.run.redaction import redact
-from ftbench.run.result import RESULT_FILE, SAVED_CONFIG, read_result
+from ftbench.run.result import RESULT_FILE, SAVED_CONFIG, UnreadableResult, read_result
 
 log = logging.getLogger("ftbench")
 
@@ -60,9 +60,9 @@ def load_run(run_dir: str | Path, extra_overrides: list[str]) -> tuple[DictConfi
                         "before its first epoch ended; start it again instead")
     if (run_dir / RESULT_FILE).is_file():
         try:
-            status = read_result(run_dir).get("status")
-        except (OSError, ValueError, AttributeError) as err:  # AttributeError: not an object
-            raise UserError(f"resume={str(run_dir)!r}: its {RESULT_FILE} is not readable JSON; "
+            status = read_result(run_dir).status
+        except (OSError, UnreadableResult) as err:
+            raise UserError(f"resume={str(run_dir)!r}: its {RESULT_FILE} is not a readable result ({err}); "
                             "allowed: a run folder whose files are intact") from err
         if status == "completed":
             raise UserError(f"resume={str(run_dir)!r} has already completed ({RESULT_FILE})")

@@ -173,7 +173,7 @@ class SuiteRun:
         for strategy in self.suite.strategies:
             for seed in self.suite.seeds:
                 folder = f"{strategy}_seed{seed}"
-                if job_record(task_dir / folder).get("status") in FINISHED:
+                if job_record(task_dir / folder).status in FINISHED:
                     done += 1
                     continue
                 jobs.append([*self.base(task), f"strategy={strategy}", f"seed={seed}",

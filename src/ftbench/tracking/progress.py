@@ -123,7 +123,7 @@ class SweepProgress(HydraCallback):
 def job_outcome(job_dir: Path, job_return: JobReturn) -> str:
     """What the job's own record says (completed, failed, diverged), else Hydra's status."""
     try:
-        return read_result(job_dir)["status"]
+        return read_result(job_dir).status
     except (OSError, UnreadableResult):
         return job_return.status.name.lower() if job_return.status else "ended"
 

@@ -33,6 +33,7 @@ from ftbench.run.failures import UserError
 from ftbench.run.overrides import single_valued
 from ftbench.run.redaction import redact_saved_configs, redact_text
 from ftbench.run.result import RESULT_FILE, job_record
+from ftbench.run.schema import Record
 from ftbench.tune import identity, storage, studies
 from ftbench.tune.budget import check_numbers
 from ftbench.tune.space import as_choice, as_override, check_space, contains
@@ -163,7 +164,7 @@ class TunedComparison:
             if record is None:
                 fresh.append(trial)
             else:  # its job ended but its worker died before telling: the run is not repeated
-                trial.set_user_attr("reused", record["config"]["tune"]["job"])
+                trial.set_user_attr("reused", record.config_at("tune", "job"))
                 tell(study, trial, record)
         if not (batch := fresh):
             return
@@ -179,8 +180,9 @@ class TunedComparison:
         for trial, record in zip(batch, records, strict=True):
             tell(study, trial, record)
 
-    def finished_before(self, study: optuna.Study, trial: optuna.Trial) -> dict | None:
-        """For a trial queued again after its worker died: the record its first job left, if any."""
+    def finished_before(self, study: optuna.Study, trial: optuna.Trial) -> Record | None:
+        """For a trial queued again after its worker died: the record its first job left, if
+        that job finished."""
         frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
         first = RetryHeartbeatStaleTrialCallback.retried_trial_number(frozen)
         if first is None:
@@ -188,12 +190,12 @@ class TunedComparison:
         first_id = studies.storage_id(self.storage, study, first)
         for path in Path(self.config.hydra.sweep.dir, SEARCH).rglob(RESULT_FILE):
             record = job_record(path.parent)
-            if ((record.get("config") or {}).get("tune") or {}).get("trial_id") == first_id \
-                    and record.get("status") in ("completed", "pruned", "diverged"):
+            if record.config_at("tune", "trial_id") == first_id \
+                    and record.status in ("completed", "pruned", "diverged"):
                 return record
         return None
 
-    def launch(self, jobs: list[list[str]], trial_ids: list[int]) -> list[dict]:
+    def launch(self, jobs: list[list[str]], trial_ids: list[int]) -> list[Record]:
         with studies.heartbeat(self.storage, trial_ids):
             returns = self.launcher.launch(jobs, initial_job_idx=self.job_idx)
         self.job_idx += len(jobs)
@@ -237,9 +239,9 @@ class TunedComparison:
             records = self.launch([job for _, job in runs], [studies.storage_id(self.storage, study, t.number)
                                                              for t, _ in runs])
             for (trial, _), record in zip(runs, records, strict=True):
-                trial.set_user_attr(studies.OUTCOME, record.get("status"))
+                trial.set_user_attr(studies.OUTCOME, record.status)
                 record_cost(trial, record)
-                study.tell(trial, record.get("metrics", {}).get("test_acc") or 0.0)
+                study.tell(trial, record.metrics.test_acc or 0.0)
 
     def final_job(self, trial: optuna.Trial) -> list[str] | None:
         """The overrides of a queued final run, or None when there is nothing to run: a trial
@@ -274,26 +276,25 @@ def make_folder(folder: Path) -> None:
                         "allowed: a folder this user can create and write") from err
 
 
-def tell(study: optuna.Study, trial: optuna.Trial, record: dict) -> None:
+def tell(study: optuna.Study, trial: optuna.Trial, record: Record) -> None:
     """Tell the study what a search job's ``result.json`` says, with what it cost."""
-    status = record.get("status")
+    status = record.status
     trial.set_user_attr(studies.OUTCOME, status)
     record_cost(trial, record)
-    value = (record.get("metrics") or {}).get("val_acc")
+    value = record.metrics.val_acc
     if status == "pruned":
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
     elif status == "diverged":
         study.tell(trial, 0.0)  # a model that diverged is worth nothing: TPE learns to avoid it
-    elif status == "completed" and isinstance(value, int | float):
+    elif status == "completed" and value is not None:
         study.tell(trial, value)
     else:
-        trial.set_user_attr("error", str(record.get("error", "no result")))
+        trial.set_user_attr("error", record.error or "no result")
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
 
 
-def record_cost(trial: optuna.Trial, record: dict) -> None:
+def record_cost(trial: optuna.Trial, record: Record) -> None:
     """A job's training FLOPs and wall-clock as the trial's user attributes (the dashboard shows them)."""
-    cost = record.get("cost") or {}
-    for key in ("train_flops", "train_seconds"):
-        if isinstance(cost.get(key), int | float):
-            trial.set_user_attr(key, cost[key])
+    for key, figure in (("train_flops", record.cost.train_flops), ("train_seconds", record.cost.train_seconds)):
+        if figure is not None:
+            trial.set_user_attr(key, figure)
