@@ -26,7 +26,7 @@ def _absolute(folder: str | Path) -> Path:
 
 def holds_finished(folder: str | Path) -> bool:
     """Whether ``folder`` holds a completed or diverged result, which nothing may replace."""
-    return job_record(_absolute(folder)).get("status") in FINISHED
+    return job_record(_absolute(folder)).status in FINISHED
 
 
 def finished_result(folder: str | Path, cfg) -> dict | None:
@@ -36,11 +36,11 @@ def finished_result(folder: str | Path, cfg) -> dict | None:
     another config is there, which running the job would overwrite."""
     folder = _absolute(folder)
     record = job_record(folder)
-    if record.get("status") not in FINISHED:
+    if record.status not in FINISHED:
         return None
-    if _same_run(record.get("config"), identity(cfg)["config"]):
-        return record
-    raise UserError(f"hydra.sweep.dir: the job folder {str(folder)!r} holds a {record.get('status')} "
+    if _same_run(record.config, identity(cfg)["config"]):
+        return record.to_data()  # what fit() returns: the result as result.json holds it
+    raise UserError(f"hydra.sweep.dir: the job folder {str(folder)!r} holds a {record.status} "
                     f"run of another config ({RESULT_FILE}), which this job would overwrite; "
                     "allowed: the command that made it (its finished jobs are reused), or a new "
                     "hydra.sweep.dir")
