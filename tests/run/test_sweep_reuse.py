@@ -23,9 +23,10 @@ def test_a_finished_result_of_the_same_config_is_reused_and_of_another_refused(t
     job.mkdir()
     (job / "last.ckpt").write_bytes(b"a killed job's checkpoint")
     assert finished_result(job, cfg) is None and not holds_finished(job)  # killed: it runs again whole
-    write_json(job / "result.json", build_result(cfg, status="failed", error=RuntimeError("boom")))
+    write_json(job / "result.json", build_result(cfg, status="failed", error=RuntimeError("boom")).to_data())
     assert finished_result(job, cfg) is None and not holds_finished(job)  # a failed one runs again
-    write_json(job / "result.json", {**build_result(cfg, metrics={"test_acc": 0.5}), "status": "completed"})
+    completed = {**build_result(cfg, metrics={"test_acc": 0.5}).to_data(), "status": "completed"}
+    write_json(job / "result.json", completed)
     assert finished_result(job, cfg)["metrics"]["test_acc"] == 0.5 and holds_finished(job)
     assert finished_result(job, make_cfg(*FAST, "strategy=full", "progress=lines")) is not None
     with pytest.raises(UserError, match="holds a completed run of another config .*allowed: the command"):

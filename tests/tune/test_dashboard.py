@@ -6,6 +6,7 @@ from __future__ import annotations
 import optuna
 import pytest
 
+from ftbench.run.schema import Record
 from tests.helpers import comparison
 
 COST = {"linear_probe": (1.5e9, 2.0), "full": (6.0e9, 7.5)}
@@ -21,8 +22,10 @@ def test_a_tuned_sweeps_storage_holds_one_study_per_strategy_with_each_trials_co
 
     def launch(jobs, trial_ids):  # what each job's result.json says
         strategies = [next(o.split("=", 1)[1] for o in job if o.startswith("strategy=")) for job in jobs]
-        return [{"status": "completed", "metrics": {"val_acc": 0.5},
-                 "cost": {"train_flops": COST[s][0], "train_seconds": COST[s][1]}} for s in strategies]
+        return [Record.model_validate({"status": "completed", "metrics": {"val_acc": 0.5},
+                                       "config": {"tune": {"phase": "search"}},
+                                       "cost": {"train_flops": COST[s][0], "train_seconds": COST[s][1]}})
+                for s in strategies]
 
     tc.launch = launch
     for strategy in tc.strategies:

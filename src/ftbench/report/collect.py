@@ -18,7 +18,9 @@ from ftbench.run.migrate import UnreadableResult, parse
 from ftbench.run.result import RESULT_FILE, SAVED_CONFIG, job_record, judged_by, number, unreadable_record
 from ftbench.run.schema import Record
 
-__all__ = ["RESULT_FILE", "Run", "collect", "judged_by"]
+__all__ = ["LEFT_OUT", "RESULT_FILE", "Run", "collect", "judged_by"]
+
+LEFT_OUT = "left out"  # a run the report sets aside: another test set, a repeated seed, bad predictions
 
 
 @dataclass
@@ -29,6 +31,7 @@ class Run:
     data: dict
     dir: str = "."
     _result: Record | None = field(default=None, repr=False, compare=False)
+    left_out: str | None = None  # why the report leaves this run out (``report.screening``)
 
     @classmethod
     def of(cls, record: Record, dir: str = ".") -> Run:
@@ -60,7 +63,12 @@ class Run:
 
     @property
     def status(self) -> str:
-        return self.result.status
+        return LEFT_OUT if self.left_out else self.result.status
+
+    @property
+    def error(self) -> str | None:
+        """Why the run failed, or why the report left it out."""
+        return f"left out: {self.left_out}" if self.left_out else self.result.error
 
     @property
     def strategy(self) -> str:

@@ -32,7 +32,6 @@ from ftbench.report.rows import NOT_SETTINGS
 from ftbench.run.predictions import Predictions, read_predictions
 from ftbench.tracking.flat import leaves
 
-LEFT_OUT = "left out"
 TEST_HASH = "data.split_hashes.test"
 
 
@@ -56,7 +55,7 @@ def screen(root: Path, runs: list[Run]) -> Screened:
 
 
 def left_out(run: Run, reason: str) -> Run:
-    return Run({**run.data, "status": LEFT_OUT, "error": f"left out: {reason}"}, run.dir)
+    return Run(run.data, run.dir, run._result, left_out=reason)
 
 
 def _short(digest) -> str:

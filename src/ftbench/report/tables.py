@@ -6,12 +6,11 @@ import csv
 import io
 from pathlib import Path
 
-from ftbench.report.collect import Run
+from ftbench.report.collect import LEFT_OUT, Run
 from ftbench.report.escape import csv_cell, md
 from ftbench.report.fmt import num, si, table_row
 from ftbench.report.intervals import BOOTSTRAP, SEEDS_ONLY, Bounds
 from ftbench.report.rows import FEW_SEEDS, SHIFT, SHIFT_MEAN, Row, shift_keys
-from ftbench.report.screening import LEFT_OUT
 from ftbench.report.sections import marginal
 from ftbench.run.atomic import write_text
 
@@ -116,7 +115,7 @@ def failed_table(failed: list[Run]) -> str:
         return "None."
     lines = ["| status | strategy | seed | error | job folder |", "|---|---|---|---|---|"]
     for run in failed:
-        error = str(run.data.get("error") or "").splitlines()
+        error = str(run.error or "").splitlines()
         lines.append(f"| {md(run.status)} | {md(run.data.get('strategy'))} | {md(run.data.get('seed'))} "
                      f"| {md(error[0]) if error else ''} | {md(run.dir)} |")
     return "\n".join(lines)
