@@ -52,8 +52,11 @@ def test_every_strategy_gets_the_same_trials_then_default_and_tuned_runs_on_shar
     for part in ("ecommendation", "## Verdict", "resolves about", "What was tuned", "validation split",
                  "## Default against tuned", "## Which differences are real (tuned)",
                  "| linear_probe | discriminative | 2 |",
-                 "## Sensitivity", "## Search spaces", "plots/sensitivity_lr.png"):
+                 "## Sensitivity", "## Search spaces", "plots/sensitivity_lr.png",
+                 "## Tuning cost: expected best validation accuracy after n trials",
+                 "plots/expected_best_validation.png", "- `linear_probe`: "):
         assert part in report, part
+    assert (sweep / "expected_best_validation.csv").read_text().count("\ndiscriminative,") == 3
 
 
 @pytest.mark.parametrize("overrides, message", [

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from ftbench.report import judgement, tuned
+from ftbench.report import expected_max, judgement, tuned
 from ftbench.report.collect import Run, collect
 from ftbench.report.comparison import compare
 from ftbench.report.fmt import num, si
@@ -138,6 +138,8 @@ def write_tuned_report(root: Path, runs: list[Run], choice: dict | None = None) 
     plot_paths, plot_note = _plots(root, max(len(items), len(rows)), draw)
     paths = {"report.md": root / REPORT_MD, "report.csv": root / REPORT_CSV, **plot_paths}
     write_csv(paths["report.csv"], rows)
+    tuning_cost = expected_max.section(root, items, choice["margin"])  # writes its CSV and plot
+    paths.update(tuning_cost.paths)
     by_strategy = {t.strategy: t.tuned for t in items if t.tuned}
     paired = compare(by_strategy)
     costs = {t.strategy: t.total_flops() for t in items}
@@ -152,6 +154,7 @@ def write_tuned_report(root: Path, runs: list[Run], choice: dict | None = None) 
         f"## Which differences are real (tuned)\n\n{PAIRED_NOTES}\n\n{paired}",
         "## Sensitivity\n\nValidation accuracy over each strategy's completed trials (pruned ones left "
         f"out): a wide spread means the strategy needs its search.\n\n{tuned.sensitivity(items)}",
+        tuning_cost.markdown,
         f"## Search spaces\n\n{tuned.spaces(items)}",
         f"## The tuned runs\n\n{markdown_table(rows)}", NOTES,
         f"## Accuracy under shift (tuned)\n\n{shift_table(rows)}",
