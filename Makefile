@@ -18,8 +18,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-run: setup                       # prints a line per job and epoch, then the report's table
-	$(PY) -m ftbench.train -m experiment=compare seed=0,1 hydra.sweep.dir=multirun/make-run
+run: setup                       # a line per job and epoch, the report's table, last the recommendation
+	$(PY) -m ftbench.train -m experiment=compare seed=0,1,2 hydra.sweep.dir=multirun/make-run
 
 # Tests run on every core (pytest-xdist), each worker at its share of threads (tests/conftest.py).
 test: setup                      # and the 15 slowest tests, to keep the suite's time in view

@@ -230,10 +230,13 @@ def test_a_suite_that_logged_to_wandb_logs_its_report_as_one_summary_run(tmp_pat
     assert run["summary"]["suite/tasks/_type"] == run["summary"]["suite/strategies/_type"] == "table-file"
     assert run["summary"]["plots/cd_diagram/_type"] == "image-file"
     strategies = {r["strategy"]: r for r in table_rows(root, "suite/strategies")}
-    assert strategies["lp_ft"]["recommended"] is True and strategies["full"]["average_rank"] == 1.7
+    # runs without predictions decide nothing: no recommendation, the suite's last printed line
+    assert not any(r["recommended"] for r in strategies.values())
+    assert strategies["full"]["average_rank"] == 1.7
     assert len(table_rows(root, "suite/tasks")) == 20
     out = capsys.readouterr()
-    assert "`lp_ft` is the cheapest strategy" in out.out and "wandb sync" in out.err
+    assert out.out.rstrip().splitlines()[-1].startswith("No recommendation across tasks")
+    assert "wandb sync" in out.err
 
 
 # -- the checks a suite makes before anything runs ------------------------------------------------

@@ -18,6 +18,23 @@ from ftbench.report.suite_results import is_suite
 from ftbench.report.tables import records
 
 log = logging.getLogger("ftbench")
+RECOMMENDATION_STARTS = ("**Recommendation", "**No recommendation")
+
+
+def recommendation_line(report_md: Path) -> str | None:
+    """The recommendation sentence of a written ``report.md`` as plain text (no bold), or None.
+
+    Read back from the report rather than judged again, so the console says exactly what the
+    report says, and a second bootstrap is not paid for."""
+    try:
+        text = report_md.read_text()
+    except OSError:
+        return None
+    for paragraph in text.split("\n\n"):
+        paragraph = paragraph.strip()
+        if paragraph.startswith(RECOMMENDATION_STARTS):
+            return " ".join(paragraph.replace("**", "").split())
+    return None
 
 
 def write_report_quietly(root: Path) -> tuple[list, dict[str, Path]] | None:
@@ -74,6 +91,9 @@ class WriteReport(Callback):
             runs, paths = written
             print(summary_text(root, runs, paths), end="", flush=True)
             self._to_wandb(root, runs, paths, str(config.hydra.sweep.dir))
+            line = recommendation_line(paths["report.md"])
+            if line:  # the last line a sweep prints: its answer
+                print(f"\n{line}", flush=True)
 
     @staticmethod
     def _to_wandb(root: Path, runs, paths: dict[str, Path], sweep_dir: str) -> None:
