@@ -253,3 +253,42 @@ def test_above_ten_tasks_iman_davenport_decides():
     table = {f"t{i}": {"A": 0.9 - 0.01 * (i % 3), "B": 0.85, "C": 0.7 + 0.1 * (i % 2)} for i in range(12)}
     ranking = rank_strategies(table)
     assert ranking.p_method == "Iman–Davenport F" and ranking.p_value == ranking.iman_davenport_p
+
+
+
+def _null_distribution(k: int, n: int) -> dict[int, float]:
+    """Friedman's statistic (sum of squared rank sums) under the null, every order of every
+    task's k ranks equally likely: statistic -> probability."""
+    import itertools
+    from collections import Counter
+
+    orders = list(itertools.permutations(range(1, k + 1)))
+    by_sums: Counter = Counter({(0,) * k: 1.0})
+    for _ in range(n):
+        step: Counter = Counter()
+        for sums, p in by_sums.items():
+            for order in orders:
+                step[tuple(a + b for a, b in zip(sums, order, strict=True))] += p / len(orders)
+        by_sums = step
+    statistic: Counter = Counter()
+    for sums, p in by_sums.items():
+        statistic[sum(s * s for s in sums)] += p
+    return dict(statistic)
+
+
+def test_the_permutation_test_rejects_equal_strategies_at_most_alpha_with_few_tasks():
+    import numpy as np
+
+    from ftbench.report.permutation import friedman_exact_p
+
+    for k, size in ((2, 0.0), (4, 0.04434)):
+        null = _null_distribution(k, 5)
+        tail = {s: sum(p for t, p in null.items() if t >= s) for s in null}
+        rng = np.random.default_rng(k)
+        for _ in range(20):  # the module's p is this distribution's tail
+            table = [list(rng.permutation(k) + 1) for _ in range(5)]
+            statistic = sum(int(c) ** 2 for c in np.sum(table, axis=0))
+            assert friedman_exact_p(table) == pytest.approx(tail[statistic])
+        # its size: the null probability of a p below 0.05, at most alpha (2 strategies: never)
+        rejected = sum(p for s, p in null.items() if tail[s] < 0.05)
+        assert rejected == pytest.approx(size, abs=1e-5) and rejected <= 0.05

@@ -4,7 +4,10 @@ Four strategies of equal true accuracy (differing only in cost) run 3 seeds each
 tasks; every task's verdict is ``verdict.judge`` on synthetic per-example predictions, its
 outcomes ``outcomes.from_verdict``, and the suite's advice and ranking ``across.analyse``. With
 1,000 simulated suites the Monte Carlo standard error of a rate near 95% (or 5%) is
-sqrt(0.05 * 0.95 / 1000) = 0.7 points, so the thresholds below hold with room to spare or fail.
+sqrt(0.05 * 0.95 / 1000) = 0.7 points. Measured (seed 27): none or the cheapest in 99.2% of
+suites at a margin of 0.01 (73% of tasks all undecided) and 100% at 0.03 (16% all undecided);
+Friedman's false rejections 0.0% (k=2, smallest p 0.0625) and 5.6% (k=4, smallest p 0.001),
+the latter within two standard errors of the exact test's true size, 4.43%.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from ftbench.report.suite_results import Cell, SuiteRecord, SuiteResults, TaskRe
 SUITES, TASKS, SEEDS, EXAMPLES = 1000, 5, 3, 400
 SEED_SD = 0.01  # the training seed moves a strategy's accuracy by this much (sd)
 COSTS = {"cheap": 1e9, "mid": 2e9, "dear": 3e9, "dearest": 4e9}
+MC_ERROR_AT_5 = (0.05 * 0.95 / SUITES) ** 0.5  # 0.69 points: one standard error of a 5% rate
 RESAMPLES = 1000  # per verdict (the report's default is 2,000): 5,000 verdicts per simulation
 
 
@@ -92,5 +96,9 @@ def test_friedmans_test_rejects_equal_strategies_at_most_alpha_and_never_with_p_
         assert ranking.tested
         p_values.append(ranking.p_value)
     p_values = np.array(p_values)
-    print(f"k={k}: false rejections {np.mean(p_values < 0.05):.1%}, smallest p {p_values.min():.4g}")
-    assert np.mean(p_values < 0.05) <= 0.05 and p_values.min() > 0
+    rate = np.mean(p_values < 0.05)
+    print(f"k={k}: false rejections {rate:.1%}, smallest p {p_values.min():.4g}")
+    # the exact test's true size is 0 (k=2: the smallest p is 0.0625) and 4.43% (k=4; computed
+    # in tests/report/test_ranks.py); 1,000 suites measure it to ±0.65 points (one standard
+    # error at 4.4%), so the bound allows two standard errors of 5% above it: 5% + 1.4 points
+    assert rate <= 0.05 + 2 * MC_ERROR_AT_5 and p_values.min() > 0
