@@ -19,9 +19,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-run: setup                       # prints a line per job and epoch, then the report's table; run again,
-                                 # it reuses every finished job ("reused") and prints the report again
-	$(PY) -m ftbench.train -m experiment=compare seed=0,1 hydra.sweep.dir=multirun/make-run
+run: setup                       # a line per job and epoch, the report's table, last the recommendation; run
+                                 # again, it reuses every finished job ("reused") and prints the report again
+	$(PY) -m ftbench.train -m experiment=compare seed=0,1,2 hydra.sweep.dir=multirun/make-run
 
 # Tests run on every core (pytest-xdist), each worker at its share of threads (tests/conftest.py).
 test: setup                      # and the 15 slowest tests, to keep the suite's time in view

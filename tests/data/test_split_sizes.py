@@ -193,8 +193,8 @@ def test_the_split_hash_follows_the_files_of_an_image_folder(tmp_path):
 
 
 def test_a_run_records_the_split_hash_of_its_task_whatever_its_seed_and_strategy(tmp_path):
-    cfg = make_cfg(*FAST, "trainer.max_epochs=1", "dataset.train_size=60", "dataset.val_size=30",
-                   "strategy=full", "seed=3", run_dir=tmp_path)
+    cfg = make_cfg(*FAST, "trainer.max_epochs=1", "dataset=digits", "dataset.train_size=60",
+                   "dataset.val_size=30", "strategy=full", "seed=3", run_dir=tmp_path)
     data = fit(cfg, tmp_path)["data"]
     assert (data["train_size"], data["val_size"]) == (60, 30)
     # the digest of the task's splits as loaded without any run: every run of the task shares it
@@ -210,3 +210,24 @@ def test_a_bad_size_on_the_command_line_is_one_line_exit_2_and_no_folder(tmp_pat
         assert code == 2 and len(lines) == 1 and lines[0].startswith("ftbench: error: "), stderr
         assert bad in lines[0]
         assert not run_dir.exists()
+
+
+def test_the_default_task_trains_few_shot_and_tests_on_what_training_leaves():
+    default = FineTuneDataModule(make_cfg().dataset, batch_size=8).load()  # no dataset override
+    sizes = [len(default.train), len(default.val), len(default.test)]
+    assert sizes == [203, 180, 1414]  # 15% of each class of the 1,347 left by val 10% and test 15%
+    parts = [set(indices(split)) for split in (default.train, default.val, default.test)]
+    assert len(set.union(*parts)) == sum(sizes) == 1797  # disjoint, and no image is wasted
+    assert min(per_class(default.train)) >= 20 and min(per_class(default.test)) >= 130
+    # the test images are those of digits' own 15% test split plus every unused training image
+    plain = splits_of("digits")
+    assert set(indices(plain.test)) < parts[2] and set(indices(plain.val)) != parts[1]
+    assert splits_of("digits_fewshot").test.indices == default.test.indices  # fixed by split_seed alone
+
+
+def test_unused_training_images_join_the_test_split_only_when_asked():
+    kept = splits_of("digits", train_size=800)
+    moved = splits_of("digits", train_size=800, unused_to_test=True)
+    assert indices(moved.train) == indices(kept.train) and indices(moved.val) == indices(kept.val)
+    assert len(kept.test) == 270 and len(moved.test) == 1797 - 270 - 800  # digits-800 of the suite
+    assert not set(indices(moved.test)) & set(indices(moved.train))

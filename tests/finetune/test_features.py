@@ -57,7 +57,8 @@ def test_with_augmentation_head_only_epochs_train_on_cached_deterministic_featur
     probe, _ = run_fit("strategy=linear_probe", "dataset.augment=true", "trainer.max_epochs=2")
     assert probe["data"]["augmented"] and probe["cost"]["feature_cache"]["used"]
     assert _inputs(probe) == [FEATURES]
-    assert probe["cost"]["feature_cache"]["images_computed"] == 1257 + 270 + 270  # each split once
+    # the default task (digits_fewshot): 203 training, 180 validation, 1,414 test images, each once
+    assert probe["cost"]["feature_cache"]["images_computed"] == 203 + 180 + 1414
     # lp_ft: the probe epoch on features, then augmented images once the backbone trains
     lp_ft, _ = run_fit("strategy=lp_ft", "dataset.augment=true", "trainer.max_epochs=2")
     assert _inputs(lp_ft) == [FEATURES, IMAGES]

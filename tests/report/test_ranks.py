@@ -170,7 +170,8 @@ def test_friedman_and_iman_davenport_from_average_ranks():
     assert iman_davenport(chi2, 4, 3)[0] == pytest.approx(3 * 2.625 / (8 - 2.625))  # = 63/43
     # every task in the same order: chi2 = N(k-1), F infinite
     assert friedman([1.0, 2.0, 3.0], 6)[0] == pytest.approx(12.0)
-    assert iman_davenport(12.0, 6, 3) == (math.inf, 0.0)
+    # unanimous: F infinite, p the exact chance that 6 tasks agree on one of 3! orders, never 0
+    assert iman_davenport(12.0, 6, 3) == (math.inf, pytest.approx(6.0 ** -5))
 
 
 def test_unanimous_tasks_separate_the_first_from_the_last():
@@ -221,3 +222,73 @@ def test_the_diagram_is_written_as_a_png(tmp_path):
     assert path == tmp_path / "plots" / "cd.png"
     data = path.read_bytes()
     assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 1000
+
+
+def test_with_few_tasks_the_p_that_decides_is_the_exact_permutation_p_never_0():
+    # 2 strategies, 5 unanimous tasks: the exact two-sided sign test, 2 * 0.5**5
+    two = rank_strategies({f"t{i}": {"A": 0.9, "B": 0.8} for i in range(5)})
+    assert two.p_method == "exact permutation" and two.p_value == pytest.approx(0.0625)
+    assert not two.differs and two.iman_davenport_f == math.inf
+    # 4 unanimous strategies on 5 tasks: only the 24 arrangements where all tasks agree reach it
+    four = rank_strategies({f"t{i}": {"A": 0.9, "B": 0.8, "C": 0.7, "D": 0.6} for i in range(5)})
+    assert four.p_value == pytest.approx(24.0 ** -4) and four.differs
+
+
+def test_the_exact_count_matches_enumeration_with_ties_and_sampling_agrees():
+    import itertools
+
+    from ftbench.report.permutation import friedman_exact_p, friedman_permutation_p
+
+    rows = [[1, 2.5, 2.5], [1, 3, 2], [2, 1, 3], [1, 2, 3]]
+    observed = sum(s * s for s in map(sum, zip(*rows, strict=True)))
+    arrangements = list(itertools.product(*[itertools.permutations(r) for r in rows]))
+    reached = sum(sum(s * s for s in map(sum, zip(*combo, strict=True))) >= observed - 1e-9
+                  for combo in arrangements)
+    assert friedman_exact_p(rows) == pytest.approx(reached / len(arrangements))  # 34/216
+    assert friedman_permutation_p(rows) == pytest.approx(reached / len(arrangements), abs=0.01)
+    assert friedman_permutation_p([[1, 2, 3]] * 12, draws=100) == pytest.approx(1 / 101)  # never 0
+
+
+def test_above_ten_tasks_iman_davenport_decides():
+    table = {f"t{i}": {"A": 0.9 - 0.01 * (i % 3), "B": 0.85, "C": 0.7 + 0.1 * (i % 2)} for i in range(12)}
+    ranking = rank_strategies(table)
+    assert ranking.p_method == "Iman–Davenport F" and ranking.p_value == ranking.iman_davenport_p
+
+
+
+def _null_distribution(k: int, n: int) -> dict[int, float]:
+    """Friedman's statistic (sum of squared rank sums) under the null, every order of every
+    task's k ranks equally likely: statistic -> probability."""
+    import itertools
+    from collections import Counter
+
+    orders = list(itertools.permutations(range(1, k + 1)))
+    by_sums: Counter = Counter({(0,) * k: 1.0})
+    for _ in range(n):
+        step: Counter = Counter()
+        for sums, p in by_sums.items():
+            for order in orders:
+                step[tuple(a + b for a, b in zip(sums, order, strict=True))] += p / len(orders)
+        by_sums = step
+    statistic: Counter = Counter()
+    for sums, p in by_sums.items():
+        statistic[sum(s * s for s in sums)] += p
+    return dict(statistic)
+
+
+def test_the_permutation_test_rejects_equal_strategies_at_most_alpha_with_few_tasks():
+    import numpy as np
+
+    from ftbench.report.permutation import friedman_exact_p
+
+    for k, size in ((2, 0.0), (4, 0.04434)):
+        null = _null_distribution(k, 5)
+        tail = {s: sum(p for t, p in null.items() if t >= s) for s in null}
+        rng = np.random.default_rng(k)
+        for _ in range(20):  # the module's p is this distribution's tail
+            table = [list(rng.permutation(k) + 1) for _ in range(5)]
+            statistic = sum(int(c) ** 2 for c in np.sum(table, axis=0))
+            assert friedman_exact_p(table) == pytest.approx(tail[statistic])
+        # its size: the null probability of a p below 0.05, at most alpha (2 strategies: never)
+        rejected = sum(p for s, p in null.items() if tail[s] < 0.05)
+        assert rejected == pytest.approx(size, abs=1e-5) and rejected <= 0.05

@@ -51,9 +51,12 @@ def test_every_strategy_gets_the_same_trials_then_default_and_tuned_runs_on_shar
     report = (sweep / "report.md").read_text()
     for part in ("ecommendation", "## Verdict", "resolves about", "What was tuned", "validation split",
                  "## Default against tuned", "### The answer at every margin",
-                 "## Sensitivity", "## Search spaces", "plots/sensitivity_lr.png"):
+                 "## Sensitivity", "## Search spaces", "plots/sensitivity_lr.png",
+                 "## Tuning cost: expected best validation accuracy after n trials",
+                 "plots/expected_best_validation.png", "- `linear_probe`: "):
         assert part in report, part
     assert "Which differences are real" not in report and "Holm" not in report  # one vocabulary
+    assert (sweep / "expected_best_validation.csv").read_text().count("\ndiscriminative,") == 3
 
 
 @pytest.mark.parametrize("overrides, message", [

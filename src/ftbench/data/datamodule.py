@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset, default
 from torchvision.transforms.v2.functional import normalize
 
 from ftbench.data.shifts import Shift, ShiftedImages
-from ftbench.data.sizes import training_subset
+from ftbench.data.sizes import training_subset, unused_to_test
 from ftbench.data.sources import Splits, load_splits, ood_folder
 
 
@@ -133,7 +133,10 @@ class FineTuneDataModule(LightningDataModule):
     def load(self) -> Splits:
         if self.splits is None:
             splits = load_splits(self.cfg)
-            splits.train = training_subset(splits.train, self.cfg, splits.classes)
+            pool = splits.train
+            splits.train = training_subset(pool, self.cfg, splits.classes)
+            if self.cfg.get("unused_to_test"):
+                splits.test = unused_to_test(pool, splits.train, splits.test)
             if self.cfg.get("ood_root"):  # its class names are checked before any model exists
                 self.ood = ood_folder(self.cfg.ood_root, splits.classes, self.cfg.bad_images)
             self.splits = splits

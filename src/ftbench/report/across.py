@@ -2,13 +2,17 @@
 
 - **Ranks** (``ftbench.report.ranks``): each task ranks the strategies by mean test accuracy;
   average rank, Friedman's test and Nemenyi's critical difference where there are enough tasks.
-- **Outcomes**: each strategy's win / practically equivalent / loss against the task's best, from
-  a ``Classifier`` (``ftbench.report.outcomes``) at the suite's margin.
+- **Outcomes**: each strategy's win / practically equivalent / undecided / loss against the
+  task's best, from a ``Classifier`` (``ftbench.report.outcomes``) at the suite's margin: by
+  default only what each task's verdict decided counts. Every task weighs the same.
 - **Cost**: a strategy's training FLOPs on a task divided by ``full``'s on the same task (the
   search included for the tuned protocol), then the geometric mean over tasks: a ratio's
   average, which a task with large images cannot dominate.
 - **Advice**: the cheapest of the strategies practically equivalent to the task's best on the
-  largest share of tasks.
+  largest share of tasks, if any was shown so anywhere, and only when every cheaper strategy
+  was shown worse somewhere (a decided loss): a cheaper strategy that is merely undecided where
+  a dearer one was shown equivalent has not been beaten, only left unmeasured, and passing it
+  over would let noise choose the dearer one.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import math
 import statistics
 from dataclasses import dataclass, field
 
-from ftbench.report.outcomes import OUTCOMES, Classifier, by_verdict, matches_best
+from ftbench.report.outcomes import LOSS, OUTCOMES, Classifier, by_verdict, matches_best
 from ftbench.report.ranks import Ranking, rank_strategies
 from ftbench.report.suite_results import SuiteResults, TaskResults
 
@@ -60,6 +64,7 @@ class CrossTask:
     ranking: Ranking | None
     reference: str | None  # what relative cost is relative to
     summaries: dict[str, StrategySummary]
+    silent: dict[str, str] = field(default_factory=dict)  # task -> why it decided nothing
 
     @property
     def strategies(self) -> list[str]:
@@ -68,16 +73,32 @@ class CrossTask:
     def share(self, strategy: str) -> float:
         return self.summaries[strategy].matches / len(self.tasks) if self.tasks else 0.0
 
-    def recommended(self) -> str | None:
+    def _cost(self, strategy: str) -> float:
+        cost = self.summaries[strategy].relative_cost
+        return cost if cost is not None else math.inf
+
+    def leader(self) -> str | None:
         """The cheapest strategy among those practically equivalent to the best on the largest
-        share of tasks (the better average rank breaks a tie of cost)."""
+        share of tasks (the better average rank breaks a tie of cost); None when no strategy
+        was shown equivalent on any task."""
         ranked = [s for s in self.strategies if self.summaries[s].tasks]
-        if not ranked:
+        top = max((self.share(s) for s in ranked), default=0.0)
+        if top == 0:
             return None
-        top = max(self.share(s) for s in ranked)
         return min((s for s in ranked if self.share(s) == top), key=lambda s: (
-            self.summaries[s].relative_cost if self.summaries[s].relative_cost is not None else math.inf,
+            self._cost(s),
             self.summaries[s].average_rank if self.summaries[s].average_rank is not None else math.inf))
+
+    def unbeaten_cheaper(self, strategy: str) -> list[str]:
+        """Strategies cheaper than ``strategy`` that no task showed worse (no decided loss): the
+        evidence has not set them aside, so they block a recommendation of ``strategy``."""
+        return [s for s in self.strategies if self.summaries[s].tasks and self._cost(s) < self._cost(strategy)
+                and not self.summaries[s].counts[LOSS]]
+
+    def recommended(self) -> str | None:
+        """``leader()``, unless a cheaper strategy was never shown worse (``unbeaten_cheaper``)."""
+        leader = self.leader()
+        return None if leader is None or self.unbeaten_cheaper(leader) else leader
 
 
 def analyse(results: SuiteResults, margin: float | None = None, classify: Classifier = by_verdict,
@@ -86,6 +107,8 @@ def analyse(results: SuiteResults, margin: float | None = None, classify: Classi
     margin = results.record.margin if margin is None else margin
     tasks = [t for t in results.tasks if t.means()]
     outcomes = {t.name: classify(t, margin) for t in tasks}
+    silent = {name: because for name, o in outcomes.items()
+              if (because := getattr(o, "undecided_because", None)) is not None}
     summaries = {s: StrategySummary(s) for s in results.strategies}
     ranking = None
     if tasks:
@@ -109,7 +132,7 @@ def analyse(results: SuiteResults, margin: float | None = None, classify: Classi
             if cost and base is not None and base.total_flops:
                 summary.relative_costs.append(cost / base.total_flops)
     return CrossTask(results, margin, tasks, [t for t in results.tasks if not t.means()], outcomes,
-                     ranking, reference, summaries)
+                     ranking, reference, summaries, silent)
 
 
 def cost_reference(tasks: list[TaskResults]) -> str | None:

@@ -19,6 +19,23 @@ from ftbench.report.writing import report_folder
 from ftbench.run.failures import UserError, one_line
 
 log = logging.getLogger("ftbench")
+RECOMMENDATION_STARTS = ("**Recommendation", "**No recommendation")
+
+
+def recommendation_line(report_md: Path) -> str | None:
+    """The recommendation sentence of a written ``report.md`` as plain text (no bold), or None.
+
+    Read back from the report rather than judged again, so the console says exactly what the
+    report says, and a second bootstrap is not paid for."""
+    try:
+        text = report_md.read_text()
+    except OSError:
+        return None
+    for paragraph in text.split("\n\n"):
+        paragraph = paragraph.strip()
+        if paragraph.startswith(RECOMMENDATION_STARTS):
+            return " ".join(paragraph.replace("**", "").split())
+    return None
 
 
 def write_report_quietly(root: Path, choice: dict | None = None) -> tuple[list, dict[str, Path]] | None:
@@ -83,6 +100,9 @@ class WriteReport(Callback):
             except Exception as err:  # the files stand; the printed table is a courtesy
                 log.error("the report's table not printed: %s: %s", type(err).__name__, one_line(err))
             self._to_wandb(root, runs, paths, str(config.hydra.sweep.dir))
+            line = recommendation_line(paths["report.md"])
+            if line:  # the last line a sweep prints: its answer
+                print(f"\n{line}", flush=True)
 
     @staticmethod
     def _to_wandb(root: Path, runs, paths: dict[str, Path], sweep_dir: str) -> None:

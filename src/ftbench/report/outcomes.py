@@ -1,12 +1,18 @@
-"""Each strategy's outcome on one task against that task's best: win, practically equivalent, loss.
+"""Each strategy's outcome on one task against that task's best: win, practically equivalent,
+undecided, loss.
 
 The report across tasks counts these outcomes per strategy and recommends from them, through a
 ``Classifier``: a function of one task's results and the practical-equivalence margin that
 names each strategy's outcome. ``by_verdict`` (the default) asks each task's verdict, which
-resamples seeds and test examples from the runs' saved predictions: the best wins, a strategy
-practically equivalent to it is ``equivalent``, one worse by more than the margin a ``loss``, and
-one the evidence cannot place ``undecided``. ``by_seed_means`` compares means alone (no noise
-weighed); any function of the same shape plugs in (``write_suite_report(classify=...)``).
+resamples seeds and test examples from the runs' saved predictions, and counts only what the
+verdict decided: a strategy it calls practically equivalent to the best is ``equivalent`` (the
+observed best among them a ``win``), one it calls worse a ``loss``, and everything else
+``undecided`` — the observed leader of a task whose verdict decided nothing included, since
+leading by noise is no evidence. A task that cannot speak (no saved predictions, so no noise can
+be weighed; or a test set too easy to rank on) leaves every strategy ``undecided`` and says why
+(``Outcomes.undecided_because``). ``by_seed_means`` compares means alone (no noise weighed; for
+hand-made results and comparisons); any function of the same shape plugs in
+(``write_suite_report(classify=...)``).
 """
 
 from __future__ import annotations
@@ -17,6 +23,18 @@ from ftbench.report.suite_results import TaskResults
 
 WIN, EQUIVALENT, UNDECIDED, LOSS = "win", "equivalent", "undecided", "loss"
 OUTCOMES = (WIN, EQUIVALENT, UNDECIDED, LOSS)
+NO_PREDICTIONS = "no saved predictions"
+TOO_EASY = "too easy to rank"
+
+
+class Outcomes(dict):
+    """strategy -> outcome on one task; ``undecided_because`` names why a task that decided
+    nothing could not speak (None where its verdict was asked and answered)."""
+
+    def __init__(self, outcomes: dict[str, str] | None = None, undecided_because: str | None = None):
+        super().__init__(outcomes or {})
+        self.undecided_because = undecided_because
+
 
 # (one task's results, margin) -> strategy -> outcome, for the strategies with a result there
 Classifier = Callable[[TaskResults, float], dict[str, str]]
@@ -34,19 +52,43 @@ def by_seed_means(task: TaskResults, margin: float) -> dict[str, str]:
             for strategy, mean in means.items()}
 
 
-def by_verdict(task: TaskResults, margin: float) -> dict[str, str]:
+def all_undecided(task: TaskResults, because: str) -> Outcomes:
+    return Outcomes(dict.fromkeys(task.means(), UNDECIDED), because)
+
+
+def too_easy(result) -> bool:
+    """Whether the task's best accuracy lies within the test set's resolution of 100%: every
+    strategy near the ceiling, where a difference of a margin cannot show. (Strategies merely
+    close to each other are what a verdict decides on, so closeness alone does not silence a task.)"""
+    return 1 - result.strategies[0].accuracy.estimate <= result.resolution
+
+
+def from_verdict(result) -> Outcomes:
+    """Outcomes from a task's ``verdict.Verdict``: only what it decided counts."""
+    from ftbench.report import verdict
+
+    if too_easy(result):
+        return Outcomes({j.strategy: UNDECIDED for j in result.strategies}, TOO_EASY)
+    words = {verdict.EQUIVALENT: EQUIVALENT, verdict.UNDECIDED: UNDECIDED, verdict.WORSE: LOSS}
+    outcomes = Outcomes({j.strategy: words[j.word] for j in result.strategies})
+    decided = [j for j in result.strategies if j.word == verdict.EQUIVALENT]
+    if decided:  # sorted by accuracy: the first is the observed best of those shown equivalent
+        outcomes[decided[0].strategy] = WIN
+    return outcomes
+
+
+def by_verdict(task: TaskResults, margin: float) -> Outcomes:
     """From the task's verdict (``ftbench.report.verdict``) at ``margin``; a task whose runs kept
-    no predictions falls back to ``by_seed_means``."""
+    no predictions leaves every strategy undecided."""
     from ftbench.report import judgement, verdict
 
     by_strategy = {s: c.runs for s, c in task.cells.items() if c.runs}
     found, _ = judgement.evidence(task.folder, by_strategy)
     if found is None:
-        return by_seed_means(task, margin)
-    result = verdict.judge(found, {}, margin=margin)
-    words = {verdict.EQUIVALENT: EQUIVALENT, verdict.UNDECIDED: UNDECIDED, verdict.WORSE: LOSS}
-    outcomes = {j.strategy: words[j.word] for j in result.strategies}
-    outcomes[result.recommendation.best] = WIN
+        return all_undecided(task, NO_PREDICTIONS)
+    outcomes = from_verdict(verdict.judge(found, {}, margin=margin))
+    for strategy in task.means():  # a strategy whose runs kept no predictions: not judged
+        outcomes.setdefault(strategy, UNDECIDED)
     return outcomes
 
 

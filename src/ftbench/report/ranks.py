@@ -13,6 +13,14 @@ ties share the average of the ranks they span), the ranks are averaged over task
 - Iman and Davenport's ``F_F = (N-1) chi2_F / (N(k-1) - chi2_F)``, against F with k-1 and
   (k-1)(N-1) degrees of freedom, is less conservative than the chi-square; its p-value
   decides whether the strategies differ at all (Demšar's recommendation).
+- With ``EXACT_TASKS`` (10) tasks or fewer neither approximation holds, so the p-value that
+  decides is the permutation test's: under the null hypothesis every ordering of a task's ranks
+  is equally likely, and p is the share of all (k!)^N such arrangements whose Friedman statistic
+  reaches the observed one, counted exactly where that is quick, else estimated from random
+  ones as (1 + reached) / (1 + drawn) (``ftbench.report.permutation``). Both include the
+  observed arrangement, so p is never 0: with 2 strategies on 5 unanimous tasks it is 0.0625,
+  the exact sign test's. Above 10 tasks, Iman–Davenport's F decides, and unanimous tasks (where
+  F is infinite) get their exact p, (k!)^(1-N).
 - Only then does Nemenyi's post-hoc test separate pairs: two strategies differ when their
   average ranks differ by at least the critical difference
   ``CD = q_alpha * sqrt(k(k+1) / (6N))``, q_alpha being the studentized range quantile for k
@@ -43,7 +51,10 @@ from dataclasses import dataclass, field
 
 from scipy import stats
 
+from ftbench.report.permutation import friedman_small_p
+
 MIN_TASKS = 5
+EXACT_TASKS = 10  # up to this many tasks, the permutation test's p decides
 RULE_OF_THUMB_TASKS = 10  # Demšar: the chi-square approximation wants N > 10 ...
 RULE_OF_THUMB_STRATEGIES = 5  # ... and k > 5
 
@@ -68,6 +79,8 @@ class Ranking:
     friedman_p: float | None = None
     iman_davenport_f: float | None = None
     iman_davenport_p: float | None = None
+    p_value: float | None = None  # the p that decides: exact or permutation up to 10 tasks, else F's
+    p_method: str | None = None  # "exact permutation", "permutation (20,000 draws)" or "Iman–Davenport F"
     q_alpha: float | None = None
     cd: float | None = None
     # maximal sets of strategies not significantly different, best first; every strategy is in one
@@ -81,8 +94,8 @@ class Ranking:
 
     @property
     def differs(self) -> bool:
-        """Whether the strategies differ at ``alpha`` (Iman–Davenport), the gate to Nemenyi's test."""
-        return self.tested and self.iman_davenport_p < self.alpha
+        """Whether the strategies differ at ``alpha`` (``p_value``), the gate to Nemenyi's test."""
+        return self.tested and self.p_value < self.alpha
 
     def different(self, a: str, b: str) -> bool:
         """Whether Nemenyi's test tells strategies ``a`` and ``b`` apart at ``alpha``."""
@@ -125,11 +138,11 @@ def iman_davenport(chi2: float, n_tasks: int, k: int) -> tuple[float, float]:
     """Iman–Davenport's F from Friedman's chi-square, and its p-value.
 
     Tasks that all agree on one order without ties give the largest chi-square, N(k-1), where
-    F is infinite and p is 0.
+    F is infinite; its p is then the exact chance of unanimity, (k!)^(1-N), never 0.
     """
     denominator = n_tasks * (k - 1) - chi2
     if denominator <= 1e-12 * n_tasks * k:
-        return math.inf, 0.0
+        return math.inf, math.factorial(k) ** (1.0 - n_tasks)
     f = (n_tasks - 1) * chi2 / denominator
     return f, float(stats.f.sf(f, k - 1, (k - 1) * (n_tasks - 1)))
 
@@ -206,17 +219,26 @@ def rank_strategies(table: Mapping[str, Mapping[str, float | None]], alpha: floa
 
     chi2, chi2_p = friedman([average[name] for name in kept], n)
     f, f_p = iman_davenport(chi2, n, k)
+    if n <= EXACT_TASKS:
+        p, method = friedman_small_p([[ranks[task][name] for name in kept] for task in tasks])
+    else:
+        p, method = f_p, "Iman–Davenport F"
     q = nemenyi_q(k, alpha)
     cd = critical_difference(k, n, alpha)
-    if f_p < alpha:
+    if p < alpha:
         groups = not_different_groups(common["average_ranks"], cd)
     else:
         groups = (tuple(best_first),)
         notes.append(
-            f"Friedman's test (Iman–Davenport F = {f:.2f}, p = {f_p:.3f}) finds no difference between"
+            f"Friedman's test ({method} p = {p:.3g}) finds no difference between"
             f" the strategies at alpha = {alpha:g}: the average ranks may differ by chance."
         )
-    if n <= RULE_OF_THUMB_TASKS or k <= RULE_OF_THUMB_STRATEGIES:
+    if n <= EXACT_TASKS:
+        notes.append(
+            f"With {n} tasks the chi-square and F approximations do not hold; the p-value that decides"
+            f" is the {method} p of Friedman's statistic."
+        )
+    elif k <= RULE_OF_THUMB_STRATEGIES:
         notes.append(
             f"With {n} tasks and {k} strategies the chi-square approximation is rough (Demšar's rule"
             f" of thumb asks for more than {RULE_OF_THUMB_TASKS} tasks and {RULE_OF_THUMB_STRATEGIES}"
@@ -229,6 +251,8 @@ def rank_strategies(table: Mapping[str, Mapping[str, float | None]], alpha: floa
         friedman_p=chi2_p,
         iman_davenport_f=f,
         iman_davenport_p=f_p,
+        p_value=p,
+        p_method=method,
         q_alpha=q,
         cd=cd,
         groups=groups,

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from ftbench.report import judgement, tuned, verdict
+from ftbench.report import expected_max, judgement, tuned, verdict
 from ftbench.report.collect import Run, collect
 from ftbench.report.fmt import num, si
 from ftbench.report.output import own_folder
@@ -141,6 +141,8 @@ def write_tuned_report(root: Path, runs: list[Run], choice: dict | None = None) 
     plot_paths, plot_note = _plots(root, max(len(items), len(rows)), draw)
     paths = {"report.md": root / REPORT_MD, "report.csv": root / REPORT_CSV, **plot_paths}
     write_csv(paths["report.csv"], rows, result)
+    tuning_cost = expected_max.section(root, items, choice["margin"])  # writes its CSV and plot
+    paths.update(tuning_cost.paths)
     _write(paths["report.md"], [
         f"# Fine-tuning strategies compared, each tuned\n\n{context(runs)}",
         judgement.recommendation(result, costs, "total training FLOPs, search included"),
@@ -148,6 +150,7 @@ def write_tuned_report(root: Path, runs: list[Run], choice: dict | None = None) 
         f"## Default against tuned\n\n{tuned.default_against_tuned(items)}\n\n{tuned.gain_note(items)}",
         "## Sensitivity\n\nValidation accuracy over each strategy's completed trials (pruned ones left "
         f"out): a wide spread means the strategy needs its search.\n\n{tuned.sensitivity(items)}",
+        tuning_cost.markdown,
         f"## Search spaces\n\n{tuned.spaces(items)}",
         f"## The tuned runs\n\n{markdown_table(rows)}", legend(rows), notes(rows),
         f"## Accuracy under shift (tuned)\n\n{shift_table(rows)}",

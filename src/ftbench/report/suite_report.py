@@ -64,18 +64,47 @@ def context(cross: CrossTask) -> str:
             f"{len(cross.tasks)} with results. Jobs: {jobs}, of which {failed} failed.")
 
 
+def silent_note(cross: CrossTask) -> str:
+    """How many tasks decided nothing because they could not speak, and why."""
+    if not cross.silent:
+        return ""
+    by_reason: dict[str, list[str]] = {}
+    for task, because in cross.silent.items():
+        by_reason.setdefault(because, []).append(task)
+    reasons = "; ".join(f"{len(names)} with {because} ({', '.join(names)})"
+                        for because, names in by_reason.items())
+    return (f"{len(cross.silent)} of {len(cross.tasks)} tasks count as undecided for every strategy: "
+            f"{reasons}.")
+
+
 def recommendation(cross: CrossTask) -> str:
-    best = cross.recommended()
-    if best is None:
+    n = len(cross.tasks)
+    if not n:
         return "**No recommendation**: no task has a result yet."
-    summary, n = cross.summaries[best], len(cross.results.tasks)  # a task without a result counts
+    silent = silent_note(cross)
+    tail = (" Every task weighs the same." + (f" {silent}" if silent else ""))
+    leader = cross.leader()
+    if leader is None:
+        return (f"**No recommendation across tasks**: no task's verdict showed any strategy practically "
+                f"equivalent to its best at a margin of {cross.margin:g} test accuracy; the evidence "
+                f"decides nothing yet.{tail}")
+    summary, n = cross.summaries[leader], len(cross.results.tasks)  # a task without a result counts
+    matched = f"{summary.matches} of {n} ({summary.matches / n:.0%}{_no_result(cross)})"
+    blocking = cross.unbeaten_cheaper(leader)
+    if blocking:
+        cheaper = ", ".join(f"`{s}` ({cross.summaries[s].matches} of {n})" for s in blocking)
+        return (f"**No recommendation across tasks**: `{leader}` was shown practically equivalent to the "
+                f"task's best (at a margin of {cross.margin:g} test accuracy) on the most tasks, {matched}, "
+                f"but the cheaper {cheaper} {'was' if len(blocking) == 1 else 'were'} never shown worse on "
+                "any task: the rest is undecided, and more seeds or test images would tell them apart."
+                f"{tail}")
     cost = "" if summary.relative_cost is None else (
         f", at {summary.relative_cost:.3g}× the training FLOPs of `{cross.reference}` (geometric mean "
         f"over tasks{', search included' if cross.results.record.protocol == 'tuned' else ''})")
-    return (f"**Recommendation across tasks:** `{best}` is the cheapest strategy that is the task's best "
+    return (f"**Recommendation across tasks:** `{leader}` is the cheapest strategy that is the task's best "
             f"or practically equivalent to it (by each task's verdict at a margin of {cross.margin:g} "
-            f"test accuracy) on the largest share of tasks: {summary.matches} of {n} "
-            f"({summary.matches / n:.0%}{_no_result(cross)}){cost}.")
+            f"test accuracy, counting only what the verdict decided) on the largest share of tasks: "
+            f"{matched}{cost}; every cheaper strategy was shown worse on some task.{tail}")
 
 
 def _no_result(cross: CrossTask) -> str:
@@ -148,9 +177,9 @@ def ranking_text(cross: CrossTask) -> str:
         return "No task has results: nothing to rank."
     parts = []
     if r.tested:
-        parts.append(f"Friedman's χ² = {r.friedman_chi2:.3f} (p = {r.friedman_p:.3g}); Iman–Davenport "
-                     f"F = {r.iman_davenport_f:.3f} (p = {r.iman_davenport_p:.3g}), over {len(r.tasks)} "
-                     f"tasks and {len(r.strategies)} strategies. Nemenyi's critical difference at alpha = "
+        parts.append(f"Friedman's χ² = {r.friedman_chi2:.3f}; {r.p_method} p = {r.p_value:.3g}, over "
+                     f"{len(r.tasks)} tasks and {len(r.strategies)} strategies (Iman–Davenport F = "
+                     f"{r.iman_davenport_f:.3f}). Nemenyi's critical difference at alpha = "
                      f"{r.alpha:g}: CD = {r.cd:.3f} (q = {r.q_alpha:.3f}).")
         if r.differs:
             groups = "; ".join("{" + ", ".join(g) + "}" for g in r.groups)
@@ -184,7 +213,8 @@ Each cell: test accuracy, mean over seeds [interval], with the number of seeds n
 resamples seeds and test examples, as the task's verdict does (‡: over seeds only, where runs kept
 no predictions); **bold**: the task's best. Ranks: on each task the
 strategies are ranked by mean test accuracy (1 = best, ties share the average rank) and the ranks
-are averaged over tasks. **Reading the critical-difference diagram:** strategies sit on an axis
+are averaged over tasks; every task weighs the same, in the ranks, the shares of tasks and
+the geometric mean of relative cost. **Reading the critical-difference diagram:** strategies sit on an axis
 of average rank, best on the left; the bar above it is one critical difference (CD) long, and
 strategies joined by a thick line are not told apart by Nemenyi's test at the stated alpha. Two
 strategies not joined differ by at least the CD. The test is run only when Friedman's test
@@ -194,9 +224,12 @@ strategies not joined differ by at least the CD. The test is run only when Fried
 def outcome_notes(cross: CrossTask) -> str:
     return (f"Against each task's best, from the task's verdict at a margin of {cross.margin:g}: "
             "**W** the best, **≈** practically equivalent (the lower bound of its difference to the "
-            "best lies above −margin), **?** undecided (its interval crosses −margin), **L** a loss "
-            "(worse by more than the margin), – no result. A task whose runs kept no predictions "
-            "is classified by its means over seeds alone.")
+            "best lies above −margin; **W** is the most accurate of those), **?** undecided (its "
+            "interval crosses −margin: the observed leader too, when nothing is decided), **L** a loss "
+            "(worse by more than the margin), – no result. Only decided outcomes count towards the "
+            "shares of tasks. A task whose runs kept no predictions, or whose best accuracy lies "
+            "within its test set's resolution of 100%, counts as undecided for every strategy."
+            + (f" {silent_note(cross)}" if cross.silent else ""))
 
 
 def markdown(cross: CrossTask, root: Path, plots: dict[str, Path]) -> str:
@@ -264,11 +297,10 @@ def _csv(records: list[dict]) -> str:
 
 
 def suite_summary_text(cross: CrossTask, paths: dict[str, Path]) -> str:
-    """What the end of a suite prints: the advice, the tables across tasks, the files."""
-    lines = [recommendation(cross), "", accuracy_table(cross), "", strategy_table(cross), "",
-             ranking_text(cross)]
+    """What the end of a suite prints: the tables across tasks, the files, last the advice."""
+    lines = [accuracy_table(cross), "", strategy_table(cross), "", ranking_text(cross)]
     note = dependence_note(cross.results)
     if note:
         lines += ["", note]
     lines += [""] + [f"{name}: {path}" for name, path in paths.items()]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + ["", recommendation(cross).replace("**", "")]) + "\n"
