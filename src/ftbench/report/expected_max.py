@@ -87,6 +87,7 @@ def line(c: Curve, planned: int | None, margin: float) -> str:
     if not c.expected:
         return f"- `{c.strategy}`: no completed trial."
     n = c.trials_within(margin)
+    assert n is not None and c.final_best is not None  # a curve with trials has both
     cost = c.search_flops(n)
     return (f"- `{c.strategy}`: {n} of {len(c.expected)} completed trials"
             + (f" (of {planned} run)" if planned and planned != len(c.expected) else "")
@@ -103,7 +104,7 @@ def plot(curves: list[Curve], path: Path) -> Path | None:
         return None
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for c in shown:
-        xs = [c.search_flops(n) for n in range(1, len(c.expected) + 1)]
+        xs = [n * (c.flops_per_trial or 0.0) for n in range(1, len(c.expected) + 1)]
         ax.plot(xs, c.expected, "o-", color=colour(c.strategy), markersize=4,
                 label=plot_text(f"{c.strategy} ({len(c.expected)} trials)"))
     ax.set_xscale("log")

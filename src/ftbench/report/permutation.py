@@ -38,7 +38,8 @@ def friedman_exact_p(ranks: Sequence[Sequence[float]], max_work: int = EXACT_WOR
     observed = _statistic(table.sum(axis=0))
     base = int(table.sum(axis=0).max()) + 1 if table.size else 1
     place = base ** np.arange(table.shape[1], dtype=np.int64)  # a rank-sum vector as one integer
-    sums, probability = np.zeros((1, table.shape[1]), dtype=np.int64), np.ones(1)
+    sums = np.zeros((1, table.shape[1]), dtype=np.int64)
+    probability: np.ndarray = np.ones(1)
     for row in table:
         orders = np.unique(np.array(list(itertools.permutations(row.tolist())), dtype=np.int64), axis=0)
         if len(sums) * len(orders) > max_work:
