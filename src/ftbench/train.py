@@ -30,7 +30,7 @@ from hydra.utils import instantiate
 from lightning import Callback, seed_everything
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf import DictConfig, open_dict, read_write
 
 from ftbench.config import CONFIG_DIR, CONFIG_NAME, eval_shifts, register_resolvers, validate_config
 from ftbench.cost.estimate import RunPreview
@@ -51,6 +51,7 @@ from ftbench.run.atomic import save_weights
 from ftbench.run.checkpoints import LAST_CHECKPOINT, Resumable, SafeCheckpointIO
 from ftbench.run.failures import UserError, exit_for, one_line_errors, run_guarded
 from ftbench.run.folder import check_new_run, is_rank_zero, lock, release, release_all, undo_refused
+from ftbench.run.outputs import run_outputs
 from ftbench.run.predictions import write_predictions
 from ftbench.run.redaction import install_log_redaction, override_secrets, redact_saved_configs, remember
 from ftbench.run.result import PREDICTIONS_FILE, RESULT_FILE, WEIGHTS_FILE, build_result, write_result
@@ -142,21 +143,6 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
     record = result.to_data()  # what result.json holds (ftbench.run.schema.Result)
     publish_result(trainer, record)
     return record
-
-
-@dataclass(frozen=True)
-class RunOutputs:
-    """What a run does besides training (``run:`` in the config). A search trial of the tuned
-    comparison does none of it: it is judged on validation, and a dead one runs again whole."""
-
-    test: bool = True
-    checkpoint: bool = True
-    weights: bool = True
-
-
-def run_outputs(cfg: DictConfig) -> RunOutputs:  # a saved config without ``run:`` does all three
-    return RunOutputs(*(bool(OmegaConf.select(cfg, f"run.{key}", default=True))
-                        for key in ("test", "checkpoint", "save_weights")))
 
 
 # -- the lifecycle around fit ------------------------------------------------------------------
