@@ -15,7 +15,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special
+from scipy import special, stats
 
 _CELLS_PER_CHUNK = 2_000_000  # replicates x examples drawn at once: bounds memory on large test sets
 
@@ -166,7 +166,7 @@ def bootstrap(evidence: Evidence, resamples: int = 2000, seed: int = 0,
         cols = slice(start, start + b)
         for i, (lo, hi) in enumerate(spans):
             mean = per_run[lo:hi].mean()
-            seeds_only[i, cols] = _seed_weights(rng, hi - lo, b) @ per_run[lo:hi]
+            seeds_only[i, cols] = _seed_weights(rng, hi - lo, b, confidence) @ per_run[lo:hi]
             on_examples = on_resample[lo:hi].mean(axis=0)
             examples_only[i, cols] = on_examples if share[i] == 1 else mean + share[i] * (on_examples - mean)
             accuracy[i, cols] = examples_only[i, cols] + (seeds_only[i, cols] - mean)  # exact for one seed
@@ -175,21 +175,25 @@ def bootstrap(evidence: Evidence, resamples: int = 2000, seed: int = 0,
                       tuple(len(r) for r in runs), n, confidence)
 
 
-def _seed_weights(rng: np.random.Generator, k: int, b: int) -> np.ndarray:
+def _seed_weights(rng: np.random.Generator, k: int, b: int, confidence: float) -> np.ndarray:
     """``b`` replicates of weights over ``k`` runs (b x k, each row summing to 1).
 
-    The weighted mean strays from the mean over seeds by s/√k · T(k − 1), s the
-    runs' standard deviation: centred normal weights give the normal part exactly (the deviations
-    of the runs sum to 0), a χ² draw per replicate gives Student's tails. A resample of 2 or 3
-    seeds with replacement takes only a few values, and its percentiles cannot reach the
-    quantiles of a two-sided t-interval; these weights do, at every confidence.
+    Centred normal weights move the weighted mean from the mean over seeds by s/√k · Z, s the
+    runs' standard deviation (the deviations of the runs sum to 0), and the two-sided Student
+    factor t(k − 1)/z at the report's confidence widens it to the t-interval's width, so 2 or
+    3 seeds get the interval they warrant. A resample of 2 or 3 seeds with replacement takes
+    only a few values, and its percentiles cannot reach those quantiles at all. Exact Student
+    tails (a χ² draw per replicate) were tried: t(2) has no variance, and far in its tails,
+    where the joint bounds of many strategies look, it left a 3-seed comparison of nine
+    strategies nothing to decide however far apart they lay.
     """
     if k < 2:
         return np.full((b, k), 1.0)
     z = rng.standard_normal((b, k))
     z -= z.mean(axis=1, keepdims=True)
-    tails = np.sqrt((k - 1) / rng.chisquare(k - 1, size=(b, 1)))
-    return 1 / k + tails * z / math.sqrt(k * (k - 1))
+    quantile = (1 + confidence) / 2
+    factor = stats.t.ppf(quantile, k - 1) / special.ndtri(quantile)
+    return 1 / k + factor * z / math.sqrt(k * (k - 1))
 
 
 def _example_share(correct: np.ndarray) -> float:
