@@ -127,8 +127,8 @@ def write_tuned_report(root: Path, runs: list[Run], choice: dict | None = None) 
 
     items, result, costs, left = tuned_verdict(root, runs, choice)
     runs = tuned.without_retried(runs)
-    rows = with_intervals(root, group_rows([r for t in items for r in t.tuned_runs]),
-                          judgement.settings(runs, choice), result)
+    settled = judgement.settings(runs, choice)
+    rows = with_intervals(root, group_rows([r for t in items for r in t.tuned_runs]), settled, result)
 
     def draw(folder: Path) -> dict[str, Path]:
         return {**plots.draw_each({
@@ -141,7 +141,7 @@ def write_tuned_report(root: Path, runs: list[Run], choice: dict | None = None) 
     plot_paths, plot_note = _plots(root, max(len(items), len(rows)), draw)
     paths = {"report.md": root / REPORT_MD, "report.csv": root / REPORT_CSV, **plot_paths}
     write_csv(paths["report.csv"], rows, result)
-    tuning_cost = expected_max.section(root, items, choice["margin"])  # writes its CSV and plot
+    tuning_cost = expected_max.section(root, items, settled["margin"])  # writes its CSV and plot
     paths.update(tuning_cost.paths)
     _write(paths["report.md"], [
         f"# Fine-tuning strategies compared, each tuned\n\n{context(runs)}",
