@@ -20,6 +20,7 @@ from ftbench.report import expected_max, judgement, tuned, verdict
 from ftbench.report.collect import Run, collect
 from ftbench.report.fmt import num, si
 from ftbench.report.output import own_folder
+from ftbench.report.readings import train_flops
 from ftbench.report.rows import Row, group_rows, with_intervals
 from ftbench.report.sections import marginal_table, per_class_table, probe_text, rows_text, threads_note
 from ftbench.report.tables import (
@@ -45,7 +46,7 @@ def compare_verdict(root: Path, runs: list[Run], choice: dict | None = None
     choice = judgement.settings(runs, choice)
     rows = group_rows(runs)
     failed = {row.label: lost for row in rows if (lost := sum(failed_run(r) for r in row.failed))}
-    costs = {row.label: row.mean("cost.train_flops") for row in rows}
+    costs = {row.label: row.mean(train_flops) for row in rows}
     result, missing = judgement.judge(root, {row.label: row.runs for row in rows if row.runs}, costs, choice,
                                       failed)
     return with_intervals(root, rows, choice, result), result, costs, {"failed": failed, "missing": missing}
@@ -127,8 +128,8 @@ def write_tuned_report(root: Path, runs: list[Run], choice: dict | None = None) 
 
     items, result, costs, left = tuned_verdict(root, runs, choice)
     runs = tuned.without_retried(runs)
-    rows = with_intervals(root, group_rows([r for t in items for r in t.tuned_runs]),
-                          judgement.settings(runs, choice), result)
+    chosen = judgement.settings(runs, choice)
+    rows = with_intervals(root, group_rows([r for t in items for r in t.tuned_runs]), chosen, result)
 
     def draw(folder: Path) -> dict[str, Path]:
         return {**plots.draw_each({
@@ -141,7 +142,7 @@ def write_tuned_report(root: Path, runs: list[Run], choice: dict | None = None) 
     plot_paths, plot_note = _plots(root, max(len(items), len(rows)), draw)
     paths = {"report.md": root / REPORT_MD, "report.csv": root / REPORT_CSV, **plot_paths}
     write_csv(paths["report.csv"], rows, result)
-    tuning_cost = expected_max.section(root, items, choice["margin"])  # writes its CSV and plot
+    tuning_cost = expected_max.section(root, items, chosen["margin"])  # writes its CSV and plot
     paths.update(tuning_cost.paths)
     _write(paths["report.md"], [
         f"# Fine-tuning strategies compared, each tuned\n\n{context(runs)}",
