@@ -314,7 +314,7 @@ def test_no_value_of_the_wrong_type_anywhere_in_a_record_takes_the_report_down()
             for tuned_phase in (None, "search"):  # a plain sweep's report, then a tuned sweep's
                 runs = [Run(copy.deepcopy(d)) for d in others] + [Run(copy.deepcopy(data))]
                 for run in runs:
-                    if isinstance(run.get("config.tune"), dict):
+                    if isinstance((run.data.get("config") or {}).get("tune"), dict):
                         run.data["config"]["tune"]["phase"] = tuned_phase
                 _text_report(runs)
             reported += 1

@@ -92,13 +92,13 @@ def test_a_run_folder_of_the_previous_release_is_reported_as_interrupted(tmp_pat
     assert record.status == "failed" and "interrupted after a checkpoint" in record.error
     assert record.strategy == "gradual" and record.seed == 0 and record.config_at("model", "name")
     (run,) = collect(tmp_path / "sweep")
-    assert run.result.status == "failed" and run.get("strategy") == "gradual"
+    assert run.result.status == "failed" and run.result.strategy == "gradual"
 
 
 def test_the_typed_record_and_the_plain_data_of_a_run_agree():
     run = Run({"status": "completed", "strategy": "full", "metrics": {"test_acc": 0.9, "val_acc": 0.8},
                "cost": {"train_flops": "4e9"}, "config": {"tune": {"phase": "search"}}})
-    assert run.result.metrics.test_acc == run.get("metrics.test_acc") == 0.9
+    assert run.result.metrics.test_acc == run.data["metrics"]["test_acc"] == 0.9
     assert run.result.cost.train_flops is None  # a figure that is no number counts as absent
     assert run.result.judged_by == "val_acc" and run.completed
     assert run.result.config_at("tune", "phase") == "search" and run.result.config_at("tune", "x") is None

@@ -199,4 +199,5 @@ def test_the_search_and_its_report_pick_the_same_best_trial(outcomes, best):
     chosen = best_trial(s)
     assert (chosen and chosen.number) == best
     reported = Tuning("full", trials=runs).best
-    assert (reported and reported.get("config.tune.job")) == (None if best is None else f"trial{best}")
+    job = reported.result.config_at("tune", "job") if reported else None
+    assert job == (None if best is None else f"trial{best}")

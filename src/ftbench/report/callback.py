@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from hydra.core.utils import JobReturn, JobStatus
@@ -20,6 +21,23 @@ from ftbench.run.failures import UserError, one_line
 
 log = logging.getLogger("ftbench")
 RECOMMENDATION_STARTS = ("**Recommendation", "**No recommendation")
+
+
+def _log_summary_run(root: Path, paths: dict[str, Path], of: str, whose: str,
+                 log_run: Callable[[dict[str, Path]], Path]) -> None:
+    """Log the W&B summary run (``log_run``, given the report's plots), then say how to upload the
+    runs if W&B is offline. The report on disk stands without it: a failure is logged (a bug with
+    its traceback), not raised."""
+    from ftbench.report.wandb_summary import sync_command
+
+    plots = {title: path for title, path in paths.items() if path.suffix == ".png"}
+    try:
+        log.info("W&B summary run%s: %s", of, log_run(plots))
+    except Exception as err:
+        log.error("W&B summary run%s not logged: %s", of, err, exc_info=not isinstance(err, UserError))
+    command = sync_command(root)
+    if command:
+        print(f"ftbench: W&B is offline; upload this {whose} runs later with: {command}", file=sys.stderr)
 
 
 def recommendation_line(report_md: Path) -> str | None:
@@ -107,25 +125,13 @@ class WriteReport(Callback):
     @staticmethod
     def _to_wandb(root: Path, runs, paths: dict[str, Path], sweep_dir: str) -> None:
         from ftbench.report import wandb_summary
-
-        settings = wandb_summary.wandb_settings(runs)
-        if settings is None or settings.get("mode") == "disabled":
-            return
         from ftbench.tracking.loggers import sweep_group
 
-        rows = group_rows(runs)
-        plots = {title: path for title, path in paths.items() if path.suffix == ".png"}
-        try:
-            folder = wandb_summary.log_summary_run(root, runs, rows, records(rows),
-                                                   plots, settings, sweep_group(sweep_dir))
-            log.info("W&B summary run: %s", folder)
-        except Exception as err:  # the report on disk stands without it; the traceback is in the log
-            log.error("W&B summary run not logged: %s", err,
-                  exc_info=not isinstance(err, UserError))
-        command = wandb_summary.sync_command(root)
-        if command:
-            print(f"ftbench: W&B is offline; upload this multirun's runs later with: {command}",
-                  file=sys.stderr)
+        settings = wandb_summary.wandb_settings(runs)
+        if settings is not None:
+            rows = group_rows(runs)
+            _log_summary_run(root, paths, "", "multirun's", lambda plots: wandb_summary.log_summary_run(
+                root, runs, rows, records(rows), plots, settings, sweep_group(sweep_dir)))
 
     @staticmethod
     def _write_suite(root: Path, final: bool) -> None:
@@ -135,29 +141,21 @@ class WriteReport(Callback):
             return
         from ftbench.report import wandb_summary
         from ftbench.report.suite_report import cell_records, strategy_records, suite_summary_text
+        from ftbench.tracking.loggers import sweep_group
 
         cross, paths = written
         print(suite_summary_text(cross, paths), end="", flush=True)
         runs = [run for task in cross.results.tasks for cell in task.cells.values() for run in cell.runs]
         settings = wandb_summary.wandb_settings(runs + [r for t in cross.results.tasks for r in t.failed])
-        if settings is None or settings.get("mode") == "disabled":
+        if settings is None:
             return
-        from ftbench.tracking.loggers import sweep_group
 
-        plots = {title: path for title, path in paths.items() if path.suffix == ".png"}
-        try:
-            folder = wandb_summary.log_suite_summary_run(
-                root, cross.results.record.name,
-                {"tasks": cell_records(cross), "strategies": strategy_records(cross)}, plots, settings,
-                sweep_group(str(root)))
-            log.info("W&B summary run of the suite: %s", folder)
-        except Exception as err:  # the report on disk stands without it; the traceback is in the log
-            log.error("W&B summary run of the suite not logged: %s", err,
-                  exc_info=not isinstance(err, UserError))
-        command = wandb_summary.sync_command(root)
-        if command:
-            print(f"ftbench: W&B is offline; upload this suite's runs later with: {command}",
-                  file=sys.stderr)
+        def log_run(plots: dict[str, Path]) -> Path:
+            tables = {"tasks": cell_records(cross), "strategies": strategy_records(cross)}
+            return wandb_summary.log_suite_summary_run(root, cross.results.record.name, tables, plots,
+                                                       settings, sweep_group(str(root)))
+
+        _log_summary_run(root, paths, " of the suite", "suite's", log_run)
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs) -> None:
         if job_return.status == JobStatus.FAILED:

@@ -38,26 +38,16 @@ def plot_cd_diagram(ranking: Ranking, path: Path) -> Path | None:
 
     names = list(ranking.strategies)
     # scikit-posthocs reads entries below alpha as "different"; 0 and 1 sit on either side of it
-    apart = pd.DataFrame(
-        [[0.0 if ranking.different(a, b) else 1.0 for b in names] for a in names], index=names, columns=names
-    )
+    apart = pd.DataFrame([[0.0 if ranking.different(a, b) else 1.0 for b in names] for a in names],
+                         index=names, columns=names)
     fig, ax = plt.subplots(figsize=(7, 1.2 + 0.3 * len(names)), layout="constrained")
     sp.critical_difference_diagram(
-        ranking.average_ranks,
-        apart,
-        alpha=ranking.alpha,
-        ax=ax,
-        label_fmt_left="{label} ({rank:.2f})",
-        label_fmt_right="({rank:.2f}) {label}",
-        label_props={"fontsize": 9},
-        color_palette={name: colour(name) for name in names},
-    )
+        ranking.average_ranks, apart, alpha=ranking.alpha, ax=ax, label_fmt_left="{label} ({rank:.2f})",
+        label_fmt_right="({rank:.2f}) {label}", label_props={"fontsize": 9},
+        color_palette={name: colour(name) for name in names})
     _cd_bar(ax, ranking)
-    ax.set_title(
-        f"Average rank over {len(ranking.tasks)} tasks (1 = best); Nemenyi CD at alpha = {ranking.alpha:g}",
-        fontsize=9,
-        pad=34,
-    )
+    ax.set_title(f"Average rank over {len(ranking.tasks)} tasks (1 = best); Nemenyi CD at alpha = "
+                 f"{ranking.alpha:g}", fontsize=9, pad=34)
     return save(fig, Path(path))
 
 
@@ -70,12 +60,5 @@ def _cd_bar(ax, ranking: Ranking) -> None:
     above = transforms.offset_copy(ax.transData, fig=ax.figure, y=20, units="points")
     start = min(ranking.average_ranks.values())
     ax.plot([start, start + ranking.cd], [0, 0], color="k", linewidth=2, transform=above, clip_on=False)
-    ax.text(
-        start + ranking.cd / 2,
-        0,
-        f"CD = {ranking.cd:.2f}",
-        ha="center",
-        va="bottom",
-        fontsize=8,
-        transform=transforms.offset_copy(ax.transData, fig=ax.figure, y=23, units="points"),
-    )
+    ax.text(start + ranking.cd / 2, 0, f"CD = {ranking.cd:.2f}", ha="center", va="bottom", fontsize=8,
+            transform=transforms.offset_copy(ax.transData, fig=ax.figure, y=23, units="points"))

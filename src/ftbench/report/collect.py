@@ -4,21 +4,19 @@ Nothing read is evaluated: an interpolation such as ``${oc.env:...}`` in a craft
 ``result.json`` stays the text it is. ``job_record`` validates each record against the result
 schema (``ftbench.run.schema``); ``Run.result`` is that typed record, so a reader asks
 ``run.result.metrics.test_acc``, and a field that is not in the schema fails loudly instead of
-reading as absent. ``Run.get``/``number``/``mapping`` read the same record as plain data by a
-dotted path, for the readers not yet typed.
+reading as absent.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from ftbench.run.migrate import UnreadableResult, parse
-from ftbench.run.result import RESULT_FILE, SAVED_CONFIG, job_record, judged_by, number, unreadable_record
+from ftbench.run.result import RESULT_FILE, SAVED_CONFIG, job_record, unreadable_record
 from ftbench.run.schema import Record
 
-__all__ = ["LEFT_OUT", "RESULT_FILE", "Run", "collect", "judged_by"]
+__all__ = ["LEFT_OUT", "RESULT_FILE", "Run", "collect"]
 
 LEFT_OUT = "left out"  # a run the report sets aside: another test set, a repeated seed, bad predictions
 
@@ -48,19 +46,6 @@ class Run:
                 self._result = unreadable_record(err)
         return self._result
 
-    def get(self, path: str, default=None):
-        """The value at a dotted ``path`` (``metrics.test_acc``, ``config.strategy.lr``)."""
-        return lookup(self.data, path, default)
-
-    def number(self, path: str) -> float | None:
-        """The figure at ``path``; None where there is none (``ftbench.run.result.number``)."""
-        return number(self.get(path))
-
-    def mapping(self, path: str) -> dict:
-        """The object at ``path``; empty where there is none, or something else is there."""
-        value = self.get(path)
-        return value if isinstance(value, dict) else {}
-
     @property
     def status(self) -> str:
         return LEFT_OUT if self.left_out else self.result.status
@@ -78,15 +63,6 @@ class Run:
     def completed(self) -> bool:
         """Ran to the end with its accuracy: the test's, or a search trial's validation one."""
         return self.status == "completed" and self.result.judged_value is not None
-
-
-def lookup(data: Any, path: str, default=None):
-    """``data[a][b]...`` for the dotted ``path`` ``a.b...`` in plain dicts, or ``default``."""
-    for part in path.split("."):
-        if not isinstance(data, dict) or part not in data:
-            return default
-        data = data[part]
-    return data
 
 
 def collect(root: Path) -> list[Run]:

@@ -21,15 +21,13 @@ Cost: n times the mean training FLOPs of a completed trial of that strategy.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ftbench.report.fmt import si
+from ftbench.report.fmt import records_csv, si
 from ftbench.report.output import own_folder
 from ftbench.report.tuned import Tuning
 from ftbench.run.atomic import write_text
@@ -73,7 +71,7 @@ class Curve:
 def curve(t: Tuning) -> Curve:
     values = t.val_accuracies()
     flops = [f for r in t.trials
-             if r.status == "completed" and (f := r.number("cost.train_flops")) is not None]
+             if r.status == "completed" and (f := r.result.cost.train_flops) is not None]
     return Curve(t.strategy, [expected_best(values, n) for n in range(1, len(values) + 1)],
                  statistics.fmean(flops) if flops else None)
 
@@ -126,12 +124,8 @@ def section(root: Path, items: list[Tuning], margin: float) -> Section:
     """The tuned report's "Tuning cost" section; writes its CSV and plot into ``root``."""
     curves = [curve(t) for t in items]
     paths = {CSV_NAME: root / CSV_NAME}
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=["strategy", "trials", "expected_best_val_acc", "search_flops"],
-                            lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({k: "" if v is None else v for k, v in r.items()} for r in records(curves))
-    write_text(paths[CSV_NAME], out.getvalue())
+    write_text(paths[CSV_NAME], records_csv(
+        records(curves), ["strategy", "trials", "expected_best_val_acc", "search_flops"]))
     folder = own_folder(root / PLOTS_DIR)
     drawn = plot(curves, folder / PLOT_NAME) if folder is not None else None
     title = "Expected best validation accuracy against search cost"

@@ -24,11 +24,11 @@ import numpy as np
 
 from ftbench.report import bootstrap, judgement
 from ftbench.report.collect import Run
+from ftbench.report.readings import Reading, shift_mean, test_acc
 from ftbench.report.stats import t_half_width
 
 BOOTSTRAP, SEEDS_ONLY = "seeds and test examples", "seeds only"
-TEST, SHIFT_MEAN = "metrics.test_acc", "metrics.shift.mean"
-NOT_CORRUPTIONS = ("mean", "ood_root")  # metrics.shift keys outside the mean over corruptions
+NOT_CORRUPTIONS = ("mean", "ood_root")  # shifted sets outside the mean over corruptions
 _RUNS = "runs"  # the one "strategy" of an interval's evidence
 
 
@@ -54,19 +54,19 @@ class Bounds:
         return f"{self.mean:.4f}{spread} (n={self.n})" + (" ‡" if self.method == SEEDS_ONLY else "")
 
 
-def of_runs(root: Path, runs: Sequence[Run], choice: Mapping, path: str = TEST) -> Bounds | None:
-    """The mean of ``path`` (test or mean shifted accuracy) over the completed ``runs`` (one per
+def of_runs(root: Path, runs: Sequence[Run], choice: Mapping, read: Reading = test_acc) -> Bounds | None:
+    """The mean of ``read`` (test or mean shifted accuracy) over the completed ``runs`` (one per
     seed), with its interval at ``choice``'s confidence (``judgement.settings``): bootstrapped
     where every run kept the predictions behind it, else Student's t over seeds."""
-    runs = [r for r in runs if r.completed and r.number(path) is not None]
-    if not runs:
+    measured = [(r, v) for r in runs if r.completed and (v := read(r.result)) is not None]
+    if not measured:
         return None
-    values = [r.number(path) for r in runs]
-    found = _evidence(root, runs, path)
+    kept, values = [r for r, _ in measured], [v for _, v in measured]
+    found = _evidence(root, kept, read)
     if found is not None:
         drawn = bootstrap.interval(bootstrap.bootstrap(found, resamples=choice["resamples"],
                                                        confidence=choice["confidence"]), _RUNS)
-        return Bounds(statistics.fmean(values), drawn.low, drawn.high, len(runs), BOOTSTRAP)
+        return Bounds(statistics.fmean(values), drawn.low, drawn.high, len(kept), BOOTSTRAP)
     return over_seeds(values, choice["confidence"])
 
 
@@ -92,20 +92,23 @@ def over_seeds(values: Sequence[float], confidence: float = 0.95) -> Bounds | No
     return Bounds(mean, max(0.0, mean - half), min(1.0, mean + half), len(values), SEEDS_ONLY)
 
 
-def _evidence(root: Path, runs: list[Run], path: str) -> bootstrap.Evidence | None:
-    """Every run's per-example correctness behind ``path``, or None unless all runs have it."""
-    if len({r.get("seed") for r in runs}) != len(runs):
+def _corruptions(run: Run) -> list[str]:
+    return [k for k in run.result.metrics.shift or {} if k not in NOT_CORRUPTIONS]
+
+
+def _evidence(root: Path, runs: list[Run], read: Reading) -> bootstrap.Evidence | None:
+    """Every run's per-example correctness behind ``read``, or None unless all runs have it."""
+    if len({r.result.seed for r in runs}) != len(runs):
         return None  # the evidence is keyed by seed
-    if path == TEST:
+    if read is test_acc:
         return _split(root, runs, "test")
-    if path != SHIFT_MEAN:
+    if read is not shift_mean:
         return None
-    keys = [k for k in runs[0].mapping("metrics.shift") if k not in NOT_CORRUPTIONS]
-    if not keys or any(sorted(k for k in r.mapping("metrics.shift") if k not in NOT_CORRUPTIONS)
-                       != sorted(keys) for r in runs):
+    keys = _corruptions(runs[0])
+    if not keys or any(sorted(_corruptions(r)) != sorted(keys) for r in runs):
         return None
-    per_set = [_split(root, runs, key) for key in keys]
-    if any(e is None or not np.array_equal(e.index, per_set[0].index) for e in per_set):
+    per_set = [e for key in keys if (e := _split(root, runs, key)) is not None]
+    if len(per_set) != len(keys) or any(not np.array_equal(e.index, per_set[0].index) for e in per_set):
         return None
     seeds = per_set[0].correct[_RUNS]
     share = {seed: np.mean([e.correct[_RUNS][seed] for e in per_set], axis=0) for seed in seeds}

@@ -25,7 +25,7 @@ def settings(runs: Sequence[Run], overrides: Mapping[str, float | None] | None =
     chosen = dict(DEFAULTS)
     for key in DEFAULTS:
         given = (overrides or {}).get(key)
-        saved = next((v for r in runs if isinstance(v := r.get(f"config.report.{key}"), int | float)
+        saved = next((v for r in runs if isinstance(v := r.result.config_at("report", key), int | float)
                       and not isinstance(v, bool)), None)
         chosen[key] = given if given is not None else saved if saved is not None else DEFAULTS[key]
     chosen["resamples"] = int(chosen["resamples"])
@@ -40,8 +40,8 @@ def evidence(root: Path, by_strategy: Mapping[str, Sequence[Run]],
     missing = []
     for strategy, group in by_strategy.items():
         for run in group:
-            name = run.get("predictions")
-            if not isinstance(name, str) or "/" in name or name.startswith("."):
+            name = run.result.predictions
+            if name is None or "/" in name or name.startswith("."):
                 missing.append(f"{run.dir}: no predictions file")
                 continue
             try:
@@ -51,7 +51,7 @@ def evidence(root: Path, by_strategy: Mapping[str, Sequence[Run]],
                 continue
             if split in sets:
                 p = sets[split]
-                runs.setdefault(strategy, {})[run.get("seed")] = {"index": p.index, "label": p.label,
+                runs.setdefault(strategy, {})[run.result.seed] = {"index": p.index, "label": p.label,
                                                                   "pred": p.pred}
     if not runs:
         return None, missing

@@ -19,7 +19,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import EngFormatter, Formatter, FuncFormatter, MaxNLocator  # noqa: E402
 
+from ftbench.report.collect import Run  # noqa: E402
 from ftbench.report.escape import plot_text  # noqa: E402
+from ftbench.report.readings import Reading, setting, test_acc, train_flops, train_seconds  # noqa: E402
 from ftbench.report.rows import Row, study_series  # noqa: E402
 from ftbench.report.shift_plot import accuracy_under_shift  # noqa: E402
 from ftbench.report.style import colour  # noqa: E402
@@ -49,16 +51,16 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     return front
 
 
-def accuracy_against_cost(rows: list[Row], cost_path: str, unit: str, xlabel: str,
+def accuracy_against_cost(rows: list[Row], cost: Reading, unit: str, xlabel: str,
                           path: Path, formatter: Formatter | None = None) -> Path | None:
-    rows = [r for r in rows if r.mean(cost_path) is not None and r.mean("metrics.test_acc") is not None]
-    if not rows:
+    placed = [(row, x, y) for row in rows
+              if (x := row.mean(cost)) is not None and (y := row.mean(test_acc)) is not None]
+    if not placed:
         return None
-    markers = _markers(rows)
-    fig, ax = plt.subplots(figsize=(7.5 if len(rows) > 8 else 6.5, 4.5))
+    markers = _markers([row for row, _, _ in placed])
+    fig, ax = plt.subplots(figsize=(7.5 if len(placed) > 8 else 6.5, 4.5))
     points = []
-    for row in rows:
-        x, y = row.mean(cost_path), row.mean("metrics.test_acc")
+    for row, x, y in placed:
         ax.errorbar(x, y, yerr=row.error_bar(), fmt=markers[id(row)],
                     color=colour(row.strategy), capsize=4, markersize=7,
                     label=plot_text(f"{row.label} (n={len(row.runs)})"))
@@ -75,26 +77,27 @@ def accuracy_against_cost(rows: list[Row], cost_path: str, unit: str, xlabel: st
     _accuracy_axis(ax)
     ax.set_title(f"Test accuracy against {xlabel}")
     ax.grid(alpha=0.3)
-    _legend(ax, many=len(rows) > 8)
+    _legend(ax, many=len(placed) > 8)
     return _save(fig, path)
 
 
-def accuracy_against_setting(rows: list[Row], setting: str, x_path: str, xlabel: str, path: Path,
+def accuracy_against_setting(rows: list[Row], name: str, x: Reading, xlabel: str, path: Path,
                              log_x: bool = False) -> Path | None:
-    """Accuracy along a study setting, one line per strategy and every other setting; drawn
-    only when the setting varies alone somewhere (``rows.confounded_note`` says when not)."""
-    series = [sorted((r for r in members if r.mean(x_path) is not None), key=lambda r: r.mean(x_path))
-              for members in study_series(rows, setting).values()]
-    series = [s for s in series if len({json.dumps(r.setting[setting]) for r in s}) > 1]
+    """Accuracy along the study setting ``name``, one line per strategy and every other setting;
+    drawn only when it varies alone somewhere (``rows.confounded_note`` says when not)."""
+    series = [sorted((r for r in members if r.mean(x) is not None and r.mean(test_acc) is not None),
+                     key=lambda r: r.mean(x) or 0.0)
+              for members in study_series(rows, name).values()]
+    series = [s for s in series if len({json.dumps(r.setting[name]) for r in s}) > 1]
     if not series:
         return None
     markers = _markers([s[0] for s in series])
     fig, ax = plt.subplots(figsize=(7.5 if len(series) > 4 else 6.5, 4.5))
     for members in series:
         first = members[0]
-        others = " ".join(f"{k}={v}" for k, v in first.setting.items() if k != setting)
+        others = " ".join(f"{k}={v}" for k, v in first.setting.items() if k != name)
         ns = sorted({r.n() for r in members})
-        ax.errorbar([r.mean(x_path) for r in members], [r.mean("metrics.test_acc") for r in members],
+        ax.errorbar([r.mean(x) or 0.0 for r in members], [r.mean(test_acc) or 0.0 for r in members],
                     yerr=[[r.error_bar()[0][0] for r in members], [r.error_bar()[1][0] for r in members]],
                     marker=markers[id(first)], capsize=4, color=colour(first.strategy),
                     label=plot_text(f"{' '.join([first.strategy, others]).strip()} "
@@ -110,12 +113,12 @@ def accuracy_against_setting(rows: list[Row], setting: str, x_path: str, xlabel:
     return _save(fig, path)
 
 
-def confusion_matrix(run, path: Path) -> Path | None:
+def confusion_matrix(run: Run, path: Path) -> Path | None:
     """The test confusion matrix of one run, rows the true class, as shares of each row."""
-    matrix = run.get("metrics.confusion_matrix")  # a square table of counts (the result contract)
+    matrix = run.result.metrics.confusion_matrix  # a square table of counts (the result contract)
     if not matrix:
         return None
-    names = run.get("data.classes") or []
+    names = run.result.data.classes or []
     names = ([plot_text(n) for n in names] if len(names) == len(matrix)
              else [str(i) for i in range(len(matrix))])
     shares = [[c / max(1, sum(line)) for c in line] for line in matrix]
@@ -132,7 +135,7 @@ def confusion_matrix(run, path: Path) -> Path | None:
                             color="white" if shares[i][j] > 0.5 else "black")
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
-    ax.set_title(plot_text(f"Test confusion matrix: {run.strategy} (seed {run.get('seed')})"))
+    ax.set_title(plot_text(f"Test confusion matrix: {run.strategy} (seed {run.result.seed})"))
     fig.colorbar(image, ax=ax, label="share of the true class")
     return _save(fig, path)
 
@@ -154,15 +157,16 @@ def _trained(groups, names: list[str]) -> tuple[tuple, str]:
 
 def accuracy_by_trained_group(rows: list[Row], path: Path) -> Path | None:
     """The surgical study: test accuracy against the backbone group that trained with the head."""
-    rows = [r for r in rows if r.strategy == "surgical" and "groups" in r.setting and r.runs]
+    rows = [r for r in rows
+            if r.strategy == "surgical" and "groups" in r.setting and r.mean(test_acc) is not None]
     if len(rows) < 2:
         return None
-    names = [g.get("name") for g in (rows[0].runs[0].data.get("groups") or [])[:-1]]
+    names = [g.name or "?" for g in rows[0].runs[0].result.groups[:-1]]
     placed = sorted(((*_trained(r.setting["groups"], names), r) for r in rows), key=lambda t: t[0])
     fig, ax = plt.subplots(figsize=(max(6.5, 0.6 * len(placed) + 2.5), 4.5))
     for x, (_, label, row) in enumerate(placed):
         reference = label.endswith(("(probe)", "(full)"))
-        ax.errorbar(x, row.mean("metrics.test_acc"), yerr=row.error_bar(),
+        ax.errorbar(x, row.mean(test_acc) or 0.0, yerr=row.error_bar(),
                     fmt="s" if reference else "o", capsize=4, markersize=7, color=colour("surgical"),
                     markerfacecolor="white" if reference else colour("surgical"))
     ax.set_xticks(range(len(placed)), [label for _, label, _ in placed], rotation=30, ha="right")
@@ -180,21 +184,23 @@ def draw_all(rows: list[Row], out_dir: Path) -> dict[str, Path]:
     fails on malformed data is left out with a warning rather than taking the report down."""
     plots = {
         "Accuracy against training FLOPs": lambda: accuracy_against_cost(
-            rows, "cost.train_flops", "FLOP", "training compute", out_dir / "accuracy_vs_flops.png"),
+            rows, train_flops, "FLOP", "training compute", out_dir / "accuracy_vs_flops.png"),
         "Accuracy against training time": lambda: accuracy_against_cost(
-            rows, "cost.train_seconds", "s", "training wall-clock", out_dir / "accuracy_vs_time.png"),
+            rows, train_seconds, "s", "training wall-clock", out_dir / "accuracy_vs_time.png"),
         "Accuracy under shift": lambda: accuracy_under_shift(rows, out_dir / "accuracy_under_shift.png"),
         "Accuracy against training memory": lambda: accuracy_against_cost(
-            rows, "cost.train_memory_mb", "MB", "training memory", out_dir / "accuracy_vs_memory.png",
+            rows, lambda r: r.cost.train_memory_mb, "MB", "training memory",
+            out_dir / "accuracy_vs_memory.png",
             FuncFormatter(lambda mb, _: f"{mb:,.0f} MB")),  # MB of 2**20 bytes, as in the table
         "Validation learning curves": lambda: learning_curves(rows, out_dir / "learning_curves.png"),
         "Per-group learning rates": lambda: group_learning_rates(rows, out_dir / "group_lrs.png"),
         "Drift from the pretrained weights": lambda: drift_by_group(rows, out_dir / "drift.png"),
         "Accuracy against training-set size": lambda: accuracy_against_setting(
-            rows, "train_fraction", "data.train_size", "training-set size (images, log scale)",
+            rows, "train_fraction", lambda r: r.data.train_size, "training-set size (images, log scale)",
             out_dir / "accuracy_vs_train_size.png", log_x=True),
         "Accuracy against lr_decay": lambda: accuracy_against_setting(
-            rows, "lr_decay", "config.strategy.lr_decay", "lr_decay (LR ratio between neighbouring groups)",
+            rows, "lr_decay", setting("strategy", "lr_decay"),
+            "lr_decay (LR ratio between neighbouring groups)",
             out_dir / "accuracy_vs_lr_decay.png"),
         "Accuracy by the group that trained (surgical)": lambda: accuracy_by_trained_group(
             rows, out_dir / "accuracy_by_trained_group.png"),

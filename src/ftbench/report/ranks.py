@@ -196,14 +196,8 @@ def rank_strategies(table: Mapping[str, Mapping[str, float | None]], alpha: floa
     ranks = {task: task_ranks({name: float(table[task][name]) for name in kept}) for task in tasks}
     average = {name: sum(ranks[task][name] for task in tasks) / len(tasks) for name in kept}
     best_first = sorted(kept, key=average.__getitem__)
-    common = dict(
-        tasks=tasks,
-        strategies=tuple(best_first),
-        ranks=ranks,
-        average_ranks={name: average[name] for name in best_first},
-        alpha=alpha,
-        dropped=dropped,
-    )
+    common = dict(tasks=tasks, strategies=tuple(best_first), ranks=ranks,
+                  average_ranks={name: average[name] for name in best_first}, alpha=alpha, dropped=dropped)
     k, n = len(kept), len(tasks)
     if k < 2:
         have = "No strategy has" if k == 0 else "Only one strategy has"
@@ -211,10 +205,8 @@ def rank_strategies(table: Mapping[str, Mapping[str, float | None]], alpha: floa
         return Ranking(**common, note=" ".join(notes))
     needed = min_tasks(k, alpha)
     if n < needed:
-        notes.append(
-            f"Too few tasks for Friedman's test: {n} task{'s' if n != 1 else ''}, and {k} strategies"
-            f" need at least {needed}; ranks only."
-        )
+        notes.append(f"Too few tasks for Friedman's test: {n} task{'s' if n != 1 else ''}, and {k} strategies"
+                     f" need at least {needed}; ranks only.")
         return Ranking(**common, min_tasks=needed, note=" ".join(notes))
 
     chi2, chi2_p = friedman([average[name] for name in kept], n)
@@ -229,35 +221,19 @@ def rank_strategies(table: Mapping[str, Mapping[str, float | None]], alpha: floa
         groups = not_different_groups(common["average_ranks"], cd)
     else:
         groups = (tuple(best_first),)
-        notes.append(
-            f"Friedman's test ({method} p = {p:.3g}) finds no difference between"
-            f" the strategies at alpha = {alpha:g}: the average ranks may differ by chance."
-        )
+        notes.append(f"Friedman's test ({method} p = {p:.3g}) finds no difference between"
+                     f" the strategies at alpha = {alpha:g}: the average ranks may differ by chance.")
     if n <= EXACT_TASKS:
-        notes.append(
-            f"With {n} tasks the chi-square and F approximations do not hold; the p-value that decides"
-            f" is the {method} p of Friedman's statistic."
-        )
+        notes.append(f"With {n} tasks the chi-square and F approximations do not hold; the p-value that"
+                     f" decides is the {method} p of Friedman's statistic.")
     elif k <= RULE_OF_THUMB_STRATEGIES:
-        notes.append(
-            f"With {n} tasks and {k} strategies the chi-square approximation is rough (Demšar's rule"
-            f" of thumb asks for more than {RULE_OF_THUMB_TASKS} tasks and {RULE_OF_THUMB_STRATEGIES}"
-            " strategies); the Iman–Davenport p-value is the one to read."
-        )
-    return Ranking(
-        **common,
-        min_tasks=needed,
-        friedman_chi2=chi2,
-        friedman_p=chi2_p,
-        iman_davenport_f=f,
-        iman_davenport_p=f_p,
-        p_value=p,
-        p_method=method,
-        q_alpha=q,
-        cd=cd,
-        groups=groups,
-        note=" ".join(notes),
-    )
+        notes.append(f"With {n} tasks and {k} strategies the chi-square approximation is rough (Demšar's"
+                     f" rule of thumb asks for more than {RULE_OF_THUMB_TASKS} tasks and"
+                     f" {RULE_OF_THUMB_STRATEGIES} strategies); the Iman–Davenport p-value is the one to"
+                     " read.")
+    return Ranking(**common, min_tasks=needed, friedman_chi2=chi2, friedman_p=chi2_p, iman_davenport_f=f,
+                   iman_davenport_p=f_p, p_value=p, p_method=method, q_alpha=q, cd=cd, groups=groups,
+                   note=" ".join(notes))
 
 
 def _has_result(accuracies: Mapping[str, float | None], name: str) -> bool:

@@ -20,6 +20,7 @@ from ftbench.report import expected_max, judgement, tuned, verdict
 from ftbench.report.collect import Run, collect
 from ftbench.report.fmt import num, si
 from ftbench.report.output import own_folder
+from ftbench.report.readings import train_flops
 from ftbench.report.rows import Row, group_rows, with_intervals
 from ftbench.report.sections import marginal_table, per_class_table, probe_text, rows_text, threads_note
 from ftbench.report.tables import (
@@ -45,7 +46,7 @@ def compare_verdict(root: Path, runs: list[Run], choice: dict | None = None
     choice = judgement.settings(runs, choice)
     rows = group_rows(runs)
     failed = {row.label: lost for row in rows if (lost := sum(failed_run(r) for r in row.failed))}
-    costs = {row.label: row.mean("cost.train_flops") for row in rows}
+    costs = {row.label: row.mean(train_flops) for row in rows}
     result, missing = judgement.judge(root, {row.label: row.runs for row in rows if row.runs}, costs, choice,
                                       failed)
     return with_intervals(root, rows, choice, result), result, costs, {"failed": failed, "missing": missing}

@@ -19,6 +19,7 @@ from pathlib import Path
 from ftbench.report import intervals
 from ftbench.report.collect import Run
 from ftbench.report.escape import md
+from ftbench.report.readings import Reading, shift_mean, test_acc, train_flops
 from ftbench.tracking.flat import leaves
 
 # Short names for the settings studies vary; any other key is shown as its dotted path.
@@ -31,16 +32,14 @@ STUDY_KNOBS = {
     "trainer.max_epochs": "epochs", "optimizer.name": "optimizer", "optimizer.schedule": "schedule",
 }
 # How a run was recorded, shown, resumed or searched for: never a setting of the comparison.
-NOT_SETTINGS = ("seed", "resume", "progress", "logger", "paths", "hydra", "tune", "strategy.search",
-                "data.num_workers",
-                "data.pin_memory", "data.feature_store", "dataset.download", "trainer.enable_progress_bar",
-                "trainer.enable_model_summary", "trainer.log_every_n_steps", "trainer.default_root_dir",
-                "trainer.threads")
+# By config group ("": top-level keys).
+NOT_SETTINGS = tuple(f"{group}.{key}".lstrip(".") for group, keys in {
+    "": ("seed", "resume", "progress", "logger", "paths", "hydra", "tune"), "strategy": ("search",),
+    "data": ("num_workers", "pin_memory", "feature_store"), "dataset": ("download",),
+    "trainer": ("enable_progress_bar", "enable_model_summary", "log_every_n_steps", "default_root_dir",
+                "threads"),
+}.items() for key in keys)
 FEW_SEEDS = 3  # below this many seeds an interval is flagged
-
-
-SHIFT = "metrics.shift"  # accuracy per shifted test set (ftbench.data.shifts), and their mean
-SHIFT_MEAN = f"{SHIFT}.mean"
 
 
 @dataclass
@@ -54,8 +53,8 @@ class Row:
     # the settings outside the strategy (model, dataset, …): rows compare across strategies
     # only within one context
     context: tuple = ()
-    # accuracy path -> its interval from both sources of noise (``with_intervals``)
-    bounds: dict[str, intervals.Bounds] = field(default_factory=dict)
+    # accuracy (test or mean shifted) -> its interval from both sources of noise (``with_intervals``)
+    bounds: dict[Reading, intervals.Bounds] = field(default_factory=dict)
 
     @property
     def setting_text(self) -> str:
@@ -66,44 +65,44 @@ class Row:
     def label(self) -> str:
         return " ".join(filter(None, [self.strategy, self.setting_text]))
 
-    def values(self, path: str) -> list[float]:
-        return [v for v in (run.number(path) for run in self.runs) if v is not None]
+    def values(self, read: Reading) -> list[float]:
+        return [v for run in self.runs if (v := read(run.result)) is not None]
 
-    def mean(self, path: str) -> float | None:
-        values = self.values(path)
+    def mean(self, read: Reading) -> float | None:
+        values = self.values(read)
         return statistics.fmean(values) if values else None
 
-    def interval(self, path: str = "metrics.test_acc") -> intervals.Bounds | None:
-        """The mean of ``path`` with its interval: over seeds and test examples where
+    def interval(self, read: Reading = test_acc) -> intervals.Bounds | None:
+        """The mean of ``read`` with its interval: over seeds and test examples where
         ``with_intervals`` found the runs' predictions, else Student's t over seeds."""
-        return self.bounds.get(path) or intervals.over_seeds(self.values(path))
+        return self.bounds.get(read) or intervals.over_seeds(self.values(read))
 
-    def error_bar(self, path: str = "metrics.test_acc") -> list[list[float]]:
-        """The interval of ``path`` as matplotlib's ``yerr`` of one point: [[below], [above]]."""
-        bounds = self.interval(path)
+    def error_bar(self, read: Reading = test_acc) -> list[list[float]]:
+        """The interval of ``read`` as matplotlib's ``yerr`` of one point: [[below], [above]]."""
+        bounds = self.interval(read)
         below, above = bounds.error_bar() if bounds is not None else (0.0, 0.0)
         return [[below], [above]]
 
     def shift_drop(self) -> float | None:
         """In-distribution test accuracy minus mean shifted accuracy, over runs that have both."""
-        pairs = [(run.number("metrics.test_acc"), run.number(SHIFT_MEAN)) for run in self.runs]
+        pairs = [(test_acc(run.result), shift_mean(run.result)) for run in self.runs]
         drops = [acc - shifted for acc, shifted in pairs if acc is not None and shifted is not None]
         return statistics.fmean(drops) if drops else None
 
-    def n(self, path: str = "metrics.test_acc") -> int:
-        """How many runs the mean and interval of ``path`` rest on."""
-        return len(self.values(path))
+    def n(self, read: Reading = test_acc) -> int:
+        """How many runs the mean and interval of ``read`` rest on."""
+        return len(self.values(read))
 
-    def few_seeds(self, path: str = "metrics.test_acc") -> bool:
-        return 0 < self.n(path) < FEW_SEEDS
+    def few_seeds(self, read: Reading = test_acc) -> bool:
+        return 0 < self.n(read) < FEW_SEEDS
 
     def chance(self) -> float | None:
-        classes = self.mean("data.num_classes")
+        classes = self.mean(lambda r: r.data.num_classes)
         return 1.0 / classes if classes else None
 
     def gain_per_tflop(self) -> float | None:
         """Test accuracy above chance per TFLOP of training: what the compute bought."""
-        acc, flops, chance = self.mean("metrics.test_acc"), self.mean("cost.train_flops"), self.chance()
+        acc, flops, chance = self.mean(test_acc), self.mean(train_flops), self.chance()
         if acc is None or not flops or chance is None:
             return None
         return (acc - chance) / (flops / 1e12)
@@ -115,17 +114,19 @@ def with_intervals(root: Path, rows: list[Row], choice: Mapping, drawn=None) -> 
     test accuracy's is the verdict's own (``drawn``: a ``verdict.Verdict``) where it covers all
     of the row's runs, so that a row has one interval in every table."""
     for row in rows:
-        shared = intervals.from_verdict(drawn, row.label, row.values(intervals.TEST))
+        shared = intervals.from_verdict(drawn, row.label, row.values(test_acc))
         if shared is not None:
-            row.bounds[intervals.TEST] = shared
-        for path in (intervals.TEST, SHIFT_MEAN)[shared is not None:]:
-            found = intervals.of_runs(root, row.runs, choice, path)
+            row.bounds[test_acc] = shared
+        readings: tuple[Reading, ...] = (test_acc, shift_mean)
+        for read in readings[shared is not None:]:
+            found = intervals.of_runs(root, row.runs, choice, read)
             if found is not None:
-                row.bounds[path] = found
+                row.bounds[read] = found
     return rows
 
 
-def _is_setting(path: str) -> bool:
+def is_setting(path: str) -> bool:
+    """Whether the config path ``path`` is a setting of the comparison (not in ``NOT_SETTINGS``)."""
     return not any(path == p or path.startswith(f"{p}.") for p in NOT_SETTINGS)
 
 
@@ -135,11 +136,11 @@ def varying_keys(runs: list[Run]) -> list[str]:
     Only paths every run records are compared: a key one run's config has and another's lacks
     says nothing about how the two differ.
     """
-    per_run = [leaves(run.get("config") or {}) for run in runs]
+    per_run = [leaves(run.result.config) for run in runs]
     if not per_run:
         return []
     common = set.intersection(*(set(leaf) for leaf in per_run))
-    varying = [k for k in common if _is_setting(k)
+    varying = [k for k in common if is_setting(k)
                and len({json.dumps(leaf[k], sort_keys=True) for leaf in per_run}) > 1]
     return sorted(varying, key=lambda k: (_order(k), k))
 
@@ -164,8 +165,8 @@ def group_rows(runs: list[Run]) -> list[Row]:
         keys = sorted(shared + knobs, key=lambda k: (_order(k), k))
         keyed: dict[tuple, Row] = {}
         for run in members:
-            setting = {setting_name(k): run.get(f"config.{k}") for k in keys}
-            context = tuple(json.dumps(run.get(f"config.{k}")) for k in shared)
+            setting = {setting_name(k): run.result.config_at(*k.split(".")) for k in keys}
+            context = tuple(json.dumps(run.result.config_at(*k.split("."))) for k in shared)
             row = keyed.setdefault(tuple(json.dumps(v) for v in setting.values()),
                                    Row(strategy, setting, context=context))
             (row.runs if run.completed else row.failed).append(run)
@@ -175,7 +176,8 @@ def group_rows(runs: list[Run]) -> list[Row]:
 
 def shift_keys(rows: list[Row]) -> list[str]:
     """The shifted test sets of any run, in the order the runs list them (``mean`` left out)."""
-    keys = dict.fromkeys(k for row in rows for run in row.runs for k in run.mapping(SHIFT) if k != "mean")
+    keys = dict.fromkeys(k for row in rows for run in row.runs for k in run.result.metrics.shift or {}
+                         if k != "mean")
     return list(keys)
 
 
@@ -194,11 +196,11 @@ def show(value) -> str:
 def _setting_order(row: Row) -> list[tuple]:
     """Numbers in order, then lists (layer groups bottom to top, as the runs name them), then text."""
     runs = row.runs or row.failed
-    names = [g.get("name") for g in runs[0].data.get("groups") or []] if runs else []
+    names = [g.name for g in runs[0].result.groups] if runs else []
     return [_sortable(v, names) for v in row.setting.values()]
 
 
-def _sortable(value, names: list[str]) -> tuple:
+def _sortable(value, names: list[str | None]) -> tuple:
     if isinstance(value, int | float):
         return (0, value, "")
     if isinstance(value, list):

@@ -27,12 +27,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ftbench.report.collect import Run, judged_by
-from ftbench.report.rows import NOT_SETTINGS
+from ftbench.report.collect import Run
+from ftbench.report.rows import is_setting
 from ftbench.run.predictions import Predictions, read_predictions
 from ftbench.tracking.flat import leaves
 
-TEST_HASH = "data.split_hashes.test"
+
+def _test_hash(run: Run) -> str | None:
+    return (run.result.data.split_hashes or {}).get("test")
 
 
 @dataclass
@@ -46,7 +48,7 @@ class Screened:
 def screen(root: Path, runs: list[Run]) -> Screened:
     """``runs`` with every run that cannot be compared like with like marked ``left out``."""
     reasons: dict[int, str] = {}
-    tested = [r for r in runs if r.completed and judged_by(r.data) == "test_acc"]
+    tested = [r for r in runs if r.completed and r.result.judged_by == "test_acc"]
     reasons.update(_other_test_sets(tested))
     reasons.update(_repeated_seeds([r for r in tested if id(r) not in reasons]))
     reasons.update(_unaligned(root, [r for r in tested if id(r) not in reasons]))
@@ -64,24 +66,22 @@ def _short(digest) -> str:
 
 def _other_test_sets(runs: list[Run]) -> dict[int, str]:
     """Runs tested on another test set than most (a run that records none can join any)."""
-    known = [r for r in runs if isinstance(r.get(TEST_HASH), str)]
-    counts = Counter(r.get(TEST_HASH) for r in known)
+    known = [r for r in runs if _test_hash(r) is not None]
+    counts = Counter(_test_hash(r) for r in known)
     if len(counts) < 2:
         return {}
-    kept = max(counts, key=lambda h: (counts[h], -[r.get(TEST_HASH) for r in known].index(h)))
-    return {id(r): (f"tested on another test set ({TEST_HASH} {_short(r.get(TEST_HASH))}) than the "
+    kept = max(counts, key=lambda h: (counts[h], -[_test_hash(r) for r in known].index(h)))
+    return {id(r): (f"tested on another test set (data.split_hashes.test {_short(_test_hash(r))}) than the "
                     f"{counts[kept]} runs this report compares ({_short(kept)}): runs are paired only "
                     "on one test set; report it from a folder of its own")
-            for r in known if r.get(TEST_HASH) != kept}
+            for r in known if _test_hash(r) != kept}
 
 
 def _row_key(run: Run) -> str:
-    """What makes two runs the same run: every setting (``rows.NOT_SETTINGS`` aside), the seed
+    """What makes two runs the same run: every setting (``rows.is_setting``), the seed
     and the tuned comparison's phase."""
-    config = run.get("config") if isinstance(run.get("config"), dict) else {}
-    flat = {k: v for k, v in leaves(config).items()
-            if not any(k == p or k.startswith(f"{p}.") for p in NOT_SETTINGS)}
-    return json.dumps([run.strategy, flat, run.get("seed"), run.get("config.tune.phase")],
+    flat = {k: v for k, v in leaves(run.result.config).items() if is_setting(k)}
+    return json.dumps([run.strategy, flat, run.result.seed, run.result.config_at("tune", "phase")],
                       sort_keys=True, default=str)
 
 
@@ -91,7 +91,7 @@ def _repeated_seeds(runs: list[Run]) -> dict[int, str]:
     for run in runs:
         key = _row_key(run)
         if key in first:
-            out[id(run)] = f"seed {run.get('seed')} repeats the run in {first[key].dir}: one seed counts once"
+            out[id(run)] = f"seed {run.result.seed} repeats the run in {first[key].dir}: one seed counts once"
         else:
             first[key] = run
     return out
@@ -99,10 +99,10 @@ def _repeated_seeds(runs: list[Run]) -> dict[int, str]:
 
 def _test_set(root: Path, run: Run) -> tuple[Predictions | None, str | None]:
     """The run's test predictions, or why they cannot be used."""
-    name = run.get("predictions")
+    name = run.result.predictions
     if name is None:
         return None, "it kept no predictions, its peers did"
-    if not isinstance(name, str) or "/" in name or name.startswith("."):
+    if "/" in name or name.startswith("."):
         return None, f"its predictions file {name!r} is not a file of its folder"
     try:
         sets = read_predictions(root / run.dir / name)

@@ -6,11 +6,11 @@ from __future__ import annotations
 import statistics
 from collections import Counter, defaultdict
 
-from ftbench.report.collect import Run, judged_by
+from ftbench.report.collect import Run
 from ftbench.report.escape import md
+from ftbench.report.readings import test_acc, train_flops, train_seconds
 from ftbench.report.rows import Row, confounded_note
 
-ACC = "metrics.test_acc"
 STUDY_AXES = ("train_fraction", "lr_decay")  # the settings the report plots accuracy against
 
 
@@ -22,17 +22,16 @@ def marginal(rows: list[Row]) -> dict[int, dict]:
     ``acc gain / TFLOP`` is a total ratio and always favours the cheapest strategy; a researcher
     choosing between strategies asks what each further point costs.
     """
-    by_context: dict[tuple, list[Row]] = defaultdict(list)
+    by_context: dict[tuple, list[tuple[Row, float, float, float]]] = defaultdict(list)
     for row in rows:
-        if row.mean(ACC) is not None and row.mean("cost.train_flops") is not None:
-            by_context[row.context].append(row)
+        if (acc := row.mean(test_acc)) is not None and (flops := row.mean(train_flops)) is not None:
+            by_context[row.context].append((row, acc, flops, row.mean(train_seconds) or 0.0))
     out = {}
     for members in by_context.values():
-        base = min(members, key=lambda r: r.mean("cost.train_flops"))
-        for row in members:
-            points = (row.mean(ACC) - base.mean(ACC)) * 100
-            flops = row.mean("cost.train_flops") - base.mean("cost.train_flops")
-            seconds = (row.mean("cost.train_seconds") or 0.0) - (base.mean("cost.train_seconds") or 0.0)
+        base, base_acc, base_flops, base_seconds = min(members, key=lambda m: m[2])
+        for row, acc, total_flops, total_seconds in members:
+            points = (acc - base_acc) * 100
+            flops, seconds = total_flops - base_flops, total_seconds - base_seconds
             gains = row is not base and points > 0
             out[id(row)] = {"base": base.label, "is_base": row is base, "points": points,
                             "extra_flops": flops, "extra_seconds": seconds,
@@ -82,10 +81,9 @@ def rows_text(rows: list[Row]) -> str:
 def threads_note(runs: list[Run]) -> str:
     """A warning when the tested runs ran at different torch thread counts (``runtime`` in
     ``result.json``): float sums, and so the trained weights, depend on the count."""
-    tested = [run for run in runs if run.completed and judged_by(run.data) == "test_acc"]
-    counts = Counter(int(threads) for run in tested
-                     if (threads := run.number("runtime.torch_threads")) is not None)
-    resumed = sum(1 for run in tested if run.get("runtime.resumed_from_threads"))
+    tested = [run for run in runs if run.completed and run.result.judged_by == "test_acc"]
+    counts = Counter(threads for run in tested if (threads := run.result.runtime.torch_threads) is not None)
+    resumed = sum(1 for run in tested if run.result.runtime.resumed_from_threads)
     why = ("The same seed repeats a run bit for bit only at the same thread count (the sums run in "
            "another order), so a difference of a few test images may come from the thread count "
            "alone; set trainer.threads to one number to compare like with like.")
@@ -101,14 +99,14 @@ def threads_note(runs: list[Run]) -> str:
 
 
 def _head_only_first(run: Run) -> bool:
-    history = run.data.get("history") or []
-    return bool(history) and history[0].get("trainable_groups") == ["head"]  # entries: objects
+    history = run.result.history
+    return bool(history) and history[0].trainable_groups == ["head"]
 
 
 def probe_text(runs: list[Run], label: dict[int, str]) -> str:
     """How head-only epochs met augmentation: on cached features, or uncached (and dearer)."""
-    augmented = [r for r in runs if r.completed and r.get("data.augmented") is True and _head_only_first(r)]
-    cached = {id(r) for r in augmented if r.get("cost.feature_cache.used") is True}
+    augmented = [r for r in runs if r.completed and r.result.data.augmented is True and _head_only_first(r)]
+    cached = {id(r) for r in augmented if (c := r.result.cost.feature_cache) is not None and c.used is True}
     uncached = sorted({label.get(id(r), r.strategy) for r in augmented if id(r) not in cached})
     lines = []
     if cached:
@@ -132,7 +130,7 @@ def _class_means(row: Row) -> dict[str, float]:
     """Mean test accuracy over the row's seeds, per class (a class no seed measured: left out)."""
     values: dict[str, list[float]] = defaultdict(list)
     for run in row.runs:
-        for name, value in run.mapping("metrics.per_class_test_acc").items():
+        for name, value in (run.result.metrics.per_class_test_acc or {}).items():
             if value is not None:
                 values[name].append(value)
     return {name: statistics.fmean(v) for name, v in values.items()}
@@ -140,14 +138,14 @@ def _class_means(row: Row) -> dict[str, float]:
 
 def per_class_table(rows: list[Row]) -> str:
     """Test accuracy per class (mean over seeds), one column per row, worst class first."""
-    shown = [r for r in rows if any(run.mapping("metrics.per_class_test_acc") for run in r.runs)]
+    shown = [r for r in rows if any(run.result.metrics.per_class_test_acc for run in r.runs)]
     if not shown:
         return ""
     left_out = len(shown) - MAX_CLASS_COLUMNS
     shown = shown[:MAX_CLASS_COLUMNS]
     means = [_class_means(r) for r in shown]
     names = list(dict.fromkeys(n for r in shown for run in r.runs
-                               for n in run.mapping("metrics.per_class_test_acc")))
+                               for n in run.result.metrics.per_class_test_acc or {}))
     worst = {name: min((m[name] for m in means if name in m), default=2.0) for name in names}
     ordered = sorted(names, key=worst.__getitem__)
     lines = ["| class | " + " | ".join(md(r.label) for r in shown) + " |",

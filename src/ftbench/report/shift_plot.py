@@ -5,17 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from ftbench.report.escape import plot_text
-from ftbench.report.rows import SHIFT_MEAN, Row
+from ftbench.report.readings import shift_mean, test_acc
+from ftbench.report.rows import Row
 from ftbench.report.style import colour, legend, markers, plt, save
-
-TEST_ACC = "metrics.test_acc"
 
 
 def pooled_shift_ratio(rows: list[Row]) -> float | None:
     """Shifted over in-distribution accuracy, pooled over every run that has both: the share of
     its accuracy a strategy would keep if shift cost every strategy the same share."""
-    pairs = [(run.number(TEST_ACC), run.number(SHIFT_MEAN)) for row in rows for run in row.runs]
-    pairs = [(acc, shifted) for acc, shifted in pairs if acc is not None and shifted is not None]
+    pairs = [(acc, shifted) for row in rows for run in row.runs
+             if (acc := test_acc(run.result)) is not None and (shifted := shift_mean(run.result)) is not None]
     total = sum(acc for acc, _ in pairs)
     return sum(shifted for _, shifted in pairs) / total if total > 0 else None
 
@@ -33,16 +32,16 @@ def accuracy_under_shift(rows: list[Row], path: Path) -> Path | None:
     above it, a strategy is more robust than its in-distribution accuracy predicts
     (effective robustness), below it less.
     """
-    rows = [r for r in rows if r.mean(SHIFT_MEAN) is not None and r.mean(TEST_ACC) is not None]
-    ratio = pooled_shift_ratio(rows)
-    if not rows or ratio is None:
+    placed = [(row, x, y) for row in rows
+              if (x := row.mean(test_acc)) is not None and (y := row.mean(shift_mean)) is not None]
+    ratio = pooled_shift_ratio([row for row, _, _ in placed])
+    if not placed or ratio is None:
         return None
-    marker = markers(rows)
+    marker = markers([row for row, _, _ in placed])
     fig, ax = plt.subplots(figsize=(8.5, 4.8))
     xs, ys = [], []
-    for row in rows:
-        x, y = row.mean(TEST_ACC), row.mean(SHIFT_MEAN)
-        dx, dy = row.error_bar(TEST_ACC), row.error_bar(SHIFT_MEAN)
+    for row, x, y in placed:
+        dx, dy = row.error_bar(test_acc), row.error_bar(shift_mean)
         ax.errorbar(x, y, xerr=dx, yerr=dy, fmt=marker[id(row)], color=colour(row.strategy),
                     capsize=4, markersize=7, label=plot_text(f"{row.label} (n={len(row.runs)})"))
         xs += [x - dx[0][0], x + dx[1][0]]

@@ -7,21 +7,20 @@ and strategy, ``strategies.csv`` one per strategy over the tasks.
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
 from ftbench.report.across import CrossTask, analyse
-from ftbench.report.fmt import num, si
+from ftbench.report.fmt import num, records_csv, si
 from ftbench.report.outcomes import EQUIVALENT, LOSS, UNDECIDED, WIN, Classifier
 from ftbench.report.suite_results import SuiteResults, TaskResults, read_suite_results
+from ftbench.report.tables import interval_columns
 from ftbench.run.atomic import write_text
 
 REPORT_MD, REPORT_CSV, STRATEGIES_CSV, PLOTS_DIR = "report.md", "report.csv", "strategies.csv", "plots"
 CD_DIAGRAM, ACCURACY_COST = "cd_diagram.png", "accuracy_vs_relative_cost.png"
 PROTOCOLS = {"compare": "each strategy at its defaults", "tuned": "each strategy tuned with the same "
              "search budget on the task's validation split, then retrained on the seeds"}
-MARKS = {WIN: "W", EQUIVALENT: "≈", UNDECIDED: "?", LOSS: "L"}
+MARKS: dict[str | None, str] = {WIN: "W", EQUIVALENT: "≈", UNDECIDED: "?", LOSS: "L"}
 
 
 def write_suite_report(root: Path, margin: float | None = None, classify: Classifier | None = None,
@@ -40,15 +39,15 @@ def write_suite_report(root: Path, margin: float | None = None, classify: Classi
     results = read_suite_results(root, {**(choice or {}), "margin": margin})
     cross = analyse(results, margin, classify or by_verdict_at_settings)
     plot_dir = root / PLOTS_DIR
-    plots = {}
+    drawn: dict[str, Path | None] = {}
     if cross.ranking is not None:
-        plots["Critical-difference diagram"] = plot_cd_diagram(cross.ranking, plot_dir / CD_DIAGRAM)
-    plots["Accuracy against relative cost"] = accuracy_against_relative_cost(cross, plot_dir / ACCURACY_COST)
-    plots = {title: path for title, path in plots.items() if path is not None}
+        drawn["Critical-difference diagram"] = plot_cd_diagram(cross.ranking, plot_dir / CD_DIAGRAM)
+    drawn["Accuracy against relative cost"] = accuracy_against_relative_cost(cross, plot_dir / ACCURACY_COST)
+    plots = {title: path for title, path in drawn.items() if path is not None}
     paths = {"report.md": root / REPORT_MD, "report.csv": root / REPORT_CSV,
              "strategies.csv": root / STRATEGIES_CSV, **plots}
-    write_text(paths["report.csv"], _csv(cell_records(cross)))
-    write_text(paths["strategies.csv"], _csv(strategy_records(cross)))
+    write_text(paths["report.csv"], records_csv(cell_records(cross)))
+    write_text(paths["strategies.csv"], records_csv(strategy_records(cross)))
     write_text(paths["report.md"], markdown(cross, root, plots))
     return cross, paths
 
@@ -264,10 +263,7 @@ def cell_records(cross: CrossTask) -> list[dict]:
                         if cell.total_flops and base is not None and base.total_flops else None)
             rows.append({"task": task.name, "source": task.source, "dataset": task.dataset,
                          "protocol": task.protocol, "strategy": strategy, "seeds": cell.n,
-                         "test_acc_mean": cell.mean,
-                         "test_acc_low": cell.interval.low if cell.interval else None,
-                         "test_acc_high": cell.interval.high if cell.interval else None,
-                         "test_acc_interval": cell.interval.method if cell.interval else None,
+                         **interval_columns("test_acc", cell.interval), "test_acc_mean": cell.mean,
                          "outcome": cross.outcomes.get(task.name, {}).get(strategy),
                          "rank": ranks.get(strategy), "train_flops": cell.train_flops,
                          "search_flops": cell.search_flops, "total_flops": cell.total_flops,
@@ -284,16 +280,6 @@ def strategy_records(cross: CrossTask) -> list[dict]:
              "relative_cost": s.relative_cost, "cost_reference": cross.reference,
              "accuracy_gap_mean": sum(s.gaps) / len(s.gaps) if s.gaps else None,
              "recommended": s.strategy == best} for s in cross.summaries.values()]
-
-
-def _csv(records: list[dict]) -> str:
-    out = io.StringIO()
-    if records:
-        writer = csv.DictWriter(out, fieldnames=list(records[0]), lineterminator="\n")
-        writer.writeheader()
-        for record in records:
-            writer.writerow({k: "" if v is None else v for k, v in record.items()})
-    return out.getvalue()
 
 
 def suite_summary_text(cross: CrossTask, paths: dict[str, Path]) -> str:

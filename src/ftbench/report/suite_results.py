@@ -20,6 +20,7 @@ import yaml
 from ftbench.report import intervals, judgement, screening, tuned
 from ftbench.report.choice import check
 from ftbench.report.collect import Run, collect
+from ftbench.report.readings import train_flops
 from ftbench.report.tables import unfinished
 from ftbench.run.result import MAX_BYTES
 
@@ -143,23 +144,23 @@ def read_task(root: Path, task: dict, choice: dict | None = None) -> TaskResults
         for t in tuned.tunings(runs):
             if t.tuned:
                 result.cells[t.strategy] = Cell(t.strategy, dict(t.tuned), list(t.tuned_runs),
-                                                t.final_flops(), t.search_cost("train_flops"))
+                                                t.final_flops(), t.search_cost(train_flops))
     else:
         for run in runs:
-            accuracy = run.number("metrics.test_acc")
+            accuracy = run.result.metrics.test_acc
             if not run.completed or accuracy is None:
                 continue
             cell = result.cells.setdefault(run.strategy, Cell(run.strategy))
-            cell.accuracies[run.data.get("seed")] = accuracy
+            cell.accuracies[run.result.seed] = accuracy
             cell.runs.append(run)
         for cell in result.cells.values():
-            flops = [v for v in (r.number("cost.train_flops") for r in cell.runs) if v is not None]
+            flops = [v for r in cell.runs if (v := train_flops(r.result)) is not None]
             cell.train_flops = statistics.fmean(flops) if flops else None
     choice = result.choice = check(judgement.settings(runs, choice))
     for cell in result.cells.values():
         cell.bounds = intervals.of_runs(folder, cell.runs, choice)
-    sizes = {r.get("data.train_size") for c in result.cells.values() for r in c.runs}
-    result.train_sizes = tuple(sorted(s for s in sizes if isinstance(s, int)))
+    sizes = {r.result.data.train_size for c in result.cells.values() for r in c.runs}
+    result.train_sizes = tuple(sorted(s for s in sizes if s is not None))
     return result
 
 

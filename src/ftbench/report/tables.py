@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 from ftbench.report.collect import LEFT_OUT, Run
 from ftbench.report.escape import csv_cell, md
 from ftbench.report.fmt import num, si, table_row
 from ftbench.report.intervals import BOOTSTRAP, SEEDS_ONLY, Bounds
-from ftbench.report.rows import FEW_SEEDS, SHIFT, SHIFT_MEAN, Row, shift_keys
+from ftbench.report.readings import Reading, shift_at, shift_mean, test_acc, train_flops, train_seconds
+from ftbench.report.rows import FEW_SEEDS, Row, shift_keys
 from ftbench.report.sections import marginal
 from ftbench.run.atomic import write_text
+from ftbench.run.schema import Record
 
 COLUMNS = ["strategy", "setting", "runs", "failed", "test_acc_mean", "test_acc_low", "test_acc_high",
            "test_acc_interval", "test_acc_n", "few_seeds", "shift_acc_mean", "shift_acc_low",
@@ -32,25 +35,25 @@ def row_record(row: Row, extra: dict | None = None) -> dict:
         "setting": row.setting_text,
         "runs": len(row.runs),
         "failed": len(row.failed),
-        **_interval_columns("test_acc", row.interval("metrics.test_acc")),
+        **interval_columns("test_acc", row.interval(test_acc)),
         "test_acc_n": row.n(),
         "few_seeds": row.few_seeds(),
-        **_interval_columns("shift_acc", row.interval(SHIFT_MEAN)),
+        **interval_columns("shift_acc", row.interval(shift_mean)),
         "shift_drop": row.shift_drop(),
-        "train_seconds": row.mean("cost.train_seconds"),
-        "train_flops": row.mean("cost.train_flops"),
-        "train_memory_mb": row.mean("cost.train_memory_mb"),
-        "peak_memory_mb": row.mean("cost.peak_memory_mb"),
-        "trainable_params": row.mean("cost.trainable_params"),
-        "total_params": row.mean("cost.total_params"),
-        "images_per_second": row.mean("cost.images_per_second"),
+        "train_seconds": row.mean(train_seconds),
+        "train_flops": row.mean(train_flops),
+        "train_memory_mb": row.mean(lambda r: r.cost.train_memory_mb),
+        "peak_memory_mb": row.mean(lambda r: r.cost.peak_memory_mb),
+        "trainable_params": row.mean(lambda r: r.cost.trainable_params),
+        "total_params": row.mean(lambda r: r.cost.total_params),
+        "images_per_second": row.mean(lambda r: r.cost.images_per_second),
         "acc_gain_per_tflop": row.gain_per_tflop(),
         "extra_tflops_per_point": extra.get("extra_tflops_per_point"),
         "extra_seconds_per_point": extra.get("extra_seconds_per_point"),
     }
 
 
-def _interval_columns(name: str, bounds: Bounds | None) -> dict:
+def interval_columns(name: str, bounds: Bounds | None) -> dict:
     """``<name>_mean``, ``_low``, ``_high`` and ``_interval`` (what the interval resamples)."""
     if bounds is None:
         return {f"{name}_mean": None, f"{name}_low": None, f"{name}_high": None, f"{name}_interval": None}
@@ -72,13 +75,13 @@ def records(rows: list[Row], drawn=None) -> list[dict]:
     return out
 
 
-def accuracy_cell(row: Row, path: str = "metrics.test_acc") -> str:
+def accuracy_cell(row: Row, read: Reading = test_acc) -> str:
     """``0.9850 [0.9712, 0.9941] (n=3)``; † marks an interval from fewer than 3 seeds, ‡ one
     over seeds only (``intervals.Bounds.text``)."""
-    bounds = row.interval(path)
+    bounds = row.interval(read)
     if bounds is None:
         return "n/a"
-    return bounds.text() + (" †" if row.few_seeds(path) else "")
+    return bounds.text() + (" †" if row.few_seeds(read) else "")
 
 
 def markdown_table(rows: list[Row]) -> str:
@@ -88,7 +91,7 @@ def markdown_table(rows: list[Row]) -> str:
     for row in rows:
         r = row_record(row)
         lines.append(table_row(
-            md(row.label), r["runs"], r["failed"], accuracy_cell(row), accuracy_cell(row, SHIFT_MEAN),
+            md(row.label), r["runs"], r["failed"], accuracy_cell(row), accuracy_cell(row, shift_mean),
             num(r["shift_drop"], ".4f"), f"{num(r['train_seconds'], '.1f')} s", si(r["train_flops"], "FLOP"),
             f"{num(r['train_memory_mb'], '.1f')} MB",
             f"{si(r['trainable_params'])} / {si(r['total_params'])}",
@@ -104,8 +107,7 @@ def shift_table(rows: list[Row]) -> str:
     lines = ["| strategy | in-distribution | " + " | ".join(md(k) for k in keys) + " | mean |",
              "|---" * (len(keys) + 3) + "|"]
     for row in rows:
-        cells = [num(row.mean(path), ".4f") for path in
-                 ("metrics.test_acc", *(f"{SHIFT}.{k}" for k in keys), SHIFT_MEAN)]
+        cells = [num(row.mean(read), ".4f") for read in (test_acc, *map(shift_at, keys), shift_mean)]
         lines.append(f"| {md(row.label)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -116,7 +118,7 @@ def failed_table(failed: list[Run]) -> str:
     lines = ["| status | strategy | seed | error | job folder |", "|---|---|---|---|---|"]
     for run in failed:
         error = str(run.error or "").splitlines()
-        lines.append(f"| {md(run.status)} | {md(run.data.get('strategy'))} | {md(run.data.get('seed'))} "
+        lines.append(f"| {md(run.status)} | {md(run.result.strategy)} | {md(run.result.seed)} "
                      f"| {md(error[0]) if error else ''} | {md(run.dir)} |")
     return "\n".join(lines)
 
@@ -129,7 +131,7 @@ def csv_text(rows: list[Row], drawn=None) -> str:
     writer = csv.writer(out)
     writer.writerow([csv_cell(name) for name in COLUMNS + [f"shift_{k}" for k in keys]])
     for row, record in zip(rows, records(rows, drawn), strict=True):
-        record |= {f"shift_{k}": row.mean(f"{SHIFT}.{k}") for k in keys}
+        record |= {f"shift_{k}": row.mean(shift_at(k)) for k in keys}
         writer.writerow([csv_cell("" if v is None else v) for v in record.values()])
     return out.getvalue()
 
@@ -140,11 +142,12 @@ def write_csv(path: Path, rows: list[Row], drawn=None) -> Path:
 
 
 def context(runs: list[Run]) -> str:
-    def values(key: str) -> str:
-        found = sorted({str(r.data[key]) for r in runs if r.data.get(key) is not None})
+    def values(read: Callable[[Record], object]) -> str:
+        found = sorted({str(v) for r in runs if (v := read(r.result)) is not None})
         return ", ".join(md(value) for value in found) or "n/a"
 
-    return (f"Model: {values('model')}. Dataset: {values('dataset')}. Seeds: {values('seed')}. "
+    return (f"Model: {values(lambda r: r.model)}. Dataset: {values(lambda r: r.dataset)}. "
+            f"Seeds: {values(lambda r: r.seed)}. "
             f"Jobs: {len(runs)}, of which {sum(unfinished(r) for r in runs)} failed.")
 
 
@@ -166,8 +169,8 @@ corruption; drop: test accuracy minus that, over the same runs."""
 
 def notes(rows: list[Row]) -> str:
     """How to read the main table, with what its intervals resample (only the kinds it shows)."""
-    methods = {b.method for row in rows for path in ("metrics.test_acc", SHIFT_MEAN)
-               if (b := row.interval(path)) is not None}
+    methods = {b.method for row in rows for read in (test_acc, shift_mean)
+               if (b := row.interval(read)) is not None}
     said = []
     if BOOTSTRAP in methods:
         said.append(f"Accuracy intervals resample {BOOTSTRAP}: the verdict's bootstrap, the same draw as "

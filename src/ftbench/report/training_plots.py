@@ -8,6 +8,7 @@ from pathlib import Path
 from matplotlib.colors import to_rgb
 from matplotlib.ticker import MaxNLocator
 
+from ftbench.report.collect import Run
 from ftbench.report.escape import plot_text
 from ftbench.report.rows import Row
 from ftbench.report.style import MARKERS, colour, plt
@@ -17,13 +18,13 @@ from ftbench.report.style import save as _save
 from ftbench.run.result import number
 
 
-def _mean_by_epoch(runs: list, key: str) -> tuple[list[int], list[float]]:
-    """Mean of ``key`` over the runs, per epoch; an entry without an epoch or a figure adds nothing."""
+def _val_acc_by_epoch(runs: list[Run]) -> tuple[list[int], list[float]]:
+    """Mean validation accuracy over the runs, per epoch; an entry without both adds nothing."""
     by_epoch: dict[int, list[float]] = {}
     for run in runs:
-        for entry in run.data.get("history") or []:
-            value, epoch = number(entry.get(key)), entry.get("epoch")
-            if value is not None and isinstance(epoch, int):
+        for entry in run.result.history:
+            value, epoch = entry.val_acc, entry.epoch
+            if value is not None and epoch is not None:
                 by_epoch.setdefault(epoch, []).append(value)
     epochs = sorted(by_epoch)
     return [e + 1 for e in epochs], [statistics.fmean(by_epoch[e]) for e in epochs]
@@ -36,7 +37,7 @@ def learning_curves(rows: list[Row], path: Path) -> Path | None:
     markers = _markers(rows)
     fig, ax = plt.subplots(figsize=(7.5 if len(rows) > 8 else 6.5, 4.5))
     for row in rows:
-        epochs, acc = _mean_by_epoch(row.runs, "val_acc")
+        epochs, acc = _val_acc_by_epoch(row.runs)
         ax.plot(epochs, acc, marker=markers[id(row)], color=colour(row.strategy), label=plot_text(row.label))
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -47,7 +48,7 @@ def learning_curves(rows: list[Row], path: Path) -> Path | None:
     return _save(fig, path)
 
 
-def _shades(strategy: str, n: int) -> list[tuple[float, float, float]]:
+def _shades(strategy: str, n: int) -> list[tuple[float, ...]]:
     """n shades of the strategy's colour, light (stem) to full (head)."""
     base = to_rgb(colour(strategy))
     return [tuple(1 - (1 - c) * (0.25 + 0.75 * i / max(1, n - 1)) for c in base) for i in range(n)]
@@ -56,10 +57,9 @@ def _shades(strategy: str, n: int) -> list[tuple[float, float, float]]:
 GROUP_LR_STRATEGIES = ("discriminative", "gradual")  # the ones whose per-group LRs tell a story
 
 
-def _lr_history(run) -> list[tuple[int, list[float]]]:
+def _lr_history(run: Run) -> list[tuple[int, list[float | None]]]:
     """(epoch, the LR of each group) of every history entry that has both."""
-    return [(h["epoch"], h["lrs"]) for h in run.data.get("history") or []
-            if isinstance(h.get("epoch"), int) and isinstance(h.get("lrs"), list)]
+    return [(h.epoch, h.lrs) for h in run.result.history if h.epoch is not None and h.lrs is not None]
 
 
 def group_learning_rates(rows: list[Row], path: Path) -> Path | None:
@@ -71,7 +71,7 @@ def group_learning_rates(rows: list[Row], path: Path) -> Path | None:
     for ax, row in zip(axes[0], shown, strict=True):
         history = _lr_history(row.runs[0])
         width = max(len(lrs) for _, lrs in history)
-        names = [str(g.get("name", f"group{i}")) for i, g in enumerate(row.runs[0].data.get("groups") or [])]
+        names = [g.name or f"group{i}" for i, g in enumerate(row.runs[0].result.groups)]
         names = names if len(names) == width else [f"group{i}" for i in range(width)]
         epochs = [epoch + 1 for epoch, _ in history]
         for i, (name, shade) in enumerate(zip(names, _shades(row.strategy, len(names)), strict=True)):
@@ -90,17 +90,17 @@ def group_learning_rates(rows: list[Row], path: Path) -> Path | None:
 
 
 def drift_by_group(rows: list[Row], path: Path) -> Path | None:
-    rows = [r for r in rows if any(run.mapping("cost.drift") for run in r.runs)]
+    rows = [r for r in rows if any(run.result.cost.drift for run in r.runs)]
     if not rows:
         return None
     # the new head starts from random weights: its drift is not forgetting, and would dwarf the rest
-    names = list(dict.fromkeys(n for row in rows for run in row.runs for n in run.mapping("cost.drift")
+    names = list(dict.fromkeys(n for row in rows for run in row.runs for n in run.result.cost.drift or {}
                                if n != "head"))
     width = 0.8 / len(rows)
     markers = _markers(rows)
     fig, ax = plt.subplots(figsize=(max(6.5, 0.9 * len(names) + 2), 4.5))
     for k, row in enumerate(rows):
-        values = [statistics.fmean([number(run.mapping("cost.drift").get(n)) or 0.0 for run in row.runs])
+        values = [statistics.fmean([(run.result.cost.drift or {}).get(n) or 0.0 for run in row.runs])
                   for n in names]
         hatch = None if markers[id(row)] == MARKERS[0] else "//"
         ax.bar([i + (k - (len(rows) - 1) / 2) * width for i in range(len(names))], values, width,

@@ -25,15 +25,21 @@ from ftbench.report.collect import Run
 from ftbench.report.edges import edge_hint
 from ftbench.report.escape import md
 from ftbench.report.fmt import si, table_row
+from ftbench.report.readings import Reading, train_flops, train_seconds
 from ftbench.report.rows import strategy_order
-from ftbench.run.result import number
 from ftbench.run.trials import best_trial
 
 SEARCH, DEFAULT, TUNED = "search", "default", "tuned"
 
 
 def phase(run: Run) -> str | None:
-    return run.get("config.tune.phase")
+    return run.result.config_at("tune", "phase")
+
+
+def _config_object(run: Run | None, *keys: str) -> dict:
+    """The run's config object at ``keys`` (``strategy.search``, ``tune``); empty if it has none."""
+    found = run.result.config_at(*keys) if run else None
+    return found if isinstance(found, dict) else {}
 
 
 def is_tuned_sweep(runs: list[Run]) -> bool:
@@ -41,7 +47,7 @@ def is_tuned_sweep(runs: list[Run]) -> bool:
 
 
 def _trial_number(run: Run) -> int:
-    found = re.fullmatch(r"trial([0-9]{1,9})", str(run.get("config.tune.job") or ""))
+    found = re.fullmatch(r"trial([0-9]{1,9})", str(run.result.config_at("tune", "job") or ""))
     return int(found.group(1)) if found else 10**9
 
 
@@ -66,17 +72,16 @@ class Tuning:
 
     @property
     def knobs(self) -> list[str]:
-        run = next((r for r in self.trials + self.default_runs), None)
-        return list(run.mapping("config.strategy.search")) if run else []
+        return list(_config_object(next(iter(self.trials + self.default_runs), None), "strategy", "search"))
 
     def params(self, run: Run) -> dict:
-        return {k: run.get(f"config.strategy.{k}") for k in self.knobs}
+        return {k: run.result.config_at("strategy", k) for k in self.knobs}
 
     @property
     def best(self) -> Run | None:
         """The trial the protocol retrained (``ftbench.run.trials.best_trial``)."""
         return best_trial(self.trials, status=lambda r: r.status,
-                          val_acc=lambda r: r.number("metrics.val_acc"), number=_trial_number)
+                          val_acc=lambda r: r.result.metrics.val_acc, number=_trial_number)
 
     @property
     def tuned_is_default(self) -> bool:
@@ -86,30 +91,26 @@ class Tuning:
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.trials)
 
-    def search_cost(self, key: str) -> float:
-        return sum(r.number(f"cost.{key}") or 0.0 for r in self.trials)
+    def search_cost(self, read: Reading) -> float:
+        return sum(read(r.result) or 0.0 for r in self.trials)
 
     def final_flops(self) -> float | None:
-        runs = self.tuned_runs or self.default_runs
-        values = [v for v in (r.number("cost.train_flops") for r in runs) if v is not None]
+        values = [v for r in self.tuned_runs or self.default_runs if (v := train_flops(r.result)) is not None]
         return statistics.fmean(values) if values else None
 
     def total_flops(self) -> float | None:
         final = self.final_flops()
-        return None if final is None else self.search_cost("train_flops") + final
+        return None if final is None else self.search_cost(train_flops) + final
 
     def val_accuracies(self) -> list[float]:
         """Each completed trial's last validation accuracy: a pruned trial stopped early, and its
         early-epoch accuracy is no measure of its configuration."""
-        out = []
-        for run in self.trials:
-            if run.status != "completed":
-                continue
-            history = run.data.get("history") or []  # entries are objects (the result contract)
-            value = number(history[-1].get("val_acc")) if history else None
-            if value is not None:
-                out.append(value)
-        return out
+        return [v for r in self.trials if r.status == "completed" and (v := last_val_acc(r)) is not None]
+
+
+def last_val_acc(run: Run) -> float | None:
+    """The validation accuracy of the run's last epoch (a pruned trial's: where it stopped)."""
+    return run.result.history[-1].val_acc if run.result.history else None
 
 
 def without_retried(runs: list[Run]) -> list[Run]:
@@ -117,7 +118,7 @@ def without_retried(runs: list[Run]) -> list[Run]:
     died, so the study failed them as stale and counts their retries instead; they are
     neither trials nor failures of the comparison."""
     retried = {(run.strategy, n) for run in runs if phase(run) == SEARCH
-               for n in (run.get("config.tune.retry_of") or []) if isinstance(n, int)}
+               for n in (run.result.config_at("tune", "retry_of") or []) if isinstance(n, int)}
     return [r for r in runs if phase(r) != SEARCH or (r.strategy, _trial_number(r)) not in retried]
 
 
@@ -125,12 +126,12 @@ def tunings(runs: list[Run]) -> list[Tuning]:
     by_strategy: dict[str, Tuning] = {}
     for run in without_retried(runs):
         t = by_strategy.setdefault(run.strategy, Tuning(run.strategy))
-        seed, acc = run.data.get("seed"), run.number("metrics.test_acc")
-        if phase(run) == SEARCH:
+        which, acc = phase(run), run.result.metrics.test_acc
+        if which == SEARCH:
             t.trials.append(run)
-        elif phase(run) in (DEFAULT, TUNED) and run.completed and acc is not None:
-            getattr(t, phase(run))[seed] = acc
-            getattr(t, f"{phase(run)}_runs").append(run)
+        elif which in (DEFAULT, TUNED) and run.completed and acc is not None:
+            getattr(t, which)[run.result.seed] = acc
+            getattr(t, f"{which}_runs").append(run)
     for t in by_strategy.values():
         t.trials.sort(key=_trial_number)
         if not t.tuned and t.tuned_is_default:
@@ -192,9 +193,7 @@ def gain_word(gain: Interval) -> str:
 
 
 def _interval(bounds: intervals.Bounds | None) -> str:
-    if bounds is None:
-        return "n/a"
-    return bounds.text() + ("" if bounds.n >= 3 else " ⚠")
+    return "n/a" if bounds is None else bounds.text() + ("" if bounds.n >= 3 else " ⚠")
 
 
 def edge_hints(t: Tuning) -> list[str]:
@@ -204,11 +203,11 @@ def edge_hints(t: Tuning) -> list[str]:
     if best is None:
         return []
     hints = []
-    for knob, spec in (best.get("config.strategy.search") or {}).items():
+    for knob, spec in _config_object(best, "strategy", "search").items():
         bounds = (spec.get("low"), spec.get("high")) if isinstance(spec, dict) else ()
         if not bounds or not all(isinstance(b, int | float) for b in bounds):
             continue
-        value = best.get(f"config.strategy.{knob}")
+        value = best.result.config_at("strategy", knob)
         hint = edge_hint(knob, spec["low"], spec["high"], bool(spec.get("log")), value)
         if hint:
             hints.append(hint)
@@ -231,14 +230,14 @@ def default_against_tuned(items: list[Tuning]) -> str:
                 if t.gain is not None else "n/a" if mean is None else f"{mean:+.4f} ‡")
         best = t.best
         hyper = "n/a" if best is None else (
-            f"{_params(t.params(best))} ({best.number('metrics.val_acc'):.4f})"
+            f"{_params(t.params(best))} ({best.result.metrics.val_acc:.4f})"
             + (" = default" if t.tuned_is_default else "")
             + "".join(f"; ⚠ {hint}" for hint in edge_hints(t)))
         failed = len(t.trials) - t.count("completed") - t.count("pruned")
         lines.append(table_row(
             md(t.strategy), _interval(t.interval(DEFAULT)), _interval(t.interval(TUNED)), diff, hyper,
-            f"{len(t.trials)} ({t.count('pruned')}, {failed})", si(t.search_cost("train_flops"), "FLOP"),
-            f"{t.search_cost('wall_seconds') or t.search_cost('train_seconds'):.0f} s",
+            f"{len(t.trials)} ({t.count('pruned')}, {failed})", si(t.search_cost(train_flops), "FLOP"),
+            f"{t.search_cost(lambda r: r.cost.wall_seconds) or t.search_cost(train_seconds):.0f} s",
             si(t.final_flops(), "FLOP"), si(t.total_flops(), "FLOP")))
     return "\n".join(lines)
 
@@ -259,8 +258,7 @@ def sensitivity(items: list[Tuning]) -> str:
 def spaces(items: list[Tuning]) -> str:
     lines = ["| strategy | knob | searched over |", "|---|---|---|"]
     for t in items:
-        run = next(iter(t.trials), None)
-        for knob, spec in (run.mapping("config.strategy.search") if run else {}).items():
+        for knob, spec in _config_object(next(iter(t.trials), None), "strategy", "search").items():
             lines.append(f"| {md(t.strategy)} | {md(knob)} | {md(_space(spec))} |")
     return "\n".join(lines)
 
@@ -276,11 +274,11 @@ def _space(spec) -> str:
 
 def protocol(runs: list[Run], items: list[Tuning]) -> str:
     trial = next((r for r in runs if phase(r) == SEARCH), None)
-    tune = trial.mapping("config.tune") if trial else {}
+    tune = _config_object(trial, "tune")
     seeds = sorted({s for t in items for s in t.default} | {s for t in items for s in t.tuned}, key=str)
 
-    def told(key: str, within: dict = tune) -> str:
-        value = within.get(key)
+    def told(key: str, within: Mapping | None = tune) -> str:
+        value = (within or {}).get(key)
         return "?" if value is None else md(value)
 
     pruner = tune.get("pruner")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ftbench.report.escape import plot_text
+from ftbench.report.readings import setting
 from ftbench.report.style import colour, plt, save
-from ftbench.report.tuned import Tuning
-from ftbench.run.result import number
+from ftbench.report.tuned import Tuning, last_val_acc
 
 
 def sensitivity(items: list[Tuning], path: Path) -> Path | None:
@@ -21,20 +21,19 @@ def sensitivity(items: list[Tuning], path: Path) -> Path | None:
     # constrained layout: tight_layout cannot place a colour bar shared by several axes
     fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows), squeeze=False,
                              layout="constrained")
-    decays = [r.number("config.strategy.lr_decay") or 1.0 for t in shown for r in t.trials]
+    lr, lr_decay = setting("strategy", "lr"), setting("strategy", "lr_decay")
+    decays = [lr_decay(r.result) or 1.0 for t in shown for r in t.trials]
     low, high = min(decays), max(decays)
     span = (high - low) or 1.0
     cmap = plt.get_cmap("viridis")
     for ax, t in zip(axes.flat, shown, strict=False):
         for run in t.trials:
-            history = run.data.get("history") or []  # entries are objects (the result contract)
-            acc = number(history[-1].get("val_acc")) if history else None
-            lr = run.number("config.strategy.lr")
-            if acc is None or lr is None or lr <= 0:
+            acc, rate = last_val_acc(run), lr(run.result)
+            if acc is None or rate is None or rate <= 0:
                 continue
-            shade = cmap(((run.number("config.strategy.lr_decay") or 1.0) - low) / span)
+            shade = cmap(((lr_decay(run.result) or 1.0) - low) / span)
             pruned = run.status == "pruned"
-            ax.scatter(lr, acc, s=40, facecolors="none" if pruned else shade, edgecolors=shade,
+            ax.scatter(rate, acc, s=40, facecolors="none" if pruned else shade, edgecolors=shade,
                        linewidths=1.5)
         ax.set_xscale("log")
         ax.set_title(plot_text(t.strategy), color=colour(t.strategy))
@@ -51,14 +50,14 @@ def sensitivity(items: list[Tuning], path: Path) -> Path | None:
 
 def accuracy_against_total_cost(items: list[Tuning], path: Path) -> Path | None:
     """Tuned test accuracy (mean and interval) against the whole search's FLOPs + one final run."""
-    shown = [t for t in items if t.interval("tuned") and t.total_flops()]
+    shown = [(t, bounds, flops) for t in items
+             if (bounds := t.interval("tuned")) and (flops := t.total_flops())]
     if not shown:
         return None
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    for t in shown:
-        bounds = t.interval("tuned")
+    for t, bounds, flops in shown:
         below, above = bounds.error_bar()
-        ax.errorbar(t.total_flops(), bounds.mean, yerr=[[below], [above]], fmt="o",
+        ax.errorbar(flops, bounds.mean, yerr=[[below], [above]], fmt="o",
                     color=colour(t.strategy), capsize=4, label=plot_text(f"{t.strategy} (n={bounds.n})"))
     ax.set_xscale("log")
     ax.set_xlabel("total training FLOPs: the search + one final run (log scale)")

@@ -33,11 +33,12 @@ RUN_COLUMNS: dict[str, Callable[[Record], float | int | None]] = {
 
 
 def wandb_settings(runs: list[Run]) -> dict | None:
-    """The ``logger`` settings of the first run that logged to W&B; None if none did."""
+    """The ``logger`` settings of the first run that logged to W&B; None if none did, or if W&B
+    was disabled there."""
     for run in runs:
         logger = run.result.config_at("logger")
         if isinstance(logger, dict) and logger.get("_target_") == WANDB_LOGGER:
-            return logger
+            return None if logger.get("mode") == "disabled" else logger
     return None
 
 

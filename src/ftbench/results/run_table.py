@@ -2,8 +2,8 @@
 
 Every job folder the report would list is a row, failed and unreadable ones included (with
 their ``status`` and ``error``, and no figures): dropping them would flatter a strategy, as
-the report says. Figures are read with ``Run.number``, so anything that is not a finite number
-within the contract's bounds is missing (NaN), never a string in a numeric column.
+the report says. Figures are read from the typed record (``Run.result``), so anything that is not
+a finite number within the contract's bounds is missing (NaN), never a string in a numeric column.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import pandas as pd
 
 from ftbench.report.collect import Run, collect
 from ftbench.results.sweeps import sweeps
+from ftbench.run.fields import number
 
 IDENTITY = ["task", "dir", "strategy", "seed", "status", "phase", "model", "dataset"]
 ACCURACY = ["val_acc", "test_acc", "test_loss", "shift_acc"]
@@ -43,18 +44,19 @@ def run_row(task: str, run: Run) -> dict:
     """One run as a flat dict: identity, the strategy's knobs (``strategy.<knob>``), accuracies
     (``shift_acc``: the mean over the corruptions; ``shift.<set>``: each shifted set) and every
     numeric cost figure (``cost.<name>`` for those beyond the contract's)."""
-    row = {"task": task, "dir": run.dir, "strategy": run.data.get("strategy"),
-           "seed": _plain(run.data.get("seed")), "status": run.status,
-           "phase": _plain(run.get("config.tune.phase")), "model": _plain(run.data.get("model")),
-           "dataset": _plain(run.data.get("dataset")), "error": _plain(run.data.get("error"))}
-    row |= {f"strategy.{k}": _scalar(v) for k, v in run.mapping("config.strategy").items()
+    result = run.result
+    strategy = result.config_at("strategy")
+    row = {"task": task, "dir": run.dir, "strategy": result.strategy, "seed": result.seed,
+           "status": run.status, "phase": _plain(result.config_at("tune", "phase")), "model": result.model,
+           "dataset": result.dataset, "error": result.error}
+    row |= {f"strategy.{k}": _scalar(v) for k, v in (strategy if isinstance(strategy, dict) else {}).items()
             if k not in NOT_KNOBS}
-    row |= {key: run.number(f"metrics.{key}") for key in ACCURACY if key != "shift_acc"}
-    row["shift_acc"] = run.number("metrics.shift.mean")
-    row |= {f"shift.{k}": run.number(f"metrics.shift.{k}")
-            for k in run.mapping("metrics.shift") if k != "mean"}
-    row |= {key: run.number(f"cost.{key}") for key in COST}
-    row |= {f"cost.{k}": run.number(f"cost.{k}") for k, v in run.mapping("cost").items()
+    metrics, cost = result.metrics.model_dump(), result.cost.model_dump()  # every field, None if unset
+    row |= {key: number(metrics[key]) for key in ACCURACY if key != "shift_acc"}
+    row["shift_acc"] = result.metrics.shift_mean
+    row |= {f"shift.{k}": number(v) for k, v in (result.metrics.shift or {}).items() if k != "mean"}
+    row |= {key: number(cost[key]) for key in COST}
+    row |= {f"cost.{k}": number(v) for k, v in cost.items()
             if k not in COST and isinstance(v, int | float) and not isinstance(v, bool)}
     return row
 

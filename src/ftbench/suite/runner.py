@@ -28,7 +28,7 @@ from ftbench.config import job_config, validate_config
 from ftbench.data.sources import load_splits
 from ftbench.finetune.strategies import STRATEGIES
 from ftbench.report.callback import write_report_quietly, write_suite_report_quietly
-from ftbench.report.collect import collect, judged_by
+from ftbench.report.collect import collect
 from ftbench.report.suite_results import SUITE_FILE, TASK_FILE
 from ftbench.run.atomic import write_text
 from ftbench.run.checks import number
@@ -149,7 +149,7 @@ class SuiteRun:
                     self.run_tuned(task, task_dir)
                 else:
                     self.run_compare(task, task_dir)
-                if not any(r.completed and judged_by(r.data) == "test_acc" for r in collect(task_dir)):
+                if not any(r.completed and r.result.judged_by == "test_acc" for r in collect(task_dir)):
                     raise UserError("no job completed (no result)")  # a search trial is no result
             except UserError as err:  # this task's: the others still run
                 log.error("benchmark task %s: %s", task.name, err)
