@@ -145,15 +145,16 @@ def test_paired_differences_share_the_example_resample():
     assert judge(evidence, {}).difference("a", "b") == same
 
 
-def test_three_seeds_far_apart_get_the_tails_of_students_t():
+def test_three_seeds_far_apart_get_the_width_of_students_t():
     # 0.7, 0.8, 0.9, each run's correct examples inside the next's: the seed moves the accuracy,
     # chance on the examples does not. A resample of three seeds never strays past the seeds seen;
-    # the one-sided 95% bound of a mean of three lies t(2) * sd / sqrt(3) = 0.1686 below it
+    # the two-sided 95% t-interval of a mean of three reaches t(2; 0.975) * sd / sqrt(3) = 0.2484
+    # below it, and so does the bootstrap's 2.5% quantile
     seeds = {s: np.arange(1000) < n for s, n in enumerate((700, 800, 900))}
     replicates = bootstrap(Evidence(np.arange(1000), {"a": seeds}), resamples=4000)
     assert replicates.observed[0] == pytest.approx(0.8)
-    below = 0.8 - np.quantile(replicates.accuracy[0], 0.05)
-    assert below == pytest.approx(stats.t.ppf(0.95, 2) * 0.1 / math.sqrt(3), rel=0.15)
+    below = 0.8 - np.quantile(replicates.accuracy[0], 0.025)
+    assert below == pytest.approx(stats.t.ppf(0.975, 2) * 0.1 / math.sqrt(3), rel=0.1)
     assert np.std(replicates.examples_only[0]) < 0.015  # the test examples alone move it little
     acc = interval(replicates, "a")
     assert acc.low < 0.7 and acc.high == 1.0  # beyond the seeds seen, and never past 100%

@@ -295,7 +295,6 @@ def tell(study: optuna.Study, trial: optuna.Trial, record: Record) -> None:
 
 def record_cost(trial: optuna.Trial, record: Record) -> None:
     """A job's training FLOPs and wall-clock as the trial's user attributes (shown by the dashboard)."""
-    cost = record.cost
-    for key, figure in (("train_flops", cost.train_flops), ("train_seconds", cost.train_seconds)):
+    for key, figure in (("train_flops", record.cost.train_flops), ("train_seconds", record.cost.train_seconds)):
         if figure is not None:
             trial.set_user_attr(key, figure)
