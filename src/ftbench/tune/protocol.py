@@ -12,9 +12,8 @@
 Everything is kept in Optuna's storage in the sweep folder (``tune.storage``): the same command
 started again continues where it stopped, and several copies of it (processes, SLURM jobs)
 share the work (see ``ftbench.tune.studies``). What the study compares is recorded when it is
-created; a start that would change it is refused (``ftbench.tune.identity``). Nothing is run
-before the numbers (``ftbench.tune.budget``), the search spaces, the storage
-(``ftbench.tune.storage``) and the identity are checked.
+created; a start that would change it is refused (``ftbench.tune.identity``). Nothing runs before
+the numbers (``tune.budget``), the spaces, the storage (``tune.storage``) and identity are checked.
 """
 
 from __future__ import annotations
@@ -294,7 +293,8 @@ def tell(study: optuna.Study, trial: optuna.Trial, record: Record) -> None:
 
 
 def record_cost(trial: optuna.Trial, record: Record) -> None:
-    """A job's training FLOPs and wall-clock as the trial's user attributes (shown by the dashboard)."""
-    for key, figure in (("train_flops", record.cost.train_flops), ("train_seconds", record.cost.train_seconds)):
+    """A job's training FLOPs and wall-clock as the trial's user attributes (the dashboard shows them)."""
+    cost = {"train_flops": record.cost.train_flops, "train_seconds": record.cost.train_seconds}
+    for key, figure in cost.items():
         if figure is not None:
             trial.set_user_attr(key, figure)
