@@ -373,9 +373,9 @@ def test_a_tasks_outcomes_come_from_its_verdict_when_its_runs_kept_predictions(t
     # so leading by noise is no win; only the decided loss counts
     assert outcomes == {"full": UNDECIDED, "bitfit": UNDECIDED, "lora": UNDECIDED, "linear_probe": LOSS}
     assert outcomes.undecided_because is None
-    # at 0.95 the leader's lead is decided (equivalent to the best): a win
+    # at 0.95 on 4,000 examples the leader's lead is decided (equivalent to the best): a win
     accs = {"full": [0.95] * 3, "bitfit": [0.949] * 3, "linear_probe": [0.60] * 3, "lora": [0.88] * 3}
     write_runs(tmp_path / "t2", [fake_run(template, s, seed, a, 1e9) for s, seeds in accs.items()
-                                 for seed, a in enumerate(seeds)], examples=1000)
+                                 for seed, a in enumerate(seeds)], examples=4000)
     outcomes = by_verdict(read_task(tmp_path, {"name": "t2", "dataset": "digits", "source": "digits"}), 0.01)
-    assert outcomes == {"full": WIN, "bitfit": UNDECIDED, "lora": LOSS, "linear_probe": LOSS}
+    assert outcomes == {"full": WIN, "bitfit": EQUIVALENT, "lora": LOSS, "linear_probe": LOSS}

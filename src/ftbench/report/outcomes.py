@@ -78,15 +78,18 @@ def from_verdict(result) -> Outcomes:
 
 
 def by_verdict(task: TaskResults, margin: float) -> Outcomes:
-    """From the task's verdict (``ftbench.report.verdict``) at ``margin``; a task whose runs kept
-    no predictions leaves every strategy undecided."""
+    """From the task's verdict (``ftbench.report.verdict``) at ``margin``, drawn at the task's
+    confidence and resamples (``TaskResults.choice``: the command line's, else the suite's), as
+    the task's own report draws it; a task whose runs kept no predictions leaves every strategy
+    undecided."""
     from ftbench.report import judgement, verdict
 
     by_strategy = {s: c.runs for s, c in task.cells.items() if c.runs}
     found, _ = judgement.evidence(task.folder, by_strategy)
     if found is None:
         return all_undecided(task, NO_PREDICTIONS)
-    outcomes = from_verdict(verdict.judge(found, {}, margin=margin))
+    settings = {k: task.choice[k] for k in ("confidence", "resamples") if task.choice.get(k) is not None}
+    outcomes = from_verdict(verdict.judge(found, {}, margin=margin, **settings))
     for strategy in task.means():  # a strategy whose runs kept no predictions: not judged
         outcomes.setdefault(strategy, UNDECIDED)
     return outcomes

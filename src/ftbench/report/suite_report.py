@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ftbench.report.across import CrossTask, analyse
 from ftbench.report.fmt import num, records_csv, si
-from ftbench.report.outcomes import EQUIVALENT, LOSS, UNDECIDED, WIN, Classifier
+from ftbench.report.outcomes import EQUIVALENT, LOSS, UNDECIDED, WIN, Classifier, by_verdict
 from ftbench.report.suite_results import SuiteResults, TaskResults, read_suite_results
 from ftbench.report.tables import interval_columns
 from ftbench.run.atomic import write_text
@@ -34,10 +34,9 @@ def write_suite_report(root: Path, margin: float | None = None, classify: Classi
     """
     from ftbench.report.cd_plot import plot_cd_diagram
     from ftbench.report.suite_plots import accuracy_against_relative_cost
-    from ftbench.report.task_outcomes import by_verdict_at_settings
 
     results = read_suite_results(root, {**(choice or {}), "margin": margin})
-    cross = analyse(results, margin, classify or by_verdict_at_settings)
+    cross = analyse(results, margin, classify or by_verdict)
     plot_dir = root / PLOTS_DIR
     drawn: dict[str, Path | None] = {}
     if cross.ranking is not None:
