@@ -56,11 +56,12 @@ def test_cached_features_count_the_one_off_backbone_pass_and_head_only_steps(tmp
     from ftbench.train import fit
     from tests.helpers import FAST, make_cfg
 
-    runs = {}
+    runs, sizes = {}, {}
     for cache in ("true", "false"):
         cfg = make_cfg(*FAST, "strategy=linear_probe", f"data.cache_features={cache}",
                        run_dir=tmp_path / cache)
-        runs[cache] = fit(cfg, tmp_path / cache)["cost"]
+        result = fit(cfg, tmp_path / cache)
+        runs[cache], sizes = result["cost"], result["data"]
     cached, plain = runs["true"], runs["false"]
     assert cached["feature_cache"]["used"]
     classes = 10
@@ -71,7 +72,7 @@ def test_cached_features_count_the_one_off_backbone_pass_and_head_only_steps(tmp
     (phase,) = cached["flop_phases"]  # a step on features: head forward + weight gradient
     assert phase["input"] == [features] and phase["flops_per_image"] == 2 * 2 * features * classes
     # the backbone ran once over each split: its forward is the image forward minus the head
-    train_size = 1257
+    train_size = sizes["train_size"]
     backbone_forward = plain["eval_flops_per_image"]["3x32x32"] - 2 * features * classes
     extraction = cached["feature_cache"]["flops"]
     assert extraction["train"] == pytest.approx(backbone_forward * train_size)
