@@ -58,6 +58,7 @@ def test_the_dry_run_runs_each_part_on_the_cpu_and_writes_both_summaries(tmp_pat
         assert "| linear_probe | completed |" in md
 
 
+@pytest.mark.slow  # over a second or two: make test runs it, make test-fast leaves it out
 def test_a_part_past_its_limit_is_stopped_recorded_and_the_next_part_runs(tmp_path):
     code = main([str(tmp_path), "--dry-run", "--parts", "overhead,compile", "--part-timeout", "1",
                  "--site", str(tmp_path / "site")])

@@ -63,6 +63,7 @@ MODELS = ["test_efficientnet", "test_resnet", "test_vit", "test_convnext", "tf_e
 
 
 @pytest.mark.parametrize("name", MODELS)
+@pytest.mark.slow  # over a second or two: make test runs it, make test-fast leaves it out
 def test_step_flops_agree_with_an_independent_count(name):
     size = 160 if name == "test_vit" else 32  # test_vit's patch grid is fixed at 160 px
     strategies = ("full", "partial", "linear_probe", "surgical", "bitfit", "lora")

@@ -80,6 +80,7 @@ def test_gradual_unfreezes_without_changing_the_optimizer_layout(run_fit):
 
 
 @pytest.mark.parametrize("name", TINY_MODELS)
+@pytest.mark.slow  # over a second or two: make test runs it, make test-fast leaves it out
 def test_surgical_moves_the_chosen_group_and_nothing_else(run_fit, pretrained_per_model, name):
     path, groups, keys = pretrained_per_model(name)
     result, run_dir = run_fit(f"model.name={name}", f"model.weights={path}", "strategy=surgical",
@@ -98,6 +99,7 @@ def test_surgical_moves_the_chosen_group_and_nothing_else(run_fit, pretrained_pe
 
 
 @pytest.mark.parametrize("name", TINY_MODELS)
+@pytest.mark.slow  # over a second or two: make test runs it, make test-fast leaves it out
 def test_bitfit_moves_biases_and_the_head_and_nothing_else(run_fit, pretrained_per_model, name):
     path, groups, keys = pretrained_per_model(name)
     result, run_dir = run_fit(f"model.name={name}", f"model.weights={path}", "strategy=bitfit")

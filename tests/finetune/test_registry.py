@@ -41,6 +41,7 @@ def test_a_registered_strategy_is_in_the_help_the_compare_sweep_and_the_lists(re
     assert list(suite.strategies) == registered
 
 
+@pytest.mark.slow  # over a second or two: make test runs it, make test-fast leaves it out
 def test_every_strategy_gets_a_colour_of_its_own_in_the_report_plots(registered, tmp_path, template,
                                                                      monkeypatch):
     drawn = {}

@@ -24,6 +24,7 @@ def _logits(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("name", TINY_MODELS)
+@pytest.mark.slow  # over a second or two: make test runs it, make test-fast leaves it out
 def test_lora_merges_into_a_plain_timm_model_with_the_adapted_logits(run_fit, pretrained_per_model, name):
     from peft import LoraConfig, get_peft_model
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from omegaconf import OmegaConf
 
 from ftbench.report.callback import WriteReport, recommendation_line
 from tests.helpers import fake_run, write_runs
 
 
+@pytest.mark.slow  # over a second or two: make test runs it, make test-fast leaves it out
 def test_a_sweep_ends_its_console_output_with_the_recommendation_sentence(tmp_path, template, capsys):
     accs = {"full": 0.95, "linear_probe": 0.60}
     write_runs(tmp_path, [fake_run(template, s, seed, a, 1e9 if s == "full" else 1e8)

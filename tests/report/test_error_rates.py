@@ -67,6 +67,7 @@ def test_five_cheap_strategies_on_the_margin_rarely_give_a_wrong_pick():
 
 
 @pytest.mark.parametrize("seeds", [2, 3])
+@pytest.mark.slow  # over a second or two: make test runs it, make test-fast leaves it out
 def test_the_accuracy_interval_covers_the_truth_with_few_seeds(seeds):
     """(d) Seed noise dominating (seed sd 0.03 against a binomial sd of 0.009 per run on 2,000
     test examples): the two-sided 95% interval covers the true accuracy in at least 94% of 1,000

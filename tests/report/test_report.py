@@ -189,6 +189,7 @@ def test_studies_split_rows_by_their_setting_and_add_their_plot(tmp_path, templa
     assert not (size / "plots" / "accuracy_vs_lr_decay.png").exists()
 
 
+@pytest.mark.slow  # over a second or two: make test runs it, make test-fast leaves it out
 def test_the_surgical_study_plots_accuracy_by_the_group_that_trained(tmp_path, template):
     names = [g["name"] for g in template["groups"]]
     settings = [[], *[[n] for n in names[:-1]], "all"]
@@ -206,6 +207,7 @@ def test_the_surgical_study_plots_accuracy_by_the_group_that_trained(tmp_path, t
     ("compare", "strategy", None), ("surgical", "strategy.groups", "surgical"),
     ("data_size", "dataset.train_fraction", None), ("lr_decay", "strategy.lr_decay", "discriminative"),
 ])
+@pytest.mark.slow  # over a second or two: make test runs it, make test-fast leaves it out
 def test_every_job_an_experiment_sweeps_is_a_valid_run_and_the_sweep_ends_in_the_report(tmp_path, experiment,
                                                                                       setting, strategy):
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -309,6 +311,7 @@ def test_every_interval_shows_its_n_and_fewer_than_three_seeds_are_flagged(tmp_p
     assert (rows["discriminative"]["test_acc_n"], rows["discriminative"]["few_seeds"]) == ("3", "False")
 
 
+@pytest.mark.slow  # over a second or two: make test runs it, make test-fast leaves it out
 def test_runs_that_differ_in_any_setting_are_not_seeds_of_one_row(tmp_path, template):
     # an AdamW run at lr_decay 1.6 and an SGD run at 2.6: two rows, and no lr_decay line between them
     mixed = [fake_run(template, "discriminative", s, 0.8, 3e9, strategy__lr_decay=1.6,
@@ -434,6 +437,7 @@ def test_a_search_trial_is_read_by_its_validation_accuracy_a_final_run_by_its_te
     assert problem(final) == "metrics.test_acc is None, not a number"
 
 
+@pytest.mark.slow  # over a second or two: make test runs it, make test-fast leaves it out
 def test_the_report_says_when_the_runs_compared_mixed_thread_counts(tmp_path, template):
     runs = [fake_run(template, strategy, s, 0.8, 3e9) for strategy in ("full", "linear_probe")
             for s in (0, 1)]

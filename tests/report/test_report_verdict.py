@@ -45,6 +45,7 @@ def test_a_failed_final_run_is_shown_in_its_strategys_row(tmp_path, template):
     assert "| linear_probe |" in verdict and "**worse**" in verdict
 
 
+@pytest.mark.slow  # over a second or two: make test runs it, make test-fast leaves it out
 def test_the_margin_decides_between_equivalent_and_worse(tmp_path, template, capsys):
     runs = [fake_run(template, s, seed, acc, flops) for s, accs, flops in
             (("full", [0.80, 0.80, 0.80], 3e9), ("linear_probe", [0.78, 0.78, 0.78], 1e9))
@@ -114,6 +115,7 @@ def test_a_report_whose_runs_kept_predictions_speaks_one_vocabulary(tmp_path, te
     assert (tmp_path / "plots" / "margin_vs_cost.png").is_file() and "plots/margin_vs_cost.png" in md
 
 
+@pytest.mark.slow  # over a second or two: make test runs it, make test-fast leaves it out
 def test_default_against_tuned_reads_its_word_off_a_joint_interval(tmp_path, template):
     runs = tuned_sweep(template, {"full": [0.8, 0.82, 0.81], "linear_probe": [0.7, 0.71, 0.72]})
     for run in runs:  # full's best trial (trial1) is no default, and its tuned runs gain 8 points

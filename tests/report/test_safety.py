@@ -122,6 +122,7 @@ def _outside(tmp_path: Path) -> dict[Path, bytes]:
 
 
 @pytest.mark.parametrize("kind", ["plain", "tuned"])
+@pytest.mark.slow  # over a second or two: make test runs it, make test-fast leaves it out
 def test_the_report_replaces_links_where_its_files_go_and_never_writes_through_them(tmp_path, kind, caplog):
     root = compared(tmp_path / "sweep") if kind == "plain" else tuned_sweep(tmp_path / "sweep", 0.02)
     files = _outside(tmp_path)

@@ -101,6 +101,7 @@ def test_a_damaged_run_costs_itself_only_and_table_and_verdict_agree(tmp_path, t
 
 @pytest.mark.parametrize("option", [["--confidence", "0.3"], ["--confidence", "nan"], ["--margin", "nan"],
                                     ["--resamples", "1e9"], ["--resamples", "2000.5"], ["--confidence", "x"]])
+@pytest.mark.slow  # over a second or two: make test runs it, make test-fast leaves it out
 def test_a_refused_setting_changes_no_file_and_is_one_line(tmp_path, template, capsys, option):
     write_runs(tmp_path, [fake_run(template, strategy, s, 0.8, 1e9) for strategy in ("full", "bitfit")
                           for s in range(2)])

@@ -71,6 +71,7 @@ def test_the_same_image_missed_on_every_seed_is_undecided_not_worse():
 # Done when 2: error rates on synthetic predictions
 
 
+@pytest.mark.slow  # over a second or two: make test runs it, make test-fast leaves it out
 def test_equal_strategies_are_rarely_called_worse_and_a_clearly_worse_one_rarely_equivalent():
     """Nine strategies of equal true accuracy and a tenth 3 points below, 5 seeds (seed noise of
     one point) and 2,000 test examples, over 200 draws. Among the nine, some strategy is called

@@ -90,6 +90,7 @@ def verdict_table(report_md: str) -> dict[str, tuple]:
 
 
 @pytest.mark.parametrize("margin", [None, 0.2])
+@pytest.mark.slow  # over a second or two: make test runs it, make test-fast leaves it out
 def test_verdict_is_the_reports_verdict_table(sweep, margin):
     write_report(sweep, choice={"margin": margin})
     expected = verdict_table((sweep / "report.md").read_text())

@@ -63,6 +63,7 @@ def test_a_run_releases_its_folder_when_it_ends(tmp_path, cli):
 
 @pytest.mark.parametrize("bad", [["strategy.lr=-1"], ["dataset=imagefolder", "dataset.root=/no/such/folder"],
                                  ["model.weights=/no/such/weights.safetensors"]])
+@pytest.mark.slow  # over a second or two: make test runs it, make test-fast leaves it out
 def test_a_refused_command_leaves_no_run_folder(tmp_path, cli, bad):
     new, empty = tmp_path / "new", tmp_path / "empty"
     empty.mkdir()

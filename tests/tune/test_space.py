@@ -54,6 +54,7 @@ def test_partial_searches_up_to_every_backbone_group_of_the_model(max_epochs):
 
 @pytest.mark.parametrize("max_epochs", [1, 2, 3, 6, 10])
 @pytest.mark.parametrize("model", sorted({*SHIPPED_MODELS, *TINY_MODELS}))
+@pytest.mark.slow  # over a second or two: make test runs it, make test-fast leaves it out
 def test_every_shipped_space_fits_every_shipped_model_and_budget(model, max_epochs):
     for strategy in SHIPPED_STRATEGIES:
         if strategy == "lp_ft" and max_epochs == 1:  # a probe, then a fine-tune: 2 epochs at least
