@@ -117,7 +117,7 @@ def strategies(dry: bool, work: Path) -> dict:
     checks = {"every strategy completed": all(r["status"] == "completed" for r in rows),
               "the sweep wrote its report": (sweep / "report.md").is_file(),
               "the diverging run ended diverged (exit 3, recorded)":
-                  diverging.returncode == 3 and record.get("status") == "diverged"}
+                  diverging.returncode == 3 and record is not None and record.status == "diverged"}
     header = ["strategy", "status", "precision", "test acc", "train s", "img/s", "train MB", "peak MB",
               "cached"]
     keys = ["strategy", "status", "precision", "test_acc", "train_seconds", "images_per_second",

@@ -312,7 +312,7 @@ def test_a_tuned_suite_of_image_folders_searches_each_task_on_its_own(tmp_path):
         (t, s) for t in "abc" for s in ("full", "linear_probe")]
     assert all(float(r["search_flops"]) > 0 and r["protocol"] == "tuned" for r in rows)
     md = (suite / "report.md").read_text()
-    assert "Too few tasks for Friedman's test: 3 tasks" in md and "search included" in md
+    assert "Too few tasks for Friedman's test: 3 tasks" in md
     assert (suite / "plots" / "accuracy_vs_relative_cost.png").is_file()
     assert "**Recommendation across tasks:**" in proc.stdout
 

@@ -25,7 +25,7 @@ SUITES, TASKS, SEEDS, EXAMPLES = 1000, 5, 3, 400
 SEED_SD = 0.01  # the training seed moves a strategy's accuracy by this much (sd)
 COSTS = {"cheap": 1e9, "mid": 2e9, "dear": 3e9, "dearest": 4e9}
 MC_ERROR_AT_5 = (0.05 * 0.95 / SUITES) ** 0.5  # 0.69 points: one standard error of a 5% rate
-RESAMPLES = 1000  # per verdict (the report's default is 2,000): 5,000 verdicts per simulation
+RESAMPLES = 400  # per verdict (the report's default is 2,000): 5,000 verdicts per simulation
 
 
 def task_predictions(rng: np.random.Generator, strategies: list[str], accuracy: float) -> dict:

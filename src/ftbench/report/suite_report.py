@@ -83,6 +83,7 @@ def recommendation(cross: CrossTask) -> str:
     tail = (" Every task weighs the same." + (f" {silent}" if silent else ""))
     leader = cross.leader()
     if leader is None:
+        tail += f" Tasks: {len(cross.results.tasks)}{_no_result(cross)}."
         return (f"**No recommendation across tasks**: no task's verdict showed any strategy practically "
                 f"equivalent to its best at a margin of {cross.margin:g} test accuracy; the evidence "
                 f"decides nothing yet.{tail}")

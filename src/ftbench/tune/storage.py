@@ -72,8 +72,7 @@ def open_storage(url: str, heartbeat_seconds: float) -> optuna.storages.BaseStor
         if url.startswith(JOURNAL):
             storage = _journal(url.removeprefix(JOURNAL))
         else:
-            _check_sqlite_file(url, shown)
-            storage = _rdb(url, heartbeat_seconds)
+            storage = _rdb(url, heartbeat_seconds, shown)
         storage.get_all_studies()  # reads the whole journal, or the RDB's tables
         return storage
     except UserError:
@@ -127,7 +126,7 @@ def _check_sqlite_file(url: str, shown: str) -> None:
                         f"storage (its tables: {', '.join(sorted(tables)[:5])}); allowed: {allowed}")
 
 
-def _rdb(url: str, heartbeat_seconds: float) -> RDBStorage:
+def _rdb(url: str, heartbeat_seconds: float, shown: str) -> RDBStorage:
     # Workers started together would each create the tables of a new database, and all but
     # one fail ("table ... already exists"): an SQLite file is created under a file lock, and
     # a server database is retried once its tables exist.
@@ -136,6 +135,7 @@ def _rdb(url: str, heartbeat_seconds: float) -> RDBStorage:
     for attempt in range(CREATE_ATTEMPTS):
         try:
             with lock, warnings.catch_warnings():
+                _check_sqlite_file(url, shown)  # under the lock: another worker may be creating it
                 # heartbeats are what let several workers share a study; Optuna still calls
                 # the argument experimental (5.1), and says so on every open
                 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
