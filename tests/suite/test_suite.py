@@ -314,7 +314,7 @@ def test_a_tuned_suite_of_image_folders_searches_each_task_on_its_own(tmp_path):
     md = (suite / "report.md").read_text()
     assert "Too few tasks for Friedman's test: 3 tasks" in md
     assert (suite / "plots" / "accuracy_vs_relative_cost.png").is_file()
-    assert "Recommendation across tasks" in proc.stdout  # the sentence, with or without a pick (one seed)
+    assert "recommendation across tasks" in proc.stdout.lower()  # the sentence; one seed names no pick
 
 
 def results(folder: Path) -> dict[str, tuple[bytes, int]]:
