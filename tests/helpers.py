@@ -271,3 +271,21 @@ def comparison(tmp_path, trials: int):
     tc.spaces = {"linear_probe": {"lr": optuna.distributions.FloatDistribution(1e-3, 1.0, log=True)}}
     tc.defaults = {"linear_probe": {"lr": 0.1}}
     return tc
+
+
+def tuned_sweep(template: dict, tuned_accs: dict[str, list[float]]) -> list[dict]:
+    """A tuned comparison's records: two search trials and the final runs of each strategy."""
+    runs = []
+    for strategy, accs in tuned_accs.items():
+        for trial in range(2):
+            run = fake_run(template, strategy, 0, None, 1e9)
+            run["config"]["tune"] = {"phase": "search", "job": f"trial{trial}"}
+            run["config"]["run"] = {"test": False}
+            run["metrics"]["val_acc"] = 0.8 + trial / 100
+            runs.append(run)
+        for seed, acc in enumerate(accs, start=1):
+            for phase in ("default", "tuned"):
+                run = fake_run(template, strategy, seed, acc, 1e9)
+                run["config"]["tune"] = {"phase": phase, "job": f"seed{seed}"}
+                runs.append(run)
+    return runs

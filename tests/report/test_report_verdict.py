@@ -10,25 +10,7 @@ import pytest
 
 from ftbench.report import write_report
 from ftbench.report.cli import main as report_main
-from tests.helpers import fake_run, write_runs
-
-
-def tuned_sweep(template: dict, tuned_accs: dict[str, list[float]]) -> list[dict]:
-    """A tuned comparison's records: two search trials and the final runs of each strategy."""
-    runs = []
-    for strategy, accs in tuned_accs.items():
-        for trial in range(2):
-            run = fake_run(template, strategy, 0, None, 1e9)
-            run["config"]["tune"] = {"phase": "search", "job": f"trial{trial}"}
-            run["config"]["run"] = {"test": False}
-            run["metrics"]["val_acc"] = 0.8 + trial / 100
-            runs.append(run)
-        for seed, acc in enumerate(accs, start=1):
-            for phase in ("default", "tuned"):
-                run = fake_run(template, strategy, seed, acc, 1e9)
-                run["config"]["tune"] = {"phase": phase, "job": f"seed{seed}"}
-                runs.append(run)
-    return runs
+from tests.helpers import fake_run, tuned_sweep, write_runs
 
 
 def test_a_failed_final_run_is_shown_in_its_strategys_row(tmp_path, template):

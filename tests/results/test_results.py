@@ -19,7 +19,7 @@ import yaml
 from ftbench import results
 from ftbench.report.render import write_report
 from ftbench.run.atomic import write_json
-from tests.helpers import fake_run, write_runs
+from tests.helpers import fake_run, tuned_sweep, write_runs
 
 ACCURACIES = {"linear_probe": [0.70, 0.72, 0.71], "full": [0.90, 0.91, 0.89], "lp_ft": [0.905, 0.90, 0.91]}
 FLOPS = {"linear_probe": 1e9, "full": 5e9, "lp_ft": 4e9}
@@ -118,19 +118,7 @@ def test_verdict_is_the_reports_verdict_table(sweep, margin):
 def tuned_records(template: dict) -> list[dict]:
     """A tuned comparison's records: two search trials and the final runs of each strategy, and
     a final run of ``full`` that diverged."""
-    runs = []
-    for strategy, accs in (("full", [0.80, 0.82, 0.81]), ("linear_probe", [0.70, 0.71, 0.72])):
-        for trial in range(2):
-            run = fake_run(template, strategy, 0, None, 1e9)
-            run["config"]["tune"] = {"phase": "search", "job": f"trial{trial}"}
-            run["config"]["run"] = {"test": False}
-            run["metrics"]["val_acc"] = 0.8 + trial / 100
-            runs.append(run)
-        for seed, acc in enumerate(accs, start=1):
-            for phase in ("default", "tuned"):
-                run = fake_run(template, strategy, seed, acc, 1e9)
-                run["config"]["tune"] = {"phase": phase, "job": f"seed{seed}"}
-                runs.append(run)
+    runs = tuned_sweep(template, {"full": [0.80, 0.82, 0.81], "linear_probe": [0.70, 0.71, 0.72]})
     runs.append({"status": "diverged", "error": "diverged: the training loss is nan", "strategy": "full",
                  "seed": 4, "config": {**template["config"], "tune": {"phase": "tuned", "job": "seed4"}}})
     return runs
