@@ -21,7 +21,7 @@ from pathlib import Path
 from statistics import median
 
 from benchmarks.common import machine, make_cfg, quiet, timed
-from ftbench.finetune.strategies import STRATEGIES
+from ftbench.finetune.strategies import registered
 from ftbench.run.result import RESULT_FILE, Result, read_result
 
 TARGET_OVERHEAD = 0.95
@@ -91,11 +91,11 @@ def overhead(dry: bool, work: Path) -> dict:
 def strategies(dry: bool, work: Path) -> dict:
     sizes = [*TINY, *FEW_BATCHES] if dry else []
     common = [*trainer(dry), *sizes, "trainer.max_epochs=2", "trainer.enable_progress_bar=false"]
-    sweep = work / "strategies"
-    proc = train_cli("-m", f"strategy={','.join(STRATEGIES)}", *common, f"hydra.sweep.dir={sweep}")
+    sweep, names = work / "strategies", list(registered())
+    proc = train_cli("-m", f"strategy={','.join(names)}", *common, f"hydra.sweep.dir={sweep}")
     runs = {r.strategy: r for r in results_under(sweep)}
     rows = []
-    for name in STRATEGIES:
+    for name in names:
         run = runs.get(name)
         if run is None:
             rows.append({"strategy": name, "status": "no result.json"})

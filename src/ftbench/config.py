@@ -22,12 +22,12 @@ from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 from ftbench.data.shifts import Shift, parse_shifts
 from ftbench.data.sources import BAD_IMAGE_POLICIES, SOURCES
 from ftbench.finetune.optim import OPTIMIZERS, SCHEDULES
-from ftbench.finetune.strategies import STRATEGIES, build_plan, help_lines
+from ftbench.finetune.strategies import build_plan, help_lines, registered
 from ftbench.models.adapters import ADAPTER_STRATEGIES, check_adapters
 from ftbench.models.backbone import check_model_name, check_weight_source, layer_groups
 from ftbench.report.choice import MAX_RESAMPLES, MIN_RESAMPLES
 from ftbench.run.checks import choice, choice_error, integer, number
-from ftbench.run.failures import UserError
+from ftbench.run.failures import UserError, user_error_within
 from ftbench.run.redaction import job_dirname
 from ftbench.run.threads import check_threads, copies_started
 from ftbench.tracking.loggers import WANDB_MODES
@@ -70,8 +70,8 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("ftbench.surgical_sweep", surgical_sweep, replace=True)
     OmegaConf.register_new_resolver("ftbench.groups_label", groups_label, replace=True)
     # the strategy registry (ftbench.finetune.strategies), said once: the lists, sweeps and help
-    OmegaConf.register_new_resolver("ftbench.strategies", lambda: list(STRATEGIES), replace=True)
-    OmegaConf.register_new_resolver("ftbench.strategy_sweep", lambda: ",".join(STRATEGIES), replace=True)
+    OmegaConf.register_new_resolver("ftbench.strategies", lambda: list(registered()), replace=True)
+    OmegaConf.register_new_resolver("ftbench.strategy_sweep", lambda: ",".join(registered()), replace=True)
     OmegaConf.register_new_resolver("ftbench.strategy_help", help_lines, replace=True)
 
 
@@ -118,6 +118,9 @@ def check_resolvable(cfg: DictConfig) -> None:
         raise UserError(f"{err.full_key} has no value; set it on the command line "
                         f"({err.full_key}=...)") from err
     except InterpolationResolutionError as err:
+        inner = user_error_within(err)
+        if inner is not None:  # a resolver's own one line (a broken strategy plugin)
+            raise inner from err
         reason = str(err).splitlines()[0]
         raise UserError(f"{err.full_key}: cannot be resolved ({reason})") from err
 

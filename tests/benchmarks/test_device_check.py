@@ -12,7 +12,7 @@ import pytest
 
 from benchmarks import device_check
 from benchmarks.device_check import PARTS, SUMMARY_JSON, SUMMARY_MD, main, wheel_problems
-from ftbench.finetune.strategies import STRATEGIES
+from ftbench.finetune.strategies import registered
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,7 +23,7 @@ def summary(out: Path) -> dict:
 
 def _strategies_ran(result: dict) -> bool:
     runs = result["runs"]
-    return ([r["strategy"] for r in runs] == list(STRATEGIES)
+    return ([r["strategy"] for r in runs] == list(registered())
             and all(r["status"] == "completed" and r["train_memory_mb"] > 0 for r in runs)
             and result["diverging_run"]["status"] == "diverged")
 

@@ -20,11 +20,9 @@ EXTRA = ("head_again", "tenth_strategy")  # with the nine built in: eleven
 def registered(monkeypatch):
     monkeypatch.setattr(strategies, "STRATEGIES", dict(strategies.STRATEGIES))
     monkeypatch.setattr(strategies, "SUMMARIES", dict(strategies.SUMMARIES))
-    monkeypatch.setattr("ftbench.config.STRATEGIES", strategies.STRATEGIES)
-    monkeypatch.setattr("ftbench.report.style.STRATEGIES", strategies.STRATEGIES)
     for name in EXTRA:
         strategies.register(name, strategies.STRATEGIES["linear_probe"], f"{name}: the head only; knobs: lr")
-    return list(strategies.STRATEGIES)
+    return list(strategies.registered())
 
 
 def test_a_registered_strategy_is_in_the_help_the_compare_sweep_and_the_lists(registered):

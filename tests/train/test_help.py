@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ftbench.config import CONFIG_DIR
-from ftbench.finetune.strategies import STRATEGIES
+from ftbench.finetune.strategies import registered
 from ftbench.report.cli import main as report_main
 from ftbench.train import main as train_main
 
@@ -22,7 +22,7 @@ def test_train_help_lists_strategies_groups_and_common_overrides(monkeypatch, ca
     assert "powered by Hydra" not in out and out.startswith("ftbench: fine-tune")
     strategies = out[out.index("== Strategies"):out.index("== Config groups")]
     assert [line.split()[0] for line in strategies.splitlines()[1:] if line.startswith("  ")
-            and not line.startswith("   ")] == list(STRATEGIES)
+            and not line.startswith("   ")] == list(registered())
     # hydra/ holds Hydra's own groups (the tuned sweeper), listed by --hydra-help
     for group in sorted(p.name for p in Path(CONFIG_DIR).iterdir() if p.is_dir() and p.name != "hydra"):
         options = sorted(f.stem for f in (Path(CONFIG_DIR) / group).glob("*.yaml"))

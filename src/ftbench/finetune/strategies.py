@@ -20,6 +20,7 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from ftbench.finetune.plugins import load_plugins
 from ftbench.run.checks import choice_error, integer, number
 from ftbench.run.failures import UserError
 
@@ -84,10 +85,11 @@ def build_plan(cfg, group_names: Sequence[str], max_epochs: int) -> StrategyPlan
     the model's groups and the number of epochs), and nowhere else.
     """
     name = cfg.name
-    if name not in STRATEGIES:
-        raise choice_error("strategy", name, STRATEGIES)
+    strategies = registered()
+    if name not in strategies:
+        raise choice_error("strategy", name, strategies)
     names = tuple(group_names)
-    fields = STRATEGIES[name](cfg, names, max_epochs)
+    fields = strategies[name](cfg, names, max_epochs)
     return StrategyPlan(name=name, group_names=names,
                         lr=number("strategy.lr", cfg.lr, above=0),
                         lr_decay=number("strategy.lr_decay", cfg.lr_decay, at_least=1), **fields)
@@ -197,8 +199,9 @@ def adapter_or_head(group: str, param: str) -> bool:
 
 # name -> factory(strategy cfg, group names, max_epochs) -> the plan's schedule and rules: the one
 # list of strategies, from which the configs' lists (``${ftbench.strategies:}``), --help and the
-# plots' colours derive. A new strategy is its factory, registered here (or from its own module,
-# imported before the run starts), and its YAML file in conf/strategy/.
+# plots' colours derive, each through ``registered()``. A new strategy is its factory, registered
+# here or by another package (an entry point of the group ``ftbench.strategies``, ftbench.finetune.plugins),
+# and its YAML file in conf/strategy/ (or the other package's, on Hydra's search path).
 STRATEGIES: dict[str, Callable[..., dict]] = {}
 SUMMARIES: dict[str, str] = {}  # name -> its line in --help: what trains, and its knobs
 
@@ -209,10 +212,18 @@ def register(name: str, factory: Callable[..., dict], summary: str) -> None:
     SUMMARIES[name] = summary
 
 
+def registered() -> dict[str, Callable[..., dict]]:
+    """The registry, installed plugins' strategies included (loaded on this first read): the
+    one way every list of strategies is read."""
+    load_plugins()
+    return STRATEGIES
+
+
 def help_lines(indent: int = 2) -> str:
     """The strategies of --help, one a line."""
-    width = max(map(len, STRATEGIES), default=0) + 2
-    return "\n".join(f"{' ' * indent}{name:<{width}}{SUMMARIES.get(name, '')}" for name in STRATEGIES)
+    names = list(registered())
+    width = max(map(len, names), default=0) + 2
+    return "\n".join(f"{' ' * indent}{name:<{width}}{SUMMARIES.get(name, '')}" for name in names)
 
 
 for _name, _factory, _summary in (

@@ -209,9 +209,9 @@ def _sortable(value, names: list[str | None]) -> tuple:
 
 
 def strategy_order(name: str) -> tuple[int, str]:
-    from ftbench.finetune.strategies import STRATEGIES
+    from ftbench.finetune.strategies import registered
 
-    names = list(STRATEGIES)
+    names = list(registered())
     return (names.index(name) if name in names else len(names), name)
 
 

@@ -13,7 +13,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from ftbench.finetune.strategies import STRATEGIES  # noqa: E402
+from ftbench.finetune.strategies import registered  # noqa: E402
 from ftbench.report.rows import Row  # noqa: E402
 from ftbench.run.atomic import atomic_write  # noqa: E402
 
@@ -34,7 +34,7 @@ def palette_colour(index: int) -> tuple[float, ...]:
 def colour(strategy: str):
     """The strategy's colour in every plot: by its place in the registry (one of its own for
     every registered strategy), grey for a name the registry does not know."""
-    names = list(STRATEGIES)
+    names = list(registered())
     return palette_colour(names.index(strategy)) if strategy in names else "grey"
 
 

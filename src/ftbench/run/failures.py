@@ -55,6 +55,9 @@ def visible(text: str) -> str:
 
 def one_line(error: BaseException) -> str:
     """The error as a single line that names the bad value and, where known, what is allowed."""
+    inner = user_error_within(error) if isinstance(error, HydraException | OmegaConfBaseException) else None
+    if inner is not None:  # a resolver's, wrapped by OmegaConf (and Hydra): its own line
+        return one_line(inner)
     if isinstance(error, MissingConfigException) and error.missing_cfg_file:
         group, _, choice = error.missing_cfg_file.rpartition("/")
         if group and error.options:
@@ -75,6 +78,19 @@ def one_line(error: BaseException) -> str:
     if isinstance(error, Diverged | HydraException | OmegaConfBaseException):
         return _first_line(error)
     return f"{type(error).__name__}: {_first_line(error)}"
+
+
+def user_error_within(error: BaseException) -> UserError | None:
+    """The ``UserError`` that ``error`` is or wraps: OmegaConf wraps what a resolver raises
+    (``${ftbench.strategies:}`` finding a broken strategy plugin) in an error of its own."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, UserError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _first_line(error: BaseException | str) -> str:

@@ -26,7 +26,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from ftbench.config import job_config, validate_config
 from ftbench.data.sources import load_splits
-from ftbench.finetune.strategies import STRATEGIES
+from ftbench.finetune.strategies import registered
 from ftbench.report.callback import write_report_quietly, write_suite_report_quietly
 from ftbench.report.collect import collect
 from ftbench.report.suite_results import SUITE_FILE, TASK_FILE
@@ -59,7 +59,7 @@ class SuiteRun:
 
     def __init__(self, config: DictConfig, launcher, load_config: Compose, arguments: Sequence[str]) -> None:
         self.config, self.launcher, self.load_config = config, launcher, load_config
-        self.suite: Suite = read_suite(config, list(STRATEGIES))
+        self.suite: Suite = read_suite(config, list(registered()))
         self.arguments = plain_arguments(arguments)
         self.root = Path(str(config.hydra.sweep.dir))
         self.margin = OmegaConf.select(config, "report.margin", default=DEFAULT_MARGIN)
