@@ -28,7 +28,7 @@ from ftbench.models.backbone import check_model_name, check_weight_source, layer
 from ftbench.report.choice import MAX_RESAMPLES, MIN_RESAMPLES
 from ftbench.run.checks import choice, choice_error, integer, number
 from ftbench.run.failures import UserError, user_error_within
-from ftbench.run.redaction import job_dirname
+from ftbench.run.secret_overrides import job_dirname
 from ftbench.run.threads import check_threads, copies_started
 from ftbench.tracking.loggers import WANDB_MODES
 

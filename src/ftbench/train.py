@@ -53,10 +53,11 @@ from ftbench.run.failures import UserError, exit_for, one_line_errors, run_guard
 from ftbench.run.folder import check_new_run, is_rank_zero, lock, release, release_all, undo_refused
 from ftbench.run.outputs import run_outputs
 from ftbench.run.predictions import write_predictions
-from ftbench.run.redaction import install_log_redaction, override_secrets, redact_saved_configs, remember
+from ftbench.run.redaction import install_log_redaction, redact_saved_configs, remember
 from ftbench.run.result import PREDICTIONS_FILE, RESULT_FILE, WEIGHTS_FILE, build_result, write_result
 from ftbench.run.resume import check_checkpoint_fits, config_digest, resume_target
 from ftbench.run.reuse import finished_result, holds_finished
+from ftbench.run.secret_overrides import override_secrets
 from ftbench.run.threads import AUTO, KeepThreads, apply_threads, available_cores, launcher_jobs
 from ftbench.tracking.loggers import build_logger, publish_result
 from ftbench.tracking.progress import progress_bar

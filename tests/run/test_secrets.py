@@ -15,19 +15,20 @@ from tests.helpers import FAST, make_cfg
 
 MASK = "***"
 
-# a value under a secret key, a quoted one, a list of them, one below a secret key, and one read
-# from a short secret environment variable (shorter than the 6 characters every secret-named
-# variable is masked at)
+# a value under a secret key, a quoted one, a list of them, one below a secret key, one under a
+# secret key of a dict value, and one read from a short secret environment variable (shorter
+# than the 6 characters every secret-named variable is masked at)
 SECRETS = {"plain": "hunter2-pass", "quoted": "tok with space 123", "listed": ["key-one-111", "key-two-222"],
-           "below": "zz9-db-pass", "env": "ab12c"}
+           "below": "zz9-db-pass", "in_dict": "dict-key-333", "env": "ab12c"}
 OVERRIDES = [f"+foo.password={SECRETS['plain']}", f"+foo.token='{SECRETS['quoted']}'",
              f"+foo.api_keys=[{','.join(SECRETS['listed'])}]", f"+vault.secrets.db={SECRETS['below']}",
-             "+notes.remote=${oc.env:MY_TOKEN}"]
+             f"+extra={{api_key: {SECRETS['in_dict']}, project: demo}}", "+notes.remote=${oc.env:MY_TOKEN}"]
 ENV = {"MY_TOKEN": SECRETS["env"]}
 
 
 def every_secret() -> list[str]:
-    return [SECRETS["plain"], SECRETS["quoted"], *SECRETS["listed"], SECRETS["below"], SECRETS["env"]]
+    return [SECRETS["plain"], SECRETS["quoted"], *SECRETS["listed"], SECRETS["below"], SECRETS["in_dict"],
+            SECRETS["env"]]
 
 
 def leaks(root: Path, *console: str) -> list[str]:
@@ -56,6 +57,7 @@ def test_quoted_listed_and_short_env_secrets_reach_no_file_of_a_run(tmp_path, cl
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["config"]["foo"] == {"password": MASK, "token": MASK, "api_keys": MASK}
     assert result["config"]["vault"] == {"secrets": MASK}
+    assert result["config"]["extra"] == {"api_key": MASK, "project": "demo"}
     assert result["config"]["notes"]["remote"] == MASK  # masked by where it came from
 
 
@@ -80,7 +82,7 @@ def test_no_secret_reaches_any_file_of_a_multirun_with_wandb_nor_the_console(tmp
 
 
 def test_job_folder_names_leave_out_secret_overrides_and_stay_short():
-    from ftbench.run.redaction import job_dirname
+    from ftbench.run.secret_overrides import job_dirname
 
     root = OmegaConf.create({"hydra": {
         "overrides": {"task": ["seed=1", "+foo.password=hunter2-pass", "+db.api_key=[a1b2,c3d4]",
@@ -124,3 +126,22 @@ def test_a_saved_yaml_file_that_does_not_parse_is_withheld_with_a_warning(tmp_pa
     assert warning.levelname == "WARNING" and str(broken) in warning.getMessage()
     assert "does not parse as YAML (mapping values are not allowed here at line 2" in warning.getMessage()
     assert "hunter2" not in caplog.text
+
+
+def test_overrides_are_read_by_hydras_parser_for_secrets_in_dicts_and_quoted_sweeps():
+    from ftbench.run.secret_overrides import job_dirname, override_secrets, redact_overrides
+
+    nested = ["+logger.extra={api_key: dict-secret-1, project: demo}", "+cb=[{token: 'list secret 2'}]"]
+    swept = "+foo.token='tok aa1','tok bb2'"
+    found = override_secrets([*nested, swept])
+    assert {"dict-secret-1", "list secret 2", "tok aa1", "tok bb2"} <= set(found)
+    assert "demo" not in found  # what a dict holds under an ordinary key stays a value
+    assert redact_overrides([*nested, swept, "seed=1", "-m", "~foo.password"]) == \
+        ["+logger.extra=***", "+cb=***", "+foo.token=***", "seed=1", "-m", "~foo.password"]
+    root = OmegaConf.create({"hydra": {
+        "overrides": {"task": [*nested, "seed=1"]},
+        "job": {"config": {"override_dirname": {"kv_sep": "=", "item_sep": ",", "exclude_keys": []}}}}})
+    assert job_dirname(_root_=root) == "seed=1"
+    # what Hydra cannot parse is read by its text: Hydra's error quotes it, masked
+    assert redact_overrides(["+foo.password=a'b"]) == ["+foo.password=***"]
+    assert "a'b" in override_secrets(["+foo.password=a'b"])

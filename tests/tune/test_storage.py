@@ -9,7 +9,8 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from ftbench.run.redaction import job_dirname, override_secrets, redact_saved_configs, redact_text
+from ftbench.run.redaction import redact_saved_configs, redact_text
+from ftbench.run.secret_overrides import job_dirname, override_secrets
 
 TINY = ["model.name=test_resnet", "model.weights=none", "dataset.image_size=32", "trainer.max_epochs=1",
         "tune.strategies=[linear_probe]", "tune.trials=2", "tune.seeds=1"]

@@ -13,18 +13,16 @@ Free text is searched for every secret of at least ``MIN_TEXT_SECRET`` character
 known to be one (given under a secret key, or read from a secret variable), and for the
 values of secret-named environment variables of at least ``MIN_ENV_SECRET`` characters;
 shorter strings would mask ordinary words and numbers. A shorter secret is still masked as
-a config value.
+a config value. Command-line overrides are read by Hydra's parser, not searched as text:
+``ftbench.run.secret_overrides``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
-import sys
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +31,6 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ftbench.run.atomic import write_text
-from ftbench.run.overrides import override_key
 
 # api_key, hf_token, client_secret, db_password, aws_access_key ... (not "keys", a list of names)
 SECRET_KEY = re.compile(r"api[_-]?key|token|secret|password|passwd|credential|key$", re.IGNORECASE)
@@ -142,56 +139,6 @@ def _leaves(value: Any) -> Iterator[object]:
         yield value
 
 
-def _split_override(arg: str) -> tuple[str, str, str] | None:
-    """``(prefix with key, key, value text)`` of a ``key=value`` command-line override."""
-    if arg.startswith("-") or "=" not in arg:
-        return None
-    head, _, value = arg.partition("=")
-    return head, override_key(head), value
-
-
-def override_secrets(args: Iterable[str]) -> list[str]:
-    """The values that command-line overrides ``args`` give to secret keys (each element of a
-    list, a quoted value without its quotes, every value of a sweep)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    parser, found = OverridesParser.create(), []
-    for arg in args:
-        found.extend(url_passwords(arg))  # in free text also where a URL is cut (a folder name)
-        parts = _split_override(arg)
-        if parts is None or not is_secret_key(parts[1]):
-            continue
-        found.append(parts[2].strip("'\""))
-        try:
-            override = parser.parse_override(arg)
-            values = (list(override.sweep_iterator()) if override.is_sweep_override()
-                      else [override.value()])
-        except Exception:  # Hydra reports the bad syntax itself; the raw text is remembered
-            continue
-        found.extend(str(v) for v in _leaves(values) if v is not None)
-    return found
-
-
-def redact_overrides(args: Iterable[str]) -> list[str]:
-    """Command-line arguments with the values of secret keys (and known secrets) masked."""
-    clean = []
-    for arg in args:
-        parts = _split_override(arg)
-        clean.append(f"{parts[0]}={MASK}" if parts and is_secret_key(parts[1]) else redact_text(arg))
-    return clean
-
-
-@contextmanager
-def redacted_argv() -> Iterator[None]:
-    """``sys.argv`` without secrets while a library records it (W&B stores the command line)."""
-    saved = sys.argv
-    sys.argv = [saved[0], *redact_overrides(saved[1:])] if saved else saved
-    try:
-        yield
-    finally:
-        sys.argv = saved
-
-
 def redact_saved_configs(folder: Path, pattern: str = "*.yaml") -> None:
     """Rewrite the YAML files Hydra saved (config, overrides, hydra, multirun) without secrets.
 
@@ -250,23 +197,3 @@ def install_log_redaction() -> None:
 
     factory.redacts_secrets = True  # type: ignore[attr-defined]
     logging.setLogRecordFactory(factory)
-
-
-MAX_DIRNAME = 200  # bytes; file systems allow 255 per folder name
-
-
-def job_dirname(*, _root_: DictConfig) -> str:
-    """Hydra's ``override_dirname`` for a job's folder, without secret overrides, as one
-    folder name (``/`` replaced) short enough for any file system (a long one keeps its
-    start and a digest of the whole)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    spec = _root_.hydra.job.config.override_dirname
-    items = [redact_text(o.input_line, secrets=[])  # a URL's password, before "/" is replaced
-             for o in OverridesParser.create().parse_overrides(list(_root_.hydra.overrides.task))
-             if o.key_or_group not in spec.exclude_keys and not is_secret_key(o.key_or_group)]
-    name = spec.item_sep.join(sorted(items)).replace("=", spec.kv_sep).replace("/", "_")
-    if len(name.encode()) > MAX_DIRNAME:
-        digest = hashlib.sha1(name.encode()).hexdigest()[:10]
-        name = name.encode()[:MAX_DIRNAME - 11].decode(errors="ignore") + "_" + digest
-    return name

@@ -34,9 +34,9 @@ from ftbench.run.atomic import write_text
 from ftbench.run.checks import number
 from ftbench.run.failures import UserError, one_line
 from ftbench.run.overrides import override_key, single_valued
-from ftbench.run.redaction import redact_overrides
 from ftbench.run.result import job_record
 from ftbench.run.reuse import FINISHED
+from ftbench.run.secret_overrides import redact_overrides
 from ftbench.suite.definition import Suite, Task, override_value, read_suite
 from ftbench.tune.protocol import TunedComparison
 

@@ -27,7 +27,8 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
 from ftbench.run.failures import UserError
-from ftbench.run.redaction import redact, redact_config, redacted_argv
+from ftbench.run.redaction import redact, redact_config
+from ftbench.run.secret_overrides import redacted_argv
 from ftbench.tracking.flat import flatten
 
 log = logging.getLogger("ftbench")

@@ -34,7 +34,7 @@ from omegaconf import OmegaConf
 from ftbench.report.collect import RESULT_FILE
 from ftbench.run.failures import UserError
 from ftbench.run.overrides import parse_overrides
-from ftbench.run.redaction import redact_overrides
+from ftbench.run.secret_overrides import redact_overrides
 
 IDENTITY_STUDY = "ftbench-tuned-comparison"
 ATTR = "identity"
