@@ -1,4 +1,9 @@
-"""Shared helpers for the benchmarks: compose the real config, time things, print a verdict."""
+"""Shared helpers for the benchmarks: compose the real config, time things, print a verdict.
+
+torch and ftbench's config are imported where they are used: a benchmark that only drives
+``python -m ftbench.train`` in subprocesses (``shared_machine``, ``make_run``, ``pruners``)
+shares the verdict without loading them into the process that waits.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +14,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
 from omegaconf import DictConfig, open_dict
-
-from ftbench.config import compose_config
 
 
 def make_cfg(*overrides: str, run_dir: Path) -> DictConfig:
     """The real config, as ``python -m ftbench.train OVERRIDES`` composes it, progress bar off,
     logging into ``run_dir``."""
+    from ftbench.config import compose_config
+
     cfg = compose_config("trainer.enable_progress_bar=false", *overrides)
     with open_dict(cfg):
         cfg.logger.save_dir = str(run_dir)
@@ -46,6 +50,8 @@ def quiet() -> None:
 
 
 def machine() -> str:
+    import torch
+
     if torch.cuda.is_available():
         return f"{torch.cuda.get_device_name()} (CUDA), torch {torch.__version__}"
     return (f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} CPU threads, "
@@ -53,6 +59,8 @@ def machine() -> str:
 
 
 def timed(fn: Callable[[], object]) -> tuple[float, object]:
+    import torch
+
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     start = time.perf_counter()
@@ -62,7 +70,12 @@ def timed(fn: Callable[[], object]) -> tuple[float, object]:
     return time.perf_counter() - start, out
 
 
+def meets(value: float, target: float, higher_is_better: bool = True) -> bool:
+    """Whether a benchmark's figure reaches its target (the target itself counts as reached)."""
+    return value >= target if higher_is_better else value <= target
+
+
 def verdict(name: str, value: float, target: float, higher_is_better: bool = True) -> str:
-    ok = value >= target if higher_is_better else value <= target
-    sign = ">=" if higher_is_better else "<="
-    return f"{name}: {value:.3f} (target {sign} {target}) -> {'MET' if ok else 'NOT MET'}"
+    """The line every benchmark ends with: ``name: value (target >= t) -> MET`` (or ``NOT MET``)."""
+    sign, met = (">=" if higher_is_better else "<="), meets(value, target, higher_is_better)
+    return f"{name}: {value:.3f} (target {sign} {target}) -> {'MET' if met else 'NOT MET'}"

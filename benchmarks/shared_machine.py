@@ -31,6 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.common import verdict
 from ftbench.run.result import RESULT_FILE, read_result
 
 TARGET = 1.15
@@ -81,10 +82,6 @@ def machine() -> str:
     return f"{platform.processor() or platform.machine()}, {cores} cores, {load()}"
 
 
-def verdict(name: str, value: float, target: float) -> str:
-    return f"{name}: {value:.3f} (target <= {target}) -> {'MET' if value <= target else 'NOT MET'}"
-
-
 def show(label: str, run: dict) -> None:
     print(f"  {label:31s} search {run['search_seconds']:6.1f} s ({run['search_jobs']} trials), whole "
           f"command {run['seconds']:6.1f} s ({run['final_jobs']} final runs), CPU time "
@@ -108,7 +105,8 @@ def main() -> None:
                                                        overrides=args.overrides))
     print(f"at the end: {load()}")
     print(f"whole command, two workers / one: {two['seconds'] / one['seconds']:.3f}")
-    print(verdict("search, two workers / one", two["search_seconds"] / one["search_seconds"], TARGET))
+    print(verdict("search, two workers / one", two["search_seconds"] / one["search_seconds"], TARGET,
+                  higher_is_better=False))
 
 
 if __name__ == "__main__":

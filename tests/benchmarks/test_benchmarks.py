@@ -22,6 +22,7 @@ def bench(name: str, *args: str) -> str:
 
 @pytest.mark.parametrize("value, target, higher_is_better, line", [
     (1.25, 1.0, True, "speed-up: 1.250 (target >= 1.0) -> MET"),
+    (1.0, 1.0, True, "speed-up: 1.000 (target >= 1.0) -> MET"),
     (0.999, 1.0, True, "speed-up: 0.999 (target >= 1.0) -> NOT MET"),
     (1.0, 1.0, False, "speed-up: 1.000 (target <= 1.0) -> MET"),
     (1.2, 1.15, False, "speed-up: 1.200 (target <= 1.15) -> NOT MET"),
@@ -38,11 +39,34 @@ def test_a_benchmarks_verdict_says_met_exactly_when_the_value_reaches_its_target
 def test_a_benchmark_prints_its_ratio_and_verdict(name):
     out = bench(name, "--epochs", "1", "--repeats", "1", *TINY)
     verdicts = re.findall(r"^(.+): ([0-9.]+) \(target ([<>]=) ([0-9.]+)\) -> (MET|NOT MET)$", out, re.M)
-    assert verdicts, out  # whether each is met is verdict()'s, checked below against hand-made cases
+    assert verdicts, out  # whether each is met is verdict()'s, checked above against hand-made cases
     if name == "feature_cache":  # the same seed gives the same accuracy on every path
         gaps = [float(v) for label, v, *_ in verdicts if "accuracy gap" in label]
         assert gaps == [0.0, 0.0]
         assert "bare Lightning fit" in out
+
+
+@pytest.mark.parametrize("one, two, said", [(100.0, 110.0, "MET"), (100.0, 120.0, "NOT MET")])
+def test_the_shared_machine_benchmark_judges_its_ratio_with_the_shared_verdict(monkeypatch, capsys, one, two,
+                                                                               said):
+    """Lower is better here (two workers' time over one's): its verdict line is the shared one's."""
+    from benchmarks import shared_machine
+    from benchmarks.common import verdict
+
+    seconds = iter([one, two])
+
+    def sweep(folder, copies, workers, overrides):
+        spent = next(seconds)
+        return {"seconds": spent, "cpu_seconds": spent, "search_seconds": spent, "search_jobs": 2,
+                "final_jobs": 1, "threads": [1]}
+
+    monkeypatch.setattr(shared_machine, "sweep", sweep)
+    monkeypatch.setattr(sys, "argv", ["shared_machine"])
+    shared_machine.main()
+    last = capsys.readouterr().out.splitlines()[-1]
+    ratio = two / one
+    assert last == verdict("search, two workers / one", ratio, shared_machine.TARGET, higher_is_better=False)
+    assert last.endswith(f"(target <= 1.15) -> {said}")
 
 
 @pytest.mark.slow
