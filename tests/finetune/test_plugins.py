@@ -92,6 +92,15 @@ def test_a_broken_plugin_ends_help_in_one_line_naming_its_entry_point(fresh_regi
         strategies.build_plan(make_cfg().strategy, ["stem", "head"], 2)
 
 
+def test_a_plugin_taking_a_registered_name_is_refused_naming_it(fresh_registry):
+    plugin_distribution(fresh_registry, "probe_plugin_taken", "full",
+                        module=REGISTERS.replace('STRATEGIES["linear_probe"]', "lambda *a: {{}}"))
+    with pytest.raises(plugins.UserError, match="'full = probe_plugin_taken.strategy'.*"
+                                                "strategy 'full' is registered already"):
+        strategies.registered()
+    assert strategies.STRATEGIES["full"] is strategies.STRATEGIES["discriminative"]  # still the built-in
+
+
 @pytest.mark.slow  # two fresh processes that import torch, and a short fit
 def test_a_plugin_on_the_path_is_in_help_and_runs_with_its_yaml_on_the_search_path(tmp_path):
     conf = plugin_distribution(tmp_path / "site", "probe_plugin", "my_probe")

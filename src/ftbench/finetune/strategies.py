@@ -207,7 +207,11 @@ SUMMARIES: dict[str, str] = {}  # name -> its line in --help: what trains, and i
 
 
 def register(name: str, factory: Callable[..., dict], summary: str) -> None:
-    """Make ``strategy=name`` a strategy: ``factory`` builds its plan, ``summary`` says it in --help."""
+    """Make ``strategy=name`` a strategy: ``factory`` builds its plan, ``summary`` says it in --help.
+    A name is registered once: a plugin that took ``full`` would silently change what it means."""
+    if STRATEGIES.get(name, factory) is not factory:
+        raise UserError(f"strategy {name!r} is registered already; allowed: a name not in "
+                        f"{', '.join(STRATEGIES)}")
     STRATEGIES[name] = factory
     SUMMARIES[name] = summary
 
