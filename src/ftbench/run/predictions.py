@@ -40,11 +40,11 @@ class Predictions:
         return len(self.index)
 
     @staticmethod
-    def collector() -> _Collector:
-        return _Collector()
+    def collector() -> Collector:
+        return Collector()
 
 
-class _Collector:
+class Collector:
     """Gathers batches of logits and labels (torch tensors, in the set's order)."""
 
     def __init__(self) -> None:
