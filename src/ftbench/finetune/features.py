@@ -51,9 +51,9 @@ def extract_features(model: nn.Module, dataset: Dataset, batch_size: int,
         # global RNG would change the shuffling of every later epoch.
         loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                             generator=torch.Generator())
+        timm_model = timm_api(model)
         for x, y in loader:
             x = x.to(device).contiguous(memory_format=memory_format)
-            timm_model = timm_api(model)
             features.append(timm_model.forward_head(timm_model.forward_features(x), pre_logits=True).float())
             labels.append(torch.as_tensor(y))
     finally:
