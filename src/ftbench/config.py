@@ -95,7 +95,7 @@ def job_config(cfg: DictConfig, save_dir: str) -> DictConfig:
     if cfg.get("logger"):
         with open_dict(cfg):
             cfg.logger.save_dir = str(save_dir)
-    return OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    return OmegaConf.masked_copy(cfg, [str(k) for k in cfg if k != "hydra"])  # a config's keys are names
 
 
 def validate_config(cfg: DictConfig) -> None:
@@ -156,11 +156,11 @@ def check_numbers(cfg: DictConfig) -> None:
             why="numpy's seeds are 32-bit")
     report = cfg.get("report") or {}
     if "margin" in report:
-        number("report.margin", report.margin, at_least=0.0, below=1.0)
+        number("report.margin", report["margin"], at_least=0.0, below=1.0)
     if "confidence" in report:
-        number("report.confidence", report.confidence, above=0.5, below=1.0)
+        number("report.confidence", report["confidence"], above=0.5, below=1.0)
     if "resamples" in report:
-        integer("report.resamples", report.resamples, lowest=MIN_RESAMPLES, highest=MAX_RESAMPLES,
+        integer("report.resamples", report["resamples"], lowest=MIN_RESAMPLES, highest=MAX_RESAMPLES,
                 why="more would exhaust memory, not sharpen the intervals")
     if "upscale" in cfg.dataset:
         integer("dataset.upscale", cfg.dataset.upscale, lowest=1)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ftbench.data import FineTuneDataModule
-from ftbench.finetune.module import BatchMean
+from ftbench.finetune.epoch_metrics import BatchMean
 from ftbench.models.backbone import create_backbone
 from ftbench.models.weights import read_state_dict
 from tests.helpers import FAST, make_cfg

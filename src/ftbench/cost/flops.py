@@ -91,10 +91,11 @@ class FlopTally:
 
     def stop(self) -> dict | None:
         """End a count in progress; returns what was counted, with its FLOPs per image."""
-        if self._counter is None:
+        counter, counting = self._counter, self._counting
+        if counter is None or counting is None:
             return None
-        self._counter.__exit__(None, None, None)
-        (images, what), flops = self._counting, self._counter.get_total_flops()
+        counter.__exit__(None, None, None)
+        (images, what), flops = counting, counter.get_total_flops()
         self._counter = self._counting = None
         return {**what, "flops_per_image": flops / images}
 
@@ -111,7 +112,10 @@ class FlopTally:
         counted = self.stop()  # after backward, or now for a step without one
         if counted is not None:
             self.phases.append(counted)
-        self.running_epoch += self._phase(mask, list(inputs.shape[1:]))["flops_per_image"] * images
+        phase = self._phase(mask, list(inputs.shape[1:]))
+        if phase is None:  # the phase's first step was counted above
+            raise RuntimeError(f"no FLOP count of the phase {mask} on inputs {list(inputs.shape[1:])}")
+        self.running_epoch += phase["flops_per_image"] * images
 
     def epoch_ends(self) -> float:
         flops, self.running_epoch = self.running_epoch, 0.0

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset, default
 from torchvision.transforms.v2.functional import normalize
 
 from ftbench.data.shifts import Shift, ShiftedImages
+from ftbench.data.sized import size_of
 from ftbench.data.sizes import training_subset, unused_to_test
 from ftbench.data.sources import Splits, load_splits, ood_folder
 
@@ -29,7 +30,7 @@ class Transformed(Dataset):
         self.base, self.transform = base, transform
 
     def __len__(self) -> int:
-        return len(self.base)
+        return size_of(self.base)
 
     def __getitem__(self, index: int):
         image, label = self.base[index]
@@ -55,7 +56,7 @@ class FeatureSwitch(Dataset):
         self.features: TensorDataset | None = None
 
     def __len__(self) -> int:
-        return len(self.images)
+        return size_of(self.images)
 
     def __getitem__(self, index: int):
         return (self.images if self.features is None else self.features)[index]
@@ -93,7 +94,7 @@ def _as_batch(batch: list[torch.Tensor]) -> list[torch.Tensor]:
 
 def materialize(dataset: Dataset) -> TensorDataset:
     """Run a deterministic transform once over a split and keep the result as tensors."""
-    images, labels = zip(*(dataset[i] for i in range(len(dataset))), strict=True)
+    images, labels = zip(*(dataset[i] for i in range(size_of(dataset))), strict=True)
     return TensorDataset(torch.stack(images), torch.as_tensor(labels, dtype=torch.long))
 
 
@@ -126,8 +127,8 @@ class FineTuneDataModule(LightningDataModule):
         """(width, height) of the training images as stored, the median of the first few;
         None when the source holds no PIL images."""
         train = self.load().train
-        sizes = [getattr(train[i][0], "size", None) for i in range(min(samples, len(train)))]
-        sizes = sorted(s for s in sizes if isinstance(s, tuple) and len(s) == 2)
+        found = [getattr(train[i][0], "size", None) for i in range(min(samples, size_of(train)))]
+        sizes = sorted(s for s in found if isinstance(s, tuple) and len(s) == 2)
         return sizes[len(sizes) // 2] if sizes else None
 
     def load(self) -> Splits:
@@ -153,11 +154,16 @@ class FineTuneDataModule(LightningDataModule):
         self.data_config = resolve_data_config(overrides, model=model)
         return self.data_config
 
+    def _resolved(self) -> dict:
+        if self.data_config is None:
+            raise RuntimeError("call resolve_for(model) before setup()")
+        return self.data_config
+
     def transform(self, training: bool):
         augment = training and self.cfg.augment
         extra = ({"hflip": self.cfg.hflip, "auto_augment": self.cfg.auto_augment,
                   "scale": tuple(self.cfg.scale)} if augment else {})
-        return create_transform(**self.data_config, is_training=augment, **extra)
+        return create_transform(**self._resolved(), is_training=augment, **extra)
 
     @property
     def augmented(self) -> bool:
@@ -166,14 +172,13 @@ class FineTuneDataModule(LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
-        if self.data_config is None:
-            raise RuntimeError("call resolve_for(model) before setup()")
+        self._resolved()  # the transforms need the model's input size and normalisation
         splits = self.load()
         for name, split in (("train", splits.train), ("val", splits.val), ("test", splits.test)):
             training = name == "train"
-            dataset = Transformed(split, self.transform(training))
+            dataset: Dataset = Transformed(split, self.transform(training))
             deterministic = not (training and self.augmented)
-            if deterministic and len(split) <= self.cfg.in_memory_max:
+            if deterministic and size_of(split) <= self.cfg.in_memory_max:
                 dataset = materialize(dataset)
             self.datasets[name] = dataset
             if isinstance(dataset, TensorDataset):
@@ -184,27 +189,31 @@ class FineTuneDataModule(LightningDataModule):
 
     # -- shifted test sets (see data/shifts.py and robustness.py) ------------------------------
     def fits_in_memory(self, dataset: Dataset) -> bool:
-        return len(dataset) <= self.cfg.in_memory_max
+        return size_of(dataset) <= self.cfg.in_memory_max
 
     def normalise(self, image: torch.Tensor) -> torch.Tensor:
         """A ``uint8`` image as the model's input: exactly what the test transform makes of it."""
-        return normalize(image.float().div(255), self.data_config["mean"], self.data_config["std"])
+        config = self._resolved()
+        return normalize(image.float().div(255), config["mean"], config["std"])
 
     def shifted_set(self, shift: Shift, count: int) -> Dataset:
         """The first ``count`` test images, corrupted in pixel space (after the test transform's
         resize and crop, before its normalisation). Each set is read once, so it is corrupted
         as it is read; what all sets share, the test images at input size (``uint8``), is
         decoded once and kept in memory when the test split is."""
-        if self._test_pixels is None or len(self._test_pixels) != count:
+        config = self._resolved()
+        if self._test_pixels is None or size_of(self._test_pixels) != count:
             # timm's eval transform without its tensor conversion: uint8 at the input size
-            pixels = create_transform(**self.data_config, is_training=False, use_prefetcher=True)
+            pixels = create_transform(**config, is_training=False, use_prefetcher=True)
             base = Transformed(Subset(self.load().test, range(count)), pixels)
             self._test_pixels = materialize(base) if self.fits_in_memory(base) else base
-        side = self.data_config["input_size"][-1]
+        side = config["input_size"][-1]
         return ShiftedImages(self._test_pixels, shift, side, self.normalise)
 
     def ood_set(self, count: int) -> Dataset:
         """The first ``count`` images of ``dataset.ood_root``, through the test transform."""
+        if self.ood is None:
+            raise RuntimeError("no dataset.ood_root to read")
         return Transformed(Subset(self.ood, range(count)), self.transform(False))
 
     def eval_loader(self, dataset: Dataset) -> DataLoader:
@@ -224,10 +233,14 @@ class FineTuneDataModule(LightningDataModule):
         return self._feature_inputs[split]
 
     def serving_features(self, split: str) -> bool:
-        return self.can_serve_features(split) and self._served[split].features is not None
+        served = self._served.get(split)
+        return isinstance(served, FeatureSwitch) and served.features is not None
 
     def serve_features(self, split: str, features: TensorDataset) -> None:
-        self._served[split].features = features
+        served = self._served[split]
+        if not isinstance(served, FeatureSwitch):
+            raise RuntimeError(f"split {split!r} cannot serve features")
+        served.features = features
 
     def feature_bytes(self) -> int:
         """Bytes of the cached features the loaders hold now (every split)."""
@@ -250,7 +263,7 @@ class FineTuneDataModule(LightningDataModule):
     def _loader_over(self, dataset: Dataset, shuffle: bool, persistent: bool = True,
                      generator: torch.Generator | None = None) -> DataLoader:
         switch = isinstance(dataset, FeatureSwitch)
-        workers = 0 if switch and dataset.in_memory else self.num_workers
+        workers = 0 if isinstance(dataset, FeatureSwitch) and dataset.in_memory else self.num_workers
         # Workers of an augmented switch must see each epoch's source: no persistent copies.
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle,
                           num_workers=workers, pin_memory=self.pin_memory,

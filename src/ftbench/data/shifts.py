@@ -26,10 +26,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from omegaconf import OmegaConf
+from omegaconf import ListConfig
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
+from ftbench.data.sized import size_of
 from ftbench.run.failures import UserError
 
 SEVERITIES = (1, 2, 3, 4, 5)
@@ -101,7 +102,7 @@ def parse_shifts(value: object, setting: str = "eval.shifts") -> list[Shift]:
     """``["gaussian_noise:3", ...]`` -> shifts; a one-line ``UserError`` for a bad entry."""
     form = (f"a list of name:severity, name one of {', '.join(CORRUPTIONS)}, severity "
             f"{SEVERITIES[0]}..{SEVERITIES[-1]} (e.g. {setting}=[gaussian_noise:3,jpeg:5]; [] for none)")
-    if not (OmegaConf.is_list(value) or isinstance(value, list | tuple)):
+    if not isinstance(value, ListConfig | list | tuple):
         raise UserError(f"{setting}={value!r} is not valid; allowed: {form}")
     shifts: list[Shift] = []
     for i, entry in enumerate(value):
@@ -133,7 +134,7 @@ class ShiftedImages(Dataset):
         self.transform = shift.transform(side)
 
     def __len__(self) -> int:
-        return len(self.base)
+        return size_of(self.base)
 
     def __getitem__(self, index: int):
         image, label = self.base[index]

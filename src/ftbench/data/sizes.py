@@ -24,6 +24,7 @@ import numpy as np
 from torch.utils.data import Dataset, Subset
 
 from ftbench.data.labels import labels_of
+from ftbench.data.sized import size_of
 from ftbench.run.failures import UserError
 
 __all__ = ["allocate", "resize_validation", "subsample_per_class", "take_validation", "training_subset",
@@ -33,7 +34,7 @@ __all__ = ["allocate", "resize_validation", "subsample_per_class", "take_validat
 _VAL_STREAM, _TRAIN_STREAM = 1, 2
 
 
-def allocate(counts: Sequence[int], total: int) -> np.ndarray:
+def allocate(counts: Sequence[int] | np.ndarray, total: int) -> np.ndarray:
     """``total`` shared among classes of ``counts`` images, in proportion to ``counts``.
 
     Largest-remainder rounding: each class gets the floor of its exact share, and the images
@@ -41,15 +42,15 @@ def allocate(counts: Sequence[int], total: int) -> np.ndarray:
     with images that rounding left at none takes one from the class given the most, so every
     present class is kept. The caller ensures ``present classes <= total <= sum(counts)``.
     """
-    counts = np.asarray(counts, dtype=np.int64)
-    quota = counts * (total / counts.sum())
+    sizes = np.asarray(counts, dtype=np.int64)
+    quota = sizes * (total / sizes.sum())
     shares = np.floor(quota).astype(np.int64)
-    order = sorted(range(len(counts)), key=lambda c: (-(quota[c] - shares[c]), c))
+    order = sorted(range(len(sizes)), key=lambda c: (-(quota[c] - shares[c]), c))
     for c in order[: total - int(shares.sum())]:
         shares[c] += 1
-    for c in np.flatnonzero((shares == 0) & (counts > 0)):
+    for empty in np.flatnonzero((shares == 0) & (sizes > 0)):
         shares[int(np.argmax(shares))] -= 1
-        shares[c] = 1
+        shares[empty] = 1
     return shares
 
 
@@ -94,10 +95,10 @@ def subsample_per_class(dataset: Dataset, fraction: float, seed: int) -> Dataset
         return dataset
     labels = labels_of(dataset)
     rng = np.random.default_rng(seed)
-    keep = []
+    keep: list[int] = []
     for c in np.unique(labels):
         idx = np.flatnonzero(labels == c)
-        keep.extend(rng.choice(idx, size=max(1, round(fraction * len(idx))), replace=False))
+        keep.extend(rng.choice(idx, size=max(1, round(fraction * len(idx))), replace=False).tolist())
     return Subset(dataset, sorted(int(i) for i in keep))
 
 
@@ -128,7 +129,7 @@ def _base_positions(dataset: Dataset) -> tuple[Dataset, list[int]]:
     if isinstance(dataset, Subset):
         base, positions = _base_positions(dataset.dataset)
         return base, [positions[int(i)] for i in dataset.indices]
-    return dataset, list(range(len(dataset)))
+    return dataset, list(range(size_of(dataset)))
 
 
 def unused_to_test(pool: Dataset, train: Dataset, test: Dataset) -> Dataset:

@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 from sklearn.model_selection import train_test_split
 from torch.utils.data import Dataset, Subset
+from torchvision.datasets import DatasetFolder
 
 from ftbench.data.folders import (
     BAD_IMAGE_POLICIES,
@@ -112,7 +113,7 @@ def digits(cfg) -> Splits:
     size = cfg.upscale
     images = [
         Image.fromarray((img * (255.0 / 16.0)).round().astype(np.uint8), mode="L")
-        .resize((size, size), Image.BILINEAR)
+        .resize((size, size), Image.Resampling.BILINEAR)
         .convert("RGB")
         for img in data.images
     ]
@@ -154,6 +155,8 @@ def _files_of(dataset: Dataset) -> list[str]:
     if isinstance(dataset, Subset):
         files = _files_of(dataset.dataset)
         return [files[i] for i in dataset.indices]
+    if not isinstance(dataset, DatasetFolder):
+        raise TypeError(f"{type(dataset).__name__} lists no image files")
     return [path for path, _ in dataset.samples]
 
 
@@ -187,7 +190,7 @@ def ood_folder(root: str, classes: list[str], bad_images: str = "error"):
 
 
 # torchvision datasets: name -> (class name, kwargs per split or None where we split off).
-_TORCHVISION = {
+_TORCHVISION: dict[str, tuple[str, dict[str, dict[str, object]]]] = {
     "cifar10": ("CIFAR10", {"train": {"train": True}, "test": {"train": False}}),
     "cifar100": ("CIFAR100", {"train": {"train": True}, "test": {"train": False}}),
     "flowers102": ("Flowers102", {"train": {"split": "train"}, "val": {"split": "val"},

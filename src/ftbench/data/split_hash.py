@@ -16,13 +16,14 @@ import numpy as np
 from torch.utils.data import Dataset, Subset
 
 from ftbench.data.labels import labels_of
+from ftbench.data.sized import size_of
 
 SPLITS = ("train", "val", "test")
 
 
 def base_indices(dataset: Dataset) -> tuple[Dataset, np.ndarray]:
     """The dataset under any nesting of ``Subset`` and the indices into it, in order."""
-    indices = np.arange(len(dataset), dtype=np.int64)
+    indices = np.arange(size_of(dataset), dtype=np.int64)
     while isinstance(dataset, Subset):
         indices = np.asarray(dataset.indices, dtype=np.int64)[indices]
         dataset = dataset.dataset
@@ -33,7 +34,7 @@ def split_digest(dataset: Dataset) -> str:
     """SHA-256 of one split: its source's kind and size, the indices taken from it, their
     labels, and their relative file paths where the source lists files."""
     base, indices = base_indices(dataset)
-    h = hashlib.sha256(f"{type(base).__name__}:{len(base)}:{len(indices)}".encode())
+    h = hashlib.sha256(f"{type(base).__name__}:{size_of(base)}:{len(indices)}".encode())
     h.update(indices.tobytes())
     h.update(labels_of(dataset).astype(np.int64).tobytes())
     samples = getattr(base, "samples", None)

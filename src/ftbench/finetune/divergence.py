@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, cast
 
 import torch
 from lightning import Callback, LightningModule, Trainer
 
 from ftbench.run.failures import Diverged
+
+if TYPE_CHECKING:  # what it reads of training (the plan's LR), for the type checker
+    from ftbench.finetune.observed import TrainingView
 
 
 class DivergenceGuard(Callback):
@@ -50,4 +54,4 @@ class DivergenceGuard(Callback):
         if not finite:
             raise Diverged(f"training loss {what} at epoch {trainer.current_epoch}, step "
                            f"{trainer.global_step}; lower strategy.lr "
-                           f"(now {pl_module.plan.lr:g}) or check the data")
+                           f"(now {cast('TrainingView', pl_module).plan.lr:g}) or check the data")

@@ -26,7 +26,11 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from ftbench.cost.flops import flop_counter
+from ftbench.data.sized import size_of
+from ftbench.finetune.attached import data_module
+from ftbench.finetune.module import FineTuneModule, fine_tuned
 from ftbench.finetune.strategies import StrategyPlan
+from ftbench.models.timm_api import timm_api
 from ftbench.run.atomic import save_tensors
 from ftbench.run.hashing import tensors_digest, update_hash
 
@@ -47,9 +51,10 @@ def extract_features(model: nn.Module, dataset: Dataset, batch_size: int,
         # global RNG would change the shuffling of every later epoch.
         loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                             generator=torch.Generator())
+        timm_model = timm_api(model)
         for x, y in loader:
             x = x.to(device).contiguous(memory_format=memory_format)
-            features.append(model.forward_head(model.forward_features(x), pre_logits=True).float())
+            features.append(timm_model.forward_head(timm_model.forward_features(x), pre_logits=True).float())
             labels.append(torch.as_tensor(y))
     finally:
         model.train(was_training)
@@ -92,7 +97,8 @@ def extraction_flops_per_image(model: nn.Module, dataset: Dataset) -> float:
     try:
         with flop_counter() as counter:
             x = first_input(dataset).to(next(model.parameters()).device)
-            model.forward_head(model.forward_features(x), pre_logits=True)
+            timm_model = timm_api(model)
+            timm_model.forward_head(timm_model.forward_features(x), pre_logits=True)
     finally:
         model.train(was_training)
     return float(counter.get_total_flops())
@@ -103,7 +109,7 @@ def backbone_hash(model: nn.Module, precision: str = "32-true"):
     h = hashlib.sha256(type(model).__name__.encode())
     if precision != "32-true":  # float32 adds nothing: stores of float32 features keep their keys
         h.update(f"precision={precision}".encode())
-    head = {id(p) for p in model.get_classifier().parameters()}
+    head = {id(p) for p in timm_api(model).get_classifier().parameters()}
     for name, tensor in model.state_dict(keep_vars=True).items():
         if id(tensor) not in head:
             h.update(name.encode())
@@ -201,15 +207,15 @@ class FeatureCache(Callback):
         """Whether every epoch up to ``epoch`` trains the head alone (the backbone is unchanged)."""
         return self.plan.head_only_through(epoch)
 
-    def _update(self, trainer: Trainer, pl_module: LightningModule, epoch: int) -> None:
+    def _update(self, trainer: Trainer, pl_module: FineTuneModule, epoch: int) -> None:
         self.epoch = epoch
-        dm = trainer.datamodule
+        dm = data_module(trainer)
         if not self.head_only(epoch):
             dm.serve_images()
             return
         # Test features are worth computing only if the backbone is still frozen at the end.
         splits = ["train", "val"]
-        if self.backbone_frozen_throughout(trainer, pl_module):
+        if self.backbone_frozen_throughout(trainer):
             splits.append("test")
         start = time.perf_counter()
         for split in splits:
@@ -226,44 +232,46 @@ class FeatureCache(Callback):
         self.bytes = max(self.bytes, dm.feature_bytes())
         self.used = True
 
-    def _features(self, trainer: Trainer, pl_module: LightningModule, dataset: Dataset) -> TensorDataset:
+    def _features(self, trainer: Trainer, pl_module: FineTuneModule, dataset: Dataset) -> TensorDataset:
         features, computed = self.features(trainer, pl_module, dataset)
         if computed:
-            self.images += len(dataset)
+            self.images += size_of(dataset)
         else:
             self.loaded += len(features)
         return features
 
-    def features(self, trainer: Trainer, pl_module: LightningModule,
+    def features(self, trainer: Trainer, pl_module: FineTuneModule,
                  dataset: Dataset) -> tuple[TensorDataset, bool]:
         """The backbone's features of ``dataset``, from the store if it has them, and whether
         they were computed (the backbone ran). Valid only while the backbone holds its
         starting weights (frozen since the start), as during every head-only epoch."""
         # Only in-memory splits are stored: their inputs can be hashed without a decode pass.
-        key = None
-        if self.store is not None and isinstance(dataset, TensorDataset):
+        key, store = None, self.store
+        if store is not None and isinstance(dataset, TensorDataset):
             if self._backbone_hash is None:
                 self._backbone_hash = backbone_hash(pl_module.model, str(trainer.precision))
             key = features_key(pl_module.model, dataset.tensors[0], backbone=self._backbone_hash,
                                labels=dataset.tensors[1])
-            stored = self.store.load(key, dataset.tensors[1])
+            stored = store.load(key, dataset.tensors[1])
             if stored is not None:
                 return stored, False
         batch_size = extraction_batch_size(pl_module.device, first_input(dataset).shape)
         # a split transformed item by item (the deterministic view of an augmented one) is
         # decoded by the loader workers the run has
-        workers = 0 if isinstance(dataset, TensorDataset) else trainer.datamodule.num_workers
+        workers = 0 if isinstance(dataset, TensorDataset) else data_module(trainer).num_workers
         # The run's own precision (bf16 autocast under trainer=gpu), as the uncached path's
         # forwards would have; the features are stored as float32 either way.
         with trainer.precision_plugin.forward_context():
             features = extract_features(pl_module.model, dataset, batch_size, pl_module.memory_format,
                                         num_workers=workers)
-        if key is not None:
-            self.store.save(key, features)
+        if store is not None and key is not None:
+            store.save(key, features)
         return features, True
 
-    def backbone_frozen_throughout(self, trainer: Trainer, pl_module: LightningModule) -> bool:
+    def backbone_frozen_throughout(self, trainer: Trainer) -> bool:
         """Whether the backbone never trains in this run, so that its features stay valid."""
+        if trainer.max_epochs is None:  # Lightning sets it when the Trainer is built
+            raise RuntimeError("the Trainer has no max_epochs")
         return self.head_only(trainer.max_epochs - 1)
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -271,10 +279,10 @@ class FeatureCache(Callback):
         # On resume, Lightning restores its epoch counter only after this hook: the epoch
         # to prepare for comes from this callback's own checkpointed state.
         epoch = self.epoch if self.epoch is not None else trainer.current_epoch
-        self._update(trainer, pl_module, epoch)
+        self._update(trainer, fine_tuned(pl_module), epoch)
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._update(trainer, pl_module, trainer.current_epoch + 1)  # prepare the next epoch
+        self._update(trainer, fine_tuned(pl_module), trainer.current_epoch + 1)  # prepare the next epoch
 
     def state_dict(self) -> dict:
         return {"epoch": self.epoch, "seconds": self.seconds, "train_seconds": self.train_seconds,

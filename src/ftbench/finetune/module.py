@@ -14,14 +14,17 @@ import numpy as np
 import torch
 from lightning import LightningModule
 from torch import nn
-from torchmetrics import Metric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
+from ftbench.data.sized import size_of
+from ftbench.finetune.attached import data_module
+from ftbench.finetune.epoch_metrics import BatchMean, MetricDict
 from ftbench.finetune.optim import build_optimizer, build_scheduler
 from ftbench.finetune.strategies import Mask, StrategyPlan
 from ftbench.models.backbone import LayerGroup, group_modules
+from ftbench.models.timm_api import timm_api
 from ftbench.run.checkpoints import StartingWeights
-from ftbench.run.predictions import Predictions
+from ftbench.run.predictions import Collector, Predictions
 
 STAGES, MAX_CONFUSION_CLASSES = ("train", "val", "test"), 256
 
@@ -29,29 +32,6 @@ STAGES, MAX_CONFUSION_CLASSES = ("train", "val", "test"), 256
 def keeps_statistics(module: nn.Module) -> bool:
     """Does ``module`` update running statistics in train mode (BatchNorm, EvoNorm-B, ...)?"""
     return any(name.startswith("running_") for name, _ in module.named_buffers(recurse=False))
-
-
-class BatchMean(Metric):
-    """Mean of a per-batch value weighted by batch size, summed over ranks at compute.
-
-    ``self.log(tensor, on_epoch=True)`` costs about a millisecond a call, most of a step when
-    only the head trains on cached features; ``MeanMetric`` checks for NaN every step (a device
-    sync on GPU), and its ``nan_strategy="disable"`` drops the weights."""
-
-    full_state_update = False
-
-    def __init__(self) -> None:
-        super().__init__()
-        # float32, not float64: MPS has no float64, and an epoch's sum needs no more
-        self.add_state("total", torch.tensor(0.0), dist_reduce_fx="sum")
-        self.add_state("weight", torch.tensor(0.0), dist_reduce_fx="sum")
-
-    def update(self, value: torch.Tensor, weight: int) -> None:
-        self.total += value.detach().float() * weight
-        self.weight += weight
-
-    def compute(self) -> torch.Tensor:
-        return self.total / self.weight
 
 
 class FineTuneModule(LightningModule):
@@ -75,22 +55,22 @@ class FineTuneModule(LightningModule):
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         # Updated every step, logged once per epoch. validate_args=False: the labels come from
         # the data module, and the checks would sync an accelerator on every step.
-        self.epoch_metrics = nn.ModuleDict()
+        self.epoch_metrics = MetricDict()
         for stage in STAGES:
             self.epoch_metrics[f"{stage}_loss"] = BatchMean()
             self.epoch_metrics[f"{stage}_acc"] = MulticlassAccuracy(num_classes, average="micro",
                                                                     validate_args=False)
         # which classes fail: per-class test accuracy, and the confusion matrix up to MAX_CONFUSION_CLASSES
-        self.test_class_metrics = nn.ModuleDict({
+        self.test_class_metrics = MetricDict({
             "accuracy": MulticlassAccuracy(num_classes, average=None, validate_args=False)})
         if num_classes <= MAX_CONFUSION_CLASSES:
             self.test_class_metrics["confusion"] = MulticlassConfusionMatrix(num_classes,
                                                                              validate_args=False)
-        self._test_predictions = None
+        self._test_predictions: Collector | None = None
         self.apply_plan(0.0)
 
     # -- the plan ---------------------------------------------------------------------------
-    def progress(self, batch_idx: int = 0) -> float:
+    def progress(self, batch_idx: float = 0) -> float:
         """Training progress in epochs at batch ``batch_idx`` of the current epoch."""
         batches = self.trainer.num_training_batches
         fraction = batch_idx / batches if batches and batches != float("inf") else 0.0
@@ -152,7 +132,7 @@ class FineTuneModule(LightningModule):
 
     def serving_features(self, stage: str) -> bool:
         """Are ``stage``'s inputs cached features this epoch? The data module knows."""
-        return bool(self.trainer.datamodule.serving_features(stage))
+        return data_module(self.trainer).serving_features(stage)
 
     # -- steps ----------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -163,7 +143,7 @@ class FineTuneModule(LightningModule):
         model's dropout before it, as in the full forward)."""
         features = nn.functional.dropout(features, p=getattr(self.model, "drop_rate", 0.0),
                                          training=self.training)
-        return self.model.get_classifier()(features)
+        return timm_api(self.model).get_classifier()(features)
 
     def _shared_step(self, batch, stage: str) -> torch.Tensor:
         x, y = batch
@@ -174,16 +154,19 @@ class FineTuneModule(LightningModule):
         if stage == "test":
             for metric in self.test_class_metrics.values():
                 metric.update(logits, y)
+            collector = self._test_predictions
+            if collector is None:
+                raise RuntimeError("a test step before on_test_epoch_start")
             # a rank's k-th example is example k * world_size + rank (DistributedSampler, unshuffled)
-            start = self._test_predictions.seen * self.trainer.world_size + self.global_rank
+            start = collector.seen * self.trainer.world_size + self.global_rank
             positions = torch.arange(len(y), device=y.device) * self.trainer.world_size + start
-            self._test_predictions.add(logits, y, positions)
+            collector.add(logits, y, positions)
         return loss
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         loss = self._shared_step(batch, "train")
         # Only on the steps the loggers write (every log_every_n_steps), for the same reason.
-        every = self.trainer.log_every_n_steps
+        every = self.trainer.log_every_n_steps  # type: ignore[attr-defined]  # set by Lightning at run time
         if every and (self.global_step + 1) % every == 0:
             self.log("train_loss_step", loss, prog_bar=True)
         return loss
@@ -209,7 +192,7 @@ class FineTuneModule(LightningModule):
 
     def _log_epoch(self, stage: str) -> None:
         loss, accuracy = self.epoch_value(f"{stage}_loss"), self.epoch_value(f"{stage}_acc")
-        if loss is None:
+        if loss is None or accuracy is None:
             return
         suffix = "_epoch" if stage == "train" else ""  # the per-step loss is train_loss_step
         # The values already agree across ranks: sync_dist's mean of them changes nothing and
@@ -259,12 +242,18 @@ class FineTuneModule(LightningModule):
         if self.trainer.world_size == 1:
             return local
         # DistributedSampler pads every rank to the same length with repeats of the first examples
-        gathered = [self.all_gather(torch.as_tensor(getattr(local, f))).flatten(0, 1).cpu().numpy()
-                    for f in ("index", "label", "pred", "p_true")]
-        size = len(self.trainer.datamodule.datasets["test"])
+        gathered = [self._all_ranks(getattr(local, f)) for f in ("index", "label", "pred", "p_true")]
+        size = size_of(data_module(self.trainer).datasets["test"])
         _, first = np.unique(gathered[0], return_index=True)
         keep = first[gathered[0][first] < size]
         return Predictions(*(column[keep] for column in gathered))
+
+    def _all_ranks(self, values: np.ndarray) -> np.ndarray:
+        """Every rank's ``values``, rank after rank."""
+        gathered = self.all_gather(torch.as_tensor(values))
+        if not isinstance(gathered, torch.Tensor):  # one tensor in gives one tensor out
+            raise TypeError(f"all_gather returned {type(gathered).__name__}")
+        return gathered.flatten(0, 1).cpu().numpy()
 
     # -- checkpoints ----------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
@@ -288,7 +277,17 @@ class FineTuneModule(LightningModule):
     def group_lrs(self, mask: Sequence[bool]) -> list[float]:
         """Each layer group's current LR, 0 where ``mask`` says it is frozen (bottom to top)."""
         optimizer = self.optimizers(use_pl_optimizer=False)
+        if isinstance(optimizer, list):
+            raise RuntimeError("one optimizer expected (configure_optimizers returns one)")
         lrs = [0.0] * len(self.groups)
         for pg in optimizer.param_groups:
             lrs[pg["layer_group"]] = pg["lr"] if mask[pg["layer_group"]] else 0.0
         return lrs
+
+
+def fine_tuned(pl_module: LightningModule) -> FineTuneModule:
+    """The module a callback of this package is attached to, as its class (Lightning hands
+    callbacks a ``LightningModule``)."""
+    if not isinstance(pl_module, FineTuneModule):
+        raise TypeError(f"{type(pl_module).__name__} is not a FineTuneModule")
+    return pl_module

@@ -22,7 +22,10 @@ from ftbench.cost.estimate import limited
 from ftbench.cost.flops import FlopTally
 from ftbench.data.datamodule import materialize
 from ftbench.data.shifts import OOD_KEY, Shift, with_mean
+from ftbench.data.sized import size_of
+from ftbench.finetune.attached import data_module
 from ftbench.finetune.features import FeatureCache, extraction_flops_per_image
+from ftbench.finetune.module import FineTuneModule, fine_tuned
 from ftbench.run.hashing import StreamDigest
 from ftbench.run.predictions import Predictions
 
@@ -42,28 +45,29 @@ class ShiftEvaluation(Callback):
         self.extraction_flops = 0.0
 
     def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        dm = trainer.datamodule
+        dm = data_module(trainer)
         if not trainer.is_global_zero or not (self.shifts or dm.ood is not None):
             return
+        module = fine_tuned(pl_module)
         start = time.perf_counter()
-        count = limited(len(dm.datasets["test"]), dm.batch_size, trainer.limit_test_batches)
+        count = limited(size_of(dm.datasets["test"]), dm.batch_size, trainer.limit_test_batches)
         for shift in self.shifts if count else ():
-            self._evaluate(trainer, pl_module, shift.key, dm.shifted_set(shift, count))
-        ood = limited(len(dm.ood), dm.batch_size, trainer.limit_test_batches) if dm.ood is not None else 0
+            self._evaluate(trainer, module, shift.key, dm.shifted_set(shift, count))
+        ood = limited(size_of(dm.ood), dm.batch_size, trainer.limit_test_batches) if dm.ood is not None else 0
         if ood:
-            self._evaluate(trainer, pl_module, OOD_KEY, dm.ood_set(ood))
+            self._evaluate(trainer, module, OOD_KEY, dm.ood_set(ood))
         self.seconds = time.perf_counter() - start
         metrics = {f"shift/{key}": acc for key, acc in self.summary()["accuracy"].items()
                    if acc is not None}
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)
 
-    def _evaluate(self, trainer: Trainer, pl_module: LightningModule, key: str, dataset: Dataset) -> None:
+    def _evaluate(self, trainer: Trainer, pl_module: FineTuneModule, key: str, dataset: Dataset) -> None:
         digest = StreamDigest()  # of the images the model sees, before any feature extraction
-        self.images += len(dataset)
-        dm = trainer.datamodule
+        self.images += size_of(dataset)
+        dm = data_module(trainer)
         if (self.cache is not None and dm.fits_in_memory(dataset)
-                and self.cache.backbone_frozen_throughout(trainer, pl_module)):
+                and self.cache.backbone_frozen_throughout(trainer)):
             # The backbone holds the weights the features were cached with: the cache runs it
             # once over the set (not at all if the feature store, keyed by the set's contents,
             # has it), then only the head runs, on the features.
@@ -80,7 +84,7 @@ class ShiftEvaluation(Callback):
         self.hashes[key] = digest.hexdigest()
 
     @torch.no_grad()
-    def _predict(self, trainer: Trainer, pl_module: LightningModule, dataset: Dataset,
+    def _predict(self, trainer: Trainer, pl_module: FineTuneModule, dataset: Dataset,
                  digest: StreamDigest | None = None, features: bool = False) -> Predictions:
         """The model's prediction of every example of ``dataset``, in the set's order."""
         batches = Predictions.collector()
@@ -88,7 +92,7 @@ class ShiftEvaluation(Callback):
         pl_module.eval()
         try:
             with trainer.precision_plugin.forward_context():
-                for x, y in trainer.datamodule.eval_loader(dataset):
+                for x, y in data_module(trainer).eval_loader(dataset):
                     if digest is not None:
                         digest.update(x, y)
                     x, y = x.to(pl_module.device), y.to(pl_module.device)

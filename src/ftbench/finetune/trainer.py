@@ -19,6 +19,8 @@ from ftbench.run.failures import UserError, one_line
 def build_trainer(cfg: DictConfig, **kwargs) -> Trainer:
     """Lightning's Trainer as ``cfg.trainer`` says; a setting it refuses is one line."""
     settings = OmegaConf.to_container(cfg.trainer, resolve=True)
+    if not isinstance(settings, dict):
+        raise UserError(f"trainer={settings!r} is not valid; allowed: a mapping of Trainer settings")
     settings.pop("threads", None)  # ftbench's own (ftbench.run.threads), not the Trainer's
     try:
         trainer = hydra.utils.instantiate(settings, **kwargs)
@@ -29,5 +31,6 @@ def build_trainer(cfg: DictConfig, **kwargs) -> Trainer:
     # that read memory they never wrote): a tenth of a CPU step's time, for no kernel ftbench
     # runs reads such memory. The deterministic kernels themselves stay on; the same-seed and
     # resume tests check that runs still repeat bit for bit.
-    torch.utils.deterministic.fill_uninitialized_memory = False
+    # a property torch puts on the module object at import; its stub declares none
+    torch.utils.deterministic.fill_uninitialized_memory = False  # type: ignore[attr-defined]
     return trainer

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from omegaconf import OmegaConf
 from torch import nn
 
+from ftbench.models.timm_api import timm_api
 from ftbench.run.failures import UserError
 
 ADAPTER_PREFIX = "lora_"  # peft's LoraModel.prefix: in the name of every adapter parameter
@@ -27,9 +28,9 @@ ATTENTION_TARGETS = ("qkv", "fc1", "fc2")
 ADAPTABLE = (nn.Linear, nn.Conv2d)
 
 
-def _candidates(model: nn.Module) -> dict[str, nn.Module]:
+def _candidates(model: nn.Module) -> dict[str, nn.Linear | nn.Conv2d]:
     """The backbone's linear and convolution layers by name; never the classifier."""
-    head = {id(m) for m in model.get_classifier().modules()}
+    head = {id(m) for m in timm_api(model).get_classifier().modules()}
     return {name: m for name, m in model.named_modules()
             if isinstance(m, ADAPTABLE) and id(m) not in head}
 
@@ -76,7 +77,7 @@ def resolve_targets(model: nn.Module, targets: Sequence[str] | None) -> list[str
     return chosen
 
 
-def full_rank(layer: nn.Module) -> int:
+def full_rank(layer: nn.Linear | nn.Conv2d) -> int:
     """The highest rank an update of ``layer``'s weight can have: min(inputs, outputs).
 
     A convolution's inputs are its input channels times its kernel area: peft adapts it with a

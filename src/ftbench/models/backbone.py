@@ -14,6 +14,7 @@ import timm
 from timm.models import group_parameters
 from torch import nn
 
+from ftbench.models.timm_api import timm_api
 from ftbench.models.weights import (
     WEIGHT_FILE_SUFFIXES,
     WEIGHT_SOURCES,
@@ -51,7 +52,7 @@ def check_weight_source(weights: str) -> None:
 
 def classifier_param_names(model: nn.Module) -> set[str]:
     """Names of the classifier's parameters, found by identity rather than by name patterns."""
-    head = {id(p) for p in model.get_classifier().parameters()}
+    head = {id(p) for p in timm_api(model).get_classifier().parameters()}
     return {name for name, p in model.named_parameters() if id(p) in head}
 
 
@@ -60,15 +61,14 @@ def create_backbone(name: str, num_classes: int, weights: str = "package",
     """Create ``name`` with a new ``num_classes`` classifier on top of ``weights``."""
     check_model_name(name)
     check_weight_source(weights)
-    kwargs = {"drop_rate": drop_rate}
     if weights == "timm":
-        return timm_pretrained(name, num_classes, **kwargs)
+        return timm_pretrained(name, num_classes, drop_rate=drop_rate)
     if weights == "package":
-        model = timm.create_model(name, **kwargs)  # with its ImageNet head, to match the file
+        model = timm.create_model(name, drop_rate=drop_rate)  # with its ImageNet head, to match the file
         load_into(model, packaged_state_dict(name, model), set(), source="package")
-        model.reset_classifier(num_classes)
+        timm_api(model).reset_classifier(num_classes)
         return model
-    model = timm.create_model(name, num_classes=num_classes, **kwargs)
+    model = timm.create_model(name, num_classes=num_classes, drop_rate=drop_rate)
     if weights != "none":
         load_into(model, read_state_dict(weights), classifier_param_names(model), source=weights)
     return model
@@ -82,7 +82,7 @@ def layer_groups(model: nn.Module) -> list[LayerGroup]:
     group and fold any pretrained leftovers into the stage below, where they belong.
     """
     head = classifier_param_names(model)
-    grouped = group_parameters(model, model.group_matcher(coarse=True))
+    grouped = group_parameters(model, timm_api(model).group_matcher(coarse=True))
     ordered = [grouped[k] for k in sorted(grouped)]
     backbone: list[list[str]] = []
     for names in ordered:

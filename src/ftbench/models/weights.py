@@ -157,7 +157,9 @@ def weights_url(model_name: str) -> str | None:
     cfg = get_pretrained_cfg(model_name)
     if cfg is None:
         return None
-    return constants.ENDPOINT if cfg.hf_hub_id else cfg.url
+    if cfg.hf_hub_id:
+        return constants.ENDPOINT
+    return cfg.url[0] if isinstance(cfg.url, tuple) else cfg.url  # timm allows (url, file name)
 
 
 def reachable(url: str, timeout: float = HUB_PROBE_SECONDS) -> bool:

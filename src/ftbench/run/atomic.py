@@ -30,8 +30,9 @@ def _umask() -> int:
 FILE_MODE = 0o666 & ~_umask()
 
 
-def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
-    """Call ``write(tmp_path)`` then rename onto ``path``; no partial file is ever visible.
+def atomic_write(path: str | Path, write: Callable[[str], object]) -> Path:
+    """Call ``write(tmp_path)`` (its return value is ignored) then rename onto ``path``; no
+    partial file is ever visible.
 
     The temporary file is ``.<name>.<random>.tmp`` beside ``path``; one that a killed
     process left is removed when a run next takes the folder (``ftbench.run.folder.lock``).

@@ -137,7 +137,10 @@ class SafeCheckpointIO(TorchCheckpointIO):
 def random_state() -> dict[str, Any]:
     """Every generator the training loop draws from, as tensors and plain values (so that the
     checkpoint stays loadable with ``weights_only=True``)."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    legacy = np.random.get_state(legacy=True)
+    if not isinstance(legacy, tuple):  # a dict only for a bit generator other than the global MT19937
+        raise TypeError(f"numpy's global random state is not MT19937's: {type(legacy).__name__}")
+    kind, keys, pos, has_gauss, cached = legacy
     version, internal, gauss_next = random.getstate()
     state = {
         "torch": torch.get_rng_state(),

@@ -30,26 +30,30 @@ def integer(setting: str, value: object, lowest: int, highest: int | None = None
             why: str = "") -> int:
     """An integer in ``lowest..highest`` (no upper bound if ``highest`` is None), else a
     ``UserError`` that states the range and, in brackets, ``why`` it is so."""
-    if (isinstance(value, bool) or not isinstance(value, Integral) or value < lowest
-            or (highest is not None and value > highest)):
+    whole = None if isinstance(value, bool) or not isinstance(value, Integral) else int(value)
+    if whole is None or whole < lowest or (highest is not None and whole > highest):
         if highest is not None and highest < lowest:
             allowed = "no value"
         else:
             allowed = "an integer " + (f">= {lowest}" if highest is None else f"{lowest}..{highest}")
         raise UserError(f"{setting}={value!r} is not valid; allowed: {allowed}"
                         + (f" ({why})" if why else ""))
-    return int(value)
+    return whole
 
 
 def number(setting: str, value: object, *, above: float | None = None, at_least: float | None = None,
            below: float | None = None, at_most: float | None = None) -> float:
     """A finite real number within the given bounds, else a ``UserError`` that states them."""
-    ok = (not isinstance(value, bool) and isinstance(value, Real) and math.isfinite(value)
-          and (above is None or value > above) and (at_least is None or value >= at_least)
-          and (below is None or value < below) and (at_most is None or value <= at_most))
-    if not ok:
+    real = None if isinstance(value, bool) or not isinstance(value, Real) else float(value)
+    if real is None or not _within(real, above, at_least, below, at_most):
         low = f"> {above}" if above is not None else f">= {at_least}" if at_least is not None else ""
         high = f"< {below}" if below is not None else f"<= {at_most}" if at_most is not None else ""
         bounds = " and ".join(b for b in (low, high) if b)
         raise UserError(f"{setting}={value!r} is not valid; allowed: a number {bounds}")
-    return float(value)
+    return real
+
+
+def _within(real: float, above: float | None, at_least: float | None, below: float | None,
+            at_most: float | None) -> bool:
+    return (math.isfinite(real) and (above is None or real > above) and (at_least is None or real >= at_least)
+            and (below is None or real < below) and (at_most is None or real <= at_most))

@@ -177,7 +177,8 @@ def run_guarded(job: Callable[[], dict], record: Callable[[BaseException, str], 
     except _sigterm_exception() as err:  # a SystemExit: it stops a multirun too
         if not multirun:
             exit_for(err, run_dir)
-        err.run_dir = run_dir  # named when the multirun ends (exit_for)
+        # named when the multirun ends (exit_for); Lightning's exception declares no such field
+        err.run_dir = run_dir  # type: ignore[attr-defined]
         raise
     except Diverged as err:
         record(err, "diverged")

@@ -8,10 +8,15 @@ from collections.abc import Iterable
 import torch
 
 
+def _bytes(tensor: torch.Tensor) -> memoryview:
+    """The tensor's bytes in place (a view of its CPU copy's buffer, never a second copy)."""
+    return tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().data
+
+
 def update_hash(h, tensor: torch.Tensor) -> None:
     """Feed ``tensor``'s dtype, shape and bytes into the hashlib object ``h``."""
     h.update(str((tensor.dtype, tuple(tensor.shape))).encode())
-    h.update(memoryview(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()))
+    h.update(_bytes(tensor))
 
 
 def tensors_digest(named: Iterable[tuple[str, torch.Tensor]]) -> str:
@@ -36,7 +41,7 @@ class StreamDigest:
         self._item = (images.dtype, tuple(images.shape[1:]))
         self._count += len(images)
         for h, tensor in ((self._images, images), (self._labels, labels.long())):
-            h.update(memoryview(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()))
+            h.update(_bytes(tensor))
 
     def hexdigest(self) -> str:
         h = hashlib.sha256(str((self._item, self._count)).encode())

@@ -40,15 +40,16 @@ class Predictions:
         return len(self.index)
 
     @staticmethod
-    def collector() -> _Collector:
-        return _Collector()
+    def collector() -> Collector:
+        return Collector()
 
 
-class _Collector:
+class Collector:
     """Gathers batches of logits and labels (torch tensors, in the set's order)."""
 
     def __init__(self) -> None:
-        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        # (index, label, pred, p_true) of each batch
+        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         self.seen = 0
 
     def add(self, logits, labels, index=None) -> None:
@@ -66,7 +67,8 @@ class _Collector:
 
     def done(self) -> Predictions:
         if not self.parts:
-            return Predictions(*(np.zeros(0, dtype=np.int64) for _ in range(3)), np.zeros(0, np.float32))
+            return Predictions(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64),
+                               np.zeros(0, np.float32))
         index, label, pred, p_true = (np.concatenate(column) for column in zip(*self.parts, strict=True))
         order = np.argsort(index, kind="stable")
         return Predictions(index[order].astype(np.int64), label[order].astype(np.int64),

@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import torch
 import yaml
@@ -29,6 +30,9 @@ from ftbench.run.checkpoints import (
 from ftbench.run.failures import UserError
 from ftbench.run.redaction import redact
 from ftbench.run.result import RESULT_FILE, SAVED_CONFIG, UnreadableResult, read_result
+
+if TYPE_CHECKING:  # the type only: the run primitives never import the models at run time
+    from ftbench.models.timm_api import TimmModel
 
 log = logging.getLogger("ftbench")
 
@@ -105,9 +109,9 @@ def check_checkpoint_fits(checkpoint: str | Path, model: nn.Module, config: str 
     expected = dict(start)
     for key in left_out_keys(saved):
         expected.pop(key, None)
-    head = model.get_classifier()
+    head = cast("TimmModel", model).get_classifier()  # a timm model: nn.Module's typing cannot see it
     head_key = next((f"model.{n}" for n, p in model.named_parameters() if p is head.weight), None)
-    if head_key in state and state[head_key].shape != expected[head_key].shape:
+    if head_key is not None and head_key in state and state[head_key].shape != expected[head_key].shape:
         raise UserError(f"resume checkpoint {str(checkpoint)!r} was trained for "
                         f"{state[head_key].shape[0]} classes, the dataset has "
                         f"{expected[head_key].shape[0]}; allowed: a checkpoint of this run")

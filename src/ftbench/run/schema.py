@@ -209,7 +209,7 @@ class Record(Part):
     reader made for a job without a readable one (``unreadable``, or ``failed`` for a job that
     crashed). Every part has a default, so a reader can ask ``metrics.test_acc`` of any record."""
 
-    schema_version: int = Field(SCHEMA_VERSION, alias="schema")
+    schema_version: int = Field(default=SCHEMA_VERSION, alias="schema")
     """The schema's version; a file of schema 1 (or without one) is migrated when read."""
     status: JobStatus
     strategy: Text = None

@@ -110,7 +110,7 @@ def read_suite(cfg: DictConfig, strategies: Sequence[str]) -> Suite:
     name = bench.get("name")
     if not isinstance(name, str) or not TASK_NAME.fullmatch(name):
         raise UserError(f"benchmark.name={name!r} is not valid; allowed: letters, digits, '.', '_', '-'")
-    protocol = choice("benchmark.protocol", bench.get("protocol"), PROTOCOLS)
+    protocol = str(choice("benchmark.protocol", bench.get("protocol"), PROTOCOLS))  # one of the names
     chosen = bench.get("strategies")
     if chosen is None:
         chosen = cfg.tune.strategies

@@ -98,7 +98,7 @@ class SuiteRun:
         # benchmark.* act through the suite's definition: its strategies and seeds name the jobs;
         # report.* change the reports alone, which a restart rewrites
         overrides = [o for o in self.base(task) if override_key(o).split(".")[0] not in NOT_JOBS]
-        record = {"task": task.name, "protocol": self.suite.protocol,
+        record: dict[str, object] = {"task": task.name, "protocol": self.suite.protocol,
                   "overrides": redact_overrides(overrides)}
         if self.suite.protocol == "tuned":  # its studies were made for these
             record.update(strategies=list(self.suite.strategies), seeds=list(self.suite.seeds))

@@ -41,6 +41,7 @@ from ftbench.run.checks import number
 from ftbench.run.failures import UserError
 
 Distribution = optuna.distributions.BaseDistribution
+Range = optuna.distributions.IntDistribution | optuna.distributions.FloatDistribution
 _FIELDS = {"low", "high", "log", "step", "choices"}
 SYMBOLS = ("groups", "max_epochs")
 _RELATIVE = re.compile(r"^\s*(groups|max_epochs)\s*(?:([-+*/])\s*(\d+(?:\.\d*)?|\.\d+))?\s*$")
@@ -120,7 +121,7 @@ def distribution(where: str, spec, scale: Scale | None = None) -> Distribution:
     integral = all(_is_int(spec[end]) or is_relative(spec[end]) for end in ("low", "high"))
     low, high = _end(where, spec, "low", scale, integral), _end(where, spec, "high", scale, integral)
     low = number(f"{where}.low", low, above=0 if log else None)
-    if is_relative(spec["low"]) or is_relative(spec["high"]):
+    if scale is not None and (is_relative(spec["low"]) or is_relative(spec["high"])):  # resolved on it
         if high < low:  # the model or the budget leaves the range empty
             raise UserError(f"{where}: {spec['low']}..{spec['high']} is empty here ({scale.describe()}: "
                             f"{_plain(low)}..{_plain(high)}); allowed: a range that holds a value")
@@ -146,7 +147,7 @@ def search_space(strategy_cfg: DictConfig, scale: Scale | None = None) -> dict[s
     """The strategy's declared space, knob name -> distribution (in declaration order), its
     relative bounds resolved on ``scale``."""
     declared = strategy_cfg.get("search") or {}
-    knobs = [k for k in strategy_cfg if k not in ("name", "search")]
+    knobs = [str(k) for k in strategy_cfg if k not in ("name", "search")]  # a config's keys are names
     space = {}
     for knob, spec in declared.items():
         where = f"strategy={strategy_cfg.name}: strategy.search.{knob}"
@@ -160,7 +161,15 @@ def search_space(strategy_cfg: DictConfig, scale: Scale | None = None) -> dict[s
 def end_points(dist: Distribution) -> list:
     if isinstance(dist, optuna.distributions.CategoricalDistribution):
         return list(dist.choices)
-    return [dist.low, dist.high]
+    ends = _range(dist)
+    return [ends.low, ends.high]
+
+
+def _range(dist: Distribution) -> Range:
+    """``dist`` as the range it is when it holds no choices (every other Optuna distribution)."""
+    if not isinstance(dist, optuna.distributions.IntDistribution | optuna.distributions.FloatDistribution):
+        raise TypeError(f"{type(dist).__name__} is neither choices nor a range")
+    return dist
 
 
 def check_space(strategy_cfg: DictConfig, group_names: Sequence[str], max_epochs: int) -> dict:
@@ -184,7 +193,8 @@ def near_bound(knob: str, dist: Distribution, value, *, within: float = NEAR,
     (choices have no order: never flagged)."""
     if isinstance(dist, optuna.distributions.CategoricalDistribution):
         return None
-    return edge_hint(knob, dist.low, dist.high, bool(dist.log), value, within=within, limits=limits)
+    ends = _range(dist)
+    return edge_hint(knob, ends.low, ends.high, bool(ends.log), value, within=within, limits=limits)
 
 
 def limits(strategy_cfg: DictConfig, knob: str, dist: Distribution, group_names: Sequence[str],
@@ -194,11 +204,12 @@ def limits(strategy_cfg: DictConfig, knob: str, dist: Distribution, group_names:
     is put to ``build_plan``."""
     if isinstance(dist, optuna.distributions.CategoricalDistribution):
         return []
-    integral = isinstance(dist, optuna.distributions.IntDistribution)
+    ends = _range(dist)
+    integral = isinstance(ends, optuna.distributions.IntDistribution)
     found = []
-    for bound, sign in ((dist.low, -1), (dist.high, 1)):
-        beyond = bound + sign * dist.step if integral and dist.step else \
-            (bound * 1.1 ** sign if bound > 0 else bound + sign * 0.1 * (dist.high - dist.low))
+    for bound, sign in ((ends.low, -1), (ends.high, 1)):
+        beyond = bound + sign * ends.step if integral and ends.step else \
+            (bound * 1.1 ** sign if bound > 0 else bound + sign * 0.1 * (ends.high - ends.low))
         try:
             build_plan(OmegaConf.merge(strategy_cfg, {knob: beyond}), group_names, max_epochs)
         except UserError:
@@ -223,4 +234,5 @@ def as_choice(value):
 def contains(dist: optuna.distributions.BaseDistribution, value) -> bool:
     if isinstance(dist, optuna.distributions.CategoricalDistribution):
         return value in dist.choices
-    return isinstance(value, int | float) and dist.low <= value <= dist.high
+    ends = _range(dist)
+    return isinstance(value, int | float) and ends.low <= value <= ends.high
