@@ -46,7 +46,8 @@ def build_logger(cfg: DictConfig, resume_step: int | None = None, sweep_dir: Pat
     """
     if not cfg.get("logger"):
         return False
-    factory = hydra.utils.get_object(cfg.logger._target_)
+    target = cfg.logger.get("_target_")
+    factory = hydra.utils.get_object(target) if isinstance(target, str) else None
     extra = {"sweep_dir": None if sweep_dir is None else str(sweep_dir)} if factory is wandb_logger else {}
     logger: Logger = hydra.utils.instantiate(cfg.logger, **extra)
     if resume_step is not None and isinstance(logger, RunCSVLogger):
