@@ -10,9 +10,10 @@ same one-line ``UserError``. The code that uses a value afterwards trusts it.
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from pathlib import Path
-from typing import get_args
+from typing import Any, get_args
 
 import timm
 import torch
@@ -37,6 +38,7 @@ CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")
 CONFIG_NAME = "config"
 PROGRESS_FORMS = ("auto", "bar", "lines")
 MAX_SEED = 2**32 - 1
+HYDRA_VALUE = re.compile(r"\$\{hydra:\s*([\w.]+)\s*\}")  # ${hydra:runtime.output_dir}
 
 
 def _first_set(value, default):
@@ -98,8 +100,35 @@ def job_config(cfg: DictConfig, save_dir: str) -> DictConfig:
     return OmegaConf.masked_copy(cfg, [str(k) for k in cfg if k != "hydra"])  # a config's keys are names
 
 
-def validate_config(cfg: DictConfig) -> None:
-    """Raise ``UserError`` for the first bad value in ``cfg``; return quietly when all is well."""
+def with_hydra_values(cfg: DictConfig, composed: DictConfig) -> DictConfig:
+    """A copy of ``cfg`` in which each ``${hydra:KEY}`` holds its value in ``composed`` (a config
+    with Hydra's node), as Hydra's resolver would give it. That resolver reads Hydra's singleton,
+    which Hydra sets only in its job, after it created the run folder: a run is checked before
+    (``ftbench.train.PrepareRun``) through this copy, leaving Hydra's own state alone."""
+
+    def value(key: str) -> Any:
+        return OmegaConf.select(composed, f"hydra.{key}")
+
+    def fill(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: fill(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [fill(v) for v in node]
+        if not isinstance(node, str) or "${hydra:" not in node:
+            return node
+        whole = HYDRA_VALUE.fullmatch(node)  # the whole value: its type kept (a number, a list)
+        return value(whole[1]) if whole else HYDRA_VALUE.sub(lambda m: str(value(m[1])), node)
+
+    filled = OmegaConf.create(fill(OmegaConf.to_container(cfg, resolve=False)))
+    OmegaConf.set_struct(filled, OmegaConf.is_struct(cfg))
+    return filled
+
+
+def validate_config(cfg: DictConfig, composed: DictConfig | None = None) -> None:
+    """Raise ``UserError`` for the first bad value in ``cfg``; return quietly when all is well.
+    ``composed``: the config with Hydra's node, before Hydra's job (``with_hydra_values``)."""
+    if composed is not None:
+        cfg = with_hydra_values(cfg, composed)
     check_resolvable(cfg)
     check_names(cfg)
     check_numbers(cfg)

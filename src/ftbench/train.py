@@ -3,10 +3,9 @@
 Read top to bottom, this file is the whole story of a run:
 
 1. ``main`` -> Hydra composes the config; ``PrepareRun`` (a Hydra callback, before Hydra
-   writes anything) resolves ``resume=``, validates the config once and takes the run
-   folder's lock, so a refused single run leaves nothing behind.
-2. ``run`` (the Hydra task) -> ``run_job``: the prepared config, the callbacks the config asks
-   for (``callbacks:``), a failure ending a single run in one line or recorded in a multirun.
+   writes anything) makes a single run's refusals, so a refused single run leaves nothing behind.
+2. ``run`` (the Hydra task) -> ``run_job``: the prepared run (``prepare``), the callbacks the config
+   asks for (``callbacks:``), a failure ending a single run in one line or recorded in a multirun.
 3. ``fit``: data + backbone + strategy plan -> module -> ``Trainer.fit`` / ``test`` (+ the
    shifted test sets) -> ``result.json``, ``predictions.npz``, ``model.safetensors``.
 """
@@ -18,9 +17,10 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Sequence, Sized
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -30,7 +30,7 @@ from hydra.utils import instantiate
 from lightning import Callback, seed_everything
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from omegaconf import DictConfig, open_dict, read_write
+from omegaconf import DictConfig, OmegaConf
 
 from ftbench.config import CONFIG_DIR, CONFIG_NAME, eval_shifts, register_resolvers, validate_config
 from ftbench.cost.estimate import RunPreview
@@ -66,11 +66,13 @@ log = logging.getLogger("ftbench")
 
 
 def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
-        callbacks: Sequence[Callback] = (), *, stoppers: Sequence[RunStopper] = (), jobs: int = 1) -> dict:
+        callbacks: Sequence[Callback] = (), *, stoppers: Sequence[RunStopper] = (), jobs: int = 1,
+        sweep_dir: Path | None = None) -> dict:
     """Fine-tune once as the (validated) ``cfg`` says, continuing ``ckpt_path`` if given; write
     into ``run_dir``. ``callbacks`` join the run's own, and so do ``stoppers``, the first of
     which to name a status (a pruned search trial) gives the status of a run it stopped early.
-    ``jobs``: the runs the launcher runs beside this one (``launched_jobs``), which share the cores."""
+    ``jobs``: the runs the launcher runs beside this one (``launcher_jobs``), which share the cores;
+    ``sweep_dir``: the multirun's folder if this run is one of its jobs."""
     started = time.perf_counter()
     keep = run_outputs(cfg)
     threads = KeepThreads(cfg.trainer.get("threads", AUTO), jobs)  # the run's share of the cores
@@ -87,7 +89,7 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
     resume_step = None if ckpt_path is None else check_checkpoint_fits(ckpt_path, model, config)
     if cfg.model.compile:
         model.compile()  # in place: parameter names, layer groups and saved keys stay as they are
-    datamodule.resolve_for(model)
+    data_config = datamodule.resolve_for(model)
     groups = layer_groups(model)
     plan = build_plan(cfg.strategy, [g.name for g in groups], cfg.trainer.max_epochs)
     module = FineTuneModule(model, groups, plan, cfg.optimizer, datamodule.num_classes,
@@ -100,7 +102,7 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
     meter = Meter()
     shifted = ShiftEvaluation(eval_shifts(cfg), cache)  # when the test ends: the shifted test sets
     own = [threads, RunPreview(cache is not None, threads), meter, DivergenceGuard(), *callbacks,
-           *stoppers, *progress_bar(cfg)]
+           *stoppers, *progress_bar(cfg, multirun=sweep_dir is not None)]
     if keep.checkpoint:
         # last.ckpt after every epoch, written after every other callback's epoch end so that
         # it holds the whole epoch (save_last alone only saves alongside a top-k checkpoint)
@@ -108,14 +110,15 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
                                 save_on_train_epoch_end=True, enable_version_counter=False),
                 Resumable(run_dir, config)]
     own += [c for c in (cache, shifted) if c is not None]
-    trainer = build_trainer(cfg, callbacks=own, logger=build_logger(cfg, resume_step),
+    trainer = build_trainer(cfg, callbacks=own, logger=build_logger(cfg, resume_step, sweep_dir),
                             default_root_dir=str(run_dir), plugins=[SafeCheckpointIO()],
                             enable_checkpointing=keep.checkpoint)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     tested = trainer.test(module, datamodule=datamodule, verbose=False)[0] if keep.test else {}
     merge_adapters()  # from here on a plain timm model: its cost, groups and saved weights
 
-    predictions = {"test": module.test_predictions(), **shifted.predictions} if keep.test else {}
+    tested_examples = module.test_predictions() if keep.test else None  # a collective: every rank
+    predictions = {"test": tested_examples, **shifted.predictions} if tested_examples else {}
     result = build_result(
         cfg,
         status=next((s.run_status for s in stoppers if s.run_status), "completed"),
@@ -127,18 +130,18 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
         history=meter.history,
         groups=[{"name": g.name, "params": group_param_count(model, g)} for g in layer_groups(model)],
         data={"num_classes": datamodule.num_classes, "classes": datamodule.classes,
-              **{f"{split}_size": len(datamodule.datasets[split]) for split in ("train", "val", "test")},
+              **{f"{split}_size": len(cast(Sized, data)) for split, data in datamodule.datasets.items()},
               "augmented": datamodule.augmented,
-              "input_size": list(datamodule.data_config["input_size"]),
+              "input_size": list(data_config["input_size"]),
               **split_hashes(datamodule.load())},
         shift=shifted.summary(),
-        predictions=PREDICTIONS_FILE if predictions.get("test") else None,
+        predictions=PREDICTIONS_FILE if predictions else None,
         runtime=threads.record(),
     )
     if trainer.is_global_zero:
         if keep.weights:
             save_weights(run_dir / WEIGHTS_FILE, model)
-        if predictions.get("test"):
+        if predictions:
             write_predictions(run_dir / PREDICTIONS_FILE, predictions)
         write_result(run_dir, result)
     record = result.to_data()  # what result.json holds (ftbench.run.schema.Result)
@@ -157,16 +160,17 @@ class Prepared:
     reused: dict | None = None
 
 
-_prepared: dict[Path, Prepared] = {}  # single runs prepared before Hydra wrote their folder
-
-
-def prepare(cfg: DictConfig, run_dir: Path, multirun: bool, overrides: Sequence[str]) -> Prepared:
-    """Resolve ``resume=``, validate the config once, check and lock the run folder."""
+def prepare(cfg: DictConfig, run_dir: Path, multirun: bool, overrides: Sequence[str],
+            composed: DictConfig | None = None) -> Prepared:
+    """Resolve ``resume=``, validate the config, check and lock the run folder. A single run calls
+    it twice: ``PrepareRun``, before Hydra writes the folder (a refusal leaves nothing), then its
+    job, for the result; the lock is held in between (taking it again is a no-op). ``composed``:
+    Hydra's whole config, for the ``${hydra:...}`` values before its job (``with_hydra_values``)."""
     cfg, ckpt_path = resume_target(cfg, list(overrides), multirun)
     first = is_rank_zero()  # DDP's other ranks share rank zero's folder
     if first and not multirun and ckpt_path is None:
         check_new_run(run_dir)  # first: whatever the values, the run it would overwrite
-    validate_config(cfg)
+    validate_config(cfg, composed)
     if first:
         lock(run_dir, "resume" if ckpt_path else "hydra.sweep.dir" if multirun else "hydra.run.dir")
         if multirun and ckpt_path is None:  # a sweep repeated into its folder: its finished jobs stand
@@ -175,22 +179,20 @@ def prepare(cfg: DictConfig, run_dir: Path, multirun: bool, overrides: Sequence[
 
 
 class PrepareRun(HydraCallback):
-    """Hydra callback: prepare a single run before Hydra creates its folder or saves into it."""
+    """Hydra callback: a single run's refusals, before Hydra creates its folder or saves into it
+    (the lock it takes is released as the job ends, or by ``main``); a multirun's sweep folder."""
 
-    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         run_dir = Path(os.path.abspath(config.hydra.run.dir))
-        with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
-            config.hydra.runtime.output_dir = str(run_dir)  # as Hydra sets it for the job
-        HydraConfig.instance().set_config(config)  # ${hydra:...} resolves while validating
-        task = config.copy()
-        with read_write(task), open_dict(task):
-            del task["hydra"]
+        as_job = OmegaConf.merge(config, {"hydra": {"runtime": {"output_dir": str(run_dir)}}})
+        task = OmegaConf.masked_copy(config, [str(key) for key in config if key != "hydra"])
+        overrides = cast(list[str], OmegaConf.to_container(config.hydra.overrides.task))  # unresolved
         try:
-            _prepared[run_dir] = prepare(task, run_dir, False, config.hydra.overrides.task)
+            prepare(task, run_dir, False, overrides, cast(DictConfig, as_job))
         except UserError as err:  # Hydra would turn a callback's exception into a warning
             exit_for(err)
 
-    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
             if config.get("resume"):
                 raise UserError(f"resume={config.resume!r} continues one run; allowed: without -m")
@@ -205,16 +207,17 @@ class PrepareRun(HydraCallback):
 @hydra.main(config_path=CONFIG_DIR, config_name=CONFIG_NAME, version_base="1.3")
 def run(cfg: DictConfig) -> float | None:
     _quiet_third_party()
-    hydra_cfg = HydraConfig.get()
+    hydra_cfg = HydraConfig.get()  # read here only: the rest of the run takes it as arguments
     run_dir = Path(hydra_cfg.runtime.output_dir)
-    multirun = hydra_cfg.mode == RunMode.MULTIRUN
-    keep_secrets(hydra_cfg.overrides.task)  # again: a launcher's worker process has its own logging
+    sweep_dir = Path(hydra_cfg.sweep.dir) if hydra_cfg.mode == RunMode.MULTIRUN else None
+    overrides = cast(list[str], OmegaConf.to_container(hydra_cfg.overrides.task))  # as typed, unresolved
+    keep_secrets(overrides)  # again: a launcher's worker process has its own logging
     if hydra_cfg.output_subdir is not None:
         redact_saved_configs(run_dir / hydra_cfg.output_subdir)
-    if multirun:
-        redact_saved_configs(Path(hydra_cfg.sweep.dir), "multirun.yaml")
+    if sweep_dir is not None:
+        redact_saved_configs(sweep_dir, "multirun.yaml")
     try:
-        return run_job(cfg, run_dir, multirun)
+        return run_job(cfg, run_dir, overrides, sweep_dir, hydra_cfg.launcher)
     except SIGTERMException:  # only a multirun's job gets here: report the jobs that finished
         write_report_quietly(Path(hydra_cfg.sweep.dir))
         raise
@@ -222,22 +225,26 @@ def run(cfg: DictConfig) -> float | None:
         release(run_dir)
 
 
-def run_job(cfg: DictConfig, run_dir: Path, multirun: bool) -> float | None:
-    """Fit the prepared run; a failure ends a single run with one line and is recorded in a
-    multirun (its job is prepared here: a bad value is that job's failure, not the sweep's)."""
+def run_job(cfg: DictConfig, run_dir: Path, overrides: Sequence[str], sweep_dir: Path | None = None,
+            launcher: DictConfig | None = None) -> float | None:
+    """Fit the prepared run; a failure ends a single run with one line, and is recorded in a
+    multirun (``sweep_dir`` given: a bad value is its job's failure, not the sweep's), whose
+    ``launcher`` says how many jobs share the machine."""
+    multirun = sweep_dir is not None
     job = Prepared(cfg)
 
     def attempt() -> dict:
         nonlocal job
-        job = _prepared.pop(run_dir, None) or prepare(cfg, run_dir, multirun,
-                                                       HydraConfig.get().overrides.task)
+        job = prepare(cfg, run_dir, multirun, overrides)
         if job.reused is not None:
             return job.reused
         callbacks = [instantiate(c) for c in (job.cfg.get("callbacks") or {}).values()]
         stoppers = [c for c in callbacks if isinstance(c, RunStopper)]
+        batch = job.cfg.tune.batch if job.cfg.get("tune") and job.cfg.tune.get("phase") else None
+        jobs = launcher_jobs(launcher, batch, available_cores()) if multirun else 1  # a search: batches
         try:
             return fit(job.cfg, run_dir, job.ckpt_path, [c for c in callbacks if c not in stoppers],
-                       stoppers=stoppers, jobs=launched_jobs(job.cfg))
+                       stoppers=stoppers, jobs=jobs, sweep_dir=sweep_dir)
         except UserError:  # found while reading the data or weights: the config could not tell
             if not multirun:
                 undo_refused(run_dir)
@@ -258,15 +265,6 @@ def run_job(cfg: DictConfig, run_dir: Path, multirun: bool) -> float | None:
     log.info("%s: %s %s=%.4f train_seconds=%.1f -> %s", result["strategy"], result["status"], metric,
              result["metrics"][metric] or 0.0, result["cost"]["train_seconds"], run_dir)
     return result["metrics"]["val_acc"]  # the value a Hydra sweeper optimises
-
-
-def launched_jobs(cfg: DictConfig) -> int:
-    """The jobs this run's launcher runs at once on this machine: 1 in a single run; a search
-    trial's launcher batches ``tune.batch`` trials (``ftbench.run.threads.launcher_jobs``)."""
-    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
-        return 1
-    batch = cfg.tune.batch if cfg.get("tune") and cfg.tune.get("phase") else None
-    return launcher_jobs(HydraConfig.get().get("launcher"), batch, available_cores())
 
 
 def _quiet_third_party() -> None:
@@ -294,7 +292,6 @@ def main() -> object:
         return one_line_errors(run)()
     finally:
         release_all()  # the process ends here, or a test calls main again
-        _prepared.clear()
 
 
 if __name__ == "__main__":

@@ -141,7 +141,9 @@ def test_a_lock_is_free_once_its_process_is_gone(tmp_path):
 
 
 @pytest.mark.parametrize("bad", [["strategy.lr=-1"], ["resume=outputs/no/such/run"],
-                                 ["optimizer.name=adamax"]])
+                                 ["optimizer.name=adamax"],
+                                 ["strategy.lr=${hydra:job.num}"],  # a single run has none
+                                 ["logger.save_dir=${hydra:runtime.output_dir}/${no_such_key}"]])
 def test_a_refused_run_writes_nothing_under_the_output_root(tmp_path, cli, monkeypatch, bad):
     """Refused while it is prepared, before Hydra creates the run's folder or saves into it."""
     monkeypatch.chdir(tmp_path)
@@ -150,3 +152,13 @@ def test_a_refused_run_writes_nothing_under_the_output_root(tmp_path, cli, monke
     code, line = last_line(cli(*FAST, *bad))
     assert code == 2 and line.startswith("ftbench: error: ")
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_hydra_values_are_checked_before_the_folder_exists_and_resolve_as_the_job_sees_them(tmp_path, cli):
+    run_dir = tmp_path / "run"
+    code, _ = cli(f"hydra.run.dir={run_dir}", *FAST, "trainer.max_epochs=1",
+                  "logger.save_dir=${hydra:runtime.output_dir}/csv")
+    assert code == 0
+    assert (run_dir / "csv" / "logs" / "metrics.csv").is_file()
+    # the config Hydra saves is the one it composed: the check resolved a copy
+    assert "save_dir: ${hydra:runtime.output_dir}/csv" in (run_dir / ".hydra" / "config.yaml").read_text()

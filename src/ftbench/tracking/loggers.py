@@ -15,11 +15,10 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from typing import Any, Literal, get_args
 from urllib.parse import urlparse
 
 import hydra
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from lightning import Trainer
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
@@ -33,19 +32,25 @@ from ftbench.tracking.flat import flatten
 
 log = logging.getLogger("ftbench")
 
-WANDB_MODES = ("auto", "online", "offline", "disabled")
+Mode = Literal["online", "offline", "disabled"]
+WANDB_MODES = ("auto", *get_args(Mode))
 
 DEFAULT_WANDB_HOST = "https://api.wandb.ai"
 
 
-def build_logger(cfg: DictConfig, resume_step: int | None = None) -> Logger | bool:
+def build_logger(cfg: DictConfig, resume_step: int | None = None, sweep_dir: Path | None = None
+                 ) -> Logger | bool:
     """The logger ``cfg.logger`` names, holding the resolved config (secrets redacted).
 
     ``resume_step``: the global step of the checkpoint a resumed run continues from.
+    ``sweep_dir``: the folder of the multirun the run is a job of (``wandb_logger`` takes it).
     """
     if not cfg.get("logger"):
         return False
-    logger: Logger = hydra.utils.instantiate(cfg.logger)
+    target = cfg.logger.get("_target_")
+    factory = hydra.utils.get_object(target) if isinstance(target, str) else None
+    extra = {"sweep_dir": None if sweep_dir is None else str(sweep_dir)} if factory is wandb_logger else {}
+    logger: Logger = hydra.utils.instantiate(cfg.logger, **extra)
     if resume_step is not None and isinstance(logger, RunCSVLogger):
         logger.continue_from(resume_step)
     config = redact_config(cfg)
@@ -99,41 +104,37 @@ def has_wandb_credentials() -> bool:
     host = urlparse(os.environ.get("WANDB_BASE_URL", DEFAULT_WANDB_HOST)).hostname
     path = Path(os.environ.get("NETRC", "~/.netrc")).expanduser()
     try:
-        return path.is_file() and netrc.netrc(path).authenticators(host) is not None
+        return host is not None and path.is_file() and netrc.netrc(path).authenticators(host) is not None
     except (OSError, netrc.NetrcParseError):
         return False
 
 
-def resolve_mode(mode: str) -> str:
-    """``auto`` follows ``WANDB_MODE`` if set, else online with credentials and offline without."""
-    if mode != "auto":
-        return mode
-    env_mode = {"dryrun": "offline", "run": "online"}.get(os.environ.get("WANDB_MODE", ""),
-                                                           os.environ.get("WANDB_MODE"))
-    if env_mode in WANDB_MODES[1:]:
-        return env_mode
-    return "online" if has_wandb_credentials() else "offline"
+def resolve_mode(mode: str) -> Mode:
+    """``auto`` follows ``WANDB_MODE`` if set, else online with credentials and offline without.
+    (Any other value than a mode and ``auto`` was refused by ``validate_config``.)"""
+    if mode == "auto":
+        env_mode = os.environ.get("WANDB_MODE", "")
+        mode = {"dryrun": "offline", "run": "online"}.get(env_mode, env_mode)
+    known: Mode | None = next((m for m in get_args(Mode) if m == mode), None)
+    return known or ("online" if has_wandb_credentials() else "offline")
 
 
-def in_multirun() -> bool:
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-
-
-def default_group() -> str | None:
-    """Runs of one W&B sweep or one Hydra multirun share a group, so they compare at a glance."""
+def default_group(sweep_dir: str | Path | None = None) -> str | None:
+    """Runs of one W&B sweep or one Hydra multirun (``sweep_dir``) share a group, so they
+    compare at a glance."""
     if os.environ.get("WANDB_SWEEP_ID"):
         return f"sweep-{os.environ['WANDB_SWEEP_ID']}"
-    if in_multirun():
-        return sweep_group(HydraConfig.get().sweep.dir)
+    if sweep_dir is not None:
+        return sweep_group(sweep_dir)
     return None
 
 
-def sweep_group(sweep_dir) -> str:
+def sweep_group(sweep_dir: str | Path) -> str:
     """The W&B group of a Hydra multirun: its sweep folder, cut to W&B's 128 characters."""
     return str(sweep_dir)[-128:]
 
 
-def start_wandb_run(mode: str, init_timeout: float, sync_hint: bool = True, **init):
+def start_wandb_run(mode: Mode, init_timeout: float, sync_hint: bool = True, **init: Any) -> Any:
     """``wandb.init`` in ``mode``; an online start that fails or times out continues offline.
 
     An offline run prints the ``wandb sync`` command that uploads it, once (W&B's own
@@ -166,16 +167,17 @@ def start_wandb_run(mode: str, init_timeout: float, sync_hint: bool = True, **in
 
 def wandb_logger(project: str, save_dir: str, entity: str | None = None, group: str | None = None,
                  tags: list[str] | None = None, name: str | None = None, job_type: str | None = None,
-                 mode: str = "auto", init_timeout: float = 30.0) -> WandbLogger:
-    """A ``WandbLogger`` whose run lives in ``save_dir/wandb`` (the Hydra run dir)."""
-    mode = resolve_mode(mode)
-    init = {"project": project, "entity": entity, "group": group or default_group(),
+                 mode: str = "auto", init_timeout: float = 30.0, sweep_dir: str | None = None
+                 ) -> WandbLogger:
+    """A ``WandbLogger`` whose run lives in ``save_dir/wandb`` (the Hydra run dir); ``sweep_dir``:
+    the folder of the multirun the run is a job of (``build_logger`` gives it)."""
+    init = {"project": project, "entity": entity, "group": group or default_group(sweep_dir),
             "tags": list(tags or []), "name": name, "job_type": job_type, "dir": save_dir}
     Path(save_dir).mkdir(parents=True, exist_ok=True)
     # Only rank zero talks to W&B; other ranks get Lightning's no-op experiment. The jobs of
     # a multirun leave the `wandb sync` command to its end, where one line names them all.
-    run = (start_wandb_run(mode, init_timeout, sync_hint=not in_multirun(), **init)
-           if rank_zero_only.rank == 0 else None)
+    run = (start_wandb_run(resolve_mode(mode), init_timeout, sync_hint=sweep_dir is None, **init)
+           if getattr(rank_zero_only, "rank", 0) == 0 else None)
     return WandbLogger(experiment=run, save_dir=save_dir, project=project)
 
 

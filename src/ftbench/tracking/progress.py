@@ -135,12 +135,11 @@ def progress_form(form: str, multirun: bool) -> str:
     return "lines" if multirun or not sys.stderr.isatty() else "bar"
 
 
-def progress_bar(cfg: DictConfig) -> list[ProgressBar]:
+def progress_bar(cfg: DictConfig, multirun: bool = False) -> list[ProgressBar]:
     """The progress bar a run's config asks for, as the callbacks to add: ``EpochLines`` for
-    lines, none for Lightning's own bar (or none at all: ``trainer.enable_progress_bar=false``)."""
-    from ftbench.tracking.loggers import in_multirun
-
-    form = progress_form(cfg.get("progress", "auto"), in_multirun())
+    lines, none for Lightning's own bar (or none at all: ``trainer.enable_progress_bar=false``).
+    ``multirun``: whether the run is a job of one."""
+    form = progress_form(cfg.get("progress", "auto"), multirun)
     return [EpochLines()] if cfg.trainer.enable_progress_bar and form == "lines" else []
 
 
