@@ -80,7 +80,7 @@ def test_a_resume_from_a_saved_config_edited_since_is_refused(interrupted, cli):
 def test_a_damaged_feature_store_file_is_recomputed_with_a_warning(run_fit, tmp_path, caplog, damage):
     from torch.utils.data import TensorDataset
 
-    from ftbench.finetune.features import DiskFeatureStore
+    from ftbench.finetune.feature_store import DiskFeatureStore
 
     store = tmp_path / "store"
     first, _ = run_fit("strategy=linear_probe", f"data.feature_store={store}")
