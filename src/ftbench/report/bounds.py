@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from ftbench.report.bootstrap import Replicates
+from ftbench.report.bootstrap import Replicates, max_t
 
 
 def lead(accuracy: np.ndarray) -> np.ndarray:
@@ -69,22 +69,15 @@ def _quantiles(rows: np.ndarray, levels: np.ndarray) -> np.ndarray:
 
 def upper_bounds(replicates: Replicates) -> np.ndarray:
     """One-sided upper bounds of each strategy's true difference to the best, holding for all
-    strategies together (not clipped at 0).
-
-    A strategy is worse than the best by more than d when some strategy beats it by more than d,
-    so its bound is the smallest of its pairwise upper bounds: the pair's observed difference
-    plus c of its bootstrap standard deviations. c is the quantile, over replicates, of the
-    largest standardised deviation of any pair, so every pairwise bound holds at once whichever
-    strategy is in fact the best: choosing the best after the fact cannot turn noise into "worse".
-    """
+    strategies together (not clipped at 0): the smallest of its pairwise upper bounds, each from
+    one max-|t| band over every pair (``bootstrap.max_t``), so that choosing the best after the
+    fact cannot turn noise into "worse"."""
     accuracy, observed = replicates.accuracy, replicates.observed
     if len(observed) == 1:
         return np.zeros(1)
-    pairs = accuracy[:, None, :] - accuracy[None, :, :]
-    difference = observed[:, None] - observed[None, :]
-    spread = pairs.std(axis=2)
-    standardised = np.divide(pairs - difference[..., None], spread[..., None],
-                             out=np.zeros_like(pairs), where=spread[..., None] > 0)
     others = ~np.eye(len(observed), dtype=bool)
-    c = np.quantile(standardised[others].max(axis=0), replicates.confidence)
+    difference = observed[:, None] - observed[None, :]
+    spread = np.zeros_like(difference)
+    spread[others], c = max_t((accuracy[:, None, :] - accuracy[None, :, :])[others], difference[others],
+                              replicates.confidence)
     return np.where(others, difference + c * spread, np.inf).min(axis=1)

@@ -1,10 +1,5 @@
-"""Friedman's test for few tasks: the p-value by permutation, exact where it is quick.
-
-With 10 tasks or fewer the chi-square and F approximations to Friedman's statistic are poor:
-unanimous tasks make Iman–Davenport's F infinite and its p 0, and its false rejections run above
-alpha. Under the null hypothesis each task's ranks are exchangeable (every one of the k! orders as
-likely), so the statistic's distribution can be counted or sampled from the table itself.
-"""
+"""Friedman's test for few tasks: the p-value by permutation of each task's ranks, exact where it
+is quick (why: docs/suites.md, "How the ranking is computed")."""
 
 from __future__ import annotations
 
