@@ -1,9 +1,5 @@
-"""``python -m ftbench.report DIR`` (or ``ftbench-report DIR``): rebuild a sweep's report.
-
-Reads every ``result.json`` under DIR and writes report.md, report.csv and plots/ into it. A
-suite's folder (it holds ``suite.yaml``) gets the report across its tasks
-(``ftbench.report.suite_report``); a task's own report is its folder's.
-"""
+"""``python -m ftbench.report DIR`` (or ``ftbench-report DIR``): rebuild a sweep's report, or a
+suite's report across its tasks when DIR holds ``suite.yaml``."""
 
 from __future__ import annotations
 

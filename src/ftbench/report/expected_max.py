@@ -1,22 +1,11 @@
 """Show your work (Dodge et al. 2019): each strategy's expected best validation accuracy after
-n = 1 … N search trials, against what those trials cost.
+n = 1 … N search trials, against what those trials cost (n times a completed trial's mean FLOPs).
 
-A tuned comparison says which strategy is best once tuned; this says which is cheap to tune.
-From the N completed trials of a strategy's search, the expected best validation accuracy of a
-search of n trials is the expected maximum of n of them drawn at random **without
-replacement** (``expected_best``): with v_(1) ≤ … ≤ v_(N) sorted,
-
-    E[max of n] = Σ_i v_(i) · C(i−1, n−1) / C(N, n),
-
-the chance that v_(i) is the largest of a random n-subset times its value: the unbiased estimate
-(a U-statistic) of the best of n trials, which reaches the observed best exactly at n = N.
-Dodge et al. (2019, "Show Your Work", EMNLP) draw **with** replacement,
-Σ_i v_(i) · ((i/N)^n − ((i−1)/N)^n), which falls short of the observed best at n = N (half a
-gap at N = 2); ``expected_best(replacement=True)`` gives theirs. Both treat the trials as
-exchangeable draws, which TPE's later trials (chosen from the earlier ones) and the first trial
-(the shipped defaults) are not quite: the curve reads as "a search of n trials like these".
-
-Cost: n times the mean training FLOPs of a completed trial of that strategy.
+The expected maximum of n of the N completed trials drawn **without** replacement,
+E[max of n] = Σ_i v_(i) · C(i−1, n−1) / C(N, n) with v sorted, is the unbiased estimate, equal to
+the observed best at n = N; Dodge et al. draw with replacement (``replacement=True``), which
+falls short of it. Both treat the trials as exchangeable, which TPE's are not quite: the curve
+reads as "a search of n trials like these" (docs/tuned.md).
 """
 
 from __future__ import annotations

@@ -1,16 +1,9 @@
 """Accuracy intervals for the report's tables, from both sources of noise.
 
-A row's (or a suite cell's) accuracy is a mean over seeds measured on one test set, so its
-interval must carry the seed-to-seed spread and the test set's sampling error. Where the runs
-kept their per-example predictions, a report reads it off its verdict's own draw
-(``from_verdict``), so that a strategy has one interval in every table; elsewhere (a suite's
-cells, the shifted accuracy) it is the same two-level bootstrap (``ftbench.report.bootstrap``:
-seeds, then test examples) over those runs alone. Runs without
-predictions (recorded by hand, or by an ftbench that kept none) get the Student-t interval over
-seeds, which leaves out the test set: the table marks it.
-
-The shifted accuracy is a mean over corruptions of the same test images, so one resample of the
-images serves every corruption: each example counts with its share of corruptions got right.
+The verdict's own draw where it covers the runs (``from_verdict``: one interval per strategy in
+every table); elsewhere (a suite's cells, the shifted accuracy) the same two-level bootstrap over
+those runs alone; Student's t over seeds for runs without predictions, which the table marks
+(docs/report.md).
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
 """The report's verdict: each strategy's runs -> their saved predictions -> ``verdict.judge`` -> text.
-
-Every tested run keeps its per-example predictions (``ftbench.run.predictions``); the verdict
-resamples seeds and test examples from them (``ftbench.report.verdict``). Runs without a
-predictions file cannot join it: the section says which, and the rest of the report stands.
+Runs without a predictions file cannot join it: the section says which, and the rest stands.
 """
 
 from __future__ import annotations

@@ -1,10 +1,6 @@
 """The answer at every margin: for each margin, the cheapest strategy the data show equivalent to
-the best, and what it costs relative to the best.
-
-A strategy's ``within`` (``verdict.Judged.within``) is the smallest margin at which its joint
-lower bound calls it equivalent, so one verdict answers every margin at once without drawing
-again: the user's margin decides the recommendation, the others say what a looser (or
-stricter) tolerance would buy.
+the best, and what it costs relative to the best; one verdict answers every margin, through each
+strategy's ``within`` (``verdict.Judged``).
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 """The report's plots, as PNG files drawn with matplotlib's Agg backend (no display needed).
 
-Every strategy keeps one colour in every plot; settings of a study within one strategy
-(``lr_decay=2``, ``train_fraction=0.05``) are told apart by marker. Above ``MAX_PLOTTED`` rows
-no plot is drawn (no colour, marker or legend tells that many apart; the report says so), and a
-plot that fails on data of an unexpected shape is left out with a warning.
+Above ``MAX_PLOTTED`` rows no plot is drawn (nothing tells that many apart); a plot that fails
+is left out with its traceback logged.
 """
 
 from __future__ import annotations

@@ -1,12 +1,7 @@
 """The report's files: ``report.md`` (tables, notes, failed runs, plots) and ``report.csv``.
 
-A plain sweep (``experiment=compare``, the studies) gets one row per strategy and setting; a
-tuned comparison's folder (``experiment=tuned``) gets its own report (``ftbench.report.tuned``).
-Each report draws its verdict's bootstrap once, and every table and plot reads that draw.
-
-Every file is written atomically and never through a link, ``plots/`` is the report's own folder
-(``ftbench.report.output``), and text read from the runs is escaped for each format
-(``ftbench.report.escape``).
+A plain sweep gets one row per strategy and setting, a tuned comparison its own report
+(``tuned``); each report draws its verdict's bootstrap once, and every table and plot reads it.
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """Rows of the comparison: one per strategy and setting, over its seeds.
 
-Runs are seeds of one row only if their configs agree on everything else. Any config value
-that differs between runs splits rows: settings outside the strategy (model, dataset,
-optimizer, epochs, …) when they differ anywhere in the folder, the strategy's own knobs when
-they differ within a strategy (each strategy has its own defaults). Keys that only say how a
-run was recorded or shown (logger, progress, workers, …) never do.
+Runs are seeds of one row only if their configs agree on every setting (``NOT_SETTINGS`` only
+say how a run was recorded or shown): settings outside the strategy split rows when they differ
+anywhere in the folder, the strategy's own knobs when they differ within the strategy.
 """
 
 from __future__ import annotations

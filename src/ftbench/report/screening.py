@@ -1,21 +1,8 @@
 """Which runs a report may compare: one test set, one run per seed, predictions that align.
 
-Run before the report's tables and verdict see any run, so that both rest on the same runs:
-
-- **One test set.** Runs are paired example by example only on the same test set: the one its
-  ``data.split_hashes.test`` names (the shifted sets are corruptions of it). Two splits can
-  give the same labels in the same order and still hold other images; only the hash tells. The
-  report keeps the test set most runs were tested on; runs of another are left out, each with
-  a line saying so (report them from a folder of their own).
-- **One run per seed.** A seed repeated within a row (``seed=0,0``) is one run: the first
-  folder counts, the repeat is left out and named.
-- **Predictions that align.** A tested run's predictions must hold its test set, each example
-  once, with the same examples and labels as its peers on that test set; where any run has
-  such predictions, one that does not (or has none) is left out with its folder and the reason:
-  a damaged run costs itself only. Where none has, nothing is left out (intervals over seeds).
-
-A run left out stays in the report as a record with status ``left out`` and the reason as its
-error: the tables count it as a run without a result and list it with its folder.
+Run before the tables and the verdict see any run, so that both rest on the same runs. A run left
+out stays in the report as a record with status ``left out`` and the reason as its error. The
+rules, for the report's reader: docs/report.md ("Which runs a report compares").
 """
 
 from __future__ import annotations

@@ -1,7 +1,5 @@
-"""What every plot of the report shares: one colour per strategy, markers per setting, saving.
-
-Every strategy keeps one colour in every plot; settings of a study within one strategy
-(``lr_decay=2``, ``train_fraction=0.05``) are told apart by marker.
+"""What every plot of the report shares: one colour per strategy, markers per setting of a study
+within one strategy, the legend, saving.
 """
 
 from __future__ import annotations

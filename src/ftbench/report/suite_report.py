@@ -1,8 +1,5 @@
-"""The report across the tasks of a suite: ``report.md``, ``report.csv``, ``strategies.csv``, ``plots/``.
-
-Written into the suite's folder when the suite ends, and by ``python -m ftbench.report <suite
-folder>``; each task keeps its own report in its folder. ``report.csv`` has one row per task
-and strategy, ``strategies.csv`` one per strategy over the tasks.
+"""The report across the tasks of a suite: ``report.md``, ``report.csv`` (one row per task and
+strategy), ``strategies.csv`` (one per strategy) and ``plots/``, in the suite's folder.
 """
 
 from __future__ import annotations

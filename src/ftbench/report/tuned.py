@@ -2,13 +2,9 @@
 cost and how sensitive each strategy is.
 
 The sweep folder holds ``search/<strategy>/trial<n>``, ``default/<strategy>/seed<k>`` and
-``tuned/<strategy>/seed<k>``; each job's ``result.json`` says which (``config.tune.phase``).
-A strategy whose best trial was its default configuration has no tuned runs of its own: its
-default runs are its tuned runs (the same configuration on the same seeds).
-
-Default and tuned runs are bootstrapped together with the verdict (one draw for the report):
-each strategy's tuned − default difference gets an interval that holds for all strategies at
-once (``bootstrap.joint_differences``), and its word is read off that interval, so they agree.
+``tuned/<strategy>/seed<k>`` (``config.tune.phase`` says which). A strategy whose best trial was
+its defaults has no tuned runs of its own: its default runs are its tuned runs. Tuned − default
+comes from the verdict's draw, joint over the strategies (``bootstrap.joint_differences``).
 """
 
 from __future__ import annotations

@@ -1,11 +1,6 @@
-"""The comparison in W&B: one summary run in the multirun's group, holding the report.
-
-Each job logs its own curves and cost; what none of them holds is the comparison itself. The
-summary run logs it where the group's dashboard shows it: the per-run table
-(``comparison/runs``: strategy, seed, accuracy, shifted accuracy when measured, FLOPs, time,
-memory, trainable parameters), the report's rows with their intervals
-(``comparison/strategies``) and every plot of the report as an image (``plots/<name>``).
-Offline it is an offline run like the jobs', uploaded with them by ``wandb sync``.
+"""The comparison in W&B: one summary run in the multirun's group, holding the report's tables
+(``comparison/runs``, ``comparison/strategies``) and plots (``plots/<name>``), which no job's own
+run holds; offline, uploaded with the jobs' runs by ``wandb sync`` (docs/wandb.md).
 """
 
 from __future__ import annotations

@@ -1,13 +1,6 @@
 """Writing a sweep folder's report, as every route does it (``python -m ftbench.report``, the end
-of a multirun, a suite's task): settings checked first, runs screened, then the files.
-
-1. The settings are settled (``judgement.settings``) and checked (``choice.check``) before any
-   file is written: a refused one changes nothing.
-2. The runs are screened (``screening.screen``): only runs of one test set, one per seed, with
-   predictions that align reach the tables and the verdict; the others are listed with their
-   folder and the reason.
-3. ``render.write_report`` writes the files; ``report.csv`` then records the margin, confidence
-   and resamples its intervals were computed at (one column each, on every row).
+of a multirun, a suite's task): the settings settled and checked before any file is written,
+the runs screened (``screening``), then the files, ``report.csv`` stamped with the settings.
 """
 
 from __future__ import annotations
