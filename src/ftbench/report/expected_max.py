@@ -84,7 +84,7 @@ def line(c: Curve, planned: int | None, margin: float) -> str:
 
 def plot(curves: list[Curve], path: Path) -> Path | None:
     from ftbench.report.escape import plot_text
-    from ftbench.report.style import colour, plt, save
+    from ftbench.report.style import colour, log_x_plot, plt
 
     shown = [c for c in curves if c.expected and c.flops_per_trial]
     if not shown:
@@ -94,13 +94,9 @@ def plot(curves: list[Curve], path: Path) -> Path | None:
         xs = [n * (c.flops_per_trial or 0.0) for n in range(1, len(c.expected) + 1)]
         ax.plot(xs, c.expected, "o-", color=colour(c.strategy), markersize=4,
                 label=plot_text(f"{c.strategy} ({len(c.expected)} trials)"))
-    ax.set_xscale("log")
-    ax.set_xlabel("search FLOPs of n trials (n × a completed trial's; log scale)")
-    ax.set_ylabel("expected best validation accuracy")
-    ax.set_title("Expected best validation accuracy after n trials (Dodge et al. 2019)")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-    return save(fig, path)
+    return log_x_plot(fig, ax, path, xlabel="search FLOPs of n trials (n × a completed trial's; log scale)",
+                      ylabel="expected best validation accuracy",
+                      title="Expected best validation accuracy after n trials (Dodge et al. 2019)")
 
 
 @dataclass

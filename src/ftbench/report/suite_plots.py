@@ -33,10 +33,9 @@ def accuracy_against_relative_cost(cross: CrossTask, path: Path) -> Path | None:
     ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))  # 0.1×, 0.2×, 0.5×, 1×
     ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.2g}×"))  # a ratio, not 10^-1
     ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel(f"training FLOPs relative to {cross.reference} (geometric mean over tasks; bars: "
-                  "min to max)")
-    ax.set_ylabel("test accuracy − the task's best (mean ± sd over tasks)")
-    ax.set_title(f"Accuracy against relative cost across {len(cross.tasks)} tasks")
+    ax.set(xlabel=f"training FLOPs relative to {cross.reference} (geometric mean over tasks; bars: "
+           "min to max)", ylabel="test accuracy − the task's best (mean ± sd over tasks)",
+           title=f"Accuracy against relative cost across {len(cross.tasks)} tasks")
     ax.grid(alpha=0.3, which="both")
     legend(ax, many=len(points) > 6)
     return save(fig, Path(path))
