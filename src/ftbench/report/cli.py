@@ -10,7 +10,6 @@ from pathlib import Path
 from ftbench.report.choice import MAX_RESAMPLES, parse
 from ftbench.report.collect import RESULT_FILE, collect
 from ftbench.report.judgement import DEFAULTS
-from ftbench.report.render import summary_text
 from ftbench.report.suite_results import is_suite
 from ftbench.report.writing import report_folder
 from ftbench.run.failures import UserError
@@ -52,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     try:
-        runs, paths, choice = report_folder(args.dir, choice, runs)
+        _, paths, _ = report_folder(args.dir, choice, runs)
     except UserError as err:
         print(f"ftbench-report: error: {err}", file=sys.stderr)
         return 2
@@ -60,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ftbench-report: error: the report could not be written into {str(args.dir)!r}: {err}",
               file=sys.stderr)
         return 1
-    print(summary_text(args.dir, runs, paths, choice), end="")
+    print(paths.summary, end="")
     return 0
 
 

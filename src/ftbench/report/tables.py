@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from ftbench.report.collect import LEFT_OUT, Run
 from ftbench.report.escape import csv_cell, md
 from ftbench.report.fmt import num, si, table_row
 from ftbench.report.intervals import BOOTSTRAP, SEEDS_ONLY, Bounds
+from ftbench.report.judgement import DEFAULTS
 from ftbench.report.readings import Reading, shift_at, shift_mean, test_acc, train_flops, train_seconds
 from ftbench.report.rows import FEW_SEEDS, Row, shift_keys
 from ftbench.report.sections import marginal
@@ -123,22 +124,24 @@ def failed_table(failed: list[Run]) -> str:
     return "\n".join(lines)
 
 
-def csv_text(rows: list[Row], drawn=None) -> str:
-    """The table's columns, then the mean accuracy on each shifted set (``shift_<name>``); text
-    that a spreadsheet would run as a formula is escaped (``escape.csv_cell``)."""
+def csv_text(rows: list[Row], drawn=None, settings: Mapping | None = None) -> str:
+    """The table's columns, then the mean accuracy on each shifted set (``shift_<name>``), then
+    the ``settings`` the intervals were computed at (margin, confidence, resamples); text that a
+    spreadsheet would run as a formula is escaped (``escape.csv_cell``)."""
     keys = shift_keys(rows)
+    stamp = {k: settings[k] for k in DEFAULTS} if settings else {}
     out = io.StringIO(newline="")
     writer = csv.writer(out)
-    writer.writerow([csv_cell(name) for name in COLUMNS + [f"shift_{k}" for k in keys]])
+    writer.writerow([csv_cell(name) for name in COLUMNS + [f"shift_{k}" for k in keys] + list(stamp)])
     for row, record in zip(rows, records(rows, drawn), strict=True):
-        record |= {f"shift_{k}": row.mean(shift_at(k)) for k in keys}
+        record |= {f"shift_{k}": row.mean(shift_at(k)) for k in keys} | stamp
         writer.writerow([csv_cell("" if v is None else v) for v in record.values()])
     return out.getvalue()
 
 
-def write_csv(path: Path, rows: list[Row], drawn=None) -> Path:
+def write_csv(path: Path, rows: list[Row], drawn=None, settings: Mapping | None = None) -> Path:
     """``report.csv``, written atomically (a link at ``path`` is replaced, not followed)."""
-    return write_text(path, csv_text(rows, drawn))
+    return write_text(path, csv_text(rows, drawn, settings))
 
 
 def context(runs: list[Run]) -> str:
