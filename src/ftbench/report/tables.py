@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ftbench.report.collect import LEFT_OUT, Run
 from ftbench.report.escape import csv_cell, md
-from ftbench.report.fmt import num, si, table_row
+from ftbench.report.fmt import num, si, table
 from ftbench.report.intervals import BOOTSTRAP, SEEDS_ONLY, Bounds
 from ftbench.report.judgement import DEFAULTS
 from ftbench.report.readings import Reading, shift_at, shift_mean, test_acc, train_flops, train_seconds
@@ -86,18 +86,16 @@ def accuracy_cell(row: Row, read: Reading = test_acc) -> str:
 
 
 def markdown_table(rows: list[Row]) -> str:
-    lines = ["| strategy | runs | failed | test acc (interval, n seeds) | shifted acc (interval) | drop "
-             "| train time | train FLOPs | train memory | trainable / total params | images/s "
-             "| acc gain / TFLOP |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for row in rows:
-        r = row_record(row)
-        lines.append(table_row(
-            md(row.label), r["runs"], r["failed"], accuracy_cell(row), accuracy_cell(row, shift_mean),
-            num(r["shift_drop"], ".4f"), f"{num(r['train_seconds'], '.1f')} s", si(r["train_flops"], "FLOP"),
-            f"{num(r['train_memory_mb'], '.1f')} MB",
-            f"{si(r['trainable_params'])} / {si(r['total_params'])}",
-            num(r["images_per_second"], ".0f"), num(r["acc_gain_per_tflop"], ".3g")))
-    return "\n".join(lines)
+    def cells(row: Row, r: dict) -> list:
+        return [md(row.label), r["runs"], r["failed"], accuracy_cell(row), accuracy_cell(row, shift_mean),
+                num(r["shift_drop"], ".4f"), f"{num(r['train_seconds'], '.1f')} s",
+                si(r["train_flops"], "FLOP"), f"{num(r['train_memory_mb'], '.1f')} MB",
+                f"{si(r['trainable_params'])} / {si(r['total_params'])}", num(r["images_per_second"], ".0f"),
+                num(r["acc_gain_per_tflop"], ".3g")]
+
+    return table(["strategy", "runs", "failed", "test acc (interval, n seeds)", "shifted acc (interval)",
+                  "drop", "train time", "train FLOPs", "train memory", "trainable / total params", "images/s",
+                  "acc gain / TFLOP"], (cells(row, row_record(row)) for row in rows))
 
 
 def shift_table(rows: list[Row]) -> str:
@@ -105,23 +103,17 @@ def shift_table(rows: list[Row]) -> str:
     keys = shift_keys(rows)
     if not keys:
         return "No run was tested under shift (eval.shifts=[] and no dataset.ood_root)."
-    lines = ["| strategy | in-distribution | " + " | ".join(md(k) for k in keys) + " | mean |",
-             "|---" * (len(keys) + 3) + "|"]
-    for row in rows:
-        cells = [num(row.mean(read), ".4f") for read in (test_acc, *map(shift_at, keys), shift_mean)]
-        lines.append(f"| {md(row.label)} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    reads = (test_acc, *map(shift_at, keys), shift_mean)
+    return table(["strategy", "in-distribution", *map(md, keys), "mean"],
+                 ([md(row.label), *(num(row.mean(read), ".4f") for read in reads)] for row in rows))
 
 
 def failed_table(failed: list[Run]) -> str:
     if not failed:
         return "None."
-    lines = ["| status | strategy | seed | error | job folder |", "|---|---|---|---|---|"]
-    for run in failed:
-        error = str(run.error or "").splitlines()
-        lines.append(f"| {md(run.status)} | {md(run.result.strategy)} | {md(run.result.seed)} "
-                     f"| {md(error[0]) if error else ''} | {md(run.dir)} |")
-    return "\n".join(lines)
+    return table(["status", "strategy", "seed", "error", "job folder"], (
+        [md(run.status), md(run.result.strategy), md(run.result.seed),
+         md(str(run.error).splitlines()[0]) if run.error else "", md(run.dir)] for run in failed))
 
 
 def csv_text(rows: list[Row], drawn=None, settings: Mapping | None = None) -> str:
