@@ -28,7 +28,7 @@ def _log_summary_run(root: Path, paths: dict[str, Path], of: str, whose: str,
     """Log the W&B summary run (``log_run``, given the report's plots), then say how to upload the
     runs if W&B is offline. The report on disk stands without it: a failure is logged (a bug with
     its traceback), not raised."""
-    from ftbench.report.wandb_summary import sync_command
+    from ftbench.tracking.loggers import sync_command
 
     plots = {title: path for title, path in paths.items() if path.suffix == ".png"}
     try:
