@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ftbench.report.fmt import records_csv, si
-from ftbench.report.output import own_folder
+from ftbench.report.output import PLOTS_DIR, own_folder
 from ftbench.report.tuned import Tuning
 from ftbench.run.atomic import write_text
 
-CSV_NAME, PLOT_NAME, PLOTS_DIR = "expected_best_validation.csv", "expected_best_validation.png", "plots"
+CSV_NAME, PLOT_NAME = "expected_best_validation.csv", "expected_best_validation.png"
 
 
 def expected_best(values: Sequence[float], n: int, replacement: bool = False) -> float:

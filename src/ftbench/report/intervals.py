@@ -8,17 +8,18 @@ those runs alone; Student's t over seeds for runs without predictions, which the
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 
 from ftbench.report import bootstrap, judgement
 from ftbench.report.collect import Run
 from ftbench.report.readings import Reading, shift_mean, test_acc
-from ftbench.report.stats import t_half_width
 
 BOOTSTRAP, SEEDS_ONLY = "seeds and test examples", "seeds only"
 NOT_CORRUPTIONS = ("mean", "ood_root")  # shifted sets outside the mean over corruptions
@@ -79,10 +80,11 @@ def over_seeds(values: Sequence[float], confidence: float = 0.95) -> Bounds | No
     accuracy's interval from a few seeds can reach past either end."""
     if not values:
         return None
-    mean, half = statistics.fmean(values), t_half_width(values, confidence)
-    if half is None:
-        return Bounds(mean, None, None, len(values), None)
-    return Bounds(mean, max(0.0, mean - half), min(1.0, mean + half), len(values), SEEDS_ONLY)
+    mean, n = statistics.fmean(values), len(values)
+    if n < 2:
+        return Bounds(mean, None, None, n, None)
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * statistics.stdev(values) / math.sqrt(n)
+    return Bounds(mean, max(0.0, mean - half), min(1.0, mean + half), n, SEEDS_ONLY)
 
 
 def _corruptions(run: Run) -> list[str]:

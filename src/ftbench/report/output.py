@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 log = logging.getLogger("ftbench")
+REPORT_MD, REPORT_CSV, PLOTS_DIR = "report.md", "report.csv", "plots"  # every report's, in its folder
 
 
 def own_folder(path: Path) -> Path | None:

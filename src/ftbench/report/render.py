@@ -13,7 +13,7 @@ from pathlib import Path
 from ftbench.report import expected_max, judgement, tuned, verdict
 from ftbench.report.collect import Run, collect
 from ftbench.report.fmt import num, si
-from ftbench.report.output import own_folder
+from ftbench.report.output import PLOTS_DIR, REPORT_CSV, REPORT_MD, own_folder
 from ftbench.report.readings import train_flops
 from ftbench.report.rows import Row, group_rows, with_intervals
 from ftbench.report.sections import marginal_table, per_class_table, probe_text, rows_text, threads_note
@@ -29,8 +29,6 @@ from ftbench.report.tables import (
     write_csv,
 )
 from ftbench.run.atomic import write_text
-
-REPORT_MD, REPORT_CSV, PLOTS_DIR = "report.md", "report.csv", "plots"
 
 
 class Written(dict[str, Path]):

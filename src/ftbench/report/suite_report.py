@@ -9,11 +9,12 @@ from pathlib import Path
 from ftbench.report.across import CrossTask, StrategySummary, analyse
 from ftbench.report.fmt import num, records_csv, si, table
 from ftbench.report.outcomes import EQUIVALENT, LOSS, UNDECIDED, WIN, Classifier, by_verdict
+from ftbench.report.output import PLOTS_DIR, REPORT_CSV, REPORT_MD
 from ftbench.report.suite_results import SuiteResults, TaskResults, read_suite_results
 from ftbench.report.tables import interval_columns
 from ftbench.run.atomic import write_text
 
-REPORT_MD, REPORT_CSV, STRATEGIES_CSV, PLOTS_DIR = "report.md", "report.csv", "strategies.csv", "plots"
+STRATEGIES_CSV = "strategies.csv"
 CD_DIAGRAM, ACCURACY_COST = "cd_diagram.png", "accuracy_vs_relative_cost.png"
 PROTOCOLS = {"compare": "each strategy at its defaults", "tuned": "each strategy tuned with the same "
              "search budget on the task's validation split, then retrained on the seeds"}
