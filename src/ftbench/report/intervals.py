@@ -1,9 +1,8 @@
 """Accuracy intervals for the report's tables, from both sources of noise.
 
-The verdict's own draw where it covers the runs (``from_verdict``: one interval per strategy in
-every table); elsewhere (a suite's cells, the shifted accuracy) the same two-level bootstrap over
-those runs alone; Student's t over seeds for runs without predictions, which the table marks
-(docs/report.md).
+The verdict's own draw where it covers the runs (one interval per strategy in every table);
+elsewhere (a suite's cells, the shifted accuracy) the same two-level bootstrap over those runs
+alone; Student's t over seeds for runs without predictions, which the table marks (docs/report.md).
 """
 
 from __future__ import annotations
@@ -48,31 +47,28 @@ class Bounds:
         return f"{self.mean:.4f}{spread} (n={self.n})" + (" ‡" if self.method == SEEDS_ONLY else "")
 
 
-def of_runs(root: Path, runs: Sequence[Run], choice: Mapping, read: Reading = test_acc) -> Bounds | None:
+def of_runs(root: Path, runs: Sequence[Run], choice: Mapping, read: Reading = test_acc,
+            drawn=None, name: str | None = None) -> Bounds | None:
     """The mean of ``read`` (test or mean shifted accuracy) over the completed ``runs`` (one per
-    seed), with its interval at ``choice``'s confidence (``judgement.settings``): bootstrapped
-    where every run kept the predictions behind it, else Student's t over seeds."""
+    seed), with its interval at ``choice``'s confidence (``judgement.settings``): the test
+    accuracy's as the verdict's bootstrap drew it (``drawn``: a ``verdict.Verdict``, the runs as
+    ``name``) when it rests on exactly these runs, so that a strategy has one interval in every
+    table; else bootstrapped where every run kept the predictions behind it, else Student's t."""
     measured = [(r, v) for r in runs if r.completed and (v := read(r.result)) is not None]
     if not measured:
         return None
     kept, values = [r for r, _ in measured], [v for _, v in measured]
+    replicates = drawn.replicates if drawn is not None and read is test_acc else None
+    if replicates is not None and name in replicates.strategies and \
+            replicates.seeds[replicates.row(name)] == len(values):
+        shared = drawn.interval(name)
+        return Bounds(statistics.fmean(values), shared.low, shared.high, len(values), BOOTSTRAP)
     found = _evidence(root, kept, read)
     if found is not None:
         drawn = bootstrap.interval(bootstrap.bootstrap(found, resamples=choice["resamples"],
                                                        confidence=choice["confidence"]), _RUNS)
         return Bounds(statistics.fmean(values), drawn.low, drawn.high, len(kept), BOOTSTRAP)
     return over_seeds(values, choice["confidence"])
-
-
-def from_verdict(drawn, name: str, values: Sequence[float]) -> Bounds | None:
-    """``name``'s test accuracy interval as the verdict's bootstrap drew it (``drawn``: a
-    ``verdict.Verdict``), when it rests on exactly the runs behind ``values``; else None."""
-    if drawn is None or name not in drawn.replicates.strategies or not values:
-        return None
-    if drawn.replicates.seeds[drawn.replicates.row(name)] != len(values):
-        return None
-    found = drawn.interval(name)
-    return Bounds(statistics.fmean(values), found.low, found.high, len(values), BOOTSTRAP)
 
 
 def over_seeds(values: Sequence[float], confidence: float = 0.95) -> Bounds | None:

@@ -74,14 +74,14 @@ def by_verdict(task: TaskResults, margin: float) -> Outcomes:
     confidence and resamples (``TaskResults.choice``: the command line's, else the suite's), as
     the task's own report draws it; a task whose runs kept no predictions leaves every strategy
     undecided."""
-    from ftbench.report import judgement, verdict
+    from ftbench.report import judgement
 
-    by_strategy = {s: c.runs for s, c in task.cells.items() if c.runs}
-    found, _ = judgement.evidence(task.folder, by_strategy)
-    if found is None:
+    given = {k: v for k, v in task.choice.items() if v is not None}
+    choice = {**judgement.DEFAULTS, **given, "margin": margin}
+    result, _ = judgement.judge(task.folder, {s: c.runs for s, c in task.cells.items() if c.runs}, {}, choice)
+    if result is None:
         return all_undecided(task, NO_PREDICTIONS)
-    settings = {k: task.choice[k] for k in ("confidence", "resamples") if task.choice.get(k) is not None}
-    outcomes = from_verdict(verdict.judge(found, {}, margin=margin, **settings))
+    outcomes = from_verdict(result)
     for strategy in task.means():  # a strategy whose runs kept no predictions: not judged
         outcomes.setdefault(strategy, UNDECIDED)
     return outcomes

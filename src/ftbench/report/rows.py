@@ -112,13 +112,8 @@ def with_intervals(root: Path, rows: list[Row], choice: Mapping, drawn=None) -> 
     test accuracy's is the verdict's own (``drawn``: a ``verdict.Verdict``) where it covers all
     of the row's runs, so that a row has one interval in every table."""
     for row in rows:
-        shared = intervals.from_verdict(drawn, row.label, row.values(test_acc))
-        if shared is not None:
-            row.bounds[test_acc] = shared
-        readings: tuple[Reading, ...] = (test_acc, shift_mean)
-        for read in readings[shared is not None:]:
-            found = intervals.of_runs(root, row.runs, choice, read)
-            if found is not None:
+        for read in (test_acc, shift_mean):
+            if (found := intervals.of_runs(root, row.runs, choice, read, drawn, row.label)) is not None:
                 row.bounds[read] = found
     return rows
 

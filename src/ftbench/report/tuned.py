@@ -159,9 +159,7 @@ def with_intervals(root: Path, items: list[Tuning], choice: Mapping, drawn=None)
     for t in items:
         for which, key in ((DEFAULT, default_key(t.strategy) if _own_default(t) else t.strategy),
                            (TUNED, t.strategy)):
-            values = list(getattr(t, which).values())
-            found = intervals.from_verdict(drawn, key, values) or intervals.of_runs(
-                root, getattr(t, f"{which}_runs"), choice)
+            found = intervals.of_runs(root, getattr(t, f"{which}_runs"), choice, drawn=drawn, name=key)
             if found is not None:
                 t.bounds[which] = found
     if drawn is not None:
