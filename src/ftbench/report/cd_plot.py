@@ -13,11 +13,8 @@ from ftbench.report.style import colour, plt, save
 
 
 def plot_cd_diagram(ranking: Ranking, path: Path) -> Path | None:
-    """Draw ``ranking``'s critical-difference diagram to ``path`` (a PNG); None when it has no test.
-
-    Without a test (too few tasks or strategies) there is no critical difference to draw, and
-    ``ranking.note`` says why.
-    """
+    """Draw ``ranking``'s critical-difference diagram to ``path`` (a PNG); None when it has no test
+    (too few tasks or strategies: ``ranking.note`` says why)."""
     if ranking.cd is None:
         return None
     import pandas as pd

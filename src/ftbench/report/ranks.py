@@ -76,11 +76,8 @@ def critical_difference(k: int, n_tasks: int, alpha: float = 0.05) -> float:
 
 
 def min_tasks(k: int, alpha: float = 0.05) -> int:
-    """Tasks needed before the test is run for k strategies (docs/suites.md says why).
-
-    With every task agreeing on the order, the first and last strategies' average ranks differ
-    by k-1, which reaches the CD once ``N >= q_alpha**2 * k(k+1) / (6 (k-1)**2)``.
-    """
+    """Tasks needed before the test is run for k strategies: at least ``MIN_TASKS``, and enough for
+    unanimous tasks to reach the CD (docs/suites.md says why)."""
     if k < 2:
         raise ValueError(f"a test needs at least 2 strategies, got k={k}")
     unanimous = math.ceil(nemenyi_q(k, alpha) ** 2 * k * (k + 1) / (6 * (k - 1) ** 2) - 1e-9)

@@ -138,10 +138,6 @@ def varying_keys(runs: list[Run]) -> list[str]:
     return sorted(varying, key=lambda k: (_order(k), k))
 
 
-def setting_name(path: str) -> str:
-    return STUDY_KNOBS.get(path, path)
-
-
 def group_rows(runs: list[Run]) -> list[Row]:
     """Rows in strategy order, split by every setting that differs (see the module's notes)."""
     by_strategy: dict[str, list[Run]] = defaultdict(list)
@@ -158,7 +154,7 @@ def group_rows(runs: list[Run]) -> list[Row]:
         keys = sorted(shared + knobs, key=lambda k: (_order(k), k))
         keyed: dict[tuple, Row] = {}
         for run in members:
-            setting = {setting_name(k): run.result.config_at(*k.split(".")) for k in keys}
+            setting = {STUDY_KNOBS.get(k, k): run.result.config_at(*k.split(".")) for k in keys}
             context = tuple(json.dumps(run.result.config_at(*k.split("."))) for k in shared)
             row = keyed.setdefault(tuple(json.dumps(v) for v in setting.values()),
                                    Row(strategy, setting, context=context))

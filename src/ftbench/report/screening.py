@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,27 +24,15 @@ def _test_hash(run: Run) -> str | None:
     return (run.result.data.split_hashes or {}).get("test")
 
 
-@dataclass
-class Screened:
-    """The runs a report reads (left-out ones as ``left out`` records) and the ones left out."""
-
-    runs: list[Run]
-    left_out: list[tuple[str, str]] = field(default_factory=list)  # (folder, reason)
-
-
-def screen(root: Path, runs: list[Run]) -> Screened:
-    """``runs`` with every run that cannot be compared like with like marked ``left out``."""
+def screen(root: Path, runs: list[Run]) -> list[Run]:
+    """``runs`` with every run that cannot be compared like with like marked ``left out`` (its
+    reason the run's error)."""
     reasons: dict[int, str] = {}
     tested = [r for r in runs if r.completed and r.result.judged_by == "test_acc"]
     reasons.update(_other_test_sets(tested))
     reasons.update(_repeated_seeds([r for r in tested if id(r) not in reasons]))
     reasons.update(_unaligned(root, [r for r in tested if id(r) not in reasons]))
-    out = [left_out(r, reasons[id(r)]) if id(r) in reasons else r for r in runs]
-    return Screened(out, [(r.dir, reasons[id(r)]) for r in runs if id(r) in reasons])
-
-
-def left_out(run: Run, reason: str) -> Run:
-    return Run(run.data, run.dir, run._result, left_out=reason)
+    return [replace(r, left_out=reasons[id(r)]) if id(r) in reasons else r for r in runs]
 
 
 def _short(digest) -> str:

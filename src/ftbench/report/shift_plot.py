@@ -25,13 +25,8 @@ def _padded(low: float, high: float) -> tuple[float, float]:
 
 
 def accuracy_under_shift(rows: list[Row], path: Path) -> Path | None:
-    """In-distribution test accuracy (x) against mean shifted accuracy (y), mean and interval.
-
-    The dashed line through the origin, with the pooled ratio as its slope, is where a
-    strategy lies if shift costs it the same share of accuracy as the others on average:
-    above it, a strategy is more robust than its in-distribution accuracy predicts
-    (effective robustness), below it less.
-    """
+    """In-distribution test accuracy (x) against mean shifted accuracy (y), mean and interval;
+    above the dashed line of the pooled ratio a strategy is effectively robust (docs/shift.md)."""
     placed = [(row, x, y) for row in rows
               if (x := row.mean(test_acc)) is not None and (y := row.mean(shift_mean)) is not None]
     ratio = pooled_shift_ratio([row for row, _, _ in placed])

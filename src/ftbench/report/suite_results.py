@@ -130,7 +130,7 @@ def read_task(root: Path, task: dict, choice: dict | None = None) -> TaskResults
     intervals at ``choice`` (margin, confidence, resamples; unset ones as the runs say)."""
     folder = Path(root) / task["name"]
     runs = collect(folder) if folder.is_dir() else []
-    runs = screening.screen(folder, runs).runs
+    runs = screening.screen(folder, runs)
     is_tuned = tuned.is_tuned_sweep(runs)
     result = TaskResults(task["name"], task["dataset"], task["source"], folder,
                          "tuned" if is_tuned else "compare", jobs=len(runs),

@@ -27,6 +27,6 @@ def report_folder(root: Path, choice: dict | None = None,
     its files (with what it prints) and the settings it was computed at."""
     runs = collect(root) if runs is None else runs
     chosen = settled(runs, choice)
-    screened = screening.screen(root, runs).runs
+    screened = screening.screen(root, runs)
     return screened, write_report(root, screened, chosen), chosen
 
