@@ -6,9 +6,13 @@ import math
 
 import pytest
 
-from ftbench.report.stats import t_half_width
+from ftbench.report.intervals import SEEDS_ONLY, over_seeds
 
 
 def test_t_interval_by_hand():
-    assert t_half_width([0.5, 0.7]) == pytest.approx(12.7062 * 0.141421 / math.sqrt(2), rel=1e-4)
-    assert t_half_width([0.5]) is None
+    bounds = over_seeds([0.50, 0.52])  # an interval inside [0, 1], where nothing clips it
+    assert bounds is not None and bounds.method == SEEDS_ONLY and bounds.mean == pytest.approx(0.51)
+    assert bounds.high - bounds.mean == pytest.approx(12.7062 * 0.0141421 / math.sqrt(2), rel=1e-4)
+    assert bounds.mean - bounds.low == pytest.approx(12.7062 * 0.0141421 / math.sqrt(2), rel=1e-4)
+    one = over_seeds([0.5])
+    assert one is not None and one.low is None and one.high is None and one.method is None

@@ -139,7 +139,7 @@ def test_a_wandb_multirun_logs_its_comparison_in_one_summary_run_of_its_group(no
 
 
 def test_the_sync_command_names_every_offline_run_of_a_sweep(tmp_path):
-    from ftbench.report.wandb_summary import sync_command
+    from ftbench.tracking.loggers import sync_command
 
     assert sync_command(tmp_path) is None
     for folder in ("0/wandb/offline-run-a", "1/wandb/offline-run-b", "wandb/offline-run-c"):

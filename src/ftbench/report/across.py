@@ -1,18 +1,9 @@
-"""Strategies across the tasks of a suite: ranks, outcomes against each task's best, cost, advice.
+"""Strategies across the tasks of a suite: ranks (``ranks``), outcomes against each task's best
+(``outcomes``), cost relative to ``full`` (geometric mean over tasks) and the recommendation.
 
-- **Ranks** (``ftbench.report.ranks``): each task ranks the strategies by mean test accuracy;
-  average rank, Friedman's test and Nemenyi's critical difference where there are enough tasks.
-- **Outcomes**: each strategy's win / practically equivalent / undecided / loss against the
-  task's best, from a ``Classifier`` (``ftbench.report.outcomes``) at the suite's margin: by
-  default only what each task's verdict decided counts. Every task weighs the same.
-- **Cost**: a strategy's training FLOPs on a task divided by ``full``'s on the same task (the
-  search included for the tuned protocol), then the geometric mean over tasks: a ratio's
-  average, which a task with large images cannot dominate.
-- **Advice**: the cheapest of the strategies practically equivalent to the task's best on the
-  largest share of tasks, if any was shown so anywhere, and only when every cheaper strategy
-  was shown worse somewhere (a decided loss): a cheaper strategy that is merely undecided where
-  a dearer one was shown equivalent has not been beaten, only left unmeasured, and passing it
-  over would let noise choose the dearer one.
+The cheapest strategy equivalent to the task's best on the largest share of tasks is recommended
+only when every cheaper one was shown worse somewhere: one merely undecided has not been beaten
+(why, and the method: docs/suites.md).
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 Computed from the bounds as drawn, never clipped at 0: a bound clipped to the best's own
 accuracy looks closer to deciding than it is, and the advice would promise too few seeds.
+The assumptions behind it: docs/report.md ("How the report computes its numbers").
 """
 
 from __future__ import annotations
@@ -19,18 +20,11 @@ POWER = 0.8  # the chance, were the truth the observed difference, that the advi
 
 @dataclass(frozen=True)
 class ToDecide:
-    """A rough estimate of the evidence that would decide an undecided strategy.
-
-    It assumes the observed difference to the best is the true one and each source's share of
-    the bound's distance from it shrinks as one over the square root of its size, and sizes the
-    evidence so that a fresh experiment's bound clears −margin with probability ``POWER`` (the
-    seed variance taken median-unbiased): seeds per
-    strategy, with the test set as it is; test examples, with the seeds as they are; or both
-    multiplied by ``scale``. ``seeds`` or ``examples`` is None where that source alone cannot
-    decide it (the other source's noise alone already reaches past the margin; for seeds, also
-    where a single seed shows no seed noise). ``scale`` is infinite when the difference sits
-    on −margin.
-    """
+    """A rough estimate of the evidence that would decide an undecided strategy: seeds per
+    strategy (the test set as it is), test examples (the seeds as they are), or both multiplied
+    by ``scale``. ``seeds`` or ``examples`` is None where that source alone cannot decide it (or,
+    for seeds, where a single seed shows no seed noise); ``scale`` is infinite when the
+    difference sits on −margin."""
 
     strategy: str
     seeds: int | None
@@ -55,26 +49,17 @@ def _variance(values: np.ndarray) -> float:
 
 def _seed_variance_median(k: int) -> float:
     """The factor that makes the seed variance of ``k`` seeds median-unbiased: (k − 1) over the
-    median of χ²(k − 1). The sample variance is right on average but below the truth more often
-    than not (at 3 seeds, 63% of the time, by up to a factor of several), and advice planned
-    from one that came out small promises too few seeds. Measured in simulation (3 seeds, seed
-    noise dominating, ``tests/report/test_advice.py``): with it, followed advice decided an equal
-    strategy in 67% of draws, without it in about 55%; the one-sided 80% upper limit (Browne
-    1995) gave about 94%, at twice the seeds."""
+    median of χ²(k − 1). Measured in simulation (``tests/report/test_advice.py``): followed advice
+    decided an equal strategy in 67% of draws with it, about 55% without; the one-sided 80% upper
+    limit (Browne 1995) gave about 94%, at twice the seeds."""
     return (k - 1) / float(special.chdtri(k - 1, 0.5))
 
 
 def to_decide(replicates: Replicates, leads: tuple[np.ndarray, np.ndarray, np.ndarray], row: int,
               observed: float, low: float, high: float, margin: float) -> ToDecide:
     """Shrink the bound on the far side of −margin until it clears −margin with probability
-    ``POWER``.
-
-    Sized for the bound just to reach −margin, a fresh experiment's difference falls short of
-    the observed one half the time and so does its bound: even with the observed difference
-    true, half the experiments so advised stay undecided, and with the truth unknown followed
-    advice decided an equal strategy in 52% of simulated experiments. So the bound's
-    distance is planned to fit with ``z(POWER)`` of the new difference's standard deviations to
-    spare (the usual power of a planned sample size).
+    ``POWER`` (sized just to reach it, half the experiments so advised stay undecided: 52% of
+    simulated ones decided an equal strategy).
 
     ``leads``: every replicate's lead of each strategy over the best of the others (strategies x
     resamples), from both sources, the seeds alone and the examples alone; ``observed``, ``low``,

@@ -1,16 +1,12 @@
 """The two-level bootstrap behind the verdict: seeds, then test examples, paired per example.
 
-Each replicate weighs every strategy's seeds at random (a t-distributed deviation from their
-mean, the pivot of a t-interval over seeds), then draws one resample of the test examples shared
-by every strategy (less the runs' chance on the examples, which the seed level already carries),
-so that strategies stay paired image by image. Drawn once per report and shared by every table
-and plot of it. numpy and scipy only: the report computes it without torch.
+Drawn once per report and shared by every table and plot of it; numpy and scipy only, so the
+report needs no torch. The method: docs/report.md ("How the report computes its numbers").
 """
 
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -63,12 +59,8 @@ class Evidence:
 
 def align(runs: Mapping[str, Mapping[Hashable, Mapping[str, np.ndarray]]]) -> Evidence:
     """Evidence from saved predictions: ``runs[strategy][seed]`` maps ``index``, ``label`` and
-    ``pred`` to arrays (a dict, or the ``np.load`` of a predictions file).
-
-    Runs are compared on the examples all of them have (their intersection; the count of the
-    others is ``Evidence.left_out``, for the report to state). Runs that give one example two
-    different labels come from different splits and cannot be paired.
-    """
+    ``pred`` to arrays, compared on the examples all runs have (the others counted in
+    ``Evidence.left_out``); runs that label one example differently cannot be paired."""
     loaded: dict[str, dict[Hashable, tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
     for strategy, seeds in runs.items():
         for seed, arrays in seeds.items():
@@ -91,13 +83,13 @@ def align(runs: Mapping[str, Mapping[Hashable, Mapping[str, np.ndarray]]]) -> Ev
     union = np.unique(np.concatenate([index for index, _, _ in every]))
     reference = every[0][1][np.searchsorted(every[0][0], shared)]
     correct: dict[str, dict[Hashable, np.ndarray]] = {}
-    for strategy, seeds in loaded.items():
-        for seed, (index, label, pred) in seeds.items():
-            at = np.searchsorted(index, shared)
-            if not np.array_equal(label[at], reference):
-                raise _user_error(f"predictions of {strategy} seed {seed} give other labels to the same "
+    for name, by_seed in loaded.items():
+        for run, (indices, labels, preds) in by_seed.items():
+            at = np.searchsorted(indices, shared)
+            if not np.array_equal(labels[at], reference):
+                raise _user_error(f"predictions of {name} seed {run} give other labels to the same "
                                   "examples: the runs come from different splits and cannot be paired")
-            correct.setdefault(strategy, {})[seed] = pred[at] == label[at]
+            correct.setdefault(name, {})[run] = preds[at] == labels[at]
     return Evidence(shared, correct, left_out=len(union) - len(shared))
 
 
@@ -132,19 +124,11 @@ class Replicates:
 
 def bootstrap(evidence: Evidence, resamples: int = 2000, seed: int = 0,
               confidence: float = 0.95) -> Replicates:
-    """The two-level bootstrap: in each replicate, every strategy's seeds weighed at random
-    (independently per strategy) and one resample of the test examples shared by all.
-
-    An example resample is a vector of counts (how often each example was drawn), so a single
-    matrix product gives every run's accuracy on every resampled test set; a seed resample is a
-    vector of weights over a strategy's runs (``_seed_weights``). A replicate adds the two
-    deviations from the observed mean: the seeds' (weighing the runs' accuracies) and the
-    examples' (the mean run's, shrunk by ``_example_share``).
-    """
-    if isinstance(resamples, bool) or not isinstance(resamples, numbers.Integral) or resamples < 1:
-        raise _user_error(f"report.resamples={resamples}: the bootstrap needs a whole number of resamples, "
-                          "at least 1 (e.g. 2000)")
-    resamples = int(resamples)
+    """In each replicate, every strategy's seeds weighed at random (``_seed_weights``) and one
+    resample of the test examples shared by all, as counts, so that one matrix product gives
+    every run's accuracy on every resampled test set. A replicate adds the two deviations from
+    the observed mean: the seeds' and the examples' (shrunk by ``_example_share``)."""
+    resamples = int(resamples)  # checked by its callers (``choice.check``)
     rng = np.random.default_rng(seed)
     strategies = evidence.strategies
     runs = [np.asarray(list(evidence.correct[s].values()), dtype=np.float32) for s in strategies]
@@ -176,16 +160,12 @@ def bootstrap(evidence: Evidence, resamples: int = 2000, seed: int = 0,
 
 
 def _seed_weights(rng: np.random.Generator, k: int, b: int, confidence: float) -> np.ndarray:
-    """``b`` replicates of weights over ``k`` runs (b x k, each row summing to 1).
+    """``b`` replicates of weights over ``k`` runs (b x k, each row summing to 1): centred normal
+    weights widened by the Student factor t(k − 1)/z, the width of a t-interval over seeds.
 
-    Centred normal weights move the weighted mean from the mean over seeds by s/√k · Z, s the
-    runs' standard deviation (the deviations of the runs sum to 0), and the two-sided Student
-    factor t(k − 1)/z at the report's confidence widens it to the t-interval's width, so 2 or
-    3 seeds get the interval they warrant. A resample of 2 or 3 seeds with replacement takes
-    only a few values, and its percentiles cannot reach those quantiles at all. Exact Student
-    tails (a χ² draw per replicate) were tried: t(2) has no variance, and far in its tails,
-    where the joint bounds of many strategies look, it left a 3-seed comparison of nine
-    strategies nothing to decide however far apart they lay.
+    Exact Student tails (a χ² draw per replicate) were tried: t(2) has no variance, and far in
+    its tails, where the joint bounds of many strategies look, it left a 3-seed comparison of
+    nine strategies nothing to decide however far apart they lay.
     """
     if k < 2:
         return np.full((b, k), 1.0)
@@ -199,13 +179,10 @@ def _seed_weights(rng: np.random.Generator, k: int, b: int, confidence: float) -
 def _example_share(correct: np.ndarray) -> float:
     """The factor on a strategy's example-level deviations (``correct``: runs x examples of 0/1).
 
-    Runs differ in accuracy for two reasons: the seed moves the model, and each run gets its own
-    examples right by chance (the seed-by-example interaction), which moves its accuracy by about
-    (per-example variance / examples). The seed level (``_seed_weights``) keeps the runs' whole
-    spread, the pivot that gives 2 or 3 seeds Student's t coverage, and with it the interaction;
-    the example resample would count it again (Owen 2007, the pigeonhole bootstrap), so its
-    deviations are shrunk by that share (the analysis-of-variance estimate, never more than the
-    seed level actually carries). With one seed there is no seed level, and nothing to shrink.
+    The seed level keeps the runs' whole spread, and with it each run's luck on its own examples
+    (the seed-by-example interaction), which the example resample would count again (Owen 2007):
+    its deviations shrink by that share, the analysis-of-variance estimate, never more than the
+    seed level carries. One seed: no seed level, nothing to shrink.
     """
     k, n = correct.shape
     if k < 2 or n < 2:
@@ -255,36 +232,33 @@ def difference(replicates: Replicates, a: str, b: str) -> Interval:
 
 
 def joint_differences(replicates: Replicates, pairs: Sequence[tuple[str, str]]) -> list[Interval]:
-    """A − B for each pair, with two-sided intervals that hold for all the pairs at once.
-
-    Each interval is the observed difference ± c of its bootstrap standard deviations, c the
-    quantile over replicates of the largest standardised deviation of any pair (a max-|t|
-    band): asked of every pair together ("did tuning change anything?"), no pair's word rests
-    on an interval that holds for it alone. A pair whose difference never moves has no width.
-    """
+    """A − B for each pair, observed ± c of its bootstrap standard deviations (``max_t``): the
+    intervals hold for all the pairs at once ("did tuning change anything?")."""
     if not pairs:
         return []
     rows = np.array([[replicates.row(a), replicates.row(b)] for a, b in pairs])
     observed = replicates.observed[rows[:, 0]] - replicates.observed[rows[:, 1]]
-    drawn = replicates.accuracy[rows[:, 0]] - replicates.accuracy[rows[:, 1]]
-    spread = drawn.std(axis=1)
-    standardised = np.divide(np.abs(drawn - observed[:, None]), spread[:, None],
-                             out=np.zeros_like(drawn), where=spread[:, None] > 0)
-    c = float(np.quantile(standardised.max(axis=0), replicates.confidence))
+    spread, c = max_t(replicates.accuracy[rows[:, 0]] - replicates.accuracy[rows[:, 1]], observed,
+                      replicates.confidence)
     return [Interval(float(d), float(d - c * s), float(d + c * s))
             for d, s in zip(observed, spread, strict=True)]
 
 
+def max_t(drawn: np.ndarray, observed: np.ndarray, confidence: float) -> tuple[np.ndarray, float]:
+    """Each difference's bootstrap standard deviation (``drawn``: differences x replicates), and
+    c, the ``confidence`` quantile over replicates of the largest standardised deviation of any
+    of them: a band of ± c standard deviations holds for all at once (a difference that never
+    moves has no width)."""
+    spread = drawn.std(axis=1)
+    standardised = np.divide(np.abs(drawn - observed[:, None]), spread[:, None],
+                             out=np.zeros_like(drawn), where=spread[:, None] > 0)
+    return spread, float(np.quantile(standardised.max(axis=0), confidence))
+
+
 def resolution(examples: int, accuracy: float, confidence: float = 0.95) -> float:
     """The half-width of the Wilson score interval of an accuracy measured on ``examples`` test
-    examples: how finely the test set measures one strategy's accuracy.
-
-    A property of the test set alone (its size, and the accuracy it is measured at), stated
-    before any comparison, so a reader can judge whether a task can rank strategies at all.
-    Wilson rather than the normal interval, because the normal one shrinks to zero at 100%,
-    exactly where a too-easy task most needs the warning. Paired differences can be resolved
-    more finely where strategies fail on the same examples; the verdict's bounds use that.
-    """
+    examples: how finely the test set measures one strategy's accuracy (Wilson: the normal
+    interval shrinks to zero at 100%, where a too-easy task most needs the warning)."""
     if examples < 1 or not 0.0 <= accuracy <= 1.0:
         raise ValueError(f"resolution of {examples} examples at accuracy {accuracy}")
     z = float(special.ndtri((1 + confidence) / 2))

@@ -1,9 +1,5 @@
-"""The verdict's bounds on each strategy's difference to the best, from the bootstrap's replicates.
-
-Lower bounds decide "equivalent" and so the pick: they hold jointly for every candidate
-(Bonferroni).
-Upper bounds decide "worse": they hold for every pair at once, whichever strategy is in fact the
-best. Both come from the same replicates as every interval of the report.
+"""The verdict's bounds on each strategy's difference to the best, from the bootstrap's replicates:
+lower ones decide "equivalent" (joint over the candidates), upper ones "worse" (over every pair).
 """
 
 from __future__ import annotations
@@ -11,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from ftbench.report.bootstrap import Replicates
+from ftbench.report.bootstrap import Replicates, max_t
 
 
 def lead(accuracy: np.ndarray) -> np.ndarray:
@@ -26,12 +22,8 @@ def lead(accuracy: np.ndarray) -> np.ndarray:
 
 def joint_level(alpha: float, joint: np.ndarray) -> float:
     """The per-strategy level at which the lower bounds of the ``joint`` rows all hold with
-    probability at least 1 − ``alpha``: Bonferroni over the candidates.
-
-    Calibrating the level on the replicates themselves (the smallest rank of any candidate's
-    lead, a max statistic) was tried and measured: with five cheap strategies each one margin
-    below the best it picked a wrong one in 8.5% of draws, Bonferroni in 3.8%.
-    """
+    probability at least 1 − ``alpha``: Bonferroni over the candidates (a level calibrated on the
+    replicates, a max statistic, picked a wrong strategy twice as often: docs/report.md)."""
     return alpha / max(1, int(np.count_nonzero(joint)))
 
 
@@ -39,11 +31,10 @@ def lower_bounds(replicates: Replicates, joint: np.ndarray | None = None) -> np.
     """One-sided lower bounds of each strategy's true lead over the best of the others (negative:
     its gap to the best), holding together for the ``joint`` rows (a boolean mask; default all).
 
-    The best of the others is taken inside every replicate, so whichever strategy leads a
-    replicate is the best it is measured against. Choosing a leader after the fact flatters
-    the leader, which shows as replicates sitting below the observed difference; the
-    bias-corrected percentile (Efron 1987) moves the quantile by as much. Percentiles, unlike a
-    mirrored (basic) interval, keep how lopsided a difference is near 100%.
+    The best of the others is taken inside every replicate; the flattery of choosing a leader
+    after the fact shows as replicates below the observed difference, and the bias-corrected
+    percentile (Efron 1987) moves the quantile by as much. Percentiles, unlike a mirrored (basic)
+    interval, keep how lopsided a difference is near 100%.
     """
     alpha = 1 - replicates.confidence
     observed = lead(replicates.observed[:, None])
@@ -69,22 +60,15 @@ def _quantiles(rows: np.ndarray, levels: np.ndarray) -> np.ndarray:
 
 def upper_bounds(replicates: Replicates) -> np.ndarray:
     """One-sided upper bounds of each strategy's true difference to the best, holding for all
-    strategies together (not clipped at 0).
-
-    A strategy is worse than the best by more than d when some strategy beats it by more than d,
-    so its bound is the smallest of its pairwise upper bounds: the pair's observed difference
-    plus c of its bootstrap standard deviations. c is the quantile, over replicates, of the
-    largest standardised deviation of any pair, so every pairwise bound holds at once whichever
-    strategy is in fact the best: choosing the best after the fact cannot turn noise into "worse".
-    """
+    strategies together (not clipped at 0): the smallest of its pairwise upper bounds, each from
+    one max-|t| band over every pair (``bootstrap.max_t``), so that choosing the best after the
+    fact cannot turn noise into "worse"."""
     accuracy, observed = replicates.accuracy, replicates.observed
     if len(observed) == 1:
         return np.zeros(1)
-    pairs = accuracy[:, None, :] - accuracy[None, :, :]
-    difference = observed[:, None] - observed[None, :]
-    spread = pairs.std(axis=2)
-    standardised = np.divide(pairs - difference[..., None], spread[..., None],
-                             out=np.zeros_like(pairs), where=spread[..., None] > 0)
     others = ~np.eye(len(observed), dtype=bool)
-    c = np.quantile(standardised[others].max(axis=0), replicates.confidence)
+    difference = observed[:, None] - observed[None, :]
+    spread = np.zeros_like(difference)
+    spread[others], c = max_t((accuracy[:, None, :] - accuracy[None, :, :])[others], difference[others],
+                              replicates.confidence)
     return np.where(others, difference + c * spread, np.inf).min(axis=1)

@@ -12,7 +12,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from ftbench.report.render import summary_text
+from ftbench.report.render import Written
 from ftbench.report.rows import group_rows
 from ftbench.report.suite_results import is_suite
 from ftbench.report.tables import records
@@ -28,7 +28,7 @@ def _log_summary_run(root: Path, paths: dict[str, Path], of: str, whose: str,
     """Log the W&B summary run (``log_run``, given the report's plots), then say how to upload the
     runs if W&B is offline. The report on disk stands without it: a failure is logged (a bug with
     its traceback), not raised."""
-    from ftbench.report.wandb_summary import sync_command
+    from ftbench.tracking.loggers import sync_command
 
     plots = {title: path for title, path in paths.items() if path.suffix == ".png"}
     try:
@@ -56,7 +56,7 @@ def recommendation_line(report_md: Path) -> str | None:
     return None
 
 
-def write_report_quietly(root: Path, choice: dict | None = None) -> tuple[list, dict[str, Path]] | None:
+def write_report_quietly(root: Path, choice: dict | None = None) -> tuple[list, Written] | None:
     """Write the report of the sweep in ``root`` and return its runs (as screened) and files; a
     report that cannot be written must not take the runs down with it: None, and one line
     saying why (a setting it refuses, a folder it cannot write, or what went wrong). ``choice``:
@@ -113,10 +113,7 @@ class WriteReport(Callback):
         written = write_report_quietly(root)
         if written and final:
             runs, paths = written
-            try:
-                print(summary_text(root, runs, paths), end="", flush=True)
-            except Exception as err:  # the files stand; the printed table is a courtesy
-                log.error("the report's table not printed: %s: %s", type(err).__name__, one_line(err))
+            print(paths.summary, end="", flush=True)
             self._to_wandb(root, runs, paths, str(config.hydra.sweep.dir))
             line = recommendation_line(paths["report.md"])
             if line:  # the last line a sweep prints: its answer

@@ -1,37 +1,21 @@
-"""The critical-difference diagram of a ``Ranking`` (Demšar 2006, Figure 1(a)).
-
-Strategies sit on an axis of average rank (1 = best, on the left), a bar of the critical
-difference's length stands above it, and strategies the test does not tell apart are joined
-by a thick line. The drawing is scikit-posthocs' ``critical_difference_diagram``; it is given a
-0/1 matrix built from ``Ranking.different`` rather than p-values, so the lines drawn are
-exactly the ranking's groups (Friedman's gate included), and the diagram cannot disagree with
-the report's text.
-
-scikit-posthocs (with pandas, seaborn and statsmodels behind it) is imported only when a
-diagram is drawn: it takes seconds to import.
-"""
+"""The critical-difference diagram of a ``Ranking`` (Demšar 2006, Figure 1(a)), drawn by
+scikit-posthocs from the ranking's own pairs, so it cannot disagree with the report's text
+(docs/suites.md). scikit-posthocs is imported only when a diagram is drawn: it takes seconds."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+from matplotlib import transforms
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib import transforms  # noqa: E402
-
-from ftbench.report.ranks import Ranking  # noqa: E402
-from ftbench.report.style import colour, save  # noqa: E402
+from ftbench.report.ranks import Ranking
+from ftbench.report.style import colour, plt, save
 
 
 def plot_cd_diagram(ranking: Ranking, path: Path) -> Path | None:
-    """Draw ``ranking``'s critical-difference diagram to ``path`` (a PNG); None when it has no test.
-
-    Without a test (too few tasks or strategies) there is no critical difference to draw, and
-    ``ranking.note`` says why.
-    """
-    if not ranking.tested:
+    """Draw ``ranking``'s critical-difference diagram to ``path`` (a PNG); None when it has no test
+    (too few tasks or strategies: ``ranking.note`` says why)."""
+    if ranking.cd is None:
         return None
     import pandas as pd
     import scikit_posthocs as sp
@@ -45,20 +29,16 @@ def plot_cd_diagram(ranking: Ranking, path: Path) -> Path | None:
         ranking.average_ranks, apart, alpha=ranking.alpha, ax=ax, label_fmt_left="{label} ({rank:.2f})",
         label_fmt_right="({rank:.2f}) {label}", label_props={"fontsize": 9},
         color_palette={name: colour(name) for name in names})
-    _cd_bar(ax, ranking)
+    _cd_bar(ax, min(ranking.average_ranks.values()), ranking.cd)
     ax.set_title(f"Average rank over {len(ranking.tasks)} tasks (1 = best); Nemenyi CD at alpha = "
                  f"{ranking.alpha:g}", fontsize=9, pad=34)
     return save(fig, Path(path))
 
 
-def _cd_bar(ax, ranking: Ranking) -> None:
-    """A bar one CD long from the best average rank, above the axis's tick labels.
-
-    Placed in points above the axis, not in data units, so the tick labels never cover it
-    whatever the number of strategies.
-    """
+def _cd_bar(ax, start: float, cd: float) -> None:
+    """A bar one CD long from the best average rank ``start``, placed in points above the axis
+    (not in data units), so the tick labels never cover it whatever the number of strategies."""
     above = transforms.offset_copy(ax.transData, fig=ax.figure, y=20, units="points")
-    start = min(ranking.average_ranks.values())
-    ax.plot([start, start + ranking.cd], [0, 0], color="k", linewidth=2, transform=above, clip_on=False)
-    ax.text(start + ranking.cd / 2, 0, f"CD = {ranking.cd:.2f}", ha="center", va="bottom", fontsize=8,
+    ax.plot([start, start + cd], [0, 0], color="k", linewidth=2, transform=above, clip_on=False)
+    ax.text(start + cd / 2, 0, f"CD = {cd:.2f}", ha="center", va="bottom", fontsize=8,
             transform=transforms.offset_copy(ax.transData, fig=ax.figure, y=23, units="points"))

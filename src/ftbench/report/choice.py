@@ -29,7 +29,7 @@ def parse(text: str | None) -> float | str | None:
         return text
 
 
-def check(choice: Mapping) -> dict:
+def check(choice: Mapping, min_resamples: int = MIN_RESAMPLES) -> dict:
     """``choice`` (margin, confidence, resamples: settled, ``judgement.settings``) if valid, with
     ``resamples`` an int; else a ``UserError`` naming the value and what is allowed."""
     margin, confidence, resamples = (choice.get(k) for k in ("margin", "confidence", "resamples"))
@@ -39,9 +39,9 @@ def check(choice: Mapping) -> dict:
     if not _real(confidence) or not 0.5 < confidence < 1:
         raise UserError(f"report.confidence={confidence!r} is not valid; allowed: a number above 0.5 "
                         "and below 1, e.g. 0.95")
-    if not _real(resamples) or resamples != int(resamples) or not MIN_RESAMPLES <= resamples <= MAX_RESAMPLES:
+    if not _real(resamples) or resamples != int(resamples) or not min_resamples <= resamples <= MAX_RESAMPLES:
         raise UserError(f"report.resamples={resamples!r} is not valid; allowed: a whole number "
-                        f"{MIN_RESAMPLES}..{MAX_RESAMPLES} (more would exhaust memory, not sharpen "
+                        f"{min_resamples}..{MAX_RESAMPLES} (more would exhaust memory, not sharpen "
                         "the intervals), e.g. 2000")
     return {**choice, "margin": float(margin), "confidence": float(confidence), "resamples": int(resamples)}
 

@@ -1,9 +1,5 @@
-"""``python -m ftbench.report DIR`` (or ``ftbench-report DIR``): rebuild a sweep's report.
-
-Reads every ``result.json`` under DIR and writes report.md, report.csv and plots/ into it. A
-suite's folder (it holds ``suite.yaml``) gets the report across its tasks
-(``ftbench.report.suite_report``); a task's own report is its folder's.
-"""
+"""``python -m ftbench.report DIR`` (or ``ftbench-report DIR``): rebuild a sweep's report, or a
+suite's report across its tasks when DIR holds ``suite.yaml``."""
 
 from __future__ import annotations
 
@@ -14,7 +10,6 @@ from pathlib import Path
 from ftbench.report.choice import MAX_RESAMPLES, parse
 from ftbench.report.collect import RESULT_FILE, collect
 from ftbench.report.judgement import DEFAULTS
-from ftbench.report.render import summary_text
 from ftbench.report.suite_results import is_suite
 from ftbench.report.writing import report_folder
 from ftbench.run.failures import UserError
@@ -56,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     try:
-        runs, paths, choice = report_folder(args.dir, choice, runs)
+        _, paths, _ = report_folder(args.dir, choice, runs)
     except UserError as err:
         print(f"ftbench-report: error: {err}", file=sys.stderr)
         return 2
@@ -64,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ftbench-report: error: the report could not be written into {str(args.dir)!r}: {err}",
               file=sys.stderr)
         return 1
-    print(summary_text(args.dir, runs, paths, choice), end="")
+    print(paths.summary, end="")
     return 0
 
 

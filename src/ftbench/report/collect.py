@@ -1,10 +1,6 @@
-"""Reading a sweep folder: every job's record (``ftbench.run.result.job_record``), typed.
-
-Nothing read is evaluated: an interpolation such as ``${oc.env:...}`` in a crafted
-``result.json`` stays the text it is. ``job_record`` validates each record against the result
-schema (``ftbench.run.schema``); ``Run.result`` is that typed record, so a reader asks
-``run.result.metrics.test_acc``, and a field that is not in the schema fails loudly instead of
-reading as absent.
+"""Reading a sweep folder: every job's typed record (``ftbench.run.result.job_record``, validated
+against ``ftbench.run.schema``), so that a field not in the schema fails loudly instead of reading
+as absent; nothing read is evaluated.
 """
 
 from __future__ import annotations

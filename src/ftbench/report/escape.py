@@ -1,18 +1,8 @@
 """Text read from results, escaped for the format the report writes it into.
 
-Strategy, class, setting and shifted-set names, errors and folder names come from
-``result.json`` files and job folders, which anyone who can write into a sweep folder controls.
-Each writer passes such text through the function of its format, so that a name is shown as the
-text it is and never becomes structure:
-
-- ``md``: a markdown table cell or a sentence of ``report.md`` (and the printed summary). ``|``
-  would split a cell, a line break end the table or start a heading, and ``<``, ``>``, ``&``
-  are raw HTML to a markdown renderer; control characters would drive a terminal.
-- ``csv_cell``: a cell of ``report.csv``. A spreadsheet runs a cell that starts with ``=``,
-  ``+``, ``-``, ``@``, a tab or a carriage return as a formula; such text gets a leading
-  apostrophe (OWASP's rule for CSV injection). Numbers stay numbers.
-- ``plot_text``: a label, tick or title of a plot. Matplotlib reads text between two ``$`` as
-  mathtext, and text that is not valid mathtext would fail the plot.
+Names, errors and folder names come from files anyone who can write into a sweep folder
+controls; each writer passes them through the function of its format, so that a name is shown as
+the text it is and never becomes structure (what each escapes, and why: docs/report.md).
 """
 
 from __future__ import annotations

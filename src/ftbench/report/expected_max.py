@@ -1,22 +1,11 @@
 """Show your work (Dodge et al. 2019): each strategy's expected best validation accuracy after
-n = 1 … N search trials, against what those trials cost.
+n = 1 … N search trials, against what those trials cost (n times a completed trial's mean FLOPs).
 
-A tuned comparison says which strategy is best once tuned; this says which is cheap to tune.
-From the N completed trials of a strategy's search, the expected best validation accuracy of a
-search of n trials is the expected maximum of n of them drawn at random **without
-replacement** (``expected_best``): with v_(1) ≤ … ≤ v_(N) sorted,
-
-    E[max of n] = Σ_i v_(i) · C(i−1, n−1) / C(N, n),
-
-the chance that v_(i) is the largest of a random n-subset times its value: the unbiased estimate
-(a U-statistic) of the best of n trials, which reaches the observed best exactly at n = N.
-Dodge et al. (2019, "Show Your Work", EMNLP) draw **with** replacement,
-Σ_i v_(i) · ((i/N)^n − ((i−1)/N)^n), which falls short of the observed best at n = N (half a
-gap at N = 2); ``expected_best(replacement=True)`` gives theirs. Both treat the trials as
-exchangeable draws, which TPE's later trials (chosen from the earlier ones) and the first trial
-(the shipped defaults) are not quite: the curve reads as "a search of n trials like these".
-
-Cost: n times the mean training FLOPs of a completed trial of that strategy.
+The expected maximum of n of the N completed trials drawn **without** replacement,
+E[max of n] = Σ_i v_(i) · C(i−1, n−1) / C(N, n) with v sorted, is the unbiased estimate, equal to
+the observed best at n = N; Dodge et al. draw with replacement (``replacement=True``), which
+falls short of it. Both treat the trials as exchangeable, which TPE's are not quite: the curve
+reads as "a search of n trials like these" (docs/tuned.md).
 """
 
 from __future__ import annotations
@@ -28,11 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ftbench.report.fmt import records_csv, si
-from ftbench.report.output import own_folder
+from ftbench.report.output import PLOTS_DIR, own_folder
 from ftbench.report.tuned import Tuning
 from ftbench.run.atomic import write_text
 
-CSV_NAME, PLOT_NAME, PLOTS_DIR = "expected_best_validation.csv", "expected_best_validation.png", "plots"
+CSV_NAME, PLOT_NAME = "expected_best_validation.csv", "expected_best_validation.png"
 
 
 def expected_best(values: Sequence[float], n: int, replacement: bool = False) -> float:
@@ -95,7 +84,7 @@ def line(c: Curve, planned: int | None, margin: float) -> str:
 
 def plot(curves: list[Curve], path: Path) -> Path | None:
     from ftbench.report.escape import plot_text
-    from ftbench.report.style import colour, plt, save
+    from ftbench.report.style import colour, log_x_plot, plt
 
     shown = [c for c in curves if c.expected and c.flops_per_trial]
     if not shown:
@@ -105,13 +94,9 @@ def plot(curves: list[Curve], path: Path) -> Path | None:
         xs = [n * (c.flops_per_trial or 0.0) for n in range(1, len(c.expected) + 1)]
         ax.plot(xs, c.expected, "o-", color=colour(c.strategy), markersize=4,
                 label=plot_text(f"{c.strategy} ({len(c.expected)} trials)"))
-    ax.set_xscale("log")
-    ax.set_xlabel("search FLOPs of n trials (n × a completed trial's; log scale)")
-    ax.set_ylabel("expected best validation accuracy")
-    ax.set_title("Expected best validation accuracy after n trials (Dodge et al. 2019)")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-    return save(fig, path)
+    return log_x_plot(fig, ax, path, xlabel="search FLOPs of n trials (n × a completed trial's; log scale)",
+                      ylabel="expected best validation accuracy",
+                      title="Expected best validation accuracy after n trials (Dodge et al. 2019)")
 
 
 @dataclass

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable, Sequence
 
 from ftbench.tracking.units import si
 
-__all__ = ["num", "records_csv", "si", "table_row"]
+__all__ = ["num", "records_csv", "si", "table", "table_row"]
 
 
 def num(value: float | None, spec: str) -> str:
@@ -17,6 +18,12 @@ def num(value: float | None, spec: str) -> str:
 def table_row(*cells: object) -> str:
     """One row of a Markdown table."""
     return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def table(header: Sequence[object], rows: Iterable[Sequence[object] | str]) -> str:
+    """A Markdown table: ``header``, its rule, then each row (cells, or a line written already)."""
+    lines = (row if isinstance(row, str) else table_row(*row) for row in rows)
+    return "\n".join([table_row(*header), "|---" * len(header) + "|", *lines])
 
 
 def records_csv(records: list[dict], columns: list[str] | None = None) -> str:

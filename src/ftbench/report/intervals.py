@@ -1,31 +1,24 @@
 """Accuracy intervals for the report's tables, from both sources of noise.
 
-A row's (or a suite cell's) accuracy is a mean over seeds measured on one test set, so its
-interval must carry the seed-to-seed spread and the test set's sampling error. Where the runs
-kept their per-example predictions, a report reads it off its verdict's own draw
-(``from_verdict``), so that a strategy has one interval in every table; elsewhere (a suite's
-cells, the shifted accuracy) it is the same two-level bootstrap (``ftbench.report.bootstrap``:
-seeds, then test examples) over those runs alone. Runs without
-predictions (recorded by hand, or by an ftbench that kept none) get the Student-t interval over
-seeds, which leaves out the test set: the table marks it.
-
-The shifted accuracy is a mean over corruptions of the same test images, so one resample of the
-images serves every corruption: each example counts with its share of corruptions got right.
+The verdict's own draw where it covers the runs (one interval per strategy in every table);
+elsewhere (a suite's cells, the shifted accuracy) the same two-level bootstrap over those runs
+alone; Student's t over seeds for runs without predictions, which the table marks (docs/report.md).
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 
 from ftbench.report import bootstrap, judgement
 from ftbench.report.collect import Run
 from ftbench.report.readings import Reading, shift_mean, test_acc
-from ftbench.report.stats import t_half_width
 
 BOOTSTRAP, SEEDS_ONLY = "seeds and test examples", "seeds only"
 NOT_CORRUPTIONS = ("mean", "ood_root")  # shifted sets outside the mean over corruptions
@@ -54,14 +47,22 @@ class Bounds:
         return f"{self.mean:.4f}{spread} (n={self.n})" + (" ‡" if self.method == SEEDS_ONLY else "")
 
 
-def of_runs(root: Path, runs: Sequence[Run], choice: Mapping, read: Reading = test_acc) -> Bounds | None:
+def of_runs(root: Path, runs: Sequence[Run], choice: Mapping, read: Reading = test_acc,
+            drawn=None, name: str | None = None) -> Bounds | None:
     """The mean of ``read`` (test or mean shifted accuracy) over the completed ``runs`` (one per
-    seed), with its interval at ``choice``'s confidence (``judgement.settings``): bootstrapped
-    where every run kept the predictions behind it, else Student's t over seeds."""
+    seed), with its interval at ``choice``'s confidence (``judgement.settings``): the test
+    accuracy's as the verdict's bootstrap drew it (``drawn``: a ``verdict.Verdict``, the runs as
+    ``name``) when it rests on exactly these runs, so that a strategy has one interval in every
+    table; else bootstrapped where every run kept the predictions behind it, else Student's t."""
     measured = [(r, v) for r in runs if r.completed and (v := read(r.result)) is not None]
     if not measured:
         return None
     kept, values = [r for r, _ in measured], [v for _, v in measured]
+    replicates = drawn.replicates if drawn is not None and read is test_acc else None
+    if replicates is not None and name in replicates.strategies and \
+            replicates.seeds[replicates.row(name)] == len(values):
+        shared = drawn.interval(name)
+        return Bounds(statistics.fmean(values), shared.low, shared.high, len(values), BOOTSTRAP)
     found = _evidence(root, kept, read)
     if found is not None:
         drawn = bootstrap.interval(bootstrap.bootstrap(found, resamples=choice["resamples"],
@@ -70,26 +71,16 @@ def of_runs(root: Path, runs: Sequence[Run], choice: Mapping, read: Reading = te
     return over_seeds(values, choice["confidence"])
 
 
-def from_verdict(drawn, name: str, values: Sequence[float]) -> Bounds | None:
-    """``name``'s test accuracy interval as the verdict's bootstrap drew it (``drawn``: a
-    ``verdict.Verdict``), when it rests on exactly the runs behind ``values``; else None."""
-    if drawn is None or name not in drawn.replicates.strategies or not values:
-        return None
-    if drawn.replicates.seeds[drawn.replicates.row(name)] != len(values):
-        return None
-    found = drawn.interval(name)
-    return Bounds(statistics.fmean(values), found.low, found.high, len(values), BOOTSTRAP)
-
-
 def over_seeds(values: Sequence[float], confidence: float = 0.95) -> Bounds | None:
     """The Student-t interval of the mean of ``values`` (none from one value), within [0, 1]: an
     accuracy's interval from a few seeds can reach past either end."""
     if not values:
         return None
-    mean, half = statistics.fmean(values), t_half_width(values, confidence)
-    if half is None:
-        return Bounds(mean, None, None, len(values), None)
-    return Bounds(mean, max(0.0, mean - half), min(1.0, mean + half), len(values), SEEDS_ONLY)
+    mean, n = statistics.fmean(values), len(values)
+    if n < 2:
+        return Bounds(mean, None, None, n, None)
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * statistics.stdev(values) / math.sqrt(n)
+    return Bounds(mean, max(0.0, mean - half), min(1.0, mean + half), n, SEEDS_ONLY)
 
 
 def _corruptions(run: Run) -> list[str]:

@@ -1,8 +1,5 @@
 """The report's verdict: each strategy's runs -> their saved predictions -> ``verdict.judge`` -> text.
-
-Every tested run keeps its per-example predictions (``ftbench.run.predictions``); the verdict
-resamples seeds and test examples from them (``ftbench.report.verdict``). Runs without a
-predictions file cannot join it: the section says which, and the rest of the report stands.
+Runs without a predictions file cannot join it: the section says which, and the rest stands.
 """
 
 from __future__ import annotations
@@ -10,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ftbench.report import margins, verdict
+from ftbench.report import fmt, margins, verdict
 from ftbench.report.collect import Run
 from ftbench.report.escape import md
 from ftbench.report.fmt import num, si
@@ -131,26 +128,22 @@ def _relative(result: verdict.Verdict, costs: Mapping[str, float | None], strate
 def table(result: verdict.Verdict) -> str:
     """The verdict per strategy: its interval, difference to the best with its bounds, the margin it
     is shown within, its word and why it cannot be recommended (too few seeds, failed runs)."""
+    rows = [[md(j.strategy), j.seeds, j.failed,
+             f"{j.accuracy.estimate:.4f} [{j.accuracy.low:.4f}, {j.accuracy.high:.4f}]",
+             f"{j.to_best:+.4f} [{num(j.to_best_low, '+.4f')}, {num(j.to_best_high, '+.4f')}]",
+             "n/a" if j.within is None else f"{100 * j.within:.1f}",
+             f"**{j.word}**" + (f", {j.caveat}" if j.caveat else ""), f"{j.best_share:.0%}"]
+            for j in result.strategies]
+    shown = {j.strategy for j in result.strategies}
+    rows += [[md(strategy), 0, lost, "n/a", "n/a", "n/a", f"**undecided**, {verdict.unstable_text(lost, 0)}",
+              "n/a"] for strategy, lost in result.failed.items() if strategy not in shown]
     lines = [f"Margin {result.margin:.4f} (`report.margin`), {result.confidence:.0%} confidence, "
              f"{result.resamples:,} bootstrap resamples over seeds and {result.examples:,} test examples; "
              f"the test set resolves about ±{result.resolution:.4f} at this accuracy.", "",
-             "| strategy | seeds | failed | test acc (interval) | difference to the best (bounds) | within "
-             "(points) | verdict | best in share of resamples |", "|---|---|---|---|---|---|---|---|"]
-    for j in result.strategies:
-        acc = j.accuracy
-        within = "n/a" if j.within is None else f"{100 * j.within:.1f}"
-        lines.append(f"| {md(j.strategy)} | {j.seeds} | {j.failed} | {acc.estimate:.4f} [{acc.low:.4f}, "
-                     f"{acc.high:.4f}] | {j.to_best:+.4f} [{num(j.to_best_low, '+.4f')}, "
-                     f"{num(j.to_best_high, '+.4f')}] | {within} | **{j.word}**"
-                     f"{f', {j.caveat}' if j.caveat else ''} | {j.best_share:.0%} |")
-    shown = {j.strategy for j in result.strategies}
-    for strategy, lost in result.failed.items():
-        if strategy not in shown:
-            lines.append(f"| {md(strategy)} | 0 | {lost} | n/a | n/a | n/a | **undecided**, "
-                         f"{verdict.unstable_text(lost, 0)} | n/a |")
-    if result.notes:
-        lines += ["", *(f"⚠ {note}" for note in result.notes)]
-    return "\n".join(lines)
+             fmt.table(["strategy", "seeds", "failed", "test acc (interval)",
+                        "difference to the best (bounds)", "within (points)", "verdict",
+                        "best in share of resamples"], rows)]
+    return "\n".join(lines + (["", *(f"⚠ {note}" for note in result.notes)] if result.notes else []))
 
 
 def section(result: verdict.Verdict | None, missing: list[str],

@@ -37,10 +37,8 @@ def margin_against_cost(result: Verdict, costs: Mapping[str, float | None], path
             ys += [best.relative_cost] * 2
     ax.plot(xs, ys, "-", color="black", linewidth=1, zorder=2, label="cheapest shown equivalent")
     ax.axvline(100 * result.margin, linestyle=":", color="grey", label="report.margin")
-    ax.set_yscale("log")
-    ax.set_xlabel(f"margin (points of accuracy; {result.confidence:.0%}, joint over the strategies)")
-    ax.set_ylabel("cost relative to the best's (log scale)")
-    ax.set_title(TITLE)
+    ax.set(yscale="log", xlabel=f"margin (points of accuracy; {result.confidence:.0%}, joint over the "
+           "strategies)", ylabel="cost relative to the best's (log scale)", title=TITLE)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     return save(fig, path)

@@ -1,10 +1,6 @@
 """The answer at every margin: for each margin, the cheapest strategy the data show equivalent to
-the best, and what it costs relative to the best.
-
-A strategy's ``within`` (``verdict.Judged.within``) is the smallest margin at which its joint
-lower bound calls it equivalent, so one verdict answers every margin at once without drawing
-again: the user's margin decides the recommendation, the others say what a looser (or
-stricter) tolerance would buy.
+the best, and what it costs relative to the best; one verdict answers every margin, through each
+strategy's ``within`` (``verdict.Judged``).
 """
 
 from __future__ import annotations
@@ -12,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ftbench.report import fmt
 from ftbench.report.escape import md
 from ftbench.report.verdict import Judged, Verdict
 
@@ -73,11 +70,10 @@ def closest(verdict: Verdict) -> Judged | None:
 
 
 def markdown(verdict: Verdict, costs: Mapping[str, float | None]) -> str:
-    lines = ["| margin (points) | cheapest strategy shown equivalent to the best | its cost relative to the "
-             "best's |", "|---|---|---|"]
-    for row in table(verdict, costs):
-        mark = " (`report.margin`)" if row.margin == verdict.margin else ""
+    def cells(row: AtMargin) -> list[str]:
         cost = "n/a" if row.relative_cost is None else f"{row.relative_cost:.3g}×"
-        lines.append(f"| {100 * row.margin:g}{mark} | {md(row.strategy) if row.strategy else 'none'} | "
-                     f"{cost if row.strategy else ''} |")
-    return "\n".join(lines)
+        return [f"{100 * row.margin:g}" + (" (`report.margin`)" if row.margin == verdict.margin else ""),
+                md(row.strategy) if row.strategy else "none", cost if row.strategy else ""]
+
+    return fmt.table(["margin (points)", "cheapest strategy shown equivalent to the best",
+                      "its cost relative to the best's"], map(cells, table(verdict, costs)))

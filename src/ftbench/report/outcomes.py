@@ -1,18 +1,10 @@
 """Each strategy's outcome on one task against that task's best: win, practically equivalent,
 undecided, loss.
 
-The report across tasks counts these outcomes per strategy and recommends from them, through a
-``Classifier``: a function of one task's results and the practical-equivalence margin that
-names each strategy's outcome. ``by_verdict`` (the default) asks each task's verdict, which
-resamples seeds and test examples from the runs' saved predictions, and counts only what the
-verdict decided: a strategy it calls practically equivalent to the best is ``equivalent`` (the
-observed best among them a ``win``), one it calls worse a ``loss``, and everything else
-``undecided`` — the observed leader of a task whose verdict decided nothing included, since
-leading by noise is no evidence. A task that cannot speak (no saved predictions, so no noise can
-be weighed; or a test set too easy to rank on) leaves every strategy ``undecided`` and says why
-(``Outcomes.undecided_because``). ``by_seed_means`` compares means alone (no noise weighed; for
-hand-made results and comparisons); any function of the same shape plugs in
-(``write_suite_report(classify=...)``).
+A ``Classifier`` names each strategy's outcome from one task's results and the margin;
+``by_verdict`` (the default) counts only what the task's verdict decided, and a task that cannot
+speak (no saved predictions, or too easy to rank) leaves every strategy undecided and says why
+(``Outcomes.undecided_because``); ``by_seed_means`` compares means alone (docs/suites.md).
 """
 
 from __future__ import annotations
@@ -82,14 +74,14 @@ def by_verdict(task: TaskResults, margin: float) -> Outcomes:
     confidence and resamples (``TaskResults.choice``: the command line's, else the suite's), as
     the task's own report draws it; a task whose runs kept no predictions leaves every strategy
     undecided."""
-    from ftbench.report import judgement, verdict
+    from ftbench.report import judgement
 
-    by_strategy = {s: c.runs for s, c in task.cells.items() if c.runs}
-    found, _ = judgement.evidence(task.folder, by_strategy)
-    if found is None:
+    given = {k: v for k, v in task.choice.items() if v is not None}
+    choice = {**judgement.DEFAULTS, **given, "margin": margin}
+    result, _ = judgement.judge(task.folder, {s: c.runs for s, c in task.cells.items() if c.runs}, {}, choice)
+    if result is None:
         return all_undecided(task, NO_PREDICTIONS)
-    settings = {k: task.choice[k] for k in ("confidence", "resamples") if task.choice.get(k) is not None}
-    outcomes = from_verdict(verdict.judge(found, {}, margin=margin, **settings))
+    outcomes = from_verdict(result)
     for strategy in task.means():  # a strategy whose runs kept no predictions: not judged
         outcomes.setdefault(strategy, UNDECIDED)
     return outcomes

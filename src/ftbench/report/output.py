@@ -1,11 +1,5 @@
-"""Where the report writes: its own files in the sweep folder, none of them through a link.
-
-Every file of the report (``report.md``, ``report.csv``, each plot) is written to a temporary
-file beside it and renamed into place (``ftbench.run.atomic``): a reader never sees half a
-report, and a link standing where a file goes is itself replaced, its target left as it was.
-The folder ``plots/`` is the report's own in the same way: a link standing there is replaced
-by a real folder (the link's target keeps its files), never written through; anything else
-there that is not a folder is left alone, and the plots are not drawn, with a warning.
+"""Where the report writes: ``plots/`` is the report's own folder, never written through a link
+(the files themselves are written atomically, ``ftbench.run.atomic``; docs/report.md).
 """
 
 from __future__ import annotations
@@ -15,6 +9,7 @@ import os
 from pathlib import Path
 
 log = logging.getLogger("ftbench")
+REPORT_MD, REPORT_CSV, PLOTS_DIR = "report.md", "report.csv", "plots"  # every report's, in its folder
 
 
 def own_folder(path: Path) -> Path | None:

@@ -1,10 +1,5 @@
-"""Friedman's test for few tasks: the p-value by permutation, exact where it is quick.
-
-With 10 tasks or fewer the chi-square and F approximations to Friedman's statistic are poor:
-unanimous tasks make Iman–Davenport's F infinite and its p 0, and its false rejections run above
-alpha. Under the null hypothesis each task's ranks are exchangeable (every one of the k! orders as
-likely), so the statistic's distribution can be counted or sampled from the table itself.
-"""
+"""Friedman's test for few tasks: the p-value by permutation of each task's ranks, exact where it
+is quick (why: docs/suites.md, "How the ranking is computed")."""
 
 from __future__ import annotations
 
@@ -24,13 +19,9 @@ def _statistic(rank_sums: np.ndarray) -> np.ndarray:
 
 
 def friedman_exact_p(ranks: Sequence[Sequence[float]], max_work: int = EXACT_WORK) -> float | None:
-    """The exact permutation p of Friedman's statistic for a tasks x strategies table of ranks;
-    None when the count would track more than ``max_states`` distinct rank-sum vectors.
-
-    Each task's ranks are permuted independently, every one of the k! orders equally likely;
-    the distribution of the rank sums is built task by task (twice the ranks, so that shared
-    ranks stay integers), and p is the probability of a statistic at least the observed one.
-    None when a step would take more than ``max_work`` (rank-sum vectors x orders).
+    """The exact permutation p of Friedman's statistic for a tasks x strategies table of ranks:
+    the distribution of the rank sums built task by task (twice the ranks, so that shared ranks
+    stay integers); None when a step would take more than ``max_work`` (rank-sum vectors x orders).
     """
     table = np.rint(2 * np.asarray(ranks, dtype=np.float64)).astype(np.int64)
     if table.shape[1] > EXACT_STRATEGIES:

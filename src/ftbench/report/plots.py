@@ -1,9 +1,7 @@
 """The report's plots, as PNG files drawn with matplotlib's Agg backend (no display needed).
 
-Every strategy keeps one colour in every plot; settings of a study within one strategy
-(``lr_decay=2``, ``train_fraction=0.05``) are told apart by marker. Above ``MAX_PLOTTED`` rows
-no plot is drawn (no colour, marker or legend tells that many apart; the report says so), and a
-plot that fails on data of an unexpected shape is left out with a warning.
+Above ``MAX_PLOTTED`` rows no plot is drawn (nothing tells that many apart); a plot that fails
+is left out with its traceback logged.
 """
 
 from __future__ import annotations
@@ -13,22 +11,18 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-import matplotlib
+from matplotlib.ticker import EngFormatter, Formatter, FuncFormatter, MaxNLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import EngFormatter, Formatter, FuncFormatter, MaxNLocator  # noqa: E402
-
-from ftbench.report.collect import Run  # noqa: E402
-from ftbench.report.escape import plot_text  # noqa: E402
-from ftbench.report.readings import Reading, setting, test_acc, train_flops, train_seconds  # noqa: E402
-from ftbench.report.rows import Row, study_series  # noqa: E402
-from ftbench.report.shift_plot import accuracy_under_shift  # noqa: E402
-from ftbench.report.style import colour  # noqa: E402
-from ftbench.report.style import legend as _legend  # noqa: E402
-from ftbench.report.style import markers as _markers  # noqa: E402
-from ftbench.report.style import save as _save  # noqa: E402
-from ftbench.report.training_plots import drift_by_group, group_learning_rates, learning_curves  # noqa: E402
+from ftbench.report.collect import Run
+from ftbench.report.escape import plot_text
+from ftbench.report.readings import Reading, setting, test_acc, train_flops, train_seconds
+from ftbench.report.rows import Row, study_series
+from ftbench.report.shift_plot import accuracy_under_shift
+from ftbench.report.style import ACCURACY, colour, plt
+from ftbench.report.style import legend as _legend
+from ftbench.report.style import markers as _markers
+from ftbench.report.style import save as _save
+from ftbench.report.training_plots import drift_by_group, group_learning_rates, learning_curves
 
 log = logging.getLogger("ftbench")
 MAX_PLOTTED = 50
@@ -70,12 +64,10 @@ def accuracy_against_cost(rows: list[Row], cost: Reading, unit: str, xlabel: str
             linewidth=1, zorder=0, label="Pareto front")
     ax.scatter([points[i][0] for i in front], [points[i][1] for i in front], s=200,
                facecolors="none", edgecolors="black", linewidths=1, zorder=0)
-    ax.set_xlabel(xlabel)
     ax.xaxis.set_major_formatter(formatter or EngFormatter(unit=unit))  # 500 MFLOP, 2 GFLOP, 30 s
     ax.xaxis.set_major_locator(MaxNLocator(nbins=6))  # few enough that the labels never touch
-    ax.set_ylabel("test accuracy (fraction; mean, interval over seeds and test images)")
+    ax.set(xlabel=xlabel, ylabel=ACCURACY, title=f"Test accuracy against {xlabel}")
     _accuracy_axis(ax)
-    ax.set_title(f"Test accuracy against {xlabel}")
     ax.grid(alpha=0.3)
     _legend(ax, many=len(placed) > 8)
     return _save(fig, path)
@@ -104,10 +96,8 @@ def accuracy_against_setting(rows: list[Row], name: str, x: Reading, xlabel: str
                                     f"(n={'/'.join(str(n) for n in ns)})"))
     if log_x:
         ax.set_xscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("test accuracy (fraction; mean, interval over seeds and test images)")
+    ax.set(xlabel=xlabel, ylabel=ACCURACY, title=f"Test accuracy against {xlabel.split(' (')[0]}")
     _accuracy_axis(ax)
-    ax.set_title(f"Test accuracy against {xlabel.split(' (')[0]}")
     ax.grid(alpha=0.3, which="both")
     _legend(ax, many=len(series) > 4)
     return _save(fig, path)
@@ -133,9 +123,8 @@ def confusion_matrix(run: Run, path: Path) -> Path | None:
                 for j, count in enumerate(line):
                     ax.text(j, i, str(count), ha="center", va="center", fontsize=7,
                             color="white" if shares[i][j] > 0.5 else "black")
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
-    ax.set_title(plot_text(f"Test confusion matrix: {run.strategy} (seed {run.result.seed})"))
+    ax.set(xlabel="predicted class", ylabel="true class",
+           title=plot_text(f"Test confusion matrix: {run.strategy} (seed {run.result.seed})"))
     fig.colorbar(image, ax=ax, label="share of the true class")
     return _save(fig, path)
 
@@ -170,11 +159,10 @@ def accuracy_by_trained_group(rows: list[Row], path: Path) -> Path | None:
                     fmt="s" if reference else "o", capsize=4, markersize=7, color=colour("surgical"),
                     markerfacecolor="white" if reference else colour("surgical"))
     ax.set_xticks(range(len(placed)), [label for _, label, _ in placed], rotation=30, ha="right")
-    ax.set_xlabel("backbone group trained with the head (input → output); hollow: references")
-    ax.set_ylabel("test accuracy (fraction; mean, interval over seeds and test images)")
+    seeds = "/".join(map(str, sorted({len(r.runs) for _, _, r in placed})))
+    ax.set(xlabel="backbone group trained with the head (input → output); hollow: references",
+           ylabel=ACCURACY, title=f"Surgical fine-tuning: which group to train (n={seeds} seeds)")
     _accuracy_axis(ax)
-    seeds = sorted({len(r.runs) for _, _, r in placed})
-    ax.set_title(f"Surgical fine-tuning: which group to train (n={'/'.join(map(str, seeds))} seeds)")
     ax.grid(alpha=0.3, axis="y")
     return _save(fig, path)
 

@@ -1,53 +1,15 @@
 """Strategies ranked across tasks: average ranks, Friedman's test, Nemenyi's critical difference.
 
-One accuracy per task and strategy says little on its own: a strategy that wins one dataset
-often loses the next. Following Demšar (2006, "Statistical comparisons of classifiers over
-multiple data sets", JMLR 7:1-30), strategies are ranked on every task (1 = highest accuracy,
-ties share the average of the ranks they span), the ranks are averaged over tasks, and
-
-- Friedman's test asks whether the average ranks differ more than chance would make them:
-  ``chi2_F = 12N / (k(k+1)) * (sum_j R_j**2 - k(k+1)**2 / 4)`` with N tasks, k strategies and
-  average ranks R_j, against chi-square with k-1 degrees of freedom. This is Demšar's formula,
-  without the tie correction of ``scipy.stats.friedmanchisquare`` (R's ``friedman.test``),
-  so it reproduces the paper's numbers; with ties it is the more conservative of the two.
-- Iman and Davenport's ``F_F = (N-1) chi2_F / (N(k-1) - chi2_F)``, against F with k-1 and
-  (k-1)(N-1) degrees of freedom, is less conservative than the chi-square; its p-value
-  decides whether the strategies differ at all (Demšar's recommendation).
-- With ``EXACT_TASKS`` (10) tasks or fewer neither approximation holds, so the p-value that
-  decides is the permutation test's: under the null hypothesis every ordering of a task's ranks
-  is equally likely, and p is the share of all (k!)^N such arrangements whose Friedman statistic
-  reaches the observed one, counted exactly where that is quick, else estimated from random
-  ones as (1 + reached) / (1 + drawn) (``ftbench.report.permutation``). Both include the
-  observed arrangement, so p is never 0: with 2 strategies on 5 unanimous tasks it is 0.0625,
-  the exact sign test's. Above 10 tasks, Iman–Davenport's F decides, and unanimous tasks (where
-  F is infinite) get their exact p, (k!)^(1-N).
-- Only then does Nemenyi's post-hoc test separate pairs: two strategies differ when their
-  average ranks differ by at least the critical difference
-  ``CD = q_alpha * sqrt(k(k+1) / (6N))``, q_alpha being the studentized range quantile for k
-  groups and infinite degrees of freedom, divided by sqrt(2).
-
-Which tasks and strategies take part:
-
-- A strategy is ranked only if it has an accuracy (a finite number) on every task; the others
-  are named in ``Ranking.dropped`` and in the note. Ranking it on the tasks it has would
-  compare ranks out of different numbers of strategies.
-- The test needs ``min_tasks(k, alpha)`` tasks: at least ``MIN_TASKS`` (5), and at least as
-  many as it takes for Nemenyi's test to separate the first from the last strategy when every
-  task agrees on the order. Below that a test could speak only when the tasks are unanimous,
-  which the ranks already show, so the ranking reports ranks only and says why. Five is this
-  module's floor, not Demšar's: his rule of thumb for the chi-square approximation
-  (N > 10 and k > 5) would leave out most real suites (VTAB-1k's natural group has 7 tasks),
-  so between 5 and 10 tasks the test is run and the note says how rough it is.
-
-The statistics treat tasks as independent; variants of one dataset are not, and the caller
-must say so where a suite has them.
+Demšar (2006): the formulas, the permutation p for 10 tasks or fewer, and why the test needs the
+tasks it asks for are in docs/suites.md ("How the ranking is computed"). The statistics treat
+tasks as independent; variants of one dataset are not, and the caller must say so.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from scipy import stats
 
@@ -95,13 +57,12 @@ class Ranking:
     @property
     def differs(self) -> bool:
         """Whether the strategies differ at ``alpha`` (``p_value``), the gate to Nemenyi's test."""
-        return self.tested and self.p_value < self.alpha
+        return self.p_value is not None and self.p_value < self.alpha
 
     def different(self, a: str, b: str) -> bool:
         """Whether Nemenyi's test tells strategies ``a`` and ``b`` apart at ``alpha``."""
-        if not self.differs:
-            return False
-        return abs(self.average_ranks[a] - self.average_ranks[b]) >= self.cd
+        gap = abs(self.average_ranks[a] - self.average_ranks[b])
+        return self.differs and self.cd is not None and gap >= self.cd
 
 
 def nemenyi_q(k: int, alpha: float = 0.05) -> float:
@@ -115,11 +76,8 @@ def critical_difference(k: int, n_tasks: int, alpha: float = 0.05) -> float:
 
 
 def min_tasks(k: int, alpha: float = 0.05) -> int:
-    """Tasks needed before the test is run for k strategies (the module docstring says why).
-
-    With every task agreeing on the order, the first and last strategies' average ranks differ
-    by k-1, which reaches the CD once ``N >= q_alpha**2 * k(k+1) / (6 (k-1)**2)``.
-    """
+    """Tasks needed before the test is run for k strategies: at least ``MIN_TASKS``, and enough for
+    unanimous tasks to reach the CD (docs/suites.md says why)."""
     if k < 2:
         raise ValueError(f"a test needs at least 2 strategies, got k={k}")
     unanimous = math.ceil(nemenyi_q(k, alpha) ** 2 * k * (k + 1) / (6 * (k - 1) ** 2) - 1e-9)
@@ -184,8 +142,10 @@ def rank_strategies(table: Mapping[str, Mapping[str, float | None]], alpha: floa
     if not table:
         raise ValueError("no tasks to rank strategies on")
     tasks = tuple(table)
+    results = {t: {name: float(v) for name, v in table[t].items() if v is not None and math.isfinite(v)}
+               for t in tasks}
     order = list(dict.fromkeys(name for task in tasks for name in table[task]))
-    missing = {name: [t for t in tasks if not _has_result(table[t], name)] for name in order}
+    missing = {name: [t for t in tasks if name not in results[t]] for name in order}
     kept = [name for name in order if not missing[name]]
     dropped = tuple(name for name in order if missing[name])
     notes = []
@@ -193,21 +153,21 @@ def rank_strategies(table: Mapping[str, Mapping[str, float | None]], alpha: floa
         named = "; ".join(f"{name} (no result on {', '.join(missing[name])})" for name in dropped)
         notes.append(f"Left out of the ranking, as they lack a result on some task: {named}.")
 
-    ranks = {task: task_ranks({name: float(table[task][name]) for name in kept}) for task in tasks}
+    ranks = {task: task_ranks({name: results[task][name] for name in kept}) for task in tasks}
     average = {name: sum(ranks[task][name] for task in tasks) / len(tasks) for name in kept}
     best_first = sorted(kept, key=average.__getitem__)
-    common = dict(tasks=tasks, strategies=tuple(best_first), ranks=ranks,
-                  average_ranks={name: average[name] for name in best_first}, alpha=alpha, dropped=dropped)
+    ranking = Ranking(tasks, tuple(best_first), ranks, {name: average[name] for name in best_first}, alpha,
+                      dropped)
     k, n = len(kept), len(tasks)
     if k < 2:
         have = "No strategy has" if k == 0 else "Only one strategy has"
         notes.append(f"{have} a result on every task: nothing to compare.")
-        return Ranking(**common, note=" ".join(notes))
+        return replace(ranking, note=" ".join(notes))
     needed = min_tasks(k, alpha)
     if n < needed:
         notes.append(f"Too few tasks for Friedman's test: {n} task{'s' if n != 1 else ''}, and {k} strategies"
                      f" need at least {needed}; ranks only.")
-        return Ranking(**common, min_tasks=needed, note=" ".join(notes))
+        return replace(ranking, min_tasks=needed, note=" ".join(notes))
 
     chi2, chi2_p = friedman([average[name] for name in kept], n)
     f, f_p = iman_davenport(chi2, n, k)
@@ -218,7 +178,7 @@ def rank_strategies(table: Mapping[str, Mapping[str, float | None]], alpha: floa
     q = nemenyi_q(k, alpha)
     cd = critical_difference(k, n, alpha)
     if p < alpha:
-        groups = not_different_groups(common["average_ranks"], cd)
+        groups = not_different_groups(ranking.average_ranks, cd)
     else:
         groups = (tuple(best_first),)
         notes.append(f"Friedman's test ({method} p = {p:.3g}) finds no difference between"
@@ -231,11 +191,7 @@ def rank_strategies(table: Mapping[str, Mapping[str, float | None]], alpha: floa
                      f" rule of thumb asks for more than {RULE_OF_THUMB_TASKS} tasks and"
                      f" {RULE_OF_THUMB_STRATEGIES} strategies); the Iman–Davenport p-value is the one to"
                      " read.")
-    return Ranking(**common, min_tasks=needed, friedman_chi2=chi2, friedman_p=chi2_p, iman_davenport_f=f,
+    return replace(ranking, min_tasks=needed, friedman_chi2=chi2, friedman_p=chi2_p, iman_davenport_f=f,
                    iman_davenport_p=f_p, p_value=p, p_method=method, q_alpha=q, cd=cd, groups=groups,
                    note=" ".join(notes))
 
-
-def _has_result(accuracies: Mapping[str, float | None], name: str) -> bool:
-    value = accuracies.get(name)
-    return value is not None and math.isfinite(value)

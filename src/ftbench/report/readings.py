@@ -1,7 +1,4 @@
-"""What the report's tables and plots read of a run's record, as typed accessors.
-
-A column or an axis names the figure it shows by a function of the typed record
-(``ftbench.run.schema.Record``), never by a dotted string resolved at run time: a field renamed
+"""What the report's tables and plots read of a run's record, as typed accessors: a field renamed
 in the schema fails the type checker here instead of leaving a column silently empty.
 """
 

@@ -1,17 +1,11 @@
 """The report's files: ``report.md`` (tables, notes, failed runs, plots) and ``report.csv``.
 
-A plain sweep (``experiment=compare``, the studies) gets one row per strategy and setting; a
-tuned comparison's folder (``experiment=tuned``) gets its own report (``ftbench.report.tuned``).
-Each report draws its verdict's bootstrap once, and every table and plot reads that draw.
-
-Every file is written atomically and never through a link, ``plots/`` is the report's own folder
-(``ftbench.report.output``), and text read from the runs is escaped for each format
-(``ftbench.report.escape``).
+A plain sweep gets one row per strategy and setting, a tuned comparison its own report
+(``tuned``); each report draws its verdict's bootstrap once, and every table and plot reads it.
 """
 
 from __future__ import annotations
 
-import io
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +13,7 @@ from pathlib import Path
 from ftbench.report import expected_max, judgement, tuned, verdict
 from ftbench.report.collect import Run, collect
 from ftbench.report.fmt import num, si
-from ftbench.report.output import own_folder
+from ftbench.report.output import PLOTS_DIR, REPORT_CSV, REPORT_MD, own_folder
 from ftbench.report.readings import train_flops
 from ftbench.report.rows import Row, group_rows, with_intervals
 from ftbench.report.sections import marginal_table, per_class_table, probe_text, rows_text, threads_note
@@ -36,7 +30,14 @@ from ftbench.report.tables import (
 )
 from ftbench.run.atomic import write_text
 
-REPORT_MD, REPORT_CSV, PLOTS_DIR = "report.md", "report.csv", "plots"
+
+class Written(dict[str, Path]):
+    """A report's files by name (a plot's by its title), and ``summary``: what the report prints
+    (its main table, its files, last the recommendation), from the same draw as ``report.md``."""
+
+    def __init__(self, paths: dict[str, Path], summary: str):
+        super().__init__(paths)
+        self.summary = summary
 
 
 def compare_verdict(root: Path, runs: list[Run], choice: dict | None = None
@@ -49,13 +50,15 @@ def compare_verdict(root: Path, runs: list[Run], choice: dict | None = None
     costs = {row.label: row.mean(train_flops) for row in rows}
     result, missing = judgement.judge(root, {row.label: row.runs for row in rows if row.runs}, costs, choice,
                                       failed)
-    return with_intervals(root, rows, choice, result), result, costs, {"failed": failed, "missing": missing}
+    return (with_intervals(root, rows, choice, result), result, costs,
+            {"failed": failed, "missing": missing, "choice": choice})
 
 
 def tuned_verdict(root: Path, runs: list[Run], choice: dict | None = None
                   ) -> tuple[list[tuned.Tuning], verdict.Verdict | None, dict, dict]:
     """A tuned sweep's strategies (their intervals and tuned − default from the verdict's
-    bootstrap), its verdict over the tuned runs, their costs (search included) and failed runs."""
+    bootstrap), its verdict over the tuned runs, their costs (search included), failed runs and
+    settings."""
     runs = tuned.without_retried(runs)
     choice = judgement.settings(runs, choice)
     items = tuned.tunings(runs)
@@ -64,7 +67,7 @@ def tuned_verdict(root: Path, runs: list[Run], choice: dict | None = None
     result, missing = judgement.judge(root, tuned.final_runs(items), costs, choice, failed,
                                       judged=[t.strategy for t in items if t.tuned_runs])
     return (tuned.with_intervals(root, items, choice, result), result, costs,
-            {"failed": dict(failed), "missing": missing})
+            {"failed": dict(failed), "missing": missing, "choice": choice})
 
 
 def _images(root: Path, plot_paths: dict[str, Path], note: str | None) -> str:
@@ -87,11 +90,7 @@ def _plots(root: Path, count: int,
     return draw(folder), None
 
 
-def _write(path: Path, parts: list[str]) -> None:
-    write_text(path, "\n\n".join(part for part in parts if part) + "\n")
-
-
-def write_report(root: Path, runs: list[Run] | None = None, choice: dict | None = None) -> dict[str, Path]:
+def write_report(root: Path, runs: list[Run] | None = None, choice: dict | None = None) -> Written:
     """Write ``report.md``, ``report.csv`` and the plots into ``root``; return their paths.
 
     ``runs`` are the jobs ``collect(root)`` read, if the caller has them already; ``choice``
@@ -101,35 +100,28 @@ def write_report(root: Path, runs: list[Run] | None = None, choice: dict | None 
 
     runs = collect(root) if runs is None else runs
     if tuned.is_tuned_sweep(runs):
-        return write_tuned_report(root, runs, choice)
+        return _write_tuned_report(root, runs, choice)
     rows, result, costs, left = compare_verdict(root, runs, choice)
 
     def draw(folder: Path) -> dict[str, Path]:
         return {**plots.draw_all(rows, folder), **margin_plot.draw(result, costs, folder)}
 
-    plot_paths, plot_note = _plots(root, len(rows), draw)
-    paths = {"report.md": root / REPORT_MD, "report.csv": root / REPORT_CSV, **plot_paths}
-    write_csv(paths["report.csv"], rows, result)
     labels = {id(run): row.label for row in rows for run in row.runs}
-    _write(paths["report.md"], [
-        f"# Fine-tuning strategies compared\n\n{context(runs)}",
-        judgement.recommendation(result, costs, "training FLOPs"), rows_text(rows),
-        markdown_table(rows), legend(rows), judgement.section(result, left["missing"], costs),
-        probe_text(runs, labels), notes(rows),
-        f"## Accuracy under shift\n\n{shift_table(rows)}",
-        marginal_table(rows, si, num), per_class_table(rows),
-        f"## Failed runs\n\n{failed_table([r for r in runs if unfinished(r)])}",
-        f"## Plots\n\n{_images(root, plot_paths, plot_note)}"])
-    return paths
+    failed = [r for r in runs if unfinished(r)]
+    return _write(root, runs, rows, result, costs, left["choice"], "training FLOPs", len(rows), draw, [
+        "# Fine-tuning strategies compared", rows_text(rows), markdown_table(rows), legend(rows),
+        judgement.section(result, left["missing"], costs), probe_text(runs, labels), notes(rows),
+        f"## Accuracy under shift\n\n{shift_table(rows)}", marginal_table(rows, si, num),
+        per_class_table(rows)], [markdown_table(rows), legend(rows),
+                                 f"Runs without a result:\n\n{failed_table(failed)}" if failed else ""])
 
 
-def write_tuned_report(root: Path, runs: list[Run], choice: dict | None = None) -> dict[str, Path]:
+def _write_tuned_report(root: Path, runs: list[Run], choice: dict | None = None) -> Written:
     from ftbench.report import margin_plot, plots, tuned_plots
 
     items, result, costs, left = tuned_verdict(root, runs, choice)
     runs = tuned.without_retried(runs)
-    settled = judgement.settings(runs, choice)
-    rows = with_intervals(root, group_rows([r for t in items for r in t.tuned_runs]), settled, result)
+    rows = with_intervals(root, group_rows([r for t in items for r in t.tuned_runs]), left["choice"], result)
 
     def draw(folder: Path) -> dict[str, Path]:
         return {**plots.draw_each({
@@ -139,44 +131,35 @@ def write_tuned_report(root: Path, runs: list[Run], choice: dict | None = None) 
                 items, folder / "sensitivity_lr.png"),
         }), **plots.draw_all(rows, folder), **margin_plot.draw(result, costs, folder)}
 
-    plot_paths, plot_note = _plots(root, max(len(items), len(rows)), draw)
-    paths = {"report.md": root / REPORT_MD, "report.csv": root / REPORT_CSV, **plot_paths}
-    write_csv(paths["report.csv"], rows, result)
-    tuning_cost = expected_max.section(root, items, settled["margin"])  # writes its CSV and plot
-    paths.update(tuning_cost.paths)
-    _write(paths["report.md"], [
-        f"# Fine-tuning strategies compared, each tuned\n\n{context(runs)}",
-        judgement.recommendation(result, costs, "total training FLOPs, search included"),
-        tuned.protocol(runs, items), threads_note(runs), judgement.section(result, left["missing"], costs),
+    tuning_cost = expected_max.section(root, items, left["choice"]["margin"])  # writes its CSV and plot
+    return _write(root, runs, rows, result, costs, left["choice"], "total training FLOPs, search included",
+                  max(len(items), len(rows)), draw, [
+        "# Fine-tuning strategies compared, each tuned", tuned.protocol(runs, items), threads_note(runs),
+        judgement.section(result, left["missing"], costs),
         f"## Default against tuned\n\n{tuned.default_against_tuned(items)}\n\n{tuned.gain_note(items)}",
         "## Sensitivity\n\nValidation accuracy over each strategy's completed trials (pruned ones left "
         f"out): a wide spread means the strategy needs its search.\n\n{tuned.sensitivity(items)}",
-        tuning_cost.markdown,
-        f"## Search spaces\n\n{tuned.spaces(items)}",
+        tuning_cost.markdown, f"## Search spaces\n\n{tuned.spaces(items)}",
         f"## The tuned runs\n\n{markdown_table(rows)}", legend(rows), notes(rows),
-        f"## Accuracy under shift (tuned)\n\n{shift_table(rows)}",
-        f"## Failed runs\n\n{failed_table([r for r in runs if unfinished(r)])}",
-        f"## Plots\n\n{_images(root, plot_paths, plot_note)}"])
-    return paths
+        f"## Accuracy under shift (tuned)\n\n{shift_table(rows)}"], [tuned.default_against_tuned(items)],
+        tuning_cost.paths)
 
 
-def summary_text(root: Path, runs: list[Run], paths: dict[str, Path], choice: dict | None = None) -> str:
-    """What a report prints: its main table (intervals as in ``report.md``), its files, and last
-    the recommendation (the same seed draws the same bootstrap as ``report.md``'s)."""
-    out = io.StringIO()
-    if tuned.is_tuned_sweep(runs):
-        items, result, costs, _ = tuned_verdict(root, runs, choice)
-        out.write(tuned.default_against_tuned(items) + "\n\n")
-        advice = judgement.recommendation(result, costs, "total training FLOPs, search included")
-    else:
-        rows, result, costs, _ = compare_verdict(root, runs, choice)
-        out.write(markdown_table(rows) + "\n\n")
-        if legend(rows):
-            out.write(legend(rows) + "\n\n")
-        advice = judgement.recommendation(result, costs, "training FLOPs")
-        failed = [r for r in runs if unfinished(r)]
-        if failed:
-            out.write(f"Runs without a result:\n\n{failed_table(failed)}\n\n")
-    for name, path in paths.items():
-        out.write(f"{name}: {path}\n")
-    return out.getvalue() + f"\n{advice}\n"
+def _write(root: Path, runs: list[Run], rows: list[Row], result: verdict.Verdict | None, costs: dict,
+           settings: dict, cost_name: str, count: int, draw: Callable[[Path], dict[str, Path]],
+           parts: list[str], printed: list[str], written: dict[str, Path] | None = None) -> Written:
+    """Draw the plots (``count``: how many rows or strategies), write ``report.csv`` (stamped with
+    the ``settings`` of its intervals) and ``report.md`` (``parts``: the title, then the sections
+    between the recommendation and the failed runs) and return the files (with those ``written``
+    already) and what the report prints (``printed``, then the files, last the recommendation by
+    ``costs``, named ``cost_name``)."""
+    plot_paths, plot_note = _plots(root, count, draw)
+    paths = {"report.md": root / REPORT_MD, "report.csv": root / REPORT_CSV, **plot_paths, **(written or {})}
+    write_csv(paths["report.csv"], rows, result, settings)
+    advice = judgement.recommendation(result, costs, cost_name)
+    md = [f"{parts[0]}\n\n{context(runs)}", advice, *parts[1:],
+          f"## Failed runs\n\n{failed_table([r for r in runs if unfinished(r)])}",
+          f"## Plots\n\n{_images(root, plot_paths, plot_note)}"]
+    write_text(paths["report.md"], "\n\n".join(part for part in md if part) + "\n")
+    files = "".join(f"{name}: {path}\n" for name, path in paths.items())
+    return Written(paths, "".join(f"{part}\n\n" for part in printed if part) + files + f"\n{advice}\n")

@@ -1,10 +1,8 @@
 """Rows of the comparison: one per strategy and setting, over its seeds.
 
-Runs are seeds of one row only if their configs agree on everything else. Any config value
-that differs between runs splits rows: settings outside the strategy (model, dataset,
-optimizer, epochs, …) when they differ anywhere in the folder, the strategy's own knobs when
-they differ within a strategy (each strategy has its own defaults). Keys that only say how a
-run was recorded or shown (logger, progress, workers, …) never do.
+Runs are seeds of one row only if their configs agree on every setting (``NOT_SETTINGS`` only
+say how a run was recorded or shown): settings outside the strategy split rows when they differ
+anywhere in the folder, the strategy's own knobs when they differ within the strategy.
 """
 
 from __future__ import annotations
@@ -114,13 +112,8 @@ def with_intervals(root: Path, rows: list[Row], choice: Mapping, drawn=None) -> 
     test accuracy's is the verdict's own (``drawn``: a ``verdict.Verdict``) where it covers all
     of the row's runs, so that a row has one interval in every table."""
     for row in rows:
-        shared = intervals.from_verdict(drawn, row.label, row.values(test_acc))
-        if shared is not None:
-            row.bounds[test_acc] = shared
-        readings: tuple[Reading, ...] = (test_acc, shift_mean)
-        for read in readings[shared is not None:]:
-            found = intervals.of_runs(root, row.runs, choice, read)
-            if found is not None:
+        for read in (test_acc, shift_mean):
+            if (found := intervals.of_runs(root, row.runs, choice, read, drawn, row.label)) is not None:
                 row.bounds[read] = found
     return rows
 
@@ -145,10 +138,6 @@ def varying_keys(runs: list[Run]) -> list[str]:
     return sorted(varying, key=lambda k: (_order(k), k))
 
 
-def setting_name(path: str) -> str:
-    return STUDY_KNOBS.get(path, path)
-
-
 def group_rows(runs: list[Run]) -> list[Row]:
     """Rows in strategy order, split by every setting that differs (see the module's notes)."""
     by_strategy: dict[str, list[Run]] = defaultdict(list)
@@ -165,7 +154,7 @@ def group_rows(runs: list[Run]) -> list[Row]:
         keys = sorted(shared + knobs, key=lambda k: (_order(k), k))
         keyed: dict[tuple, Row] = {}
         for run in members:
-            setting = {setting_name(k): run.result.config_at(*k.split(".")) for k in keys}
+            setting = {STUDY_KNOBS.get(k, k): run.result.config_at(*k.split(".")) for k in keys}
             context = tuple(json.dumps(run.result.config_at(*k.split("."))) for k in shared)
             row = keyed.setdefault(tuple(json.dumps(v) for v in setting.values()),
                                    Row(strategy, setting, context=context))

@@ -1,28 +1,15 @@
 """Which runs a report may compare: one test set, one run per seed, predictions that align.
 
-Run before the report's tables and verdict see any run, so that both rest on the same runs:
-
-- **One test set.** Runs are paired example by example only on the same test set: the one its
-  ``data.split_hashes.test`` names (the shifted sets are corruptions of it). Two splits can
-  give the same labels in the same order and still hold other images; only the hash tells. The
-  report keeps the test set most runs were tested on; runs of another are left out, each with
-  a line saying so (report them from a folder of their own).
-- **One run per seed.** A seed repeated within a row (``seed=0,0``) is one run: the first
-  folder counts, the repeat is left out and named.
-- **Predictions that align.** A tested run's predictions must hold its test set, each example
-  once, with the same examples and labels as its peers on that test set; where any run has
-  such predictions, one that does not (or has none) is left out with its folder and the reason:
-  a damaged run costs itself only. Where none has, nothing is left out (intervals over seeds).
-
-A run left out stays in the report as a record with status ``left out`` and the reason as its
-error: the tables count it as a run without a result and list it with its folder.
+Run before the tables and the verdict see any run, so that both rest on the same runs. A run left
+out stays in the report as a record with status ``left out`` and the reason as its error. The
+rules, for the report's reader: docs/report.md ("Which runs a report compares").
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -37,27 +24,15 @@ def _test_hash(run: Run) -> str | None:
     return (run.result.data.split_hashes or {}).get("test")
 
 
-@dataclass
-class Screened:
-    """The runs a report reads (left-out ones as ``left out`` records) and the ones left out."""
-
-    runs: list[Run]
-    left_out: list[tuple[str, str]] = field(default_factory=list)  # (folder, reason)
-
-
-def screen(root: Path, runs: list[Run]) -> Screened:
-    """``runs`` with every run that cannot be compared like with like marked ``left out``."""
+def screen(root: Path, runs: list[Run]) -> list[Run]:
+    """``runs`` with every run that cannot be compared like with like marked ``left out`` (its
+    reason the run's error)."""
     reasons: dict[int, str] = {}
     tested = [r for r in runs if r.completed and r.result.judged_by == "test_acc"]
     reasons.update(_other_test_sets(tested))
     reasons.update(_repeated_seeds([r for r in tested if id(r) not in reasons]))
     reasons.update(_unaligned(root, [r for r in tested if id(r) not in reasons]))
-    out = [left_out(r, reasons[id(r)]) if id(r) in reasons else r for r in runs]
-    return Screened(out, [(r.dir, reasons[id(r)]) for r in runs if id(r) in reasons])
-
-
-def left_out(run: Run, reason: str) -> Run:
-    return Run(run.data, run.dir, run._result, left_out=reason)
+    return [replace(r, left_out=reasons[id(r)]) if id(r) in reasons else r for r in runs]
 
 
 def _short(digest) -> str:

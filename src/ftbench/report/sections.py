@@ -8,6 +8,7 @@ from collections import Counter, defaultdict
 
 from ftbench.report.collect import Run
 from ftbench.report.escape import md
+from ftbench.report.fmt import table
 from ftbench.report.readings import test_acc, train_flops, train_seconds
 from ftbench.report.rows import Row, confounded_note
 
@@ -45,24 +46,21 @@ def marginal_table(rows: list[Row], si, fmt) -> str:
     view = marginal(rows)
     if len(view) < 2:
         return ""
-    lines = ["| strategy | over | Δ test acc (points) | extra train FLOPs | extra train time "
-             "| extra FLOPs per point | extra seconds per point |", "|---|---|---|---|---|---|---|"]
-    for row in rows:
-        m = view.get(id(row))
-        if m is None:
-            continue
+
+    def cells(row: Row, m: dict) -> list | str:
         if m["is_base"]:
-            lines.append(f"| {md(row.label)} | (the cheapest) | | | | | |")
-            continue
-        flag = " †" if row.few_seeds() else ""
-        per_point = (f"{si(m['extra_tflops_per_point'] * 1e12, 'FLOP')} | "
-                     f"{fmt(m['extra_seconds_per_point'], '.2f')} s" if m["extra_tflops_per_point"]
-                     is not None else "no gain | no gain")
-        lines.append(f"| {md(row.label)} | {md(m['base'])} | {m['points']:+.2f}{flag} "
-                     f"| {si(m['extra_flops'], 'FLOP')} | {m['extra_seconds']:+.1f} s | {per_point} |")
+            return f"| {md(row.label)} | (the cheapest) | | | | | |"
+        per_point = (["no gain", "no gain"] if m["extra_tflops_per_point"] is None else [
+            si(m["extra_tflops_per_point"] * 1e12, "FLOP"), f"{fmt(m['extra_seconds_per_point'], '.2f')} s"])
+        return [md(row.label), md(m["base"]), f"{m['points']:+.2f}" + (" †" if row.few_seeds() else ""),
+                si(m["extra_flops"], "FLOP"), f"{m['extra_seconds']:+.1f} s", *per_point]
+
+    lines = table(["strategy", "over", "Δ test acc (points)", "extra train FLOPs", "extra train time",
+                   "extra FLOPs per point", "extra seconds per point"],
+                  [cells(row, view[id(row)]) for row in rows if id(row) in view])
     return ("## Marginal cost of accuracy\n\nWhat each row costs beyond the cheapest row of its "
             "setting, per extra point (0.01) of test accuracy: the price of going further, where "
-            "acc gain / TFLOP (a total ratio) always favours the cheapest.\n\n" + "\n".join(lines))
+            "acc gain / TFLOP (a total ratio) always favours the cheapest.\n\n" + lines)
 
 
 # -- what the rows are and how they ran ---------------------------------------------------------
@@ -148,11 +146,10 @@ def per_class_table(rows: list[Row]) -> str:
                                for n in run.result.metrics.per_class_test_acc or {}))
     worst = {name: min((m[name] for m in means if name in m), default=2.0) for name in names}
     ordered = sorted(names, key=worst.__getitem__)
-    lines = ["| class | " + " | ".join(md(r.label) for r in shown) + " |",
-             "|---|" + "---|" * len(shown)]
-    for name in ordered[:MAX_CLASS_LINES]:
-        cells = [("n/a" if (m := row_means.get(name)) is None else f"{m:.3f}") for row_means in means]
-        lines.append(f"| {md(name)} | " + " | ".join(cells) + " |")
+    def cells(name: str) -> list[str]:
+        return [md(name), *("n/a" if (m := row.get(name)) is None else f"{m:.3f}" for row in means)]
+
+    lines = table(["class", *(md(r.label) for r in shown)], map(cells, ordered[:MAX_CLASS_LINES]))
     notes = []
     if len(ordered) > MAX_CLASS_LINES:
         notes.append(f"{len(ordered) - MAX_CLASS_LINES} better classes not shown; every class is in each "
@@ -162,4 +159,4 @@ def per_class_table(rows: list[Row]) -> str:
                      "result.json files.")
     more = "".join(f"\n\n({note})" for note in notes)
     return ("## Per-class test accuracy\n\nMean over seeds, the worst class first (n/a: no test "
-            "image of that class).\n\n" + "\n".join(lines) + more)
+            "image of that class).\n\n" + lines + more)

@@ -7,7 +7,7 @@ from pathlib import Path
 from ftbench.report.escape import plot_text
 from ftbench.report.readings import shift_mean, test_acc
 from ftbench.report.rows import Row
-from ftbench.report.style import colour, legend, markers, plt, save
+from ftbench.report.style import ACCURACY, colour, legend, markers, plt, save
 
 
 def pooled_shift_ratio(rows: list[Row]) -> float | None:
@@ -25,13 +25,8 @@ def _padded(low: float, high: float) -> tuple[float, float]:
 
 
 def accuracy_under_shift(rows: list[Row], path: Path) -> Path | None:
-    """In-distribution test accuracy (x) against mean shifted accuracy (y), mean and interval.
-
-    The dashed line through the origin, with the pooled ratio as its slope, is where a
-    strategy lies if shift costs it the same share of accuracy as the others on average:
-    above it, a strategy is more robust than its in-distribution accuracy predicts
-    (effective robustness), below it less.
-    """
+    """In-distribution test accuracy (x) against mean shifted accuracy (y), mean and interval;
+    above the dashed line of the pooled ratio a strategy is effectively robust (docs/shift.md)."""
     placed = [(row, x, y) for row in rows
               if (x := row.mean(test_acc)) is not None and (y := row.mean(shift_mean)) is not None]
     ratio = pooled_shift_ratio([row for row, _, _ in placed])
@@ -51,9 +46,9 @@ def accuracy_under_shift(rows: list[Row], path: Path) -> Path | None:
     ax.plot([0, 1], [0, 1], ":", color="grey", linewidth=1, zorder=0, label="no loss under shift")
     ax.set_xlim(*_padded(min(xs), max(xs)))
     ax.set_ylim(*_padded(min(ys + [ratio * min(xs)]), max(ys + [ratio * max(xs)])))
-    ax.set_xlabel("in-distribution test accuracy (fraction; mean, interval over seeds and test images)")
-    ax.set_ylabel("mean accuracy over the corruptions (interval over seeds and test images)")
-    ax.set_title("Accuracy under shift (above the dashed line: effectively robust)")
+    ax.set(xlabel="in-distribution " + ACCURACY,
+           ylabel="mean accuracy over the corruptions (interval over seeds and test images)",
+           title="Accuracy under shift (above the dashed line: effectively robust)")
     ax.grid(alpha=0.3)
     legend(ax, many=True)  # beside the axes: the points sit where a legend inside would go
     return save(fig, path)

@@ -1,7 +1,5 @@
-"""What every plot of the report shares: one colour per strategy, markers per setting, saving.
-
-Every strategy keeps one colour in every plot; settings of a study within one strategy
-(``lr_decay=2``, ``train_fraction=0.05``) are told apart by marker.
+"""What every plot of the report shares: one colour per strategy, markers per setting of a study
+within one strategy, the legend, saving.
 """
 
 from __future__ import annotations
@@ -20,6 +18,7 @@ from ftbench.run.atomic import atomic_write  # noqa: E402
 PALETTE = matplotlib.color_sequences["tab10"]
 GOLDEN = 0.618033988749895  # hue steps that stay apart however many colours are drawn
 MARKERS = "osD^vPX*"
+ACCURACY = "test accuracy (fraction; mean, interval over seeds and test images)"
 
 
 def palette_colour(index: int) -> tuple[float, ...]:
@@ -59,6 +58,15 @@ def save(fig, path: Path) -> Path:
     finally:
         plt.close(fig)
     return path
+
+
+def log_x_plot(fig, ax, path: Path, **labels: str) -> Path:
+    """Finish and save a plot of a log-scale x axis with a legend inside (``labels``: ``xlabel``,
+    ``ylabel``, ``title``)."""
+    ax.set(xscale="log", **labels)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return save(fig, path)
 
 
 def legend(ax, many: bool) -> None:

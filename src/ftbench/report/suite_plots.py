@@ -1,9 +1,7 @@
 """The plot of the report across tasks: accuracy against relative training cost, one point per strategy.
 
-Accuracy is drawn as each task's test accuracy minus that task's best, so that tasks of different
-difficulty can be averaged: 0 is the best on every task, and the band below it down to
-``-margin`` is practically equivalent. Error bars run over tasks: the standard deviation of the
-gap, and the smallest to the largest relative cost.
+Accuracy is each task's test accuracy minus that task's best, so that tasks of different
+difficulty can be averaged (0: the best on every task); error bars run over tasks.
 """
 
 from __future__ import annotations
@@ -11,25 +9,21 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-import matplotlib
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
-
-from ftbench.report.across import CrossTask  # noqa: E402
-from ftbench.report.style import colour, legend, save  # noqa: E402
+from ftbench.report.across import CrossTask
+from ftbench.report.style import colour, legend, plt, save
 
 
 def accuracy_against_relative_cost(cross: CrossTask, path: Path) -> Path | None:
-    points = [s for s in cross.summaries.values() if s.gaps and s.relative_cost is not None]
+    points = [(s, cost) for s in cross.summaries.values() if s.gaps and (cost := s.relative_cost) is not None]
     if not points:
         return None
     fig, ax = plt.subplots(figsize=(6.8, 4.5))
     ax.axhspan(-cross.margin, 0.0, color="green", alpha=0.08, zorder=0,
                label=f"within the margin ({cross.margin:g}) of the best")
-    for summary in points:
-        x, y = summary.relative_cost, statistics.fmean(summary.gaps)
+    for summary, x in points:
+        y = statistics.fmean(summary.gaps)
         # equal ratios give a geometric mean a rounding away from them: no bar below zero
         xerr = [[max(0.0, x - min(summary.relative_costs))], [max(0.0, max(summary.relative_costs) - x)]]
         yerr = statistics.stdev(summary.gaps) if len(summary.gaps) > 1 else 0.0
@@ -39,10 +33,9 @@ def accuracy_against_relative_cost(cross: CrossTask, path: Path) -> Path | None:
     ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))  # 0.1×, 0.2×, 0.5×, 1×
     ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.2g}×"))  # a ratio, not 10^-1
     ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel(f"training FLOPs relative to {cross.reference} (geometric mean over tasks; bars: "
-                  "min to max)")
-    ax.set_ylabel("test accuracy − the task's best (mean ± sd over tasks)")
-    ax.set_title(f"Accuracy against relative cost across {len(cross.tasks)} tasks")
+    ax.set(xlabel=f"training FLOPs relative to {cross.reference} (geometric mean over tasks; bars: "
+           "min to max)", ylabel="test accuracy − the task's best (mean ± sd over tasks)",
+           title=f"Accuracy against relative cost across {len(cross.tasks)} tasks")
     ax.grid(alpha=0.3, which="both")
     legend(ax, many=len(points) > 6)
     return save(fig, Path(path))

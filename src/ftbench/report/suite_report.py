@@ -1,22 +1,20 @@
-"""The report across the tasks of a suite: ``report.md``, ``report.csv``, ``strategies.csv``, ``plots/``.
-
-Written into the suite's folder when the suite ends, and by ``python -m ftbench.report <suite
-folder>``; each task keeps its own report in its folder. ``report.csv`` has one row per task
-and strategy, ``strategies.csv`` one per strategy over the tasks.
+"""The report across the tasks of a suite: ``report.md``, ``report.csv`` (one row per task and
+strategy), ``strategies.csv`` (one per strategy) and ``plots/``, in the suite's folder.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ftbench.report.across import CrossTask, analyse
-from ftbench.report.fmt import num, records_csv, si
+from ftbench.report.across import CrossTask, StrategySummary, analyse
+from ftbench.report.fmt import num, records_csv, si, table
 from ftbench.report.outcomes import EQUIVALENT, LOSS, UNDECIDED, WIN, Classifier, by_verdict
+from ftbench.report.output import PLOTS_DIR, REPORT_CSV, REPORT_MD
 from ftbench.report.suite_results import SuiteResults, TaskResults, read_suite_results
 from ftbench.report.tables import interval_columns
 from ftbench.run.atomic import write_text
 
-REPORT_MD, REPORT_CSV, STRATEGIES_CSV, PLOTS_DIR = "report.md", "report.csv", "strategies.csv", "plots"
+STRATEGIES_CSV = "strategies.csv"
 CD_DIAGRAM, ACCURACY_COST = "cd_diagram.png", "accuracy_vs_relative_cost.png"
 PROTOCOLS = {"compare": "each strategy at its defaults", "tuned": "each strategy tuned with the same "
              "search budget on the task's validation split, then retrained on the seeds"}
@@ -131,43 +129,34 @@ def cell_text(task: TaskResults, strategy: str, outcome: str | None) -> str:
 
 
 def accuracy_table(cross: CrossTask) -> str:
-    names = cross.strategies
-    lines = ["| task | source | train images | " + " | ".join(names) + " |",
-             "|---|---|---|" + "---|" * len(names)]
-    for task in cross.results.tasks:
+    def cells(task: TaskResults) -> list[str]:
         outcomes = cross.outcomes.get(task.name, {})
-        sizes = ", ".join(map(str, task.train_sizes)) or "n/a"
-        link = f"[{task.name}]({task.name}/{REPORT_MD})"
-        lines.append(f"| {link} | {task.source} | {sizes} | "
-                     + " | ".join(cell_text(task, s, outcomes.get(s)) for s in names) + " |")
-    return "\n".join(lines)
+        return [f"[{task.name}]({task.name}/{REPORT_MD})", task.source, ", ".join(map(str, task.train_sizes))
+                or "n/a", *(cell_text(task, s, outcomes.get(s)) for s in cross.strategies)]
+
+    return table(["task", "source", "train images", *cross.strategies], map(cells, cross.results.tasks))
 
 
 def strategy_table(cross: CrossTask) -> str:
-    lines = ["| strategy | average rank | win | practically equivalent | undecided | loss | no result "
-             "| equivalent or better (share) | accuracy − best (mean over tasks) "
-             f"| FLOPs relative to {cross.reference} |", "|---|---|---|---|---|---|---|---|---|---|"]
     n = len(cross.results.tasks)  # a task without a result is "no result" for every strategy
-    order = sorted(cross.strategies, key=lambda s: (cross.summaries[s].average_rank is None,
-                                                    cross.summaries[s].average_rank or 0.0))
-    for strategy in order:
-        s = cross.summaries[strategy]
+
+    def cells(s: StrategySummary) -> list:
         gap = sum(s.gaps) / len(s.gaps) if s.gaps else None
-        share = f"{s.matches} of {n} ({s.matches / n:.0%})" if n else "n/a"
-        lines.append(f"| {strategy} | {num(s.average_rank, '.2f')} | {s.counts[WIN]} "
-                     f"| {s.counts[EQUIVALENT]} | {s.counts[UNDECIDED]} | {s.counts[LOSS]} | {n - s.tasks} "
-                     f"| {share} "
-                     f"| {num(gap, '+.4f')} | {num(s.relative_cost, '.3g')} |")
-    return "\n".join(lines)
+        return [s.strategy, num(s.average_rank, ".2f"), s.counts[WIN], s.counts[EQUIVALENT],
+                s.counts[UNDECIDED], s.counts[LOSS], n - s.tasks,
+                f"{s.matches} of {n} ({s.matches / n:.0%})" if n else "n/a", num(gap, "+.4f"),
+                num(s.relative_cost, ".3g")]
+
+    order = sorted(cross.summaries.values(), key=lambda s: (s.average_rank is None, s.average_rank or 0.0))
+    return table(["strategy", "average rank", "win", "practically equivalent", "undecided", "loss",
+                  "no result", "equivalent or better (share)", "accuracy − best (mean over tasks)",
+                  f"FLOPs relative to {cross.reference}"], map(cells, order))
 
 
 def outcome_table(cross: CrossTask) -> str:
     names = cross.strategies
-    lines = ["| task | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-    for task in cross.tasks:
-        outcomes = cross.outcomes[task.name]
-        lines.append(f"| {task.name} | " + " | ".join(MARKS.get(outcomes.get(s), "–") for s in names) + " |")
-    return "\n".join(lines)
+    return table(["task", *names], ([task.name, *(MARKS.get(cross.outcomes[task.name].get(s), "–")
+                                                  for s in names)] for task in cross.tasks))
 
 
 def ranking_text(cross: CrossTask) -> str:
@@ -191,13 +180,13 @@ def ranking_text(cross: CrossTask) -> str:
 def cost_table(cross: CrossTask) -> str:
     names = cross.strategies
     tuned = cross.results.record.protocol == "tuned"
-    lines = ["| task | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-    for task in cross.tasks:
-        cells = [task.cells.get(s) for s in names]
-        lines.append(f"| {task.name} | " + " | ".join(
-            si(c.total_flops, "FLOP") if c is not None else "n/a" for c in cells) + " |")
+    def cells(task: TaskResults) -> list[str]:
+        return [task.name, *(si(c.total_flops, "FLOP") if (c := task.cells.get(s)) is not None else "n/a"
+                             for s in names)]
+
+    lines = table(["task", *names], map(cells, cross.tasks))
     what = "one final run plus the whole search" if tuned else "one run (mean over seeds)"
-    return f"Training FLOPs per task: {what}.\n\n" + "\n".join(lines)
+    return f"Training FLOPs per task: {what}.\n\n" + lines
 
 
 def failures(results: SuiteResults) -> str:

@@ -1,10 +1,5 @@
-"""Reading a suite's folder: ``suite.yaml`` (which tasks, which strategies) and each task's results.
-
-A suite (``experiment=benchmark``) writes ``suite.yaml`` into its folder, which marks the folder
-as a suite's, and runs each task's comparison in ``<suite folder>/<task>/``, a normal sweep
-folder. A task's results are read through its runs' records (``collect``): for a ``compare``
-task, each strategy's test accuracy per seed and its training FLOPs; for a ``tuned`` one, each
-strategy's tuned runs and the search that chose them (``ftbench.report.tuned``).
+"""Reading a suite's folder: ``suite.yaml`` (which tasks, which strategies, written by the suite
+and marking the folder as a suite's) and each task's results from its own sweep folder.
 """
 
 from __future__ import annotations
@@ -135,7 +130,7 @@ def read_task(root: Path, task: dict, choice: dict | None = None) -> TaskResults
     intervals at ``choice`` (margin, confidence, resamples; unset ones as the runs say)."""
     folder = Path(root) / task["name"]
     runs = collect(folder) if folder.is_dir() else []
-    runs = screening.screen(folder, runs).runs
+    runs = screening.screen(folder, runs)
     is_tuned = tuned.is_tuned_sweep(runs)
     result = TaskResults(task["name"], task["dataset"], task["source"], folder,
                          "tuned" if is_tuned else "compare", jobs=len(runs),

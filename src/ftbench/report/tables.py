@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from ftbench.report.collect import LEFT_OUT, Run
 from ftbench.report.escape import csv_cell, md
-from ftbench.report.fmt import num, si, table_row
+from ftbench.report.fmt import num, si, table
 from ftbench.report.intervals import BOOTSTRAP, SEEDS_ONLY, Bounds
+from ftbench.report.judgement import DEFAULTS
 from ftbench.report.readings import Reading, shift_at, shift_mean, test_acc, train_flops, train_seconds
 from ftbench.report.rows import FEW_SEEDS, Row, shift_keys
 from ftbench.report.sections import marginal
@@ -85,18 +86,16 @@ def accuracy_cell(row: Row, read: Reading = test_acc) -> str:
 
 
 def markdown_table(rows: list[Row]) -> str:
-    lines = ["| strategy | runs | failed | test acc (interval, n seeds) | shifted acc (interval) | drop "
-             "| train time | train FLOPs | train memory | trainable / total params | images/s "
-             "| acc gain / TFLOP |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for row in rows:
-        r = row_record(row)
-        lines.append(table_row(
-            md(row.label), r["runs"], r["failed"], accuracy_cell(row), accuracy_cell(row, shift_mean),
-            num(r["shift_drop"], ".4f"), f"{num(r['train_seconds'], '.1f')} s", si(r["train_flops"], "FLOP"),
-            f"{num(r['train_memory_mb'], '.1f')} MB",
-            f"{si(r['trainable_params'])} / {si(r['total_params'])}",
-            num(r["images_per_second"], ".0f"), num(r["acc_gain_per_tflop"], ".3g")))
-    return "\n".join(lines)
+    def cells(row: Row, r: dict) -> list:
+        return [md(row.label), r["runs"], r["failed"], accuracy_cell(row), accuracy_cell(row, shift_mean),
+                num(r["shift_drop"], ".4f"), f"{num(r['train_seconds'], '.1f')} s",
+                si(r["train_flops"], "FLOP"), f"{num(r['train_memory_mb'], '.1f')} MB",
+                f"{si(r['trainable_params'])} / {si(r['total_params'])}", num(r["images_per_second"], ".0f"),
+                num(r["acc_gain_per_tflop"], ".3g")]
+
+    return table(["strategy", "runs", "failed", "test acc (interval, n seeds)", "shifted acc (interval)",
+                  "drop", "train time", "train FLOPs", "train memory", "trainable / total params", "images/s",
+                  "acc gain / TFLOP"], (cells(row, row_record(row)) for row in rows))
 
 
 def shift_table(rows: list[Row]) -> str:
@@ -104,41 +103,37 @@ def shift_table(rows: list[Row]) -> str:
     keys = shift_keys(rows)
     if not keys:
         return "No run was tested under shift (eval.shifts=[] and no dataset.ood_root)."
-    lines = ["| strategy | in-distribution | " + " | ".join(md(k) for k in keys) + " | mean |",
-             "|---" * (len(keys) + 3) + "|"]
-    for row in rows:
-        cells = [num(row.mean(read), ".4f") for read in (test_acc, *map(shift_at, keys), shift_mean)]
-        lines.append(f"| {md(row.label)} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    reads = (test_acc, *map(shift_at, keys), shift_mean)
+    return table(["strategy", "in-distribution", *map(md, keys), "mean"],
+                 ([md(row.label), *(num(row.mean(read), ".4f") for read in reads)] for row in rows))
 
 
 def failed_table(failed: list[Run]) -> str:
     if not failed:
         return "None."
-    lines = ["| status | strategy | seed | error | job folder |", "|---|---|---|---|---|"]
-    for run in failed:
-        error = str(run.error or "").splitlines()
-        lines.append(f"| {md(run.status)} | {md(run.result.strategy)} | {md(run.result.seed)} "
-                     f"| {md(error[0]) if error else ''} | {md(run.dir)} |")
-    return "\n".join(lines)
+    return table(["status", "strategy", "seed", "error", "job folder"], (
+        [md(run.status), md(run.result.strategy), md(run.result.seed),
+         md(str(run.error).splitlines()[0]) if run.error else "", md(run.dir)] for run in failed))
 
 
-def csv_text(rows: list[Row], drawn=None) -> str:
-    """The table's columns, then the mean accuracy on each shifted set (``shift_<name>``); text
-    that a spreadsheet would run as a formula is escaped (``escape.csv_cell``)."""
+def csv_text(rows: list[Row], drawn=None, settings: Mapping | None = None) -> str:
+    """The table's columns, then the mean accuracy on each shifted set (``shift_<name>``), then
+    the ``settings`` the intervals were computed at (margin, confidence, resamples); text that a
+    spreadsheet would run as a formula is escaped (``escape.csv_cell``)."""
     keys = shift_keys(rows)
+    stamp = {k: settings[k] for k in DEFAULTS} if settings else {}
     out = io.StringIO(newline="")
     writer = csv.writer(out)
-    writer.writerow([csv_cell(name) for name in COLUMNS + [f"shift_{k}" for k in keys]])
+    writer.writerow([csv_cell(name) for name in COLUMNS + [f"shift_{k}" for k in keys] + list(stamp)])
     for row, record in zip(rows, records(rows, drawn), strict=True):
-        record |= {f"shift_{k}": row.mean(shift_at(k)) for k in keys}
+        record |= {f"shift_{k}": row.mean(shift_at(k)) for k in keys} | stamp
         writer.writerow([csv_cell("" if v is None else v) for v in record.values()])
     return out.getvalue()
 
 
-def write_csv(path: Path, rows: list[Row], drawn=None) -> Path:
+def write_csv(path: Path, rows: list[Row], drawn=None, settings: Mapping | None = None) -> Path:
     """``report.csv``, written atomically (a link at ``path`` is replaced, not followed)."""
-    return write_text(path, csv_text(rows, drawn))
+    return write_text(path, csv_text(rows, drawn, settings))
 
 
 def context(runs: list[Run]) -> str:

@@ -39,10 +39,9 @@ def learning_curves(rows: list[Row], path: Path) -> Path | None:
     for row in rows:
         epochs, acc = _val_acc_by_epoch(row.runs)
         ax.plot(epochs, acc, marker=markers[id(row)], color=colour(row.strategy), label=plot_text(row.label))
-    ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel("validation accuracy (fraction; mean over seeds)")
-    ax.set_title("Validation accuracy during training")
+    ax.set(xlabel="epoch", ylabel="validation accuracy (fraction; mean over seeds)",
+           title="Validation accuracy during training")
     ax.grid(alpha=0.3)
     _legend(ax, many=len(rows) > 8)
     return _save(fig, path)
@@ -78,11 +77,9 @@ def group_learning_rates(rows: list[Row], path: Path) -> Path | None:
             lrs = [lr if i < len(lrs) and (lr := number(lrs[i])) and lr > 0 else float("nan")
                    for _, lrs in history]
             ax.plot(epochs, lrs, marker="o", markersize=4, color=shade, label=plot_text(name))
-        ax.set_yscale("log")
-        ax.set_xlabel("epoch")
+        ax.set(yscale="log", xlabel="epoch", ylabel="learning rate at epoch start (log scale)",
+               title=plot_text(f"{row.label}: per-group LR"))
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel("learning rate at epoch start (log scale)")
-        ax.set_title(plot_text(f"{row.label}: per-group LR"))
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7, title="group (frozen: no point)", title_fontsize=7,
                   loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
@@ -106,9 +103,8 @@ def drift_by_group(rows: list[Row], path: Path) -> Path | None:
         ax.bar([i + (k - (len(rows) - 1) / 2) * width for i in range(len(names))], values, width,
                color=colour(row.strategy), hatch=hatch, label=plot_text(row.label))
     ax.set_xticks(range(len(names)), [plot_text(n) for n in names], rotation=30, ha="right")
-    ax.set_xlabel("layer group (input → output)")
-    ax.set_ylabel("relative drift ||w − w0|| / ||w0|| (mean over seeds)")
-    ax.set_title("How far each strategy moved the pretrained groups (new head not shown)")
+    ax.set(xlabel="layer group (input → output)", ylabel="relative drift ||w − w0|| / ||w0|| (mean over "
+           "seeds)", title="How far each strategy moved the pretrained groups (new head not shown)")
     ax.grid(alpha=0.3, axis="y")
     _legend(ax, many=len(rows) > 8)
     return _save(fig, path)

@@ -2,13 +2,9 @@
 cost and how sensitive each strategy is.
 
 The sweep folder holds ``search/<strategy>/trial<n>``, ``default/<strategy>/seed<k>`` and
-``tuned/<strategy>/seed<k>``; each job's ``result.json`` says which (``config.tune.phase``).
-A strategy whose best trial was its default configuration has no tuned runs of its own: its
-default runs are its tuned runs (the same configuration on the same seeds).
-
-Default and tuned runs are bootstrapped together with the verdict (one draw for the report):
-each strategy's tuned − default difference gets an interval that holds for all strategies at
-once (``bootstrap.joint_differences``), and its word is read off that interval, so they agree.
+``tuned/<strategy>/seed<k>`` (``config.tune.phase`` says which). A strategy whose best trial was
+its defaults has no tuned runs of its own: its default runs are its tuned runs. Tuned − default
+comes from the verdict's draw, joint over the strategies (``bootstrap.joint_differences``).
 """
 
 from __future__ import annotations
@@ -24,7 +20,7 @@ from ftbench.report.bootstrap import Interval, joint_differences
 from ftbench.report.collect import Run
 from ftbench.report.edges import edge_hint
 from ftbench.report.escape import md
-from ftbench.report.fmt import si, table_row
+from ftbench.report.fmt import si, table
 from ftbench.report.readings import Reading, train_flops, train_seconds
 from ftbench.report.rows import strategy_order
 from ftbench.run.trials import best_trial
@@ -163,9 +159,7 @@ def with_intervals(root: Path, items: list[Tuning], choice: Mapping, drawn=None)
     for t in items:
         for which, key in ((DEFAULT, default_key(t.strategy) if _own_default(t) else t.strategy),
                            (TUNED, t.strategy)):
-            values = list(getattr(t, which).values())
-            found = intervals.from_verdict(drawn, key, values) or intervals.of_runs(
-                root, getattr(t, f"{which}_runs"), choice)
+            found = intervals.of_runs(root, getattr(t, f"{which}_runs"), choice, drawn=drawn, name=key)
             if found is not None:
                 t.bounds[which] = found
     if drawn is not None:
@@ -219,10 +213,7 @@ def _params(params: dict) -> str:
 
 
 def default_against_tuned(items: list[Tuning]) -> str:
-    lines = ["| strategy | default: test acc | tuned: test acc | tuned − default [interval, joint over the "
-             "strategies] | best hyperparameters (val acc) | trials (pruned, failed) | search FLOPs "
-             "| search time | FLOPs of one final run | total FLOPs |", "|---" * 10 + "|"]
-    for t in items:
+    def cells(t: Tuning) -> list:
         shared = sorted(set(t.tuned) & set(t.default), key=str)
         mean = (statistics.fmean(t.tuned[s] - t.default[s] for s in shared) if shared else None)
         diff = ("= default" if t.gain is None and t.tuned_is_default else
@@ -234,33 +225,33 @@ def default_against_tuned(items: list[Tuning]) -> str:
             + (" = default" if t.tuned_is_default else "")
             + "".join(f"; ⚠ {hint}" for hint in edge_hints(t)))
         failed = len(t.trials) - t.count("completed") - t.count("pruned")
-        lines.append(table_row(
-            md(t.strategy), _interval(t.interval(DEFAULT)), _interval(t.interval(TUNED)), diff, hyper,
-            f"{len(t.trials)} ({t.count('pruned')}, {failed})", si(t.search_cost(train_flops), "FLOP"),
-            f"{t.search_cost(lambda r: r.cost.wall_seconds) or t.search_cost(train_seconds):.0f} s",
-            si(t.final_flops(), "FLOP"), si(t.total_flops(), "FLOP")))
-    return "\n".join(lines)
+        return [md(t.strategy), _interval(t.interval(DEFAULT)), _interval(t.interval(TUNED)), diff, hyper,
+                f"{len(t.trials)} ({t.count('pruned')}, {failed})", si(t.search_cost(train_flops), "FLOP"),
+                f"{t.search_cost(lambda r: r.cost.wall_seconds) or t.search_cost(train_seconds):.0f} s",
+                si(t.final_flops(), "FLOP"), si(t.total_flops(), "FLOP")]
+
+    return table(["strategy", "default: test acc", "tuned: test acc",
+                  "tuned − default [interval, joint over the strategies]", "best hyperparameters (val acc)",
+                  "trials (pruned, failed)", "search FLOPs", "search time", "FLOPs of one final run",
+                  "total FLOPs"], map(cells, items))
 
 
 def sensitivity(items: list[Tuning]) -> str:
-    lines = ["| strategy | trials | val acc: min | median | max | spread (max − min) |",
-             "|---|---|---|---|---|---|"]
-    for t in items:
+    def cells(t: Tuning) -> list:
         v = t.val_accuracies()
         if not v:
-            lines.append(f"| {md(t.strategy)} | {len(t.trials)} | n/a | n/a | n/a | n/a |")
-            continue
-        lines.append(f"| {md(t.strategy)} | {len(v)} | {min(v):.4f} | {statistics.median(v):.4f} "
-                     f"| {max(v):.4f} | {max(v) - min(v):.4f} |")
-    return "\n".join(lines)
+            return [md(t.strategy), len(t.trials), "n/a", "n/a", "n/a", "n/a"]
+        return [md(t.strategy), len(v), f"{min(v):.4f}", f"{statistics.median(v):.4f}", f"{max(v):.4f}",
+                f"{max(v) - min(v):.4f}"]
+
+    return table(["strategy", "trials", "val acc: min", "median", "max", "spread (max − min)"],
+                 map(cells, items))
 
 
 def spaces(items: list[Tuning]) -> str:
-    lines = ["| strategy | knob | searched over |", "|---|---|---|"]
-    for t in items:
-        for knob, spec in _config_object(next(iter(t.trials), None), "strategy", "search").items():
-            lines.append(f"| {md(t.strategy)} | {md(knob)} | {md(_space(spec))} |")
-    return "\n".join(lines)
+    return table(["strategy", "knob", "searched over"], (
+        [md(t.strategy), md(knob), md(_space(spec))] for t in items
+        for knob, spec in _config_object(next(iter(t.trials), None), "strategy", "search").items()))
 
 
 def _space(spec) -> str:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ftbench.report.escape import plot_text
 from ftbench.report.readings import setting
-from ftbench.report.style import colour, plt, save
+from ftbench.report.style import colour, log_x_plot, plt, save
 from ftbench.report.tuned import Tuning, last_val_acc
 
 
@@ -35,10 +35,8 @@ def sensitivity(items: list[Tuning], path: Path) -> Path | None:
             pruned = run.status == "pruned"
             ax.scatter(rate, acc, s=40, facecolors="none" if pruned else shade, edgecolors=shade,
                        linewidths=1.5)
-        ax.set_xscale("log")
+        ax.set(xscale="log", xlabel="strategy.lr (log scale)", ylabel="validation accuracy")
         ax.set_title(plot_text(t.strategy), color=colour(t.strategy))
-        ax.set_xlabel("strategy.lr (log scale)")
-        ax.set_ylabel("validation accuracy")
         ax.grid(alpha=0.3, which="both")
     for ax in list(axes.flat)[len(shown):]:
         ax.axis("off")
@@ -59,10 +57,6 @@ def accuracy_against_total_cost(items: list[Tuning], path: Path) -> Path | None:
         below, above = bounds.error_bar()
         ax.errorbar(flops, bounds.mean, yerr=[[below], [above]], fmt="o",
                     color=colour(t.strategy), capsize=4, label=plot_text(f"{t.strategy} (n={bounds.n})"))
-    ax.set_xscale("log")
-    ax.set_xlabel("total training FLOPs: the search + one final run (log scale)")
-    ax.set_ylabel("tuned test accuracy (mean, interval over seeds and test images)")
-    ax.set_title("What a tuned strategy costs, search included")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-    return save(fig, path)
+    return log_x_plot(fig, ax, path, xlabel="total training FLOPs: the search + one final run (log scale)",
+                      ylabel="tuned test accuracy (mean, interval over seeds and test images)",
+                      title="What a tuned strategy costs, search included")

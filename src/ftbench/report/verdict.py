@@ -1,45 +1,16 @@
 """Which strategies are as good as the best, from per-example predictions: the report's verdict.
 
-Two sources of noise move a measured accuracy: the training seed and the test set (which
-examples happened to be drawn into it). Every interval here comes from one two-level bootstrap
-(``bootstrap``), drawn once per report: the seeds weighed at random with Student's tails, and
-one resample of the test examples shared by every strategy, so that an image every strategy
-gets wrong moves all of them together and cancels from their differences.
-
-A difference matters only beyond a **margin** (accuracy units) the user chooses. Against the
-best, each strategy is
-
-- ``equivalent`` (or better): the lower confidence bound of its difference to the best lies
-  above −margin;
-- ``worse``: the upper confidence bound lies below −margin;
-- ``undecided``: the bounds straddle −margin, or the evidence cannot carry a word.
-
-Which strategy is the best is only estimated from the same data: the lower bound takes the
-best inside every replicate, corrects for how much choosing a leader after the fact flatters
-it, and holds **jointly** for every strategy with a word (Bonferroni: each at 1 − α/m for m
-strategies), so the cheapest strategy called equivalent is picked at the stated error however
-many cheap strategies compete; the upper bounds hold for
-every pair at once. Ties share the lead. Each strategy's **within** is the smallest margin at
-which it would be called equivalent (−its lower bound): "within 2.4 points of the best".
-
-No word without evidence, and failures count:
-
-- fewer than 2 completed seeds: no seed noise is measured, so no word (``undecided``, "too
-  few seeds") and no recommendation; such a strategy still raises the best the others are
-  held against (never lowers the bar), and holds no other strategy "worse";
-- a failed or diverged final run marks its strategy **unstable**: its word stands on the runs
-  that survived, which flatter it, so it is never recommended, and its row says how many of
-  its runs failed. (Failures are not scored at chance: a diverged run says the recipe is
-  unreliable, not what its accuracy would have been.)
-
-The recommendation is the cheapest stable strategy called equivalent; the verdict warns when a
-task is too easy or too small to rank strategies (``bootstrap.resolution``).
+Against the best, each strategy is ``equivalent`` (the lower bound of its difference to the best
+lies above −margin), ``worse`` (the upper bound lies below −margin) or ``undecided``, from the
+one bootstrap of the report (``bootstrap``) and its bounds (``bounds``: joint over the candidates,
+so the cheapest equivalent pick holds at the stated error). Fewer than 2 completed seeds give no
+word; a failed or diverged run makes a strategy unstable, never recommended. The method, for the
+report's reader: docs/report.md ("Reading the report", "How the report computes its numbers").
 """
 
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -50,7 +21,6 @@ from ftbench.report.bootstrap import (
     Evidence,
     Interval,
     Replicates,
-    _user_error,
     align,
     bootstrap,
     difference,
@@ -58,18 +28,17 @@ from ftbench.report.bootstrap import (
     resolution,
 )
 from ftbench.report.bounds import lead, lower_bounds, upper_bounds
+from ftbench.report.choice import check
 
 __all__ = ["Evidence", "Interval", "Judged", "Recommendation", "Replicates", "ToDecide", "Verdict", "align",
            "bootstrap", "difference", "interval", "judge", "resolution"]
 
 EQUIVALENT, UNDECIDED, WORSE = "equivalent", "undecided", "worse"
-WORDS = (EQUIVALENT, UNDECIDED, WORSE)
 CANNOT_RANK = ("this task is too easy/small to rank these strategies; use a harder task, more test "
                "images, or fewer training images (dataset.train_fraction)")
 TOO_FEW_SEEDS = "too few seeds"
 MIN_SEEDS = 2  # completed seeds before a strategy gets a word
 TIE = 1e-12  # accuracies this close are one count of test examples: a tie
-
 
 
 def unstable_text(failed: int, completed: int) -> str:
@@ -83,10 +52,11 @@ class Judged:
     ``to_best`` is the observed difference to the observed best (≤ 0). ``to_best_low`` and
     ``to_best_high`` bound the true difference to the best (≤ 0, one-sided at the verdict's
     confidence): the lower bound joint over the strategies with a word (``bounds.lower_bounds``),
-    the upper bound over every pair (``bounds.upper_bounds``). ``word`` is one of ``WORDS``;
-    ``caveat`` says why a strategy cannot be recommended ("too few seeds", "unstable: …"), None
-    if it can. ``within`` is the smallest margin at which it is shown equivalent to the best
-    (None: too few seeds). ``best_share`` is the share of replicates it led (ties split).
+    the upper bound over every pair (``bounds.upper_bounds``). ``word``: ``EQUIVALENT``,
+    ``UNDECIDED`` or ``WORSE``; ``caveat`` says why a strategy cannot be recommended ("too few
+    seeds", "unstable: …"), None if it can. ``within`` is the smallest margin at which it is shown
+    equivalent to the best (None: too few seeds). ``best_share``: the share of replicates it led
+    (ties split).
     """
 
     strategy: str
@@ -150,14 +120,6 @@ class Verdict:
         return difference(self.replicates, a, b)
 
 
-def _check(margin: float, confidence: float) -> None:
-    if isinstance(margin, bool) or not isinstance(margin, numbers.Real) or not 0 <= margin < 1:
-        raise _user_error(f"report.margin={margin}: the margin is an accuracy difference, at least 0 and "
-                          "below 1 (e.g. 0.01 for one point)")
-    if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real) or not 0.5 < confidence < 1:
-        raise _user_error(f"report.confidence={confidence}: choose a confidence between 0.5 and 1, e.g. 0.95")
-
-
 def judge(evidence: Evidence, costs: Mapping[str, float | None], margin: float = 0.01,
           confidence: float = 0.95, resamples: int = 2000, seed: int = 0,
           failed: Mapping[str, int] | None = None, judged: Sequence[str] | None = None) -> Verdict:
@@ -168,7 +130,7 @@ def judge(evidence: Evidence, costs: Mapping[str, float | None], margin: float =
     the strategies compared (default: all of the evidence); the others are bootstrapped with them
     and only given intervals (``Verdict.interval``), e.g. a tuned comparison's default runs.
     """
-    _check(margin, confidence)
+    check({"margin": margin, "confidence": confidence, "resamples": resamples}, min_resamples=1)
     failed = {s: n for s, n in (failed or {}).items() if n}
     drawn = bootstrap(evidence, resamples, seed, confidence)
     replicates = drawn.subset(list(judged) if judged is not None else evidence.strategies)
@@ -196,7 +158,7 @@ def judge(evidence: Evidence, costs: Mapping[str, float | None], margin: float =
     rows.sort(key=lambda j: (-j.accuracy.estimate, _price(costs, j.strategy), j.strategy))
     width = resolution(evidence.examples, rows[0].accuracy.estimate, confidence)
     notes, cannot_rank = _notes(evidence, rows, margin, width)
-    leads = tuple(lead(a) for a in (replicates.accuracy, replicates.seeds_only, replicates.examples_only))
+    leads = (lead(replicates.accuracy), lead(replicates.seeds_only), lead(replicates.examples_only))
     advice = {s: to_decide(replicates, leads, i, float(lead(observed[:, None])[i, 0]), float(lows[i]),
                            float(highs[i]), margin) for i, s in enumerate(replicates.strategies)}
     return Verdict(tuple(rows), _recommend(rows, costs, advice), margin, confidence, resamples,
@@ -212,10 +174,10 @@ def _recommend(judged: list[Judged], costs: Mapping[str, float | None],
                advice: Mapping[str, ToDecide]) -> Recommendation:
     priced = [j for j in judged if costs.get(j.strategy) is not None and j.caveat is None]
     pick = min((j for j in priced if j.word == EQUIVALENT),
-               key=lambda j: (costs[j.strategy], -j.accuracy.estimate, j.strategy), default=None)
+               key=lambda j: (_price(costs, j.strategy), -j.accuracy.estimate, j.strategy), default=None)
     undecided = sorted((j for j in priced if j.word == UNDECIDED
-                        and (pick is None or costs[j.strategy] < costs[pick.strategy])),
-                       key=lambda j: (costs[j.strategy], j.strategy))
+                        and (pick is None or _price(costs, j.strategy) < _price(costs, pick.strategy))),
+                       key=lambda j: (_price(costs, j.strategy), j.strategy))
     top = judged[0].accuracy.estimate
     leaders = tuple(sorted(j.strategy for j in judged if abs(j.accuracy.estimate - top) <= TIE))
     return Recommendation(pick.strategy if pick else None, judged[0].strategy,

@@ -12,6 +12,7 @@ import csv
 import logging
 import netrc
 import os
+import shlex
 import sys
 import warnings
 from pathlib import Path
@@ -190,3 +191,40 @@ def publish_result(trainer: Trainer, result: dict) -> None:
         run.summary.update({"cost": result["cost"], "metrics": result["metrics"],
                             "result": redact(result)})
         run.finish()
+
+
+def log_summary_run(root: Path, settings: dict, group: str, name: str, tags: list[str], config: dict,
+                    tables: dict[str, list[dict]], plots: dict[str, Path]) -> Path:
+    """One summary run in a group's dashboard (``settings``: a job's ``logger`` config): each
+    non-empty list of records in ``tables`` as a W&B table (its columns the first record's keys)
+    and every plot (title -> PNG) as an image; the run is finished and its folder returned."""
+    import wandb
+
+    run = start_wandb_run(
+        resolve_mode(settings.get("mode") or "auto"), float(settings.get("init_timeout") or 30),
+        sync_hint=False, project=settings.get("project") or "ftbench", entity=settings.get("entity"),
+        group=settings.get("group") or group, job_type="summary", name=name, tags=tags, dir=str(root),
+        config=config)
+    logged: dict[str, object] = {
+        key: wandb.Table(columns=list(records[0]), data=[list(record.values()) for record in records])
+        for key, records in tables.items() if records}
+    for title, path in plots.items():
+        logged[f"plots/{path.stem}"] = wandb.Image(str(path), caption=title)
+    run.log(logged)
+    folder = Path(run.dir).parent
+    run.finish()
+    return folder
+
+
+def sync_command(root: Path) -> str | None:
+    """One ``wandb sync`` command for every offline W&B run under ``root``, or None."""
+    found = sorted(p for p in root.rglob("offline-run-*") if p.is_dir())
+    if not found:
+        return None
+    depths = {len(path.relative_to(root).parts) for path in found}
+    # the jobs' runs sit at <job>/wandb/offline-run-*, the summary's at wandb/offline-run-*
+    if depths <= {2, 3}:
+        patterns = [f"{shlex.quote(str(root))}/{'*/' * (depth - 2)}wandb/offline-run-*"
+                    for depth in sorted(depths, reverse=True)]
+        return "wandb sync " + " ".join(patterns)
+    return "wandb sync " + " ".join(shlex.quote(str(path)) for path in found)
