@@ -149,7 +149,7 @@ def synthetic(rng: np.random.Generator, accuracies: dict[str, float], seeds: int
     examples is exactly accuracy_r."""
     from scipy import stats
 
-    from ftbench.report.bootstrap import Evidence
+    from ftbench.stats.bootstrap import Evidence
 
     names = list(accuracies)
     per_run = np.repeat([accuracies[s] for s in names], seeds)

@@ -26,11 +26,11 @@ from ftbench.finetune.optim import OPTIMIZERS, SCHEDULES
 from ftbench.finetune.strategies import build_plan, help_lines, registered
 from ftbench.models.adapters import ADAPTER_STRATEGIES, check_adapters
 from ftbench.models.backbone import check_model_name, check_weight_source, layer_groups
-from ftbench.report.choice import MAX_RESAMPLES, MIN_RESAMPLES
 from ftbench.run.checks import choice, choice_error, integer, number
 from ftbench.run.failures import UserError, user_error_within
 from ftbench.run.secret_overrides import job_dirname
 from ftbench.run.threads import check_threads, copies_started
+from ftbench.stats.choice import MAX_RESAMPLES, MIN_RESAMPLES
 from ftbench.tracking.loggers import WANDB_MODES
 
 # Shipped inside the package, so that an installed ftbench finds its configs anywhere.

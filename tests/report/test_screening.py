@@ -120,8 +120,8 @@ def test_a_refused_setting_changes_no_file_and_is_one_line(tmp_path, template, c
 
 def test_the_bound_on_resamples_is_stated_and_a_saved_setting_is_checked_too():
     from ftbench.config import validate_config
-    from ftbench.report.choice import MAX_RESAMPLES, check
     from ftbench.run.failures import UserError
+    from ftbench.stats.choice import MAX_RESAMPLES, check
     from tests.helpers import FAST, make_cfg
 
     settled = check({"margin": 0, "confidence": 0.95, "resamples": float(MAX_RESAMPLES)})

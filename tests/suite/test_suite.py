@@ -19,10 +19,10 @@ import yaml
 
 from ftbench.report.cli import main as report_main
 from ftbench.report.outcomes import EQUIVALENT, LOSS, UNDECIDED, WIN, by_seed_means
-from ftbench.report.ranks import critical_difference
 from ftbench.report.suite_report import write_suite_report
 from ftbench.run.atomic import write_json
 from ftbench.run.result import job_record
+from ftbench.stats.ranks import critical_difference
 from ftbench.train import fit
 from tests.helpers import FAST, PNG_MAGIC, fake_run, image_folder, logged_run, make_cfg, table_rows
 

@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ftbench.report import across, verdict
+from ftbench.report import across
 from ftbench.report.outcomes import UNDECIDED, from_verdict
 from ftbench.report.suite_results import Cell, SuiteRecord, SuiteResults, TaskResults
+from ftbench.stats import verdict
 
 SUITES, TASKS, SEEDS, EXAMPLES = 1000, 5, 3, 400
 SEED_SD = 0.01  # the training seed moves a strategy's accuracy by this much (sd)

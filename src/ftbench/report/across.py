@@ -13,8 +13,8 @@ import statistics
 from dataclasses import dataclass, field
 
 from ftbench.report.outcomes import LOSS, OUTCOMES, Classifier, by_verdict, matches_best
-from ftbench.report.ranks import Ranking, rank_strategies
 from ftbench.report.suite_results import SuiteResults, TaskResults
+from ftbench.stats.ranks import Ranking, rank_strategies
 
 REFERENCE = "full"  # what relative cost is relative to, where the suite ran it
 TIE_DIGITS = 12  # means equal to this many digits tie (the same accuracies summed in another order)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from matplotlib import transforms
 
-from ftbench.report.ranks import Ranking
 from ftbench.report.style import colour, plt, save
+from ftbench.stats.ranks import Ranking
 
 
 def plot_cd_diagram(ranking: Ranking, path: Path) -> Path | None:

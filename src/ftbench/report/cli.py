@@ -7,12 +7,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from ftbench.report.choice import MAX_RESAMPLES, parse
 from ftbench.report.collect import RESULT_FILE, collect
 from ftbench.report.judgement import DEFAULTS
 from ftbench.report.suite_results import is_suite
 from ftbench.report.writing import report_folder
 from ftbench.run.failures import UserError
+from ftbench.stats.choice import MAX_RESAMPLES, parse
 
 EXAMPLES = """\
 examples:
@@ -66,9 +66,9 @@ def main(argv: list[str] | None = None) -> int:
 def suite_report(root: Path, choice: dict) -> int:
     """The report across the tasks of the suite in ``root`` (a task's own: its folder as DIR), at
     the settings given (each checked before any file is written), else the suite's."""
-    from ftbench.report.choice import check
     from ftbench.report.suite_report import suite_summary_text, write_suite_report
     from ftbench.report.suite_results import read_suite_record
+    from ftbench.stats.choice import check
 
     try:
         record = read_suite_record(root)

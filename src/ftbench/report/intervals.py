@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from ftbench.report import bootstrap, judgement
+from ftbench.report import judgement
 from ftbench.report.collect import Run
 from ftbench.report.readings import Reading, shift_mean, test_acc
+from ftbench.stats import bootstrap
 
 BOOTSTRAP, SEEDS_ONLY = "seeds and test examples", "seeds only"
 NOT_CORRUPTIONS = ("mean", "ood_root")  # shifted sets outside the mean over corruptions

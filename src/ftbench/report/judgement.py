@@ -7,11 +7,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ftbench.report import fmt, margins, verdict
+from ftbench.report import fmt, margins
 from ftbench.report.collect import Run
 from ftbench.report.escape import md
 from ftbench.report.fmt import num, si
 from ftbench.run.predictions import read_predictions
+from ftbench.stats import verdict
 
 DEFAULTS = {"margin": 0.01, "confidence": 0.95, "resamples": 2000}
 

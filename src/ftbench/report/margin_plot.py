@@ -9,7 +9,7 @@ from pathlib import Path
 from ftbench.report import margins
 from ftbench.report.escape import plot_text
 from ftbench.report.style import colour, plt, save
-from ftbench.report.verdict import Verdict
+from ftbench.stats.verdict import Verdict
 
 FILE = "margin_vs_cost.png"
 TITLE = "The cheapest strategy at every margin"

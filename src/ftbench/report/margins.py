@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from ftbench.report import fmt
 from ftbench.report.escape import md
-from ftbench.report.verdict import Judged, Verdict
+from ftbench.stats.verdict import Judged, Verdict
 
 TABLE_MARGINS = (0.005, 0.01, 0.02, 0.05)  # half a point, one, two and five
 

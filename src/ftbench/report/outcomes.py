@@ -57,7 +57,7 @@ def too_easy(result) -> bool:
 
 def from_verdict(result) -> Outcomes:
     """Outcomes from a task's ``verdict.Verdict``: only what it decided counts."""
-    from ftbench.report import verdict
+    from ftbench.stats import verdict
 
     if too_easy(result):
         return Outcomes({j.strategy: UNDECIDED for j in result.strategies}, TOO_EASY)
@@ -70,7 +70,7 @@ def from_verdict(result) -> Outcomes:
 
 
 def by_verdict(task: TaskResults, margin: float) -> Outcomes:
-    """From the task's verdict (``ftbench.report.verdict``) at ``margin``, drawn at the task's
+    """From the task's verdict (``ftbench.stats.verdict``) at ``margin``, drawn at the task's
     confidence and resamples (``TaskResults.choice``: the command line's, else the suite's), as
     the task's own report draws it; a task whose runs kept no predictions leaves every strategy
     undecided."""

@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from ftbench.report import expected_max, judgement, tuned, verdict
+from ftbench.report import expected_max, judgement, tuned
 from ftbench.report.collect import Run, collect
 from ftbench.report.fmt import num, si
 from ftbench.report.output import PLOTS_DIR, REPORT_CSV, REPORT_MD, own_folder
@@ -29,6 +29,7 @@ from ftbench.report.tables import (
     write_csv,
 )
 from ftbench.run.atomic import write_text
+from ftbench.stats import verdict
 
 
 class Written(dict[str, Path]):

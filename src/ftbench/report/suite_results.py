@@ -13,11 +13,11 @@ from pathlib import Path
 import yaml
 
 from ftbench.report import intervals, judgement, screening, tuned
-from ftbench.report.choice import check
 from ftbench.report.collect import Run, collect
 from ftbench.report.readings import train_flops
 from ftbench.report.tables import unfinished
 from ftbench.run.result import MAX_BYTES
+from ftbench.stats.choice import check
 
 SUITE_FILE = "suite.yaml"  # written by the suite into its folder: what it ran
 TASK_FILE = "task.yaml"  # in each task's folder: the overrides its jobs ran with

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ftbench.report import intervals
-from ftbench.report.bootstrap import Interval, joint_differences
 from ftbench.report.collect import Run
 from ftbench.report.edges import edge_hint
 from ftbench.report.escape import md
@@ -24,6 +23,7 @@ from ftbench.report.fmt import si, table
 from ftbench.report.readings import Reading, train_flops, train_seconds
 from ftbench.report.rows import strategy_order
 from ftbench.run.trials import best_trial
+from ftbench.stats.bootstrap import Interval, joint_differences
 
 SEARCH, DEFAULT, TUNED = "search", "default", "tuned"
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ftbench.report import choice as choices
 from ftbench.report import judgement, screening
 from ftbench.report.collect import Run, collect
 from ftbench.report.render import Written, write_report
+from ftbench.stats import choice as choices
 
 
 def settled(runs: list[Run], choice: dict | None = None) -> dict:

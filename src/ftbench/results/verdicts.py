@@ -16,8 +16,8 @@ import pandas as pd
 
 from ftbench.report import render, tuned
 from ftbench.report.collect import collect
-from ftbench.report.verdict import Verdict
 from ftbench.results.sweeps import sweeps
+from ftbench.stats.verdict import Verdict
 
 COLUMNS = ["task", "strategy", "seeds", "test_acc", "test_acc_low", "test_acc_high", "to_best",
            "to_best_low", "to_best_high", "within", "verdict", "caveat", "unstable", "failed", "best",

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from ftbench.report.bootstrap import Evidence, bootstrap, interval
-from ftbench.report.verdict import EQUIVALENT, TOO_FEW_SEEDS, WORSE, judge
+from ftbench.stats.bootstrap import Evidence, bootstrap, interval
+from ftbench.stats.verdict import EQUIVALENT, TOO_FEW_SEEDS, WORSE, judge
 from tests.helpers import synthetic
 
 DRAWS = 1000

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ftbench.report.advice import ToDecide, to_decide
-from ftbench.report.bootstrap import (
+from ftbench.stats.advice import ToDecide, to_decide
+from ftbench.stats.bootstrap import (
     Evidence,
     Interval,
     Replicates,
@@ -27,8 +27,8 @@ from ftbench.report.bootstrap import (
     interval,
     resolution,
 )
-from ftbench.report.bounds import lead, lower_bounds, upper_bounds
-from ftbench.report.choice import check
+from ftbench.stats.bounds import lead, lower_bounds, upper_bounds
+from ftbench.stats.choice import check
 
 __all__ = ["Evidence", "Interval", "Judged", "Recommendation", "Replicates", "ToDecide", "Verdict", "align",
            "bootstrap", "difference", "interval", "judge", "resolution"]

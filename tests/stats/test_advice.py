@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ftbench.report.verdict import EQUIVALENT, UNDECIDED, WORSE, judge
+from ftbench.stats.verdict import EQUIVALENT, UNDECIDED, WORSE, judge
 from tests.helpers import synthetic
 
 REPEATS, RESAMPLES, MOST_SEEDS = 300, 500, 300

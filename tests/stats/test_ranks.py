@@ -9,8 +9,7 @@ import pytest
 import scikit_posthocs
 import scipy.stats
 
-from ftbench.report.cd_plot import plot_cd_diagram
-from ftbench.report.ranks import (
+from ftbench.stats.ranks import (
     friedman,
     iman_davenport,
     min_tasks,
@@ -142,7 +141,7 @@ def test_without_ties_friedman_matches_scipy():
     assert ranking.friedman_p == pytest.approx(p)
 
 
-def test_too_few_tasks_gives_ranks_only_and_says_so(tmp_path):
+def test_too_few_tasks_gives_ranks_only_and_says_so():
     four = {task: HAND[task] for task in ("t1", "t2", "t3", "t4")}
     ranking = rank_strategies(four)
     # rank sums A 6, B 7.5, C 10.5 over 4 tasks
@@ -152,8 +151,6 @@ def test_too_few_tasks_gives_ranks_only_and_says_so(tmp_path):
     assert ranking.groups == ()
     assert ranking.min_tasks == 5
     assert "Too few tasks" in ranking.note and "4 tasks" in ranking.note and "ranks only" in ranking.note
-    assert plot_cd_diagram(ranking, tmp_path / "cd.png") is None
-    assert not (tmp_path / "cd.png").exists()
     assert "Too few tasks" in rank_strategies({"t1": HAND["t1"]}).note
 
 
@@ -216,14 +213,6 @@ def test_bad_input_is_refused():
         rank_strategies({})
 
 
-def test_the_diagram_is_written_as_a_png(tmp_path):
-    ranking = rank_strategies(DEMSAR, alpha=0.10)
-    path = plot_cd_diagram(ranking, tmp_path / "plots" / "cd.png")
-    assert path == tmp_path / "plots" / "cd.png"
-    data = path.read_bytes()
-    assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 1000
-
-
 def test_with_few_tasks_the_p_that_decides_is_the_exact_permutation_p_never_0():
     # 2 strategies, 5 unanimous tasks: the exact two-sided sign test, 2 * 0.5**5
     two = rank_strategies({f"t{i}": {"A": 0.9, "B": 0.8} for i in range(5)})
@@ -237,7 +226,7 @@ def test_with_few_tasks_the_p_that_decides_is_the_exact_permutation_p_never_0():
 def test_the_exact_count_matches_enumeration_with_ties_and_sampling_agrees():
     import itertools
 
-    from ftbench.report.permutation import friedman_exact_p, friedman_permutation_p
+    from ftbench.stats.permutation import friedman_exact_p, friedman_permutation_p
 
     rows = [[1, 2.5, 2.5], [1, 3, 2], [2, 1, 3], [1, 2, 3]]
     observed = sum(s * s for s in map(sum, zip(*rows, strict=True)))
@@ -279,7 +268,7 @@ def _null_distribution(k: int, n: int) -> dict[int, float]:
 def test_the_permutation_test_rejects_equal_strategies_at_most_alpha_with_few_tasks():
     import numpy as np
 
-    from ftbench.report.permutation import friedman_exact_p
+    from ftbench.stats.permutation import friedman_exact_p
 
     for k, size in ((2, 0.0), (4, 0.04434)):
         null = _null_distribution(k, 5)

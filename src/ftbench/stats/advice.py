@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from ftbench.report.bootstrap import Replicates
+from ftbench.stats.bootstrap import Replicates
 
 POWER = 0.8  # the chance, were the truth the observed difference, that the advised evidence decides
 

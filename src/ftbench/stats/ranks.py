@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 from scipy import stats
 
-from ftbench.report.permutation import friedman_small_p
+from ftbench.stats.permutation import friedman_small_p
 
 MIN_TASKS = 5
 EXACT_TASKS = 10  # up to this many tasks, the permutation test's p decides

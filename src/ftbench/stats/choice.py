@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping
 from typing import TypeGuard
 
-from ftbench.run.failures import UserError
+from ftbench.run.errors import UserError
 
 MAX_RESAMPLES = 100_000
 MIN_RESAMPLES = 100

@@ -13,14 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special, stats
 
+from ftbench.run.errors import UserError
+
 _CELLS_PER_CHUNK = 2_000_000  # replicates x examples drawn at once: bounds memory on large test sets
-
-
-def _user_error(message: str) -> ValueError:
-    """A ``UserError``, imported only when raised, so this module needs numpy and scipy alone."""
-    from ftbench.run.failures import UserError
-
-    return UserError(message)
 
 
 @dataclass(frozen=True, eq=False)
@@ -66,20 +61,20 @@ def align(runs: Mapping[str, Mapping[Hashable, Mapping[str, np.ndarray]]]) -> Ev
         for seed, arrays in seeds.items():
             index, label, pred = (np.asarray(arrays[k]).ravel() for k in ("index", "label", "pred"))
             if not len(index) == len(label) == len(pred):
-                raise _user_error(f"predictions of {strategy} seed {seed}: index, label and pred "
+                raise UserError(f"predictions of {strategy} seed {seed}: index, label and pred "
                                   "differ in length")
             if len(np.unique(index)) != len(index):
-                raise _user_error(f"predictions of {strategy} seed {seed}: an example index appears twice")
+                raise UserError(f"predictions of {strategy} seed {seed}: an example index appears twice")
             order = np.argsort(index, kind="stable")
             loaded.setdefault(strategy, {})[seed] = (index[order], label[order], pred[order])
     every = [arrays for seeds in loaded.values() for arrays in seeds.values()]
     if not every:
-        raise _user_error("no predictions to compare: every strategy needs at least one tested run")
+        raise UserError("no predictions to compare: every strategy needs at least one tested run")
     shared = every[0][0]
     for index, _, _ in every[1:]:
         shared = np.intersect1d(shared, index, assume_unique=True)
     if len(shared) == 0:
-        raise _user_error("the runs' predictions share no test example: they come from different splits")
+        raise UserError("the runs' predictions share no test example: they come from different splits")
     union = np.unique(np.concatenate([index for index, _, _ in every]))
     reference = every[0][1][np.searchsorted(every[0][0], shared)]
     correct: dict[str, dict[Hashable, np.ndarray]] = {}
@@ -87,7 +82,7 @@ def align(runs: Mapping[str, Mapping[Hashable, Mapping[str, np.ndarray]]]) -> Ev
         for run, (indices, labels, preds) in by_seed.items():
             at = np.searchsorted(indices, shared)
             if not np.array_equal(labels[at], reference):
-                raise _user_error(f"predictions of {name} seed {run} give other labels to the same "
+                raise UserError(f"predictions of {name} seed {run} give other labels to the same "
                                   "examples: the runs come from different splits and cannot be paired")
             correct.setdefault(name, {})[run] = preds[at] == labels[at]
     return Evidence(shared, correct, left_out=len(union) - len(shared))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from ftbench.report.bootstrap import Replicates, max_t
+from ftbench.stats.bootstrap import Replicates, max_t
 
 
 def lead(accuracy: np.ndarray) -> np.ndarray:
