@@ -217,7 +217,7 @@ class Meter(Callback):
             memory["train_memory_mb"]])
         cost = Cost(
             train_seconds=train_seconds,
-            train_images=int(train_images),  # an int, as counted (reduced with the FLOPs)
+            train_images=int(train_images),  # an int already (the reduction keeps each type)
             epoch_train_seconds=list(self.epoch_seconds),
             peak_memory_mb=peak_memory,
             train_memory_mb=train_memory,

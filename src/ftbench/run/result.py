@@ -91,7 +91,8 @@ def build_result(cfg, *, status: str = "completed", metrics: Metrics | Mapping[s
     ``pydantic.ValidationError`` here, before anything is written. The run's writers give the
     parts as models built by keyword (a misnamed field is a type error); tests may give mappings.
 
-    ``error`` makes a failed (or diverged) record: identity, status, the error's one line.
+    ``error`` makes a failed (or diverged) record: identity, status, the error's one line; a run
+    that trained adds what its shifted test sets measured (``shift``, a ``ShiftSummary``).
     ``runtime`` is ``ftbench.run.threads.KeepThreads.record()``: the same seed repeats a run bit
     for bit only with the same versions, hardware and thread count.
     """
