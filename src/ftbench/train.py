@@ -17,7 +17,7 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Sequence, Sized
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -36,7 +36,6 @@ from ftbench.config import CONFIG_DIR, CONFIG_NAME, eval_shifts, register_resolv
 from ftbench.cost.estimate import RunPreview
 from ftbench.cost.meter import Meter
 from ftbench.data import FineTuneDataModule
-from ftbench.data.split_hash import split_hashes
 from ftbench.finetune.divergence import DivergenceGuard
 from ftbench.finetune.features import FeatureCache
 from ftbench.finetune.module import FineTuneModule
@@ -57,6 +56,7 @@ from ftbench.run.redaction import install_log_redaction, redact_saved_configs, r
 from ftbench.run.result import PREDICTIONS_FILE, RESULT_FILE, WEIGHTS_FILE, build_result, write_result
 from ftbench.run.resume import check_checkpoint_fits, config_digest, resume_target
 from ftbench.run.reuse import finished_result, holds_finished
+from ftbench.run.schema import Cost, Group, Metrics
 from ftbench.run.secret_overrides import override_secrets
 from ftbench.run.threads import AUTO, KeepThreads, apply_threads, available_cores, launcher_jobs
 from ftbench.tracking.loggers import build_logger, publish_result
@@ -89,7 +89,7 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
     resume_step = None if ckpt_path is None else check_checkpoint_fits(ckpt_path, model, config)
     if cfg.model.compile:
         model.compile()  # in place: parameter names, layer groups and saved keys stay as they are
-    data_config = datamodule.resolve_for(model)
+    datamodule.resolve_for(model)  # the input size and normalisation of this backbone
     groups = layer_groups(model)
     plan = build_plan(cfg.strategy, [g.name for g in groups], cfg.trainer.max_epochs)
     module = FineTuneModule(model, groups, plan, cfg.optimizer, datamodule.num_classes,
@@ -122,18 +122,14 @@ def fit(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None,
     result = build_result(
         cfg,
         status=next((s.run_status for s in stoppers if s.run_status), "completed"),
-        metrics={"val_acc": meter.history[-1]["val_acc"] if meter.history else None,
-                 "test_acc": tested.get("test_acc"), "test_loss": tested.get("test_loss"),
-                 "epochs": trainer.current_epoch, **module.test_classes(datamodule.classes)},
-        cost=meter.cost(trainer, module, cache.summary() if cache else None).model_copy(
-            update={"wall_seconds": time.perf_counter() - started}),  # the whole job: data, fit, test
+        metrics=Metrics(val_acc=meter.history[-1].val_acc if meter.history else None,
+                        test_acc=tested.get("test_acc"), test_loss=tested.get("test_loss"),
+                        epochs=trainer.current_epoch).merged(module.test_classes(datamodule.classes)),
+        cost=meter.cost(trainer, module, cache.summary() if cache else None).merged(
+            Cost(wall_seconds=time.perf_counter() - started)),  # the whole job: data, fit, test
         history=meter.history,
-        groups=[{"name": g.name, "params": group_param_count(model, g)} for g in layer_groups(model)],
-        data={"num_classes": datamodule.num_classes, "classes": datamodule.classes,
-              **{f"{split}_size": len(cast(Sized, data)) for split, data in datamodule.datasets.items()},
-              "augmented": datamodule.augmented,
-              "input_size": list(data_config["input_size"]),
-              **split_hashes(datamodule.load())},
+        groups=[Group(name=g.name, params=group_param_count(model, g)) for g in layer_groups(model)],
+        data=datamodule.record(),
         shift=shifted.summary(),
         predictions=PREDICTIONS_FILE if predictions else None,
         runtime=threads.record(),

@@ -183,7 +183,7 @@ def test_the_seconds_an_epoch_ran_before_a_signal_count_after_a_mid_epoch_resume
     after.on_train_start(trainer, module)  # Lightning starts no epoch on a mid-epoch resume
     after.on_train_epoch_end(trainer, module)
     assert after.epoch_seconds[0] >= 0.2 and after.train_seconds == after.epoch_seconds[0]
-    assert after.history[0]["lrs"] == [0.1]  # the epoch's starting LRs came back too
+    assert after.history[0].lrs == [0.1]  # the epoch's starting LRs came back too
 
 
 def test_an_interrupt_saves_its_checkpoint_without_a_notice_from_lightning(tmp_path, caplog):

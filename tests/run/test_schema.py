@@ -114,6 +114,21 @@ def test_the_writer_refuses_what_the_schema_does_not_declare():
     assert written.metrics.test_acc is None
 
 
+def test_a_part_built_by_keyword_is_written_and_one_validated_from_data_is_read():
+    """Writers build parts by keyword: a wrong value raises; the readers' ``model_validate``
+    (never the writer's ``__init__``) reads the same value as absent."""
+    with pytest.raises(ValidationError, match="not a number"):
+        schema.Cost(train_flops="many")
+    with pytest.raises(ValidationError, match="not a list of names"):
+        schema.Epoch(trainable_groups="head")
+    assert schema.Cost.model_validate({"train_flops": "many"}).train_flops is None
+    read = schema.Result.model_validate({"status": "pruned", "cost": {"train_flops": "many"}})
+    assert read.cost.train_flops is None
+    assert schema.Metrics(test_acc=float("nan")).test_acc is None  # NaN is no JSON: written as null
+    cost = schema.Cost(train_flops=1.0).merged(schema.Cost(wall_seconds=2.0))
+    assert cost.model_dump(exclude_unset=True) == {"wall_seconds": 2.0, "train_flops": 1.0}
+
+
 # -- done when: a field renamed in a copy of the schema fails the writer and the report loudly ---
 @pytest.fixture
 def renamed(monkeypatch):

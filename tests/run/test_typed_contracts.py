@@ -1,6 +1,7 @@
 """The type checker holds the declared contracts: renaming a field of the result schema or a
 member of ``TrainingView`` makes ``mypy src/ftbench`` (part of ``make lint``) fail where the
-old name is still read."""
+old name is still read, and where a writer still writes it (the writers build the result's
+parts by keyword: ``Cost(shift_eval_flops=...)``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from mypy import api
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = "src/ftbench"
+SCHEMA = "src/ftbench/run/schema.py"
 
 
 def mypy_with(tmp_path: Path, source: str, old: str, new: str) -> tuple[int, str]:
@@ -41,3 +43,20 @@ def test_a_renamed_contract_name_fails_the_type_checker(tmp_path, monkeypatch, s
     monkeypatch.chdir(ROOT)
     status, out = mypy_with(tmp_path, source, old, new)
     assert status != 0 and message in out, out
+
+
+@pytest.mark.slow  # as above
+@pytest.mark.parametrize("field, writer", [
+    ("Cost.shift_eval_flops", "src/ftbench/run/result.py"),  # build_result: the shifted test sets' cost
+    ("Metrics.test_loss", "src/ftbench/train.py"),  # fit
+    ("Epoch.val_loss", "src/ftbench/cost/meter.py"),  # the meter's history
+], ids=["build_result", "fit", "meter"])
+def test_a_field_only_writers_use_renamed_fails_the_type_checker_in_the_writer(tmp_path, monkeypatch, field,
+                                                                              writer):
+    monkeypatch.chdir(ROOT)
+    model, name = field.split(".")
+    declared = f"    {name}: Figure = None"
+    status, out = mypy_with(tmp_path, SCHEMA, declared, declared.replace(name, f"{name}_renamed"))
+    message = f'Unexpected keyword argument "{name}" for "{model}"'
+    in_writer = [line for line in out.splitlines() if line.startswith(f"{writer}:") and message in line]
+    assert status != 0 and in_writer, out

@@ -17,7 +17,8 @@ actually trained, not what the plan said they would.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, cast
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import torch
 from lightning import Callback, LightningModule, Trainer
@@ -25,22 +26,19 @@ from lightning.pytorch.trainer.states import TrainerFn
 
 from ftbench.cost.flops import FlopTally
 from ftbench.cost.memory import TrainingMemory, peak_memory_mb, reset_peak_memory
-from ftbench.run.fields import WRITING
-from ftbench.run.schema import Cost
+from ftbench.run.schema import Cost, Epoch, FeatureCacheCost, FlopPhase, MemoryPhase, TrainMemory
 
 if TYPE_CHECKING:
     from ftbench.finetune.observed import TrainingView
 
-# summed over DDP ranks (each rank meters only its shard), or the slowest / fullest rank's
-SUMMED_COST = ("train_images", "train_flops", "eval_flops")
-MAXED_COST = ("train_seconds", "peak_memory_mb", "train_memory_mb")
+N = TypeVar("N", int, float, float | None)  # a figure reduced over DDP ranks
 
 
 class Meter(Callback):
     def __init__(self) -> None:
         self.flops = FlopTally()
         self.memory = TrainingMemory()
-        self.history: list[dict] = []
+        self.history: list[Epoch] = []  # kept in checkpoints as plain data
         self.train_seconds = 0.0
         self.images = 0
         self.epoch_seconds: list[float] = []
@@ -159,17 +157,17 @@ class Meter(Callback):
         epoch = trainer.current_epoch
         trained = self._epoch_trained or list(view.trainable)  # an epoch without steps
         self.trained = union(self.trained, trained)
-        self.history.append({
-            "epoch": epoch,
-            "train_loss": view.epoch_value("train_loss"),
-            "val_acc": view.epoch_value("val_acc"),
-            "val_loss": view.epoch_value("val_loss"),
-            "lrs": self._epoch_lrs,
-            "trainable_groups": [g.name for g, t in zip(view.groups, trained, strict=True) if t],
-            "trainable_params": view.trainable_params(trained),
-            "train_seconds": seconds,
-            "train_flops": flops,
-        })
+        self.history.append(Epoch(
+            epoch=epoch,
+            train_loss=view.epoch_value("train_loss"),
+            val_acc=view.epoch_value("val_acc"),
+            val_loss=view.epoch_value("val_loss"),
+            lrs=list(self._epoch_lrs),
+            trainable_groups=[g.name for g, t in zip(view.groups, trained, strict=True) if t],
+            trainable_params=view.trainable_params(trained),
+            train_seconds=seconds,
+            train_flops=flops,
+        ))
         pl_module.log("epoch_train_seconds", seconds)
         pl_module.log("epoch_train_flops", flops)
 
@@ -177,11 +175,11 @@ class Meter(Callback):
         self.memory.training_ends()
 
     @torch.no_grad()
-    def measure_drift(self, pl_module: TrainingView) -> dict[str, float]:
+    def measure_drift(self, pl_module: TrainingView) -> dict[str, float | None]:
         """Per group, ``||w - w0|| / ||w0||`` over the parameters the model holds now: after a
         LoRA merge, the pretrained weights with the adapters folded in (not the adapters)."""
         held = {id(p) for p in pl_module.model.parameters()}
-        drift = {}
+        drift: dict[str, float | None] = {}
         for group, params, initial in zip(pl_module.groups, pl_module.group_params,
                                           self._initial, strict=True):
             pairs = [(p, w0) for p, w0 in zip(params, initial, strict=True) if id(p) in held]
@@ -191,64 +189,79 @@ class Meter(Callback):
         return drift
 
     # -- the result's blocks ----------------------------------------------------------------
-    def cost(self, trainer: Trainer, pl_module: TrainingView, feature_cache: dict | None = None) -> Cost:
+    def cost(self, trainer: Trainer, pl_module: TrainingView,
+             feature_cache: FeatureCacheCost | None = None) -> Cost:
         """The ``cost`` block of ``result.json``, over every rank; logged as ``cost/*``.
-        Checked against the schema (``ftbench.run.schema.Cost``): a figure it does not declare
-        raises here.
+        Built by keyword, checked against the schema (``ftbench.run.schema.Cost``): a figure it
+        does not declare is a type error, a value of another kind raises here.
 
         With cached features a training step runs the head only; the backbone's one pass over
         the training split ran in the cache and is training compute and time too (its passes
         over val and test are evaluation). Drift is measured here, on the weights the run ends
         with. A collective under DDP: every rank calls it.
         """
-        cache = feature_cache or {"used": False}
-        extraction = cache.get("flops", {})
+        cache = feature_cache or FeatureCacheCost(used=False)
+        extraction = cache.flops or {}
 
         def names(mask: list[bool]) -> list[str]:
             return [g.name for g, t in zip(pl_module.groups, mask, strict=True) if t]
 
-        memory = self.memory.summary(cache.get("bytes", 0) if cache["used"] else 0)
-        cost = {
-            "train_seconds": self.train_seconds + cache.get("train_seconds", 0.0),
-            "train_images": self.images,
-            "epoch_train_seconds": list(self.epoch_seconds),
-            "peak_memory_mb": peak_memory_mb(pl_module.device),
-            "train_memory_mb": memory["train_memory_mb"],
-            "train_memory": {"method": memory["method"],
-                             "phases": [{"trainable_groups": names(p.pop("trainable")), **p}
-                                        for p in memory.get("phases", [])]},
-            "trainable_params": pl_module.trainable_params(self.trained or pl_module.trainable),
-            "total_params": sum(p.numel() for p in pl_module.model.parameters()),
-            "train_flops": self.flops.train_flops + extraction.get("train", 0),
-            "eval_flops": self.flops.eval_flops + extraction.get("val", 0) + extraction.get("test", 0),
-            "epoch_train_flops": list(self.flops.epoch_flops),
-            "flop_phases": [{"trainable_groups": names(p["trainable"]),
-                             "input": p["input"], "first_epoch": p["epoch"],
-                             "flops_per_image": p["flops_per_image"]} for p in self.flops.phases],
-            "eval_flops_per_image": dict(self.flops.eval_per_image),
-            "feature_cache": cache,
-            "drift": self.measure_drift(pl_module),
-        }
-        cost = reduce_over_ranks(trainer, cost)
-        scalars = {f"cost/{k}": float(v) for k, v in cost.items() if isinstance(v, int | float)}
-        scalars.update({f"drift/{name}": value for name, value in cost["drift"].items()})
+        memory = self.memory.summary((cache.bytes or 0) if cache.used else 0)
+        # images and FLOPs add up over DDP ranks (each rank meters only its shard); time and
+        # memory are the slowest and fullest rank's
+        train_images, train_flops, eval_flops = reduce_over_ranks(trainer, "sum", [
+            self.images, self.flops.train_flops + (extraction.get("train") or 0),
+            self.flops.eval_flops + (extraction.get("val") or 0) + (extraction.get("test") or 0)])
+        train_seconds, peak_memory, train_memory = reduce_over_ranks(trainer, "max", [
+            self.train_seconds + (cache.train_seconds or 0.0), peak_memory_mb(pl_module.device),
+            memory["train_memory_mb"]])
+        cost = Cost(
+            train_seconds=train_seconds,
+            train_images=int(train_images),  # an int already (the reduction keeps each type)
+            epoch_train_seconds=list(self.epoch_seconds),
+            peak_memory_mb=peak_memory,
+            train_memory_mb=train_memory,
+            train_memory=TrainMemory(method=memory["method"], phases=[
+                MemoryPhase(trainable_groups=names(p["trainable"]), input=p["input"], saved_mb=p["saved_mb"],
+                            grads_mb=p["grads_mb"], optimizer_mb=p["optimizer_mb"],
+                            features_mb=p["features_mb"], total_mb=p["total_mb"])
+                for p in memory.get("phases", [])]),
+            trainable_params=pl_module.trainable_params(self.trained or pl_module.trainable),
+            total_params=sum(p.numel() for p in pl_module.model.parameters()),
+            train_flops=train_flops,
+            eval_flops=eval_flops,
+            epoch_train_flops=list(self.flops.epoch_flops),
+            flop_phases=[FlopPhase(trainable_groups=names(p["trainable"]), input=p["input"],
+                                   first_epoch=p["epoch"], flops_per_image=p["flops_per_image"])
+                         for p in self.flops.phases],
+            eval_flops_per_image=dict(self.flops.eval_per_image),
+            feature_cache=cache,
+            drift=self.measure_drift(pl_module),
+            images_per_second=train_images / train_seconds if train_seconds else None,
+            devices=trainer.world_size,
+        )
+        scalars = {f"cost/{k}": float(v) for k, v in cost.model_dump(exclude_unset=True).items()
+                   if isinstance(v, int | float)}
+        scalars.update({f"drift/{name}": value for name, value in (cost.drift or {}).items()
+                        if value is not None})
         for logger in trainer.loggers:
             logger.log_metrics(scalars, step=trainer.global_step)
             logger.save()
-        return Cost.model_validate(cost, context=WRITING)
+        return cost
 
     # -- checkpointing ----------------------------------------------------------------------
     def state_dict(self) -> dict:
         # The running epoch's seconds and LRs matter only to a run resumed mid-epoch: after an
         # epoch boundary, on_train_epoch_start starts them afresh.
-        return {"history": self.history, "train_seconds": self.train_seconds, "images": self.images,
+        return {"history": [entry.model_dump(exclude_unset=True) for entry in self.history],
+                "train_seconds": self.train_seconds, "images": self.images,
                 "epoch_seconds": self.epoch_seconds, "epoch_lrs": self._epoch_lrs,
                 "trained": self.trained, "epoch_trained": self._epoch_trained,
                 "running_epoch_seconds": self._epoch_seconds_so_far(), "flops": self.flops.state_dict(),
                 "memory": self.memory.state_dict()}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        self.history = list(state_dict["history"])
+        self.history = [Epoch(**entry) for entry in state_dict["history"]]  # as this run wrote them
         self.train_seconds, self.images = state_dict["train_seconds"], state_dict["images"]
         self.epoch_seconds = list(state_dict["epoch_seconds"])
         self._epoch_lrs = list(state_dict["epoch_lrs"])
@@ -263,21 +276,16 @@ def union(a: list[bool], b: list[bool]) -> list[bool]:
     return [x or y for x, y in zip(a, b, strict=True)] if a else list(b)
 
 
-def reduce_over_ranks(trainer: Trainer, cost: dict) -> dict:
-    """The whole run's cost from one rank's: images and FLOPs add up, time and memory are the
-    slowest and fullest rank's, and throughput is recomputed. A no-op on one process."""
-    total = dict(cost)
-    if trainer.world_size > 1:
-        for names, op in ((SUMMED_COST, "sum"), (MAXED_COST, "max")):
-            keys = [k for k in names if cost.get(k) is not None]
-            values = torch.tensor([float(cost[k]) for k in keys], dtype=torch.float64,
-                                  device=trainer.strategy.root_device)
-            reduced = trainer.strategy.reduce(values, reduce_op=op).tolist()
-            total.update({k: type(cost[k])(v) for k, v in zip(keys, reduced, strict=True)})
-    seconds = total["train_seconds"]
-    total["images_per_second"] = total["train_images"] / seconds if seconds else None
-    total["devices"] = trainer.world_size
-    return total
+def reduce_over_ranks(trainer: Trainer, op: str, figures: Sequence[N]) -> list[N]:
+    """One rank's ``figures`` over every rank (``op``: ``sum`` or ``max``), each of its own type;
+    a figure that is None stays None. A no-op on one process; a collective under DDP."""
+    if trainer.world_size == 1:
+        return list(figures)
+    present = [v for v in figures if v is not None]
+    values = torch.tensor([float(v) for v in present], dtype=torch.float64,
+                          device=trainer.strategy.root_device)
+    reduced = iter(trainer.strategy.reduce(values, reduce_op=op).tolist())
+    return [v if v is None else type(v)(next(reduced)) for v in figures]
 
 
 def watched(pl_module: LightningModule) -> TrainingView:

@@ -23,6 +23,8 @@ from ftbench.data.shifts import Shift, ShiftedImages
 from ftbench.data.sized import size_of
 from ftbench.data.sizes import training_subset, unused_to_test
 from ftbench.data.sources import Splits, load_splits, ood_folder
+from ftbench.data.split_hash import split_hashes
+from ftbench.run.schema import Data
 
 
 class Transformed(Dataset):
@@ -168,6 +170,15 @@ class FineTuneDataModule(LightningDataModule):
     @property
     def augmented(self) -> bool:
         return bool(self.cfg.augment)
+
+    def record(self) -> Data:
+        """``data`` of ``result.json``: the classes, each split's size and digest, the input size."""
+        hashes = split_hashes(self.load())
+        sizes = {name: size_of(dataset) for name, dataset in self.datasets.items()}
+        return Data(num_classes=self.num_classes, classes=self.classes, train_size=sizes["train"],
+                    val_size=sizes["val"], test_size=sizes["test"], augmented=self.augmented,
+                    input_size=list(self._resolved()["input_size"]), split_hash=hashes["split_hash"],
+                    split_hashes=hashes["split_hashes"])
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:

@@ -32,6 +32,7 @@ from ftbench.finetune.module import FineTuneModule, fine_tuned
 from ftbench.finetune.strategies import StrategyPlan
 from ftbench.models.timm_api import timm_api
 from ftbench.run.hashing import update_hash
+from ftbench.run.schema import FeatureCacheCost
 
 log = logging.getLogger("ftbench")
 
@@ -249,7 +250,8 @@ class FeatureCache(Callback):
         self.loaded, self.used = state_dict["loaded"], state_dict["used"]
         self.flops = dict(state_dict["flops"])
 
-    def summary(self) -> dict:
-        return {"used": self.used, "seconds": self.seconds, "train_seconds": self.train_seconds,
-                "images_computed": self.images, "bytes": self.bytes,
-                "images_loaded": self.loaded, "flops": dict(self.flops)}
+    def summary(self) -> FeatureCacheCost:
+        """``cost.feature_cache`` of ``result.json``."""
+        return FeatureCacheCost(used=self.used, seconds=self.seconds, train_seconds=self.train_seconds,
+                                images_computed=self.images, bytes=self.bytes, images_loaded=self.loaded,
+                                flops=dict(self.flops))

@@ -25,6 +25,7 @@ from ftbench.models.backbone import LayerGroup, group_modules
 from ftbench.models.timm_api import timm_api
 from ftbench.run.checkpoints import StartingWeights
 from ftbench.run.predictions import Collector, Predictions
+from ftbench.run.schema import Metrics
 
 STAGES, MAX_CONFUSION_CLASSES = ("train", "val", "test"), 256
 
@@ -218,20 +219,21 @@ class FineTuneModule(LightningModule):
         for metric in self.test_class_metrics.values():
             metric.reset()
 
-    def test_classes(self, names: Sequence[str]) -> dict:
+    def test_classes(self, names: Sequence[str]) -> Metrics:
         """Per-class test accuracy by class name (None for a class the test split lacks) and
-        the confusion matrix (rows: true class, columns: predicted), over every rank."""
+        the confusion matrix (rows: true class, columns: predicted), over every rank; neither
+        before a test."""
         metrics = self.test_class_metrics
         if not metrics["accuracy"].update_called:
-            return {}
+            return Metrics()
         accuracy = metrics["accuracy"].compute().tolist()
         if "confusion" not in metrics:
-            return {"per_class_test_acc": dict(zip(names, accuracy, strict=True))}
+            return Metrics(per_class_test_acc=dict(zip(names, accuracy, strict=True)))
         confusion = metrics["confusion"].compute().long()
         support = confusion.sum(dim=1).tolist()
-        return {"per_class_test_acc": {name: (acc if n else None)
-                                       for name, acc, n in zip(names, accuracy, support, strict=True)},
-                "confusion_matrix": confusion.tolist()}
+        return Metrics(per_class_test_acc={name: (acc if n else None)
+                                           for name, acc, n in zip(names, accuracy, support, strict=True)},
+                       confusion_matrix=confusion.tolist())
 
     def test_predictions(self) -> Predictions | None:
         """Every test example's prediction (see ``ftbench.run.predictions``), over every rank;

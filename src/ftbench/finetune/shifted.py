@@ -28,6 +28,7 @@ from ftbench.finetune.features import FeatureCache, extraction_flops_per_image
 from ftbench.finetune.module import FineTuneModule, fine_tuned
 from ftbench.run.hashing import StreamDigest
 from ftbench.run.predictions import Predictions
+from ftbench.run.result import ShiftSummary
 
 
 class ShiftEvaluation(Callback):
@@ -57,7 +58,7 @@ class ShiftEvaluation(Callback):
         if ood:
             self._evaluate(trainer, module, OOD_KEY, dm.ood_set(ood))
         self.seconds = time.perf_counter() - start
-        metrics = {f"shift/{key}": acc for key, acc in self.summary()["accuracy"].items()
+        metrics = {f"shift/{key}": acc for key, acc in (self.summary().accuracy or {}).items()
                    if acc is not None}
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)
@@ -104,8 +105,8 @@ class ShiftEvaluation(Callback):
             pl_module.train(was_training)
         return batches.done()
 
-    def summary(self) -> dict:
+    def summary(self) -> ShiftSummary:
         """What ``result.json`` records (see ``ftbench.run.result.build_result``)."""
-        return {"accuracy": with_mean(self.accuracy) if self.accuracy else None,
-                "hashes": dict(self.hashes), "images": self.images, "seconds": self.seconds,
-                "flops": self.tally.eval_flops + self.extraction_flops}
+        return ShiftSummary(accuracy=with_mean(self.accuracy) if self.accuracy else None,
+                            hashes=dict(self.hashes), images=self.images, seconds=self.seconds,
+                            flops=self.tally.eval_flops + self.extraction_flops)

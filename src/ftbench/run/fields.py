@@ -9,6 +9,10 @@ the run itself. Both go through the same declared types, in one of two modes:
   a table of counts) of another shape makes the record no result, with the reason.
 - writing (``context=WRITING``): anything that is not what the field declares is a bug of the
   writer and raises; only NaN and infinity become ``None`` (JSON has neither).
+
+``Part``, the base of every model of the schema, picks the mode: built by keyword (only a writer
+does: ``Cost(train_flops=...)``, a misnamed field a type error) it validates as written;
+``model_validate`` (the readers) reads.
 """
 
 from __future__ import annotations
@@ -17,7 +21,14 @@ import math
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BeforeValidator, ValidationInfo, ValidatorFunctionWrapHandler, WrapValidator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
 from pydantic_core import PydanticCustomError
 
 # no measurement comes near this: a larger figure is taken for none, so that sums, means and
@@ -26,6 +37,7 @@ MAX_MAGNITUDE = 1e100
 WRITING = {"writing": True}  # the validation context of the writer
 
 T = TypeVar("T")
+P = TypeVar("P", bound="Part")
 
 
 def number(value: object) -> float | None:
@@ -143,7 +155,7 @@ def _found(value: object) -> str:
 
 
 def _object(value: object, handler: ValidatorFunctionWrapHandler) -> object:
-    if not isinstance(value, dict):
+    if not isinstance(value, dict | BaseModel):  # a model: a part a writer built
         raise PydanticCustomError("part", "is {found}, not an object", {"found": _found(value)})
     return handler(value)
 
@@ -151,7 +163,7 @@ def _object(value: object, handler: ValidatorFunctionWrapHandler) -> object:
 def _entries(value: object, handler: ValidatorFunctionWrapHandler) -> object:
     if not isinstance(value, list):
         raise PydanticCustomError("part", "is {found}, not a list", {"found": _found(value)})
-    if not all(isinstance(entry, dict) for entry in value):
+    if not all(isinstance(entry, dict | BaseModel) for entry in value):
         raise PydanticCustomError("part", "holds an entry that is not an object")
     return handler(value)
 
@@ -160,3 +172,22 @@ Object = Annotated[T, WrapValidator(_object)]
 """A part that is an object (a nested model, or free-form like the config)."""
 Entries = Annotated[list[T], WrapValidator(_entries)]
 """A part that is a list of objects (the history, the layer groups)."""
+
+
+class Part(BaseModel):
+    """Every part of a result: only declared fields, no silent coercion, read-only."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, use_attribute_docstrings=True)
+
+    def __init__(self, /, **data: Any) -> None:
+        """By keyword, only a writer builds a part: validated as written (a wrong value raises)."""
+        self.__pydantic_validator__.validate_python(data, self_instance=self, context=WRITING)
+
+    # marked as pydantic's own: pydantic would otherwise call it from model_validate too (its
+    # "custom init"), and the readers would read in the writer's mode
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+
+    def merged(self: P, other: P) -> P:
+        """The fields set in either, ``other``'s where both are (built anew: validated as written)."""
+        return type(self)(**{**self.model_dump(by_alias=True, exclude_unset=True),
+                             **other.model_dump(by_alias=True, exclude_unset=True)})

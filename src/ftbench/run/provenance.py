@@ -8,8 +8,10 @@ import subprocess
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from ftbench.run.schema import Versions
 
-def versions() -> dict:
+
+def versions() -> Versions:
     def dist(name: str) -> str | None:
         try:
             return version(name)
@@ -18,14 +20,8 @@ def versions() -> dict:
 
     import torch
 
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "timm": dist("timm"),
-        "lightning": dist("lightning"),
-        "ftbench": dist("ftbench"),
-        "git_commit": _git_commit(),
-    }
+    return Versions(python=platform.python_version(), torch=torch.__version__, timm=dist("timm"),
+                    lightning=dist("lightning"), ftbench=dist("ftbench"), git_commit=_git_commit())
 
 
 def _git_commit() -> str | None:

@@ -18,17 +18,28 @@ import json
 import os
 import stat
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
-
-from pydantic import BaseModel
+from typing import Any, TypeVar
 
 from ftbench.run.atomic import write_json
-from ftbench.run.fields import WRITING, number
+from ftbench.run.fields import WRITING, Part, number
 from ftbench.run.migrate import UnreadableResult, parse, problem
 from ftbench.run.provenance import versions
-from ftbench.run.schema import SCHEMA_VERSION, STATUSES, Cost, Epoch, Metrics, Record, Result, judged_by
+from ftbench.run.schema import (
+    SCHEMA_VERSION,
+    STATUSES,
+    Cost,
+    Data,
+    Epoch,
+    Group,
+    Metrics,
+    Record,
+    Result,
+    Runtime,
+    judged_by,
+)
 
 RESULT_FILE = "result.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -52,23 +63,37 @@ def identity(cfg) -> dict:
     return record
 
 
-Part = BaseModel | Mapping[str, Any]
+@dataclass(frozen=True)
+class ShiftSummary:
+    """What the shifted test sets add to a result (``ShiftEvaluation.summary``), kept apart from
+    training: ``metrics.shift``, ``data.shift_hashes`` and the ``cost.shift_eval_*`` figures."""
+
+    accuracy: dict[str, float | None] | None = None
+    hashes: dict[str, str] = field(default_factory=dict)
+    images: int = 0
+    seconds: float = 0.0
+    flops: float = 0.0
+
+
+P = TypeVar("P", bound=Part)
 
 
 def build_result(cfg, *, status: str = "completed", metrics: Metrics | Mapping[str, Any] | None = None,
                  cost: Cost | Mapping[str, Any] | None = None,
-                 history: Sequence[Epoch | Mapping[str, Any]] | None = None,
-                 groups: Sequence[Part] | None = None, data: Part | None = None,
-                 shift: Mapping[str, Any] | None = None, predictions: str | None = None,
-                 error: BaseException | None = None, runtime: Part | None = None) -> Result:
+                 history: Sequence[Epoch | Mapping[str, Any]] = (),
+                 groups: Sequence[Group | Mapping[str, Any]] = (),
+                 data: Data | Mapping[str, Any] | None = None,
+                 shift: ShiftSummary | None = None, predictions: str | None = None,
+                 error: BaseException | None = None, runtime: Runtime | Mapping[str, Any] | None = None
+                 ) -> Result:
     """The one place a ``Result`` is assembled, from the parts a run produced, and checked
     against the schema: a part the schema does not declare, or of another type, raises
-    ``pydantic.ValidationError`` here, before anything is written.
+    ``pydantic.ValidationError`` here, before anything is written. The run's writers give the
+    parts as models built by keyword (a misnamed field is a type error); tests may give mappings.
 
-    ``error`` makes a failed (or diverged) record: identity, status, the error's one line. For
-    a run that trained, ``shift`` is ``ShiftEvaluation.summary()``: it adds ``metrics.shift``,
-    ``data.shift_hashes`` and the ``cost.shift_eval_*`` figures, kept apart from training.
-    ``runtime`` is ``ftbench.run.threads.ThreadShare.record()``: the same seed repeats a run bit
+    ``error`` makes a failed (or diverged) record: identity, status, the error's one line; a run
+    that trained adds what its shifted test sets measured (``shift``, a ``ShiftSummary``).
+    ``runtime`` is ``ftbench.run.threads.KeepThreads.record()``: the same seed repeats a run bit
     for bit only with the same versions, hardware and thread count.
     """
     record: dict[str, Any] = {"schema": SCHEMA_VERSION, "status": status}
@@ -79,27 +104,30 @@ def build_result(cfg, *, status: str = "completed", metrics: Metrics | Mapping[s
 
         record["error"] = one_line(error)
     else:
-        shift = shift or {}
+        shift = shift or ShiftSummary()
         record.update(
-            groups=[_plain(g) for g in groups or []],
-            metrics={**_plain(metrics), "shift": shift.get("accuracy")},
-            cost={**_plain(cost), "shift_eval_flops": shift.get("flops", 0.0),
-                  "shift_eval_seconds": shift.get("seconds", 0.0),
-                  "shift_eval_images": shift.get("images", 0)},
-            history=[_plain(h) for h in history or []],
-            data={**_plain(data), "shift_hashes": shift.get("hashes", {})},
+            groups=[_plain(_as(Group, g)) for g in groups],
+            metrics=_plain(_as(Metrics, metrics).merged(Metrics(shift=shift.accuracy))),
+            cost=_plain(_as(Cost, cost).merged(Cost(
+                shift_eval_flops=shift.flops, shift_eval_seconds=shift.seconds,
+                shift_eval_images=shift.images))),
+            history=[_plain(_as(Epoch, h)) for h in history],
+            data=_plain(_as(Data, data).merged(Data(shift_hashes=shift.hashes))),
             predictions=predictions,
         )
-    record["versions"] = versions()
-    record["runtime"] = _plain(runtime)
+    record["versions"] = _plain(versions())
+    record["runtime"] = _plain(_as(Runtime, runtime))
     return Result.model_validate(record, context=WRITING)
 
 
-def _plain(part: Part | None) -> dict[str, Any]:
-    """A part given as a model (what was set in it) or as a mapping, as a dict."""
-    if isinstance(part, BaseModel):
-        return part.model_dump(by_alias=True, exclude_unset=True)
-    return dict(part or {})
+def _as(model: type[P], part: P | Mapping[str, Any] | None) -> P:
+    """A part given as a model, or as a mapping (tests), as the model: validated as written."""
+    return part if isinstance(part, model) else model(**dict(part or {}))
+
+
+def _plain(part: Part) -> dict[str, Any]:
+    """What was set in a part, as plain data."""
+    return part.model_dump(by_alias=True, exclude_unset=True)
 
 
 def write_result(run_dir: str | Path, result: Result) -> Path:

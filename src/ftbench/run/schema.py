@@ -1,12 +1,11 @@
 """The result contract, declared once: what ``result.json`` holds, field by field.
 
-The writer (``ftbench.run.result.build_result``, ``Meter.cost``) validates what it writes
-against these models, the reader (``read_result``, ``job_record``) validates what it reads,
-the JSON Schema (``result.schema.json``, ``python -m ftbench.schema``) is generated from them,
-and the readers (the report, the tuned comparison, the suites, progress) read their typed
-attributes. A field renamed here is renamed for all of them: a writer still producing the old
-name, or a file holding it, is refused (no undeclared field is accepted), and a reader still
-asking for it is an ``AttributeError`` (and a type error to mypy).
+The writers build these models by keyword (``Cost(train_flops=...)``), validated as written
+(``fields.WRITING``: a wrong value raises) and checked by mypy's pydantic plugin; the reader
+(``read_result``, ``job_record``) validates what it reads with ``model_validate``; the JSON
+Schema (``result.schema.json``, ``python -m ftbench.schema``) is generated from them; the readers
+(report, tuned comparison, suites, progress) read typed attributes. A field renamed here is a
+type error wherever the old name is still written or read, and a file holding it is refused.
 
 Schema 2 declares every field; schema 1 (every result before) had the same fields but allowed
 any others and could leave out ``status``: ``ftbench.run.migrate.migrate`` reads it.
@@ -18,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidatorFunctionWrapHandler, model_validator
+from pydantic import ConfigDict, Field, ValidatorFunctionWrapHandler, model_validator
 from pydantic_core import PydanticCustomError
 
 from ftbench.run.fields import (
@@ -36,6 +35,7 @@ from ftbench.run.fields import (
     Numbers,
     NumbersByName,
     Object,
+    Part,
     Text,
     TextsByName,
     shown,
@@ -46,12 +46,6 @@ STATUSES = ("completed", "pruned", "failed", "diverged")
 Status = Literal["completed", "pruned", "failed", "diverged"]
 # what a job folder can say of its run: its result's status, or that its result.json is no result
 JobStatus = Literal["completed", "pruned", "failed", "diverged", "unreadable"]
-
-
-class Part(BaseModel):
-    """Every part of a result: only declared fields, no silent coercion, read-only."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, use_attribute_docstrings=True)
 
 
 class Metrics(Part):

@@ -32,6 +32,7 @@ from lightning import Callback, LightningModule, Trainer
 from omegaconf import DictConfig
 
 from ftbench.run.failures import UserError
+from ftbench.run.schema import Runtime
 
 log = logging.getLogger("ftbench")
 
@@ -60,10 +61,10 @@ class ThreadShare:
             why = f"OMP_NUM_THREADS={self.omp}; {why}"
         return f"{self.threads} torch thread{plural} ({why})"
 
-    def record(self) -> dict:
+    def record(self) -> Runtime:
         """What ``result.json`` keeps under ``runtime`` (no host name)."""
-        return {"torch_threads": torch.get_num_threads(), "threads": self.setting, "cores": self.cores,
-                "workers": self.workers}
+        return Runtime(torch_threads=torch.get_num_threads(), threads=self.setting, cores=self.cores,
+                       workers=self.workers)
 
 
 def available_cores() -> int:
@@ -179,9 +180,9 @@ class KeepThreads(Callback):
                         "continues at the earlier count)", "/".join(map(str, self.earlier)), now,
                         self.earlier[-1])
 
-    def record(self) -> dict:
+    def record(self) -> Runtime:
         """``runtime`` for ``result.json``: the count now, and the earlier counts where they differ."""
-        record = self.share.record() if self.share else {"torch_threads": torch.get_num_threads()}
-        if any(count != record["torch_threads"] for count in self.earlier):
-            record["resumed_from_threads"] = self.earlier
+        record = self.share.record() if self.share else Runtime(torch_threads=torch.get_num_threads())
+        if any(count != record.torch_threads for count in self.earlier):
+            record = record.merged(Runtime(resumed_from_threads=self.earlier))
         return record
