@@ -1,7 +1,10 @@
 """The type checker holds the declared contracts: renaming a field of the result schema or a
 member of ``TrainingView`` makes ``mypy src/ftbench`` (part of ``make lint``) fail where the
 old name is still read, and where a writer still writes it (the writers build the result's
-parts by keyword: ``Cost(shift_eval_flops=...)``)."""
+parts by keyword: ``Cost(shift_eval_flops=...)``).
+
+Every rename goes into one shadow copy and one mypy run (a minute with a cold cache): each test
+then finds its own error among that run's."""
 
 from __future__ import annotations
 
@@ -14,49 +17,69 @@ from mypy import api
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = "src/ftbench"
 SCHEMA = "src/ftbench/run/schema.py"
+OBSERVED = "src/ftbench/finetune/observed.py"
+
+# a read of each old name fails
+READ_RENAMES = {
+    "result-field": (SCHEMA, "    test_acc: Figure = None", '"Metrics" has no attribute "test_acc"'),
+    "protocol-member": (OBSERVED, "    def trainable_at(self, progress: float) -> Mask:",
+                        '"TrainingView" has no attribute "trainable_at"'),
+}
+# fields only writers use: the writer's keyword fails, in the writer's module
+WRITE_RENAMES = {
+    "build_result": ("Cost", "shift_eval_flops", "src/ftbench/run/result.py"),  # the shifted sets' cost
+    "fit": ("Metrics", "test_loss", "src/ftbench/train.py"),
+    "meter": ("Epoch", "val_loss", "src/ftbench/cost/meter.py"),  # the meter's history
+}
 
 
-def mypy_with(tmp_path: Path, source: str, old: str, new: str) -> tuple[int, str]:
-    """mypy over the package as ``make lint`` runs it, with ``old`` renamed ``new`` in ``source``
-    (read from a shadow copy: the package itself is left as it is)."""
-    text = (ROOT / source).read_text()
-    assert text.count(old) == 1, f"{old!r} is not in {source} exactly once"
-    shadow = tmp_path / Path(source).name
-    shadow.write_text(text.replace(old, new))
-    cache = tmp_path / "mypy_cache"
+def renamed(declaration: str) -> str:
+    """``    test_acc: Figure = None`` -> ``    test_acc_renamed: Figure = None`` (a def likewise)."""
+    name = declaration.split("def ")[-1].strip().split(":")[0].split("(")[0]
+    return declaration.replace(name, f"{name}_renamed", 1)
+
+
+@pytest.fixture(scope="module")
+def mypy_output(tmp_path_factory) -> tuple[int, str]:
+    """mypy over the package as ``make lint`` runs it, every rename above made in shadow copies
+    (the package itself is left as it is)."""
+    tmp = tmp_path_factory.mktemp("typed_contracts")
+    changes: dict[str, list[str]] = {}
+    for source, declaration, _ in READ_RENAMES.values():
+        changes.setdefault(source, []).append(declaration)
+    for _, name, _ in WRITE_RENAMES.values():
+        changes[SCHEMA].append(f"    {name}: Figure = None")
+    arguments = []
+    for source, declarations in changes.items():
+        text = (ROOT / source).read_text()
+        for declaration in declarations:
+            assert text.count(declaration) == 1, f"{declaration!r} is not in {source} exactly once"
+            text = text.replace(declaration, renamed(declaration))
+        shadow = tmp / Path(source).name
+        shadow.write_text(text)
+        arguments += ["--shadow-file", source, str(shadow)]
+    cache = tmp / "mypy_cache"
     if (ROOT / ".mypy_cache").is_dir():  # third-party modules stay checked: seconds, not a minute
         shutil.copytree(ROOT / ".mypy_cache", cache)
-    out, err, status = api.run(["--config-file", str(ROOT / "pyproject.toml"), "--cache-dir", str(cache),
-                                "--shadow-file", source, str(shadow), PACKAGE])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(ROOT)
+        out, err, status = api.run(["--config-file", str(ROOT / "pyproject.toml"), "--cache-dir", str(cache),
+                                    *arguments, PACKAGE])
     return status, out + err
 
 
 @pytest.mark.slow  # a mypy run over the package: seconds with a warm cache, a minute without
-@pytest.mark.parametrize("source, old, new, message", [
-    ("src/ftbench/run/schema.py", "    test_acc: Figure = None", "    test_accuracy: Figure = None",
-     '"Metrics" has no attribute "test_acc"'),
-    ("src/ftbench/finetune/observed.py", "    def trainable_at(self, progress: float) -> Mask:",
-     "    def trainable_at_progress(self, progress: float) -> Mask:",
-     '"TrainingView" has no attribute "trainable_at"'),
-], ids=["result-field", "protocol-member"])
-def test_a_renamed_contract_name_fails_the_type_checker(tmp_path, monkeypatch, source, old, new, message):
-    monkeypatch.chdir(ROOT)
-    status, out = mypy_with(tmp_path, source, old, new)
-    assert status != 0 and message in out, out
+@pytest.mark.parametrize("rename", list(READ_RENAMES))
+def test_a_renamed_contract_name_fails_the_type_checker(mypy_output, rename):
+    status, out = mypy_output
+    assert status != 0 and READ_RENAMES[rename][2] in out, out
 
 
-@pytest.mark.slow  # as above
-@pytest.mark.parametrize("field, writer", [
-    ("Cost.shift_eval_flops", "src/ftbench/run/result.py"),  # build_result: the shifted test sets' cost
-    ("Metrics.test_loss", "src/ftbench/train.py"),  # fit
-    ("Epoch.val_loss", "src/ftbench/cost/meter.py"),  # the meter's history
-], ids=["build_result", "fit", "meter"])
-def test_a_field_only_writers_use_renamed_fails_the_type_checker_in_the_writer(tmp_path, monkeypatch, field,
-                                                                              writer):
-    monkeypatch.chdir(ROOT)
-    model, name = field.split(".")
-    declared = f"    {name}: Figure = None"
-    status, out = mypy_with(tmp_path, SCHEMA, declared, declared.replace(name, f"{name}_renamed"))
+@pytest.mark.slow  # the same run
+@pytest.mark.parametrize("rename", list(WRITE_RENAMES))
+def test_a_field_only_writers_use_renamed_fails_the_type_checker_in_the_writer(mypy_output, rename):
+    model, name, writer = WRITE_RENAMES[rename]
+    status, out = mypy_output
     message = f'Unexpected keyword argument "{name}" for "{model}"'
     in_writer = [line for line in out.splitlines() if line.startswith(f"{writer}:") and message in line]
     assert status != 0 and in_writer, out

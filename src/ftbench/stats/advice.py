@@ -49,7 +49,7 @@ def _variance(values: np.ndarray) -> float:
 
 def _seed_variance_median(k: int) -> float:
     """The factor that makes the seed variance of ``k`` seeds median-unbiased: (k − 1) over the
-    median of χ²(k − 1). Measured in simulation (``tests/report/test_advice.py``): followed advice
+    median of χ²(k − 1). Measured in simulation (``tests/stats/test_advice.py``): followed advice
     decided an equal strategy in 67% of draws with it, about 55% without; the one-sided 80% upper
     limit (Browne 1995) gave about 94%, at twice the seeds."""
     return (k - 1) / float(special.chdtri(k - 1, 0.5))
