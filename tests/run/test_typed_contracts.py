@@ -14,6 +14,9 @@ from pathlib import Path
 import pytest
 from mypy import api
 
+# one worker of ``make test`` runs them all (``--dist loadgroup``): the one mypy run is made once
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("mypy")]
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = "src/ftbench"
 SCHEMA = "src/ftbench/run/schema.py"
@@ -42,7 +45,7 @@ def renamed(declaration: str) -> str:
 @pytest.fixture(scope="module")
 def mypy_output(tmp_path_factory) -> tuple[int, str]:
     """mypy over the package as ``make lint`` runs it, every rename above made in shadow copies
-    (the package itself is left as it is)."""
+    (the package itself is left as it is): seconds with a warm cache, a minute without."""
     tmp = tmp_path_factory.mktemp("typed_contracts")
     changes: dict[str, list[str]] = {}
     for source, declaration, _ in READ_RENAMES.values():
@@ -68,14 +71,12 @@ def mypy_output(tmp_path_factory) -> tuple[int, str]:
     return status, out + err
 
 
-@pytest.mark.slow  # a mypy run over the package: seconds with a warm cache, a minute without
 @pytest.mark.parametrize("rename", list(READ_RENAMES))
 def test_a_renamed_contract_name_fails_the_type_checker(mypy_output, rename):
     status, out = mypy_output
     assert status != 0 and READ_RENAMES[rename][2] in out, out
 
 
-@pytest.mark.slow  # the same run
 @pytest.mark.parametrize("rename", list(WRITE_RENAMES))
 def test_a_field_only_writers_use_renamed_fails_the_type_checker_in_the_writer(mypy_output, rename):
     model, name, writer = WRITE_RENAMES[rename]
