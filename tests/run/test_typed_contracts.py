@@ -42,7 +42,7 @@ def renamed(declaration: str) -> str:
     return declaration.replace(name, f"{name}_renamed", 1)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # not module: xdist may run another module between these tests
 def mypy_output(tmp_path_factory) -> tuple[int, str]:
     """mypy over the package as ``make lint`` runs it, every rename above made in shadow copies
     (the package itself is left as it is): seconds with a warm cache, a minute without."""
