@@ -15,9 +15,9 @@ from ftbench.report.rows import Row
 DOTTED = re.compile(r'"(metrics|cost|config|data|history|runtime)\.[a-z_.]+"')
 
 
-def test_no_report_or_suite_module_reads_a_field_by_a_dotted_string():
+def test_no_report_suite_or_stats_module_reads_a_field_by_a_dotted_string():
     package = Path(ftbench.__file__).parent
-    found = [f"{path.relative_to(package)}:{n}" for folder in ("report", "suite")
+    found = [f"{path.relative_to(package)}:{n}" for folder in ("report", "suite", "stats")
              for path in sorted((package / folder).glob("*.py"))
              for n, line in enumerate(path.read_text().splitlines(), 1) if DOTTED.search(line)]
     assert found == []
