@@ -3,6 +3,7 @@ is quick (why: docs/suites.md, "How the ranking is computed")."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Sequence
 
@@ -32,7 +33,7 @@ def friedman_exact_p(ranks: Sequence[Sequence[float]], max_work: int = EXACT_WOR
     sums = np.zeros((1, table.shape[1]), dtype=np.int64)
     probability: np.ndarray = np.ones(1)
     for row in table:
-        orders = np.unique(np.array(list(itertools.permutations(row.tolist())), dtype=np.int64), axis=0)
+        orders = _orders(tuple(sorted(row.tolist())))
         if len(sums) * len(orders) > max_work:
             return None
         grown = (sums[:, None, :] + orders[None, :, :]).reshape(-1, table.shape[1])
@@ -41,6 +42,14 @@ def friedman_exact_p(ranks: Sequence[Sequence[float]], max_work: int = EXACT_WOR
                                   minlength=len(keys))
         sums = grown[first]
     return float(min(1.0, probability[_statistic(sums) >= observed - 1e-9].sum()))
+
+
+@functools.lru_cache(maxsize=64)  # a suite's tasks share few distinct rank rows
+def _orders(row: tuple[int, ...]) -> np.ndarray:
+    """Every distinct order of one task's (doubled) ranks, one per row."""
+    orders = np.unique(np.array(list(itertools.permutations(row)), dtype=np.int64), axis=0)
+    orders.flags.writeable = False  # shared by every caller
+    return orders
 
 
 def friedman_permutation_p(ranks: Sequence[Sequence[float]], draws: int = PERMUTATIONS,

@@ -7,6 +7,7 @@ tasks as independent; variants of one dataset are not, and the caller must say s
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -65,6 +66,7 @@ class Ranking:
         return self.differs and self.cd is not None and gap >= self.cd
 
 
+@functools.lru_cache(maxsize=256)  # a root search over the studentized range: a few ms a call
 def nemenyi_q(k: int, alpha: float = 0.05) -> float:
     """Nemenyi's critical value for k strategies: Demšar's Table 5(a) (2.343 for k=3 at 0.05)."""
     return float(stats.studentized_range.ppf(1 - alpha, k, math.inf)) / math.sqrt(2)
