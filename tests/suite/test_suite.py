@@ -236,6 +236,7 @@ def test_a_suite_that_logged_to_wandb_logs_its_report_as_one_summary_run(tmp_pat
     assert len(table_rows(root, "suite/tasks")) == 20
     out = capsys.readouterr()
     assert out.out.rstrip().splitlines()[-1].startswith("No recommendation across tasks")
+    assert out.out.count("recommendation across tasks") == 1
     assert "wandb sync" in out.err
 
 

@@ -40,20 +40,15 @@ def _log_summary_run(root: Path, paths: dict[str, Path], of: str, whose: str,
         print(f"ftbench: W&B is offline; upload this {whose} runs later with: {command}", file=sys.stderr)
 
 
-def recommendation_line(report_md: Path) -> str | None:
-    """The recommendation sentence of a written ``report.md`` as plain text (no bold), or None.
-
-    Read back from the report rather than judged again, so the console says exactly what the
-    report says, and a second bootstrap is not paid for."""
-    try:
-        text = report_md.read_text()
-    except OSError:
-        return None
-    for paragraph in text.split("\n\n"):
-        paragraph = paragraph.strip()
-        if paragraph.startswith(RECOMMENDATION_STARTS):
-            return " ".join(paragraph.replace("**", "").split())
-    return None
+def split_answer(summary: str) -> tuple[str, str | None]:
+    """A printed summary without its recommendation paragraph, and that paragraph as plain text
+    (no bold), or None: a sweep prints the rest first and its answer last, once."""
+    paragraphs = summary.split("\n\n")
+    for i, paragraph in enumerate(paragraphs):
+        if paragraph.strip().startswith(RECOMMENDATION_STARTS):
+            rest = "\n\n".join(paragraphs[:i] + paragraphs[i + 1:])
+            return rest if rest.endswith("\n") else rest + "\n", " ".join(paragraph.replace("**", "").split())
+    return summary, None
 
 
 def write_report_quietly(root: Path, choice: dict | None = None) -> tuple[list, Written] | None:
@@ -113,11 +108,11 @@ class WriteReport(Callback):
         written = write_report_quietly(root)
         if written and final:
             runs, paths = written
-            print(paths.summary, end="", flush=True)
+            rest, answer = split_answer(paths.summary)
+            print(rest, end="", flush=True)
             self._to_wandb(root, runs, paths, str(config.hydra.sweep.dir))
-            line = recommendation_line(paths["report.md"])
-            if line:  # the last line a sweep prints: its answer
-                print(f"\n{line}", flush=True)
+            if answer:  # the last line a sweep prints: its answer
+                print(f"\n{answer}", flush=True)
 
     @staticmethod
     def _to_wandb(root: Path, runs, paths: dict[str, Path], sweep_dir: str) -> None:
@@ -141,18 +136,19 @@ class WriteReport(Callback):
         from ftbench.tracking.loggers import sweep_group
 
         cross, paths = written
-        print(suite_summary_text(cross, paths), end="", flush=True)
+        rest, answer = split_answer(suite_summary_text(cross, paths))
+        print(rest, end="", flush=True)
         runs = [run for task in cross.results.tasks for cell in task.cells.values() for run in cell.runs]
         settings = wandb_summary.wandb_settings(runs + [r for t in cross.results.tasks for r in t.failed])
-        if settings is None:
-            return
+        if settings is not None:
+            def log_run(plots: dict[str, Path]) -> Path:
+                tables = {"tasks": cell_records(cross), "strategies": strategy_records(cross)}
+                return wandb_summary.log_suite_summary_run(root, cross.results.record.name, tables, plots,
+                                                           settings, sweep_group(str(root)))
 
-        def log_run(plots: dict[str, Path]) -> Path:
-            tables = {"tasks": cell_records(cross), "strategies": strategy_records(cross)}
-            return wandb_summary.log_suite_summary_run(root, cross.results.record.name, tables, plots,
-                                                       settings, sweep_group(str(root)))
-
-        _log_summary_run(root, paths, " of the suite", "suite's", log_run)
+            _log_summary_run(root, paths, " of the suite", "suite's", log_run)
+        if answer:  # the last line a suite prints: its answer
+            print(f"\n{answer}", flush=True)
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs) -> None:
         if job_return.status == JobStatus.FAILED:
