@@ -33,12 +33,6 @@ def pytest_configure(config) -> None:
         threadpool_limits(threads, user_api="blas")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The slow tests first (each group in its own order): under pytest-xdist, a minute-long test
-    handed out last keeps one worker busy while the others stand idle."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
-
-
 @pytest.fixture
 def run_fit(tmp_path):
     """Fit with the given overrides in ``tmp_path``; returns (result, run_dir)."""
