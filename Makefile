@@ -23,12 +23,14 @@ run: setup                       # a line per job and epoch, the report's table,
                                  # again, it reuses every finished job ("reused") and prints the report again
 	$(PY) -m ftbench.train -m experiment=compare seed=0,1,2 hydra.sweep.dir=multirun/make-run
 
-# Tests run on every core (pytest-xdist), each worker at its share of threads (tests/conftest.py).
+# Tests run on every core (pytest-xdist), each worker at its share of threads (tests/conftest.py);
+# an idle worker takes tests queued for a busy one (worksteal): the suite's tests run from
+# milliseconds to a minute, and a minute-long one queued last kept the other core idle.
 test: setup                      # and the 15 slowest tests, to keep the suite's time in view
-	$(PY) -m pytest -q -n auto --durations=15
+	$(PY) -m pytest -q -n auto --dist worksteal --durations=15
 
 test-fast: setup                 # the quick loop: everything but the tests marked slow
-	$(PY) -m pytest -q -n auto -m "not slow"
+	$(PY) -m pytest -q -n auto --dist worksteal -m "not slow"
 
 lint: setup                      # style, the direction of imports (pyproject.toml's contracts), types
 	$(PY) -m ruff check src tests benchmarks
