@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from ftbench.report.cli import main as report_main
+from ftbench.report.intervals import BOOTSTRAP
 from ftbench.report.outcomes import EQUIVALENT, LOSS, UNDECIDED, WIN, by_seed_means
 from ftbench.report.suite_report import write_suite_report
 from ftbench.run.atomic import write_json
@@ -358,6 +359,23 @@ def test_a_suite_killed_after_its_first_task_reruns_nothing_that_completed(tmp_p
     assert "holds runs made with other settings (overrides then -, now optimizer.weight_decay=0.02)" \
         in changed.stderr
     assert results(suite) == after
+
+
+def test_a_tasks_cells_show_the_intervals_of_the_tasks_own_report(tmp_path, template):
+    """One draw per task: the suite's table and the task's report.md give a strategy one interval."""
+    from ftbench.report.render import compare_verdict
+    from ftbench.report.suite_results import read_task
+    from ftbench.report.writing import screened_runs
+    from tests.helpers import write_runs
+
+    accs = {"full": [0.90, 0.86, 0.93], "linear_probe": [0.70, 0.74, 0.69], "lora": [0.88, 0.9, 0.85]}
+    write_runs(tmp_path / "t1", [fake_run(template, s, seed, a, 1e9) for s, seeds in accs.items()
+                                 for seed, a in enumerate(seeds)], examples=500)
+    task = read_task(tmp_path, {"name": "t1", "dataset": "digits", "source": "digits"})
+    rows, _, _, _ = compare_verdict(tmp_path / "t1", *screened_runs(tmp_path / "t1"))
+    reported = {row.label: row.interval() for row in rows}
+    assert {s: c.interval for s, c in task.cells.items()} == reported
+    assert all(b is not None and b.method == BOOTSTRAP for b in reported.values())
 
 
 def test_a_tasks_outcomes_come_from_its_verdict_when_its_runs_kept_predictions(tmp_path, template):

@@ -74,11 +74,14 @@ def by_verdict(task: TaskResults, margin: float) -> Outcomes:
     confidence and resamples (``TaskResults.choice``: the command line's, else the suite's), as
     the task's own report draws it; a task whose runs kept no predictions leaves every strategy
     undecided."""
-    from ftbench.report import judgement
+    from ftbench.report import judgement, render
 
     given = {k: v for k, v in task.choice.items() if v is not None}
     choice = {**judgement.DEFAULTS, **given, "margin": margin}
-    result, _ = judgement.judge(task.folder, {s: c.runs for s, c in task.cells.items() if c.runs}, {}, choice)
+    result = task.verdict
+    if result is None or (result.margin, result.confidence, result.resamples) != (
+            choice["margin"], choice["confidence"], choice["resamples"]):  # judged again, on the same draw
+        result, _, _ = render.folder_verdict(task.folder, task.runs, choice)
     if result is None:
         return all_undecided(task, NO_PREDICTIONS)
     outcomes = from_verdict(result)

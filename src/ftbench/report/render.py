@@ -45,14 +45,8 @@ def compare_verdict(root: Path, runs: list[Run], choice: dict | None = None
                     ) -> tuple[list[Row], verdict.Verdict | None, dict, dict]:
     """A plain sweep's rows (their test intervals from the verdict's bootstrap), its verdict (None
     without predictions), the rows' costs (training FLOPs) and failed runs, by row label."""
-    choice = judgement.settings(runs, choice)
-    rows = group_rows(runs)
-    failed = {row.label: lost for row in rows if (lost := sum(failed_run(r) for r in row.failed))}
-    costs = {row.label: row.mean(train_flops) for row in rows}
-    result, missing = judgement.judge(root, {row.label: row.runs for row in rows if row.runs}, costs, choice,
-                                      failed)
-    return (with_intervals(root, rows, choice, result), result, costs,
-            {"failed": failed, "missing": missing, "choice": choice})
+    rows, result, costs, left = _compare_judged(root, runs, choice)
+    return with_intervals(root, rows, left["choice"], result), result, costs, left
 
 
 def tuned_verdict(root: Path, runs: list[Run], choice: dict | None = None
@@ -60,6 +54,33 @@ def tuned_verdict(root: Path, runs: list[Run], choice: dict | None = None
     """A tuned sweep's strategies (their intervals and tuned − default from the verdict's
     bootstrap), its verdict over the tuned runs, their costs (search included), failed runs and
     settings."""
+    items, result, costs, left = _tuned_judged(root, runs, choice)
+    return tuned.with_intervals(root, items, left["choice"], result), result, costs, left
+
+
+def folder_verdict(root: Path, runs: list[Run], choice: dict | None = None
+                   ) -> tuple[verdict.Verdict | None, dict, dict[str, int]]:
+    """The verdict the report of the sweep in ``root`` draws from ``runs`` (as ``screening``
+    left them): the same candidates, order and bootstrap, so that a suite's table and
+    ``ftbench.results`` say what ``report.md`` says; with its costs and failed runs."""
+    judge = _tuned_judged if tuned.is_tuned_sweep(runs) else _compare_judged
+    _, result, costs, left = judge(root, runs, choice)
+    return result, costs, left["failed"]
+
+
+def _compare_judged(root: Path, runs: list[Run], choice: dict | None
+                    ) -> tuple[list[Row], verdict.Verdict | None, dict, dict]:
+    choice = judgement.settings(runs, choice)
+    rows = group_rows(runs)
+    failed = {row.label: lost for row in rows if (lost := sum(failed_run(r) for r in row.failed))}
+    costs = {row.label: row.mean(train_flops) for row in rows}
+    result, missing = judgement.judge(root, {row.label: row.runs for row in rows if row.runs}, costs, choice,
+                                      failed)
+    return rows, result, costs, {"failed": failed, "missing": missing, "choice": choice}
+
+
+def _tuned_judged(root: Path, runs: list[Run], choice: dict | None
+                  ) -> tuple[list[tuned.Tuning], verdict.Verdict | None, dict, dict]:
     runs = tuned.without_retried(runs)
     choice = judgement.settings(runs, choice)
     items = tuned.tunings(runs)
@@ -67,8 +88,7 @@ def tuned_verdict(root: Path, runs: list[Run], choice: dict | None = None
     failed = Counter(r.strategy for r in runs if tuned.phase(r) == tuned.TUNED and failed_run(r))
     result, missing = judgement.judge(root, tuned.final_runs(items), costs, choice, failed,
                                       judged=[t.strategy for t in items if t.tuned_runs])
-    return (tuned.with_intervals(root, items, choice, result), result, costs,
-            {"failed": dict(failed), "missing": missing, "choice": choice})
+    return items, result, costs, {"failed": dict(failed), "missing": missing, "choice": choice}
 
 
 def _images(root: Path, plot_paths: dict[str, Path], note: str | None) -> str:

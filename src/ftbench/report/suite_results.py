@@ -12,12 +12,13 @@ from pathlib import Path
 
 import yaml
 
-from ftbench.report import intervals, judgement, screening, tuned
+from ftbench.report import intervals, judgement, render, screening, tuned
 from ftbench.report.collect import Run, collect
 from ftbench.report.readings import train_flops
 from ftbench.report.tables import unfinished
 from ftbench.run.result import MAX_BYTES
 from ftbench.stats.choice import check
+from ftbench.stats.verdict import Verdict
 
 SUITE_FILE = "suite.yaml"  # written by the suite into its folder: what it ran
 TASK_FILE = "task.yaml"  # in each task's folder: the overrides its jobs ran with
@@ -74,8 +75,8 @@ def read_suite_record(root: Path) -> SuiteRecord:
 class Cell:
     """One strategy on one task: its test accuracy on each seed and what training cost.
 
-    Its interval resamples seeds and test examples (``ftbench.report.intervals``), as the task's
-    verdict does; over seeds only (Student's t) where the runs kept no predictions.
+    Its interval is the one the task's own report shows (from its verdict's draw over seeds and
+    test examples); over seeds only (Student's t) where the runs kept no predictions.
     """
 
     strategy: str
@@ -120,6 +121,8 @@ class TaskResults:
     jobs: int = 0
     train_sizes: tuple[int, ...] = ()
     choice: dict = field(default_factory=dict)  # the margin, confidence and resamples of its intervals
+    runs: list[Run] = field(default_factory=list)  # every run, as screened
+    verdict: Verdict | None = None  # at ``choice``: the task's own report's (``render.folder_verdict``)
 
     def means(self) -> dict[str, float]:
         return {s: c.mean for s, c in self.cells.items() if c.mean is not None}
@@ -152,8 +155,10 @@ def read_task(root: Path, task: dict, choice: dict | None = None) -> TaskResults
             flops = [v for r in cell.runs if (v := train_flops(r.result)) is not None]
             cell.train_flops = statistics.fmean(flops) if flops else None
     choice = result.choice = check(judgement.settings(runs, choice))
-    for cell in result.cells.values():
-        cell.bounds = intervals.of_runs(folder, cell.runs, choice)
+    result.runs = runs
+    result.verdict, _, _ = render.folder_verdict(folder, runs, choice)
+    for strategy, cell in result.cells.items():  # the intervals of the task's own report
+        cell.bounds = intervals.of_runs(folder, cell.runs, choice, drawn=result.verdict, name=strategy)
     sizes = {r.result.data.train_size for c in result.cells.values() for r in c.runs}
     result.train_sizes = tuple(sorted(s for s in sizes if s is not None))
     return result

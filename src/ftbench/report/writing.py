@@ -25,8 +25,14 @@ def report_folder(root: Path, choice: dict | None = None,
                   runs: list[Run] | None = None) -> tuple[list[Run], Written, dict]:
     """Write the report of the sweep in ``root``; return the runs it read (left-out ones marked),
     its files (with what it prints) and the settings it was computed at."""
-    runs = collect(root) if runs is None else runs
-    chosen = settled(runs, choice)
-    screened = screening.screen(root, runs)
+    screened, chosen = screened_runs(root, choice, runs)
     return screened, write_report(root, screened, chosen), chosen
+
+
+def screened_runs(root: Path, choice: dict | None = None,
+                  runs: list[Run] | None = None) -> tuple[list[Run], dict]:
+    """The runs of the sweep in ``root`` as its report compares them (``screening``), and the
+    report's settings for them (``settled``)."""
+    runs = collect(root) if runs is None else runs
+    return screening.screen(root, runs), settled(runs, choice)
 

@@ -1,8 +1,8 @@
 """``verdict(folder)``: the report's verdict, one row per strategy (and task), as a DataFrame.
 
-The verdict is the report's own (``ftbench.report.render.compare_verdict`` for a plain sweep,
-``tuned_verdict`` for a tuned one: the same candidates, costs, failed runs and bootstrap), so
-the frame and ``report.md`` cannot disagree. ``_frame`` is the one place that reads the
+The verdict is the report's own (``ftbench.report.render.folder_verdict``: the same screened
+runs, candidates, costs, failed runs and bootstrap), so the frame and ``report.md`` cannot
+disagree. ``_frame`` is the one place that reads the
 verdict's internals.
 """
 
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ftbench.report import render, tuned
-from ftbench.report.collect import collect
+from ftbench.report import render
+from ftbench.report.writing import screened_runs
 from ftbench.results.sweeps import sweeps
 from ftbench.stats.verdict import Verdict
 
@@ -41,11 +41,9 @@ def _frame(result: Verdict, costs: Mapping[str, float | None], failed: Mapping[s
 def judged(root: Path, margin: float | None = None, confidence: float | None = None) -> list[dict]:
     """One sweep folder's verdict rows; none where no run kept its predictions (the report then
     gives no verdict either)."""
-    runs = collect(root)
-    choice = {"margin": margin, "confidence": confidence}
-    judge = render.tuned_verdict if tuned.is_tuned_sweep(runs) else render.compare_verdict
-    _, result, costs, lost = judge(root, runs, choice)
-    return [] if result is None else _frame(result, costs, lost["failed"])
+    runs, choice = screened_runs(root, {"margin": margin, "confidence": confidence})
+    result, costs, failed = render.folder_verdict(root, runs, choice)
+    return [] if result is None else _frame(result, costs, failed)
 
 
 def verdict(folder: str | os.PathLike, margin: float | None = None,
