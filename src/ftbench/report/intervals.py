@@ -1,7 +1,7 @@
 """Accuracy intervals for the report's tables, from both sources of noise.
 
-The verdict's own draw where it covers the runs (one interval per strategy in every table);
-elsewhere (a suite's cells, the shifted accuracy) the same two-level bootstrap over those runs
+The verdict's own draw where it covers the runs (one interval per strategy in every table, a
+suite's included); elsewhere (the shifted accuracy) the same two-level bootstrap over those runs
 alone; Student's t over seeds for runs without predictions, which the table marks (docs/report.md).
 """
 
