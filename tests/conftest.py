@@ -7,10 +7,9 @@ import os
 import sys
 
 import pytest
-from omegaconf import OmegaConf
 
-from ftbench.train import fit, main
-from tests.helpers import FAST, SCHEDULE, Crash, CrashAtEpoch, make_cfg
+# ftbench, torch and Lightning are imported inside the fixtures: pytest-xdist's controller loads
+# this file too, and it runs no test (their import takes it 6 s before any worker starts)
 
 
 def pytest_configure(config) -> None:
@@ -36,6 +35,9 @@ def pytest_configure(config) -> None:
 @pytest.fixture
 def run_fit(tmp_path):
     """Fit with the given overrides in ``tmp_path``; returns (result, run_dir)."""
+
+    from ftbench.train import fit
+    from tests.helpers import FAST, make_cfg
 
     def _run(*overrides: str, fast: bool = True):
         cfg = make_cfg(*(FAST if fast else []), *overrides, run_dir=tmp_path)
@@ -100,6 +102,8 @@ def pretrained_per_model(tmp_path_factory):
 def cli(monkeypatch, capsys):
     """``python -m ftbench.train ARGS`` in this process: returns (exit code, stderr); the
     run's stdout is kept as ``cli.stdout``."""
+    from ftbench.train import main
+
     monkeypatch.setenv("HYDRA_FULL_ERROR", "0")  # restored after the test
 
     def _run(*args: str) -> tuple[int, str]:
@@ -119,6 +123,11 @@ def cli(monkeypatch, capsys):
 @pytest.fixture
 def interrupted(tmp_path):
     """A gradual run that crashed after its first epoch, with the config Hydra saves for it."""
+    from omegaconf import OmegaConf
+
+    from ftbench.train import fit
+    from tests.helpers import SCHEDULE, Crash, CrashAtEpoch, make_cfg
+
     run_dir = tmp_path / "run"
     cfg = make_cfg(*SCHEDULE, "strategy=gradual", run_dir=run_dir)
     with pytest.raises(Crash):
@@ -131,6 +140,9 @@ def interrupted(tmp_path):
 @pytest.fixture(scope="session")
 def template(tmp_path_factory) -> dict:
     """One real result.json (gradual, so the history has several LR phases) to vary."""
+    from ftbench.train import fit
+    from tests.helpers import FAST, make_cfg
+
     run_dir = tmp_path_factory.mktemp("template")
     cfg = make_cfg(*FAST, "strategy=gradual", "trainer.max_epochs=3", run_dir=run_dir)
     return fit(cfg, run_dir)
